@@ -1,0 +1,42 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Release kernels are built for the CPU that builds them: without a CPU target, SIMD fused
+// multiply-add becomes a library call (~140x slower, see DEVELOPERS.md / ARCHITECTURE.md).
+let native: [SwiftSetting] = [
+    .unsafeFlags(["-Xcc", "-march=native", "-enable-testing"]),
+]
+
+let package = Package(
+    name: "Convolve",
+    products: [
+        .library(name: "Convolve", targets: ["Convolve"]),
+        .library(name: "ConvolveNN", targets: ["ConvolveNN"]),
+        .library(name: "ConvolveData", targets: ["ConvolveData"]),
+        .library(name: "ConvolveTraining", targets: ["ConvolveTraining"]),
+        .executable(name: "convolve", targets: ["convolve"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+    ],
+    targets: [
+        .target(name: "Convolve",
+                dependencies: [.product(name: "Numerics", package: "swift-numerics")],
+                swiftSettings: native),
+        .target(name: "ConvolveNN", dependencies: ["Convolve"], swiftSettings: native),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .target(name: "ConvolveData", dependencies: ["Convolve", "CZlib"], swiftSettings: native),
+        .target(name: "ConvolveTraining", dependencies: ["Convolve", "ConvolveNN", "ConvolveData"],
+                swiftSettings: native),
+        .executableTarget(name: "convolve",
+                          dependencies: ["Convolve", "ConvolveNN", "ConvolveData", "ConvolveTraining",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: native),
+        .testTarget(name: "ConvolveTests",
+                    dependencies: ["Convolve", "ConvolveNN", "ConvolveData", "ConvolveTraining"],
+                    resources: [.copy("Fixtures")],
+                    swiftSettings: native),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,192 @@
+import Foundation
+
+// Single-precision matrix multiply, BLIS-style: B is packed into 32-column panels, A into 8-row
+// panels, and an 8x32 micro-kernel keeps 16 SIMD16 accumulators (AVX-512 zmm registers when built
+// with a CPU target) in registers across the K loop.
+
+private let MR = 8, NR = 32
+private let KC = 256, MC = 128, NC = 1024
+
+/// `C = alpha * op(A) * op(B) + beta * C` for row-major matrices, where `op(X)` is `X` or `Xᵀ`.
+/// `op(A)` is m×k, `op(B)` is k×n, `C` is m×n with leading dimensions (row strides) `lda`, `ldb`, `ldc`.
+/// Splits columns (or rows) across threads when the product is large.
+public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                  a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int? = nil) {
+    if m == 0 || n == 0 { return }
+    if beta != 1 {
+        for i in 0..<m {
+            let row = c + i * ldc
+            if beta == 0 { row.update(repeating: 0, count: n) } else { for j in 0..<n { row[j] *= beta } }
+        }
+    }
+    if k == 0 || alpha == 0 { return }
+    let work = m * n * k
+    let maxThreads = threads ?? Parallel.threads
+    let t = work >= Parallel.minWorkToSplit ? Swift.min(maxThreads, Swift.max(1, Swift.max(m / MR, n / NR))) : 1
+    if t <= 1 {
+        gemmSerial(transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc)
+        return
+    }
+    let splitN = n >= m
+    DispatchQueue.concurrentPerform(iterations: t) { i in
+        if splitN {
+            let panels = (n + NR - 1) / NR
+            let lo = Swift.min(n, panels * i / t * NR), hi = Swift.min(n, panels * (i + 1) / t * NR)
+            if hi > lo { gemmSerial(transA, transB, 0, m, lo, hi, k, alpha, a, lda, b, ldb, c, ldc) }
+        } else {
+            let panels = (m + MR - 1) / MR
+            let lo = Swift.min(m, panels * i / t * MR), hi = Swift.min(m, panels * (i + 1) / t * MR)
+            if hi > lo { gemmSerial(transA, transB, lo, hi, 0, n, k, alpha, a, lda, b, ldb, c, ldc) }
+        }
+    }
+}
+
+/// Adds `alpha * op(A)[m0..<m1, :] * op(B)[:, n0..<n1]` into C on the calling thread.
+private func gemmSerial(_ transA: Bool, _ transB: Bool, _ m0: Int, _ m1: Int, _ n0: Int, _ n1: Int, _ k: Int,
+                        _ alpha: Float, _ a: UnsafePointer<Float>, _ lda: Int,
+                        _ b: UnsafePointer<Float>, _ ldb: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+    let kcMax = Swift.min(KC, k)
+    let ncMax = Swift.min(NC, (n1 - n0 + NR - 1) / NR * NR)
+    let mcMax = Swift.min(MC, (m1 - m0 + MR - 1) / MR * MR)
+    let bp = UnsafeMutablePointer<Float>.allocate(capacity: kcMax * ncMax)
+    let ap = UnsafeMutablePointer<Float>.allocate(capacity: kcMax * mcMax)
+    defer { bp.deallocate(); ap.deallocate() }
+    var jc = n0
+    while jc < n1 {
+        let nc = Swift.min(NC, n1 - jc)
+        var pc = 0
+        while pc < k {
+            let kc = Swift.min(KC, k - pc)
+            packB(transB, b, ldb, pc, kc, jc, nc, bp)
+            var ic = m0
+            while ic < m1 {
+                let mc = Swift.min(MC, m1 - ic)
+                packA(transA, a, lda, ic, mc, pc, kc, ap)
+                var jr = 0
+                while jr < nc {
+                    let nr = Swift.min(NR, nc - jr)
+                    var ir = 0
+                    while ir < mc {
+                        let mr = Swift.min(MR, mc - ir)
+                        microKernel(kc, ap + ir * kc, bp + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc, alpha, mr, nr)
+                        ir += MR
+                    }
+                    jr += NR
+                }
+                ic += MC
+            }
+            pc += KC
+        }
+        jc += NC
+    }
+}
+
+/// Packs op(B)[pc..<pc+kc, jc..<jc+nc] as consecutive kc×32 panels (row p of a panel is 32 floats),
+/// zero-padding the last panel.
+@inline(__always)
+private func packB(_ trans: Bool, _ b: UnsafePointer<Float>, _ ldb: Int, _ pc: Int, _ kc: Int,
+                   _ jc: Int, _ nc: Int, _ out: UnsafeMutablePointer<Float>) {
+    var j = 0
+    while j < nc {
+        let w = Swift.min(NR, nc - j)
+        let panel = out + j * kc
+        if !trans {
+            for p in 0..<kc {
+                let src = b + (pc + p) * ldb + jc + j
+                let dst = panel + p * NR
+                if w == NR {
+                    UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: NR * 4)
+                } else {
+                    for q in 0..<w { dst[q] = src[q] }
+                    for q in w..<NR { dst[q] = 0 }
+                }
+            }
+        } else {
+            for p in 0..<kc {
+                let dst = panel + p * NR
+                for q in 0..<w { dst[q] = b[(jc + j + q) * ldb + pc + p] }
+                if w < NR { for q in w..<NR { dst[q] = 0 } }
+            }
+        }
+        j += NR
+    }
+}
+
+/// Packs op(A)[ic..<ic+mc, pc..<pc+kc] as consecutive kc×8 panels, zero-padding the last panel.
+@inline(__always)
+private func packA(_ trans: Bool, _ a: UnsafePointer<Float>, _ lda: Int, _ ic: Int, _ mc: Int,
+                   _ pc: Int, _ kc: Int, _ out: UnsafeMutablePointer<Float>) {
+    var i = 0
+    while i < mc {
+        let h = Swift.min(MR, mc - i)
+        let panel = out + i * kc
+        if !trans {
+            for r in 0..<MR {
+                if r < h {
+                    let src = a + (ic + i + r) * lda + pc
+                    for p in 0..<kc { panel[p * MR + r] = src[p] }
+                } else {
+                    for p in 0..<kc { panel[p * MR + r] = 0 }
+                }
+            }
+        } else {
+            for p in 0..<kc {
+                let src = a + (pc + p) * lda + ic + i
+                let dst = panel + p * MR
+                for r in 0..<h { dst[r] = src[r] }
+                if h < MR { for r in h..<MR { dst[r] = 0 } }
+            }
+        }
+        i += MR
+    }
+}
+
+typealias V16 = SIMD16<Float>
+
+@inline(__always) private func ld(_ p: UnsafePointer<Float>) -> V16 {
+    UnsafeRawPointer(p).loadUnaligned(as: V16.self)
+}
+@inline(__always) private func st(_ v: V16, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: V16.self)
+}
+
+/// C[0..<mr, 0..<nr] += alpha * Apanel(8×kc) * Bpanel(kc×32).
+@inline(__always)
+private func microKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ mr: Int, _ nr: Int) {
+    var c00 = V16(), c01 = V16(), c10 = V16(), c11 = V16(), c20 = V16(), c21 = V16(), c30 = V16(), c31 = V16()
+    var c40 = V16(), c41 = V16(), c50 = V16(), c51 = V16(), c60 = V16(), c61 = V16(), c70 = V16(), c71 = V16()
+    var pa = a, pb = b
+    for _ in 0..<kc {
+        let b0 = ld(pb), b1 = ld(pb + 16)
+        var av = V16(repeating: pa[0]); c00.addProduct(av, b0); c01.addProduct(av, b1)
+        av = V16(repeating: pa[1]); c10.addProduct(av, b0); c11.addProduct(av, b1)
+        av = V16(repeating: pa[2]); c20.addProduct(av, b0); c21.addProduct(av, b1)
+        av = V16(repeating: pa[3]); c30.addProduct(av, b0); c31.addProduct(av, b1)
+        av = V16(repeating: pa[4]); c40.addProduct(av, b0); c41.addProduct(av, b1)
+        av = V16(repeating: pa[5]); c50.addProduct(av, b0); c51.addProduct(av, b1)
+        av = V16(repeating: pa[6]); c60.addProduct(av, b0); c61.addProduct(av, b1)
+        av = V16(repeating: pa[7]); c70.addProduct(av, b0); c71.addProduct(av, b1)
+        pa += MR; pb += NR
+    }
+    let al = V16(repeating: alpha)
+    if mr == MR && nr == NR {
+        @inline(__always) func upd(_ r: Int, _ v0: V16, _ v1: V16) {
+            let p = c + r * ldc
+            st(ld(p) + al * v0, p); st(ld(p + 16) + al * v1, p + 16)
+        }
+        upd(0, c00, c01); upd(1, c10, c11); upd(2, c20, c21); upd(3, c30, c31)
+        upd(4, c40, c41); upd(5, c50, c51); upd(6, c60, c61); upd(7, c70, c71)
+        return
+    }
+    withUnsafeTemporaryAllocation(of: V16.self, capacity: 16) { t in
+        t[0] = c00; t[1] = c01; t[2] = c10; t[3] = c11; t[4] = c20; t[5] = c21; t[6] = c30; t[7] = c31
+        t[8] = c40; t[9] = c41; t[10] = c50; t[11] = c51; t[12] = c60; t[13] = c61; t[14] = c70; t[15] = c71
+        let f = UnsafeRawPointer(t.baseAddress!).assumingMemoryBound(to: Float.self)
+        for r in 0..<mr {
+            let p = c + r * ldc, src = f + r * NR
+            for q in 0..<nr { p[q] += alpha * src[q] }
+        }
+    }
+}

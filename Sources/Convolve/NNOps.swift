@@ -1,0 +1,558 @@
+import Foundation
+import RealModule
+
+/// Output length of a convolution or pooling window along one axis (PyTorch's formula).
+public func convOutputSize(_ input: Int, kernel: Int, stride: Int, padding: Int, dilation: Int = 1,
+                           ceilMode: Bool = false) -> Int {
+    let span = input + 2 * padding - dilation * (kernel - 1) - 1
+    if span < 0 { return 0 }
+    var out = (ceilMode ? (span + stride - 1) / stride : span / stride) + 1
+    // In ceil mode the last window must start inside the input or the left padding.
+    if ceilMode && (out - 1) * stride >= input + padding { out -= 1 }
+    return out
+}
+
+/// Geometry of a 2-D convolution on one image.
+struct ConvGeometry {
+    let c: Int, h: Int, w: Int, kh: Int, kw: Int, sh: Int, sw: Int, ph: Int, pw: Int, dh: Int, dw: Int
+    let oh: Int, ow: Int
+    var kSize: Int { c * kh * kw }
+    var ohw: Int { oh * ow }
+    var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 }
+
+    /// Unfolds `c` channels of one image into `col[(ci*kh+ki)*kw+kj, oy*ow+ox]`.
+    func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>) {
+        for ci in 0..<c { for ki in 0..<kh { for kj in 0..<kw {
+            let row = col + ((ci * kh + ki) * kw + kj) * ohw
+            let xc = x + ci * h * w
+            for oy in 0..<oh {
+                let iy = oy * sh - ph + ki * dh
+                let dst = row + oy * ow
+                if iy < 0 || iy >= h { dst.update(repeating: 0, count: ow); continue }
+                let src = xc + iy * w
+                let x0 = kj * dw - pw
+                if sw == 1 {
+                    // contiguous run: ox in [lo, hi) maps inside the row
+                    let lo = Swift.min(ow, Swift.max(0, -x0)), hi = Swift.max(lo, Swift.min(ow, w - x0))
+                    if lo > 0 { dst.update(repeating: 0, count: lo) }
+                    if hi > lo { dst.advanced(by: lo).update(from: src + x0 + lo, count: hi - lo) }
+                    if hi < ow { dst.advanced(by: hi).update(repeating: 0, count: ow - hi) }
+                } else {
+                    for ox in 0..<ow {
+                        let ix = ox * sw + x0
+                        dst[ox] = (ix >= 0 && ix < w) ? src[ix] : 0
+                    }
+                }
+            }
+        } } }
+    }
+
+    /// Adds a column matrix back into image gradients (the adjoint of `im2col`).
+    func col2im(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>) {
+        for ci in 0..<c { for ki in 0..<kh { for kj in 0..<kw {
+            let row = col + ((ci * kh + ki) * kw + kj) * ohw
+            let xc = dx + ci * h * w
+            for oy in 0..<oh {
+                let iy = oy * sh - ph + ki * dh
+                if iy < 0 || iy >= h { continue }
+                let src = row + oy * ow
+                let dst = xc + iy * w
+                let x0 = kj * dw - pw
+                for ox in 0..<ow {
+                    let ix = ox * sw + x0
+                    if ix >= 0 && ix < w { dst[ix] += src[ox] }
+                }
+            }
+        } } }
+    }
+}
+
+/// 2-D convolution (cross-correlation) of NCHW `input` with `weight` `[out, in/groups, kh, kw]`
+/// and optional `bias` `[out]`, like `torch.nn.functional.conv2d`. Bias is fused into the GEMM output pass.
+public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
+                   stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
+                   dilation: (Int, Int) = (1, 1), groups: Int = 1) -> Tensor {
+    precondition(input.rank == 4, "conv2d expects NCHW input, got shape \(input.shape)")
+    precondition(weight.rank == 4, "conv2d weight must be [out, in/groups, kh, kw], got \(weight.shape)")
+    let (n, cin, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+    let (cout, cg, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
+    precondition(cin == cg * groups && cout % groups == 0,
+                 "conv2d: input has \(cin) channels, weight \(weight.shape) with groups \(groups)")
+    if let bias { precondition(bias.count == cout, "conv2d bias must have \(cout) elements") }
+    let oh = convOutputSize(h, kernel: kh, stride: stride.0, padding: padding.0, dilation: dilation.0)
+    let ow = convOutputSize(w, kernel: kw, stride: stride.1, padding: padding.1, dilation: dilation.1)
+    precondition(oh > 0 && ow > 0, "conv2d: kernel \(kh)x\(kw) larger than padded input \(h)x\(w)")
+    let geo = ConvGeometry(c: cg, h: h, w: w, kh: kh, kw: kw, sh: stride.0, sw: stride.1,
+                           ph: padding.0, pw: padding.1, dh: dilation.0, dw: dilation.1, oh: oh, ow: ow)
+    let ocg = cout / groups
+    let ohw = geo.ohw, kSize = geo.kSize
+    let inPer = cin * h * w, outPer = cout * ohw
+    var out = [Float](repeating: 0, count: n * outPer)
+    let work = n * cout * ohw * kSize
+
+    input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pw in
+    out.withUnsafeMutableBufferPointer { po in
+        let x = px.baseAddress!, wt = pw.baseAddress!, o = po.baseAddress!
+        let b = bias?.storage
+        Parallel.forChunks(n, work: work) { range in
+            let col = geo.isPointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: kSize * ohw)
+            defer { col?.deallocate() }
+            for s in range {
+                for g in 0..<groups {
+                    let xs = x + s * inPer + g * cg * h * w
+                    let src: UnsafePointer<Float>
+                    if let col { geo.im2col(xs, col); src = UnsafePointer(col) } else { src = xs }
+                    let os = o + s * outPer + g * ocg * ohw
+                    if let b {
+                        for oc in 0..<ocg { (os + oc * ohw).update(repeating: b[g * ocg + oc], count: ohw) }
+                    }
+                    sgemm(transA: false, transB: false, m: ocg, n: ohw, k: kSize, a: wt + g * ocg * kSize, lda: kSize,
+                          b: src, ldb: ohw, beta: b == nil ? 0 : 1, c: os, ldc: ohw, threads: 1)
+                }
+            }
+        }
+    } } }
+
+    var inputs = [input, weight]
+    if let bias { inputs.append(bias) }
+    return Tensor.result(out, [n, cout, oh, ow], inputs) { g in
+        g.withUnsafeBufferPointer { pg in
+            let gp = pg.baseAddress!
+            if let bias, bias.requiresGrad {
+                bias.accumulate { db in
+                    for s in 0..<n { for oc in 0..<cout {
+                        let row = gp + s * outPer + oc * ohw
+                        var acc: Float = 0
+                        for i in 0..<ohw { acc += row[i] }
+                        db[oc] += acc
+                    } }
+                }
+            }
+            let needX = input.requiresGrad, needW = weight.requiresGrad
+            if !needX && !needW { return }
+            let chunks = Parallel.chunkCount(n, work: work * 2)
+            // Per-chunk weight-gradient partials, reduced after the parallel pass.
+            let wCount = weight.count
+            var partial = [Float](repeating: 0, count: needW ? chunks * wCount : 0)
+            var dxBuf = [Float](repeating: 0, count: needX ? input.count : 0)
+            input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pw in
+            partial.withUnsafeMutableBufferPointer { pp in dxBuf.withUnsafeMutableBufferPointer { pdx in
+                let x = px.baseAddress!, wt = pw.baseAddress!
+                let pBase = pp.baseAddress, dxBase = pdx.baseAddress
+                Parallel.forChunks(n, work: work * 2) { range in
+                    let chunk = range.lowerBound * chunks / n
+                    let col = UnsafeMutablePointer<Float>.allocate(capacity: kSize * ohw)
+                    defer { col.deallocate() }
+                    for s in range {
+                        for gi in 0..<groups {
+                            let gs = gp + s * outPer + gi * ocg * ohw
+                            if needW {
+                                let xs = x + s * inPer + gi * cg * h * w
+                                let src: UnsafePointer<Float>
+                                if geo.isPointwise { src = xs } else { geo.im2col(xs, col); src = UnsafePointer(col) }
+                                sgemm(transA: false, transB: true, m: ocg, n: kSize, k: ohw, a: gs, lda: ohw,
+                                      b: src, ldb: ohw, beta: 1, c: pBase! + chunk * wCount + gi * ocg * kSize,
+                                      ldc: kSize, threads: 1)
+                            }
+                            if needX {
+                                let dxs = dxBase! + s * inPer + gi * cg * h * w
+                                if geo.isPointwise {
+                                    sgemm(transA: true, transB: false, m: kSize, n: ohw, k: ocg, a: wt + gi * ocg * kSize,
+                                          lda: kSize, b: gs, ldb: ohw, beta: 1, c: dxs, ldc: ohw, threads: 1)
+                                } else {
+                                    sgemm(transA: true, transB: false, m: kSize, n: ohw, k: ocg, a: wt + gi * ocg * kSize,
+                                          lda: kSize, b: gs, ldb: ohw, beta: 0, c: col, ldc: ohw, threads: 1)
+                                    geo.col2im(col, dxs)
+                                }
+                            }
+                        }
+                    }
+                }
+            } } } }
+            if needX { input.accumulate(dxBuf) }
+            if needW {
+                weight.accumulate { dw in
+                    for c in 0..<chunks { for i in 0..<wCount { dw[i] += partial[c * wCount + i] } }
+                }
+            }
+        }
+    }
+}
+
+extension Tensor {
+    /// Per-row setup shared by the 2-D pooling ops.
+    fileprivate func poolDims(_ k: (Int, Int), _ s: (Int, Int), _ p: (Int, Int), _ d: (Int, Int), _ ceil: Bool)
+        -> (n: Int, c: Int, h: Int, w: Int, oh: Int, ow: Int) {
+        precondition(rank == 4, "2-D pooling expects NCHW input, got shape \(shape)")
+        precondition(p.0 * 2 <= k.0 && p.1 * 2 <= k.1, "pad should be at most half of the kernel size")
+        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+        let oh = convOutputSize(h, kernel: k.0, stride: s.0, padding: p.0, dilation: d.0, ceilMode: ceil)
+        let ow = convOutputSize(w, kernel: k.1, stride: s.1, padding: p.1, dilation: d.1, ceilMode: ceil)
+        precondition(oh > 0 && ow > 0, "pooling window larger than input \(h)x\(w)")
+        return (n, c, h, w, oh, ow)
+    }
+}
+
+/// 2-D max pooling over NCHW input, like `torch.nn.functional.max_pool2d`.
+public func maxPool2d(_ input: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? = nil,
+                      padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), ceilMode: Bool = false) -> Tensor {
+    let s = stride ?? kernelSize
+    let (n, c, h, w, oh, ow) = input.poolDims(kernelSize, s, padding, dilation, ceilMode)
+    let planes = n * c
+    var out = [Float](repeating: 0, count: planes * oh * ow)
+    var arg = [Int32](repeating: -1, count: planes * oh * ow)
+    let (kh, kw) = kernelSize
+    input.storage.withUnsafeBufferPointer { px in out.withUnsafeMutableBufferPointer { po in
+    arg.withUnsafeMutableBufferPointer { pa in
+        let x = px.baseAddress!, o = po.baseAddress!, a = pa.baseAddress!
+        Parallel.forChunks(planes, work: planes * oh * ow * kh * kw) { range in
+            for pl in range {
+                let xp = x + pl * h * w
+                for oy in 0..<oh { for ox in 0..<ow {
+                    var best = -Float.infinity, bi: Int32 = -1
+                    for i in 0..<kh {
+                        let iy = oy * s.0 - padding.0 + i * dilation.0
+                        if iy < 0 || iy >= h { continue }
+                        for j in 0..<kw {
+                            let ix = ox * s.1 - padding.1 + j * dilation.1
+                            if ix < 0 || ix >= w { continue }
+                            let v = xp[iy * w + ix]
+                            if v > best || v.isNaN || bi < 0 { best = v; bi = Int32(iy * w + ix) }
+                        }
+                    }
+                    let oi = (pl * oh + oy) * ow + ox
+                    o[oi] = best; a[oi] = bi
+                } }
+            }
+        }
+    } } }
+    return Tensor.result(out, [n, c, oh, ow], [input]) { g in
+        input.accumulate { d in
+            for pl in 0..<planes {
+                let base = pl * h * w
+                for i in 0..<(oh * ow) {
+                    let oi = pl * oh * ow + i
+                    if arg[oi] >= 0 { d[base + Int(arg[oi])] += g[oi] }
+                }
+            }
+        }
+    }
+}
+
+/// 2-D average pooling over NCHW input, like `torch.nn.functional.avg_pool2d`.
+public func avgPool2d(_ input: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? = nil,
+                      padding: (Int, Int) = (0, 0), ceilMode: Bool = false, countIncludePad: Bool = true) -> Tensor {
+    let s = stride ?? kernelSize
+    let (n, c, h, w, oh, ow) = input.poolDims(kernelSize, s, padding, (1, 1), ceilMode)
+    let (kh, kw) = kernelSize
+    let planes = n * c
+    // Window bounds and divisor per output position (same for every plane).
+    var windows = [(Int, Int, Int, Int, Float)]()
+    windows.reserveCapacity(oh * ow)
+    for oy in 0..<oh { for ox in 0..<ow {
+        var y0 = oy * s.0 - padding.0, x0 = ox * s.1 - padding.1
+        var y1 = Swift.min(y0 + kh, h + padding.0), x1 = Swift.min(x0 + kw, w + padding.1)
+        let padded = (y1 - y0) * (x1 - x0)
+        y0 = Swift.max(y0, 0); x0 = Swift.max(x0, 0); y1 = Swift.min(y1, h); x1 = Swift.min(x1, w)
+        let div = countIncludePad ? padded : (y1 - y0) * (x1 - x0)
+        windows.append((y0, y1, x0, x1, 1 / Float(Swift.max(div, 1))))
+    } }
+    var out = [Float](repeating: 0, count: planes * oh * ow)
+    input.storage.withUnsafeBufferPointer { x in
+        for pl in 0..<planes {
+            for (i, win) in windows.enumerated() {
+                var acc: Float = 0
+                for y in win.0..<win.1 { for xx in win.2..<win.3 { acc += x[pl * h * w + y * w + xx] } }
+                out[pl * oh * ow + i] = acc * win.4
+            }
+        }
+    }
+    return Tensor.result(out, [n, c, oh, ow], [input]) { g in
+        input.accumulate { d in
+            for pl in 0..<planes {
+                for (i, win) in windows.enumerated() {
+                    let v = g[pl * oh * ow + i] * win.4
+                    for y in win.0..<win.1 { for xx in win.2..<win.3 { d[pl * h * w + y * w + xx] += v } }
+                }
+            }
+        }
+    }
+}
+
+/// Batch normalization over the channel dimension (dim 1) of `[N, C]` or `[N, C, ...]` input,
+/// like `torch.nn.functional.batch_norm`. In training it normalizes with the batch's statistics and
+/// updates `runningMean`/`runningVar` in place (`momentum`, unbiased variance); otherwise it uses them.
+public func batchNorm(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor?, weight: Tensor?, bias: Tensor?,
+                      training: Bool, momentum: Float = 0.1, eps: Float = 1e-5) -> Tensor {
+    precondition(input.rank >= 2, "batch norm expects [N, C, ...] input, got \(input.shape)")
+    let n = input.shape[0], c = input.shape[1]
+    let inner = input.count / Swift.max(n * c, 1)
+    let m = n * inner
+    let useBatch = training || runningMean == nil
+    precondition(!useBatch || m > 1 || !training,
+                 "expected more than 1 value per channel when training, got input size \(input.shape)")
+    var mean = [Float](repeating: 0, count: c), invStd = [Float](repeating: 0, count: c)
+    input.storage.withUnsafeBufferPointer { x in
+        for ch in 0..<c {
+            if useBatch {
+                var s: Double = 0
+                for b in 0..<n { let p = (b * c + ch) * inner; for i in 0..<inner { s += Double(x[p + i]) } }
+                let mu = s / Double(m)
+                var v: Double = 0
+                for b in 0..<n { let p = (b * c + ch) * inner
+                    for i in 0..<inner { let d = Double(x[p + i]) - mu; v += d * d } }
+                mean[ch] = Float(mu)
+                invStd[ch] = Float(1 / (v / Double(m) + Double(eps)).squareRoot())
+                if training, let rm = runningMean, let rv = runningVar {
+                    rm.storage[ch] = (1 - momentum) * rm.storage[ch] + momentum * Float(mu)
+                    let unbiased = m > 1 ? v / Double(m - 1) : v
+                    rv.storage[ch] = (1 - momentum) * rv.storage[ch] + momentum * Float(unbiased)
+                }
+            } else {
+                mean[ch] = runningMean!.storage[ch]
+                invStd[ch] = 1 / (runningVar!.storage[ch] + eps).squareRoot()
+            }
+        }
+    }
+    var out = [Float](repeating: 0, count: input.count)
+    let gamma = weight?.storage, beta = bias?.storage
+    input.storage.withUnsafeBufferPointer { x in out.withUnsafeMutableBufferPointer { y in
+        for b in 0..<n { for ch in 0..<c {
+            let scale = invStd[ch] * (gamma?[ch] ?? 1)
+            let shift = (beta?[ch] ?? 0) - mean[ch] * scale
+            let p = (b * c + ch) * inner
+            for i in 0..<inner { y[p + i] = x[p + i] * scale + shift }
+        } }
+    } }
+    var inputs = [input]
+    if let weight { inputs.append(weight) }
+    if let bias { inputs.append(bias) }
+    return Tensor.result(out, input.shape, inputs) { g in
+        var dgamma = [Float](repeating: 0, count: c), dbeta = [Float](repeating: 0, count: c)
+        input.storage.withUnsafeBufferPointer { x in
+            for ch in 0..<c {
+                var sg: Float = 0, sgx: Float = 0
+                for b in 0..<n { let p = (b * c + ch) * inner
+                    for i in 0..<inner { sg += g[p + i]; sgx += g[p + i] * (x[p + i] - mean[ch]) } }
+                dbeta[ch] = sg; dgamma[ch] = sgx * invStd[ch]
+            }
+            input.accumulate { d in
+                for ch in 0..<c {
+                    let gm = gamma?[ch] ?? 1, istd = invStd[ch]
+                    if useBatch {
+                        let k = gm * istd / Float(m)
+                        let mg = dbeta[ch], mgx = dgamma[ch]
+                        for b in 0..<n { let p = (b * c + ch) * inner
+                            for i in 0..<inner {
+                                let xhat = (x[p + i] - mean[ch]) * istd
+                                d[p + i] += k * (Float(m) * g[p + i] - mg - xhat * mgx)
+                            } }
+                    } else {
+                        for b in 0..<n { let p = (b * c + ch) * inner
+                            for i in 0..<inner { d[p + i] += g[p + i] * gm * istd } }
+                    }
+                }
+            }
+        }
+        weight?.accumulate(dgamma)
+        bias?.accumulate(dbeta)
+    }
+}
+
+/// Randomly zeroes elements with probability `p` and scales the rest by `1/(1-p)` when `training`.
+public func dropout(_ input: Tensor, p: Float, training: Bool, generator: RandomGenerator = .global) -> Tensor {
+    precondition(p >= 0 && p <= 1, "dropout probability must be in [0, 1], got \(p)")
+    if !training || p == 0 { return input }
+    let scale: Float = p < 1 ? 1 / (1 - p) : 0
+    var mask = [Float](repeating: 0, count: input.count)
+    for i in 0..<mask.count { mask[i] = generator.nextFloat() >= p ? scale : 0 }
+    var out = input.storage
+    for i in 0..<out.count { out[i] *= mask[i] }
+    return Tensor.result(out, input.shape, [input]) { g in
+        input.accumulate { d in for i in 0..<d.count { d[i] += g[i] * mask[i] } }
+    }
+}
+
+/// `input · weightᵀ + bias` for `input` `[..., in]`, `weight` `[out, in]`, `bias` `[out]`
+/// (`torch.nn.functional.linear`), with the bias fused into the output pass.
+public func linear(_ input: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
+    let k = weight.shape[1], nOut = weight.shape[0]
+    precondition(input.rank >= 1 && input.shape[input.rank - 1] == k,
+                 "linear: input \(input.shape) does not end in \(k) features")
+    let m = input.count / k
+    var out = [Float](repeating: 0, count: m * nOut)
+    if let b = bias?.storage {
+        for r in 0..<m { for j in 0..<nOut { out[r * nOut + j] = b[j] } }
+    }
+    input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pw in
+    out.withUnsafeMutableBufferPointer { po in
+        sgemm(transA: false, transB: true, m: m, n: nOut, k: k, a: px.baseAddress!, lda: k,
+              b: pw.baseAddress!, ldb: k, beta: bias == nil ? 0 : 1, c: po.baseAddress!, ldc: nOut)
+    } } }
+    var inputs = [input, weight]
+    if let bias { inputs.append(bias) }
+    return Tensor.result(out, Array(input.shape.dropLast()) + [nOut], inputs) { g in
+        g.withUnsafeBufferPointer { pg in
+            input.accumulate { dx in weight.storage.withUnsafeBufferPointer { pw in
+                sgemm(transA: false, transB: false, m: m, n: k, k: nOut, a: pg.baseAddress!, lda: nOut,
+                      b: pw.baseAddress!, ldb: k, beta: 1, c: dx.baseAddress!, ldc: k)
+            } }
+            weight.accumulate { dw in input.storage.withUnsafeBufferPointer { px in
+                sgemm(transA: true, transB: false, m: nOut, n: k, k: m, a: pg.baseAddress!, lda: nOut,
+                      b: px.baseAddress!, ldb: k, beta: 1, c: dw.baseAddress!, ldc: k)
+            } }
+            bias?.accumulate { db in
+                for r in 0..<m { for j in 0..<nOut { db[j] += pg[r * nOut + j] } }
+            }
+        }
+    }
+}
+
+/// How a loss combines per-sample values.
+public enum Reduction: String, Sendable { case mean, sum, none }
+
+private func reduceLoss(_ per: [Float], _ reduction: Reduction) -> ([Float], [Int]) {
+    switch reduction {
+    case .none: return (per, [per.count])
+    case .sum: return ([per.reduce(0, +)], [])
+    case .mean: return ([per.reduce(0, +) / Float(Swift.max(per.count, 1))], [])
+    }
+}
+/// Gradient of the reduced loss with respect to sample `i`.
+@inline(__always) private func lossGrad(_ g: [Float], _ i: Int, _ n: Int, _ reduction: Reduction) -> Float {
+    switch reduction {
+    case .none: return g[i]
+    case .sum: return g[0]
+    case .mean: return g[0] / Float(n)
+    }
+}
+
+private func checkTargets(_ targets: [Int], _ n: Int, _ classes: Int) {
+    precondition(targets.count == n, "expected \(n) targets, got \(targets.count)")
+    precondition(targets.allSatisfy { $0 >= 0 && $0 < classes }, "target out of range 0..<\(classes)")
+}
+
+/// Cross-entropy between `logits` `[N, C]` and integer class `targets` (`torch.nn.functional.cross_entropy`).
+/// Log-softmax and negative log-likelihood are fused: the backward pass is `softmax − onehot`.
+public func crossEntropy(_ logits: Tensor, _ targets: [Int], reduction: Reduction = .mean,
+                         labelSmoothing: Float = 0) -> Tensor {
+    precondition(logits.rank == 2, "crossEntropy expects [N, C] logits, got \(logits.shape)")
+    let n = logits.shape[0], c = logits.shape[1]
+    checkTargets(targets, n, c)
+    var probs = [Float](repeating: 0, count: n * c)
+    var per = [Float](repeating: 0, count: n)
+    logits.storage.withUnsafeBufferPointer { x in
+        for i in 0..<n {
+            let row = i * c
+            var m = -Float.infinity
+            for j in 0..<c { m = Swift.max(m, x[row + j]) }
+            var s: Float = 0
+            for j in 0..<c { let e = Float.exp(x[row + j] - m); probs[row + j] = e; s += e }
+            let lse = m + Float.log(s)
+            for j in 0..<c { probs[row + j] /= s }
+            var loss = lse - x[row + targets[i]]
+            if labelSmoothing > 0 {
+                var sumLogp: Float = 0
+                for j in 0..<c { sumLogp += x[row + j] - lse }
+                loss = (1 - labelSmoothing) * loss - labelSmoothing / Float(c) * sumLogp
+            }
+            per[i] = loss
+        }
+    }
+    let (out, shape) = reduceLoss(per, reduction)
+    return Tensor.result(out, shape, [logits]) { g in
+        logits.accumulate { d in
+            for i in 0..<n {
+                let gi = lossGrad(g, i, n, reduction)
+                let row = i * c
+                for j in 0..<c {
+                    var t: Float = j == targets[i] ? 1 - labelSmoothing : 0
+                    t += labelSmoothing / Float(c)
+                    d[row + j] += gi * (probs[row + j] - t)
+                }
+            }
+        }
+    }
+}
+
+/// Negative log-likelihood of log-probabilities `[N, C]` at integer `targets` (`nll_loss`).
+public func nllLoss(_ logProbs: Tensor, _ targets: [Int], reduction: Reduction = .mean) -> Tensor {
+    precondition(logProbs.rank == 2, "nllLoss expects [N, C] input, got \(logProbs.shape)")
+    let n = logProbs.shape[0], c = logProbs.shape[1]
+    checkTargets(targets, n, c)
+    let per = (0..<n).map { -logProbs.storage[$0 * c + targets[$0]] }
+    let (out, shape) = reduceLoss(per, reduction)
+    return Tensor.result(out, shape, [logProbs]) { g in
+        logProbs.accumulate { d in
+            for i in 0..<n { d[i * c + targets[i]] -= lossGrad(g, i, n, reduction) }
+        }
+    }
+}
+
+/// Keras' `categorical_crossentropy` on probabilities `[N, C]` with one-hot (or soft) `targets`:
+/// probabilities are renormalized to sum to 1, clipped to `[epsilon, 1 − epsilon]`, and
+/// `−Σ y·log p` is averaged over the batch. The gradient is zero where clipping was active.
+public func categoricalCrossEntropy(_ probs: Tensor, _ targets: Tensor, epsilon: Float = 1e-7,
+                                    reduction: Reduction = .mean) -> Tensor {
+    precondition(probs.shape == targets.shape && probs.rank == 2,
+                 "categoricalCrossEntropy: predictions \(probs.shape) and targets \(targets.shape) differ")
+    let p = (probs / probs.sum(dim: -1, keepDim: true)).clamp(min: epsilon, max: 1 - epsilon)
+    let per = -(p.log() * targets).sum(dim: -1)
+    switch reduction {
+    case .none: return per
+    case .sum: return per.sum()
+    case .mean: return per.mean()
+    }
+}
+
+/// Cross-entropy between softmax(`logits`) and one-hot/soft `targets` `[N, C]`, fused (what Keras
+/// computes when a softmax output feeds `categorical_crossentropy`).
+public func softmaxCrossEntropy(_ logits: Tensor, _ targets: Tensor, reduction: Reduction = .mean) -> Tensor {
+    precondition(logits.shape == targets.shape && logits.rank == 2,
+                 "softmaxCrossEntropy: logits \(logits.shape) and targets \(targets.shape) differ")
+    let n = logits.shape[0], c = logits.shape[1]
+    var probs = [Float](repeating: 0, count: n * c)
+    var per = [Float](repeating: 0, count: n)
+    let y = targets.storage
+    logits.storage.withUnsafeBufferPointer { x in
+        for i in 0..<n {
+            let row = i * c
+            var m = -Float.infinity
+            for j in 0..<c { m = Swift.max(m, x[row + j]) }
+            var s: Float = 0
+            for j in 0..<c { let e = Float.exp(x[row + j] - m); probs[row + j] = e; s += e }
+            let lse = m + Float.log(s)
+            var loss: Float = 0, ysum: Float = 0
+            for j in 0..<c { probs[row + j] /= s; loss -= y[row + j] * (x[row + j] - lse); ysum += y[row + j] }
+            per[i] = loss
+        }
+    }
+    let (out, shape) = reduceLoss(per, reduction)
+    return Tensor.result(out, shape, [logits]) { g in
+        logits.accumulate { d in
+            for i in 0..<n {
+                let gi = lossGrad(g, i, n, reduction), row = i * c
+                var ysum: Float = 0
+                for j in 0..<c { ysum += y[row + j] }
+                for j in 0..<c { d[row + j] += gi * (probs[row + j] * ysum - y[row + j]) }
+            }
+        }
+    }
+}
+
+/// Mean squared error (`torch.nn.functional.mse_loss`).
+public func mseLoss(_ input: Tensor, _ target: Tensor, reduction: Reduction = .mean) -> Tensor {
+    let sq = (input - target).square()
+    switch reduction {
+    case .none: return sq
+    case .sum: return sq.sum()
+    case .mean: return sq.mean()
+    }
+}
+
+/// One-hot encoding of integer labels as `[N, classes]` floats.
+public func oneHot(_ labels: [Int], classes: Int) -> Tensor {
+    var out = [Float](repeating: 0, count: labels.count * classes)
+    for (i, l) in labels.enumerated() where l >= 0 && l < classes { out[i * classes + l] = 1 }
+    return Tensor(out, shape: [labels.count, classes])
+}
