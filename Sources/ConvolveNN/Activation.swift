@@ -1,0 +1,38 @@
+import Foundation
+import Convolve
+
+/// `max(x, 0)` (`torch.nn.ReLU`). `inplace` only affects the printed tree: outputs are never aliased.
+public final class ReLU: Module, Layer {
+    public let inplace: Bool
+    public init(inplace: Bool = false) { self.inplace = inplace }
+    public func callAsFunction(_ input: Tensor) -> Tensor { input.relu() }
+    public override var extraDescription: String { inplace ? "inplace=True" : "" }
+}
+
+/// Logistic sigmoid (`torch.nn.Sigmoid`).
+public final class Sigmoid: Module, Layer {
+    public override init() {}
+    public func callAsFunction(_ input: Tensor) -> Tensor { input.sigmoid() }
+}
+
+/// Hyperbolic tangent (`torch.nn.Tanh`).
+public final class Tanh: Module, Layer {
+    public override init() {}
+    public func callAsFunction(_ input: Tensor) -> Tensor { input.tanh() }
+}
+
+/// Softmax along `dim` (`torch.nn.Softmax`).
+public final class Softmax: Module, Layer {
+    public let dim: Int
+    public init(dim: Int = -1) { self.dim = dim }
+    public func callAsFunction(_ input: Tensor) -> Tensor { input.softmax(dim: dim) }
+    public override var extraDescription: String { "dim=\(dim)" }
+}
+
+/// Log-softmax along `dim` (`torch.nn.LogSoftmax`).
+public final class LogSoftmax: Module, Layer {
+    public let dim: Int
+    public init(dim: Int = -1) { self.dim = dim }
+    public func callAsFunction(_ input: Tensor) -> Tensor { input.logSoftmax(dim: dim) }
+    public override var extraDescription: String { "dim=\(dim)" }
+}

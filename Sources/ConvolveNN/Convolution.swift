@@ -1,0 +1,58 @@
+import Foundation
+import Convolve
+
+/// 2-D convolution over NCHW input (`torch.nn.Conv2d`). Weight `[out, in/groups, kh, kw]`, bias `[out]`.
+public final class Conv2d: Module, Layer {
+    public let inChannels: Int, outChannels: Int
+    public let kernelSize: (Int, Int), stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int)
+    public let groups: Int
+    /// Convolution kernel `[out, in/groups, kh, kw]`.
+    public var weight: Tensor
+    /// Per-output-channel bias, or nil.
+    public var bias: Tensor?
+
+    public init(_ inChannels: Int, _ outChannels: Int, kernelSize: (Int, Int), stride: (Int, Int) = (1, 1),
+                padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1, bias: Bool = true,
+                initialization: Initialization = .pytorch) {
+        precondition(inChannels % groups == 0 && outChannels % groups == 0, "channels must divide by groups")
+        self.inChannels = inChannels; self.outChannels = outChannels
+        self.kernelSize = kernelSize; self.stride = stride; self.padding = padding; self.dilation = dilation
+        self.groups = groups
+        let receptive = kernelSize.0 * kernelSize.1
+        (weight, self.bias) = Init.weightAndBias(initialization,
+            weightShape: [outChannels, inChannels / groups, kernelSize.0, kernelSize.1],
+            biasCount: bias ? outChannels : nil,
+            fanIn: inChannels / groups * receptive, fanOut: outChannels / groups * receptive)
+        super.init()
+    }
+
+    /// Square-kernel convenience, as in `nn.Conv2d(1, 4, kernel_size=3, stride=1, padding=1)`.
+    public convenience init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1,
+                            padding: Int = 0, dilation: Int = 1, groups: Int = 1, bias: Bool = true,
+                            initialization: Initialization = .pytorch) {
+        self.init(inChannels, outChannels, kernelSize: (kernelSize, kernelSize), stride: (stride, stride),
+                  padding: (padding, padding), dilation: (dilation, dilation), groups: groups, bias: bias,
+                  initialization: initialization)
+    }
+
+    public func callAsFunction(_ input: Tensor) -> Tensor {
+        conv2d(input, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
+    }
+
+    /// Output spatial size for an input of `h`×`w`.
+    public func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
+        (convOutputSize(h, kernel: kernelSize.0, stride: stride.0, padding: padding.0, dilation: dilation.0),
+         convOutputSize(w, kernel: kernelSize.1, stride: stride.1, padding: padding.1, dilation: dilation.1))
+    }
+
+    public override var extraDescription: String {
+        var s = "\(inChannels), \(outChannels), kernel_size=\(tup(kernelSize)), stride=\(tup(stride))"
+        if padding != (0, 0) { s += ", padding=\(tup(padding))" }
+        if dilation != (1, 1) { s += ", dilation=\(tup(dilation))" }
+        if groups != 1 { s += ", groups=\(groups)" }
+        if bias == nil { s += ", bias=False" }
+        return s
+    }
+}
+
+func tup(_ t: (Int, Int)) -> String { "(\(t.0), \(t.1))" }

@@ -1,0 +1,47 @@
+import Foundation
+import Convolve
+
+/// Fully connected layer `y = x·Wᵀ + b` (`torch.nn.Linear`; Keras' `Dense` without activation).
+public final class Linear: Module, Layer {
+    public let inFeatures: Int, outFeatures: Int
+    /// Weight `[out, in]` (PyTorch layout).
+    public var weight: Tensor
+    public var bias: Tensor?
+
+    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, initialization: Initialization = .pytorch) {
+        self.inFeatures = inFeatures; self.outFeatures = outFeatures
+        (weight, self.bias) = Init.weightAndBias(initialization, weightShape: [outFeatures, inFeatures],
+                                                 biasCount: bias ? outFeatures : nil,
+                                                 fanIn: inFeatures, fanOut: outFeatures)
+    }
+    public func callAsFunction(_ input: Tensor) -> Tensor { linear(input, weight: weight, bias: bias) }
+    public override var extraDescription: String {
+        "in_features=\(inFeatures), out_features=\(outFeatures), bias=\(bias == nil ? "False" : "True")"
+    }
+}
+
+/// Flattens dimensions `startDim...endDim` (`torch.nn.Flatten`, default from dim 1).
+public final class Flatten: Module, Layer {
+    public let startDim: Int, endDim: Int
+    public init(startDim: Int = 1, endDim: Int = -1) { self.startDim = startDim; self.endDim = endDim }
+    public func callAsFunction(_ input: Tensor) -> Tensor { input.flatten(startDim: startDim, endDim: endDim) }
+    public override var extraDescription: String { "start_dim=\(startDim), end_dim=\(endDim)" }
+}
+
+/// Returns its input unchanged (`torch.nn.Identity`).
+public final class Identity: Module, Layer {
+    public override init() {}
+    public func callAsFunction(_ input: Tensor) -> Tensor { input }
+}
+
+/// Randomly zeroes elements with probability `p` in training mode (`torch.nn.Dropout`).
+public final class Dropout: Module, Layer {
+    public let p: Double
+    public let inplace: Bool
+    public init(_ p: Double = 0.5, inplace: Bool = false) {
+        precondition(p >= 0 && p <= 1, "dropout probability has to be between 0 and 1, but got \(p)")
+        self.p = p; self.inplace = inplace
+    }
+    public func callAsFunction(_ input: Tensor) -> Tensor { dropout(input, p: Float(p), training: training) }
+    public override var extraDescription: String { "p=\(pyRepr(p)), inplace=\(inplace ? "True" : "False")" }
+}

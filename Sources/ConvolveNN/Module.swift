@@ -1,0 +1,223 @@
+import Foundation
+@_exported import Convolve
+
+/// Base class of every neural-network building block, like `torch.nn.Module`.
+///
+/// Parameters, buffers and child modules are discovered automatically from stored properties
+/// (via reflection, in declaration order): a `Tensor` property is a parameter, a `Module` property
+/// (or an array of modules) is a child. Keys are the property names in snake_case, so
+/// `cnnLayers` becomes `cnn_layers` and `stateDict()` matches PyTorch's keys for the same model.
+/// Layers with buffers (BatchNorm's running statistics) list them in `bufferNames`.
+open class Module: CustomStringConvertible {
+    /// Training mode flag (`train()` / `eval()`); BatchNorm and Dropout read it.
+    public private(set) var training = true
+
+    public init() {}
+
+    /// Property names (snake_case keys) of tensors that are buffers, not parameters.
+    open var bufferNames: Set<String> { [] }
+
+    /// Maps a Swift property name to its state-dict key. Override to declare a custom key.
+    open func stateKey(forProperty name: String) -> String { snakeCase(name) }
+
+    /// Direct tensor members as (key, tensor), parameters and buffers together, in declaration order.
+    open var localTensors: [(String, Tensor)] {
+        var out: [(String, Tensor)] = []
+        forEachProperty { name, value in
+            if let t = value as? Tensor { out.append((stateKey(forProperty: name), t)) }
+        }
+        return out
+    }
+
+    /// Direct child modules as (key, module), in declaration order.
+    open var children: [(String, Module)] {
+        var out: [(String, Module)] = []
+        forEachProperty { name, value in
+            let key = stateKey(forProperty: name)
+            if let m = value as? Module { out.append((key, m)) }
+            else if let ms = value as? [Module] {
+                for (i, m) in ms.enumerated() { out.append(("\(key).\(i)", m)) }
+            }
+        }
+        return out
+    }
+
+    private func forEachProperty(_ body: (String, Any) -> Void) {
+        var mirror: Mirror? = Mirror(reflecting: self)
+        var levels: [Mirror] = []
+        while let m = mirror, m.subjectType != Module.self { levels.append(m); mirror = m.superclassMirror }
+        for m in levels.reversed() {
+            for child in m.children {
+                guard var name = child.label else { continue }
+                if name.hasPrefix("$__lazy_storage_$_") { name.removeFirst("$__lazy_storage_$_".count) }
+                if name.hasPrefix("_") { name.removeFirst() }
+                body(name, child.value)
+            }
+        }
+    }
+
+    /// The type name shown by `description` (PyTorch's class name).
+    open var typeName: String { String(describing: type(of: self)) }
+    /// Extra text inside the parentheses of `description`, like PyTorch's `extra_repr`.
+    open var extraDescription: String { "" }
+
+    /// A PyTorch-style module tree.
+    public var description: String {
+        var lines = extraDescription.isEmpty ? [] : extraDescription.components(separatedBy: "\n")
+        let kids = children
+        if lines.count == 1 && kids.isEmpty { return "\(typeName)(\(lines[0]))" }
+        for (key, child) in kids {
+            let text = child.description.replacingOccurrences(of: "\n", with: "\n  ")
+            lines.append("(\(key)): \(text)")
+        }
+        if lines.isEmpty { return "\(typeName)()" }
+        return "\(typeName)(\n  " + lines.joined(separator: "\n  ") + "\n)"
+    }
+
+    /// Sets training mode on this module and all descendants.
+    open func train(_ mode: Bool = true) {
+        training = mode
+        for (_, c) in children { c.train(mode) }
+    }
+    /// Sets evaluation mode (`train(false)`).
+    public func eval() { train(false) }
+
+    /// Every (key, module) in the tree, this one first with key "".
+    public func namedModules(prefix: String = "") -> [(String, Module)] {
+        var out = [(prefix, self)]
+        for (k, c) in children { out += c.namedModules(prefix: prefix.isEmpty ? k : "\(prefix).\(k)") }
+        return out
+    }
+
+    /// Trainable parameters with their full keys (e.g. `cnn_layers.0.weight`).
+    public func namedParameters() -> [(String, Tensor)] {
+        namedTensors().filter { !$0.isBuffer }.map { ($0.key, $0.tensor) }
+    }
+    /// Buffers (e.g. `cnn_layers.1.running_mean`) with their full keys.
+    public func namedBuffers() -> [(String, Tensor)] {
+        namedTensors().filter { $0.isBuffer }.map { ($0.key, $0.tensor) }
+    }
+    /// Trainable parameters in PyTorch's order.
+    public func parameters() -> [Tensor] { namedParameters().map(\.1) }
+
+    private func namedTensors() -> [(key: String, tensor: Tensor, isBuffer: Bool)] {
+        var out: [(String, Tensor, Bool)] = []
+        var seen = Set<ObjectIdentifier>()
+        for (prefix, m) in namedModules() {
+            let buffers = m.bufferNames
+            for (k, t) in m.localTensors where seen.insert(ObjectIdentifier(t)).inserted {
+                out.append((prefix.isEmpty ? k : "\(prefix).\(k)", t, buffers.contains(k)))
+            }
+        }
+        return out
+    }
+
+    /// Parameters and buffers in PyTorch's `state_dict()` order (per module: parameters, then buffers).
+    public func stateDict() -> [(String, Tensor)] {
+        var out: [(String, Tensor)] = []
+        for (prefix, m) in namedModules() {
+            let buffers = m.bufferNames
+            let local = m.localTensors
+            for (k, t) in local where !buffers.contains(k) { out.append((prefix.isEmpty ? k : "\(prefix).\(k)", t)) }
+            for (k, t) in local where buffers.contains(k) { out.append((prefix.isEmpty ? k : "\(prefix).\(k)", t)) }
+        }
+        return out
+    }
+
+    /// Copies values from `state` into this module's parameters and buffers. With `strict`, a missing
+    /// or unexpected key is an error; a shape mismatch is always an error. Errors name the full key.
+    public func loadStateDict(_ state: [String: Tensor], strict: Bool = true) throws {
+        let mine = stateDict()
+        let names = Set(mine.map(\.0))
+        if strict {
+            let missing = mine.map(\.0).filter { state[$0] == nil }
+            let unexpected = state.keys.filter { !names.contains($0) }.sorted()
+            if !missing.isEmpty || !unexpected.isEmpty {
+                throw StateDictError.keyMismatch(missing: missing, unexpected: unexpected)
+            }
+        }
+        for (key, t) in mine {
+            guard let src = state[key] else { continue }
+            guard src.shape == t.shape else {
+                throw StateDictError.shapeMismatch(key: key, expected: t.shape, got: src.shape)
+            }
+        }
+        for (key, t) in mine { if let src = state[key] { t.storage = src.storage } }
+    }
+
+    /// Number of elements over all trainable parameters.
+    public var parameterCount: Int { parameters().reduce(0) { $0 + $1.count } }
+}
+
+/// Why `loadStateDict` refused a state dictionary.
+public enum StateDictError: Error, CustomStringConvertible, Equatable {
+    case keyMismatch(missing: [String], unexpected: [String])
+    case shapeMismatch(key: String, expected: [Int], got: [Int])
+
+    public var description: String {
+        switch self {
+        case let .keyMismatch(missing, unexpected):
+            var parts: [String] = []
+            if !missing.isEmpty { parts.append("missing key(s): " + missing.map { "\"\($0)\"" }.joined(separator: ", ")) }
+            if !unexpected.isEmpty { parts.append("unexpected key(s): " + unexpected.map { "\"\($0)\"" }.joined(separator: ", ")) }
+            return "Error(s) in loading state dict: " + parts.joined(separator: "; ")
+        case let .shapeMismatch(key, expected, got):
+            return "size mismatch for \(key): copying a param with shape \(got) from checkpoint, the shape in current model is \(expected)"
+        }
+    }
+}
+
+/// `camelCase` → `camel_case` (already-snake names pass through).
+public func snakeCase(_ name: String) -> String {
+    var out = ""
+    for ch in name {
+        if ch.isUppercase { if !out.isEmpty { out.append("_") }; out.append(Character(ch.lowercased())) }
+        else { out.append(ch) }
+    }
+    return out
+}
+
+/// A module that maps one tensor to another: the single layer protocol shared by the
+/// PyTorch-style and Keras-style APIs.
+public protocol Layer: Module {
+    func callAsFunction(_ input: Tensor) -> Tensor
+}
+
+/// Builds a list of layers from a block (`Sequential { Conv2d(...); ReLU() }`).
+@resultBuilder
+public enum LayerBuilder {
+    public static func buildExpression(_ layer: any Layer) -> [any Layer] { [layer] }
+    public static func buildExpression(_ layers: [any Layer]) -> [any Layer] { layers }
+    public static func buildBlock(_ parts: [any Layer]...) -> [any Layer] { parts.flatMap { $0 } }
+    public static func buildOptional(_ part: [any Layer]?) -> [any Layer] { part ?? [] }
+    public static func buildEither(first: [any Layer]) -> [any Layer] { first }
+    public static func buildEither(second: [any Layer]) -> [any Layer] { second }
+    public static func buildArray(_ parts: [[any Layer]]) -> [any Layer] { parts.flatMap { $0 } }
+}
+
+/// Layers applied in order (`torch.nn.Sequential`); children are keyed "0", "1", ….
+public final class Sequential: Module, Layer {
+    /// The layers, in application order.
+    public private(set) var layers: [any Layer]
+
+    public init(@LayerBuilder _ build: () -> [any Layer]) { layers = build() }
+    public init(_ layers: [any Layer]) { self.layers = layers }
+
+    /// Adds a layer at the end.
+    public func append(_ layer: any Layer) { layers.append(layer) }
+    /// The layer at `index`.
+    public subscript(index: Int) -> any Layer { layers[index] }
+    /// Number of layers.
+    public var count: Int { layers.count }
+
+    public override var children: [(String, Module)] { layers.enumerated().map { ("\($0.offset)", $0.element) } }
+
+    public func callAsFunction(_ input: Tensor) -> Tensor {
+        var x = input
+        for layer in layers { x = layer(x) }
+        return x
+    }
+}
+
+/// Python-style repr of a number (`1e-05`, `0.1`, `1.0`): Swift's shortest round-trip form agrees.
+func pyRepr(_ x: Double) -> String { "\(x)" }

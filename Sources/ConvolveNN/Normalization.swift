@@ -1,0 +1,46 @@
+import Foundation
+import Convolve
+
+/// Batch normalization over channels of NCHW input (`torch.nn.BatchNorm2d`).
+/// Parameters `weight`/`bias`; buffers `running_mean`, `running_var`, `num_batches_tracked`.
+public final class BatchNorm2d: Module, Layer {
+    public let numFeatures: Int
+    public let eps: Double, momentum: Double
+    public let affine: Bool, trackRunningStats: Bool
+    public var weight: Tensor?
+    public var bias: Tensor?
+    public var runningMean: Tensor?
+    public var runningVar: Tensor?
+    /// Count of training batches seen (an integer in PyTorch; stored as a one-element float tensor).
+    public var numBatchesTracked: Tensor?
+
+    public init(_ numFeatures: Int, eps: Double = 1e-5, momentum: Double = 0.1, affine: Bool = true,
+                trackRunningStats: Bool = true) {
+        self.numFeatures = numFeatures; self.eps = eps; self.momentum = momentum
+        self.affine = affine; self.trackRunningStats = trackRunningStats
+        if affine {
+            weight = Tensor.ones([numFeatures], requiresGrad: true)
+            bias = Tensor.zeros([numFeatures], requiresGrad: true)
+        }
+        if trackRunningStats {
+            runningMean = Tensor.zeros([numFeatures])
+            runningVar = Tensor.ones([numFeatures])
+            numBatchesTracked = Tensor(scalar: 0)
+        }
+    }
+
+    public override var bufferNames: Set<String> { ["running_mean", "running_var", "num_batches_tracked"] }
+
+    public func callAsFunction(_ input: Tensor) -> Tensor {
+        precondition(input.rank == 4 || input.rank == 2, "BatchNorm2d expects NCHW input, got \(input.shape)")
+        precondition(input.shape[1] == numFeatures,
+                     "BatchNorm2d(\(numFeatures)) got \(input.shape[1]) channels")
+        if training, let n = numBatchesTracked { n.storage[0] += 1 }
+        return batchNorm(input, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias,
+                         training: training || runningMean == nil, momentum: Float(momentum), eps: Float(eps))
+    }
+
+    public override var extraDescription: String {
+        "\(numFeatures), eps=\(pyRepr(eps)), momentum=\(pyRepr(momentum)), affine=\(affine ? "True" : "False"), track_running_stats=\(trackRunningStats ? "True" : "False")"
+    }
+}

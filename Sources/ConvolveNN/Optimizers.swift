@@ -1,0 +1,227 @@
+import Foundation
+import Convolve
+
+/// Base class of optimizers (`torch.optim.Optimizer`): holds parameters and per-parameter state.
+open class Optimizer {
+    /// The parameters updated by `step()`.
+    public let parameters: [Tensor]
+    /// Learning rate (schedulers change it).
+    public var lr: Double
+    /// Number of `step()` calls so far.
+    public internal(set) var stepCount: Int = 0
+    /// Per-parameter state buffers by name (e.g. "exp_avg"), each aligned with `parameters`.
+    public internal(set) var state: [String: [[Float]]] = [:]
+
+    public init(_ parameters: [Tensor], lr: Double) {
+        self.parameters = parameters
+        self.lr = lr
+    }
+
+    /// Clears gradients (PyTorch's default `set_to_none=True`).
+    public func zeroGrad(setToNone: Bool = true) {
+        for p in parameters {
+            if setToNone { p.grad = nil } else if let g = p.grad {
+                g.storage.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+            }
+        }
+    }
+
+    /// Applies one update using each parameter's `.grad` (parameters without a gradient are skipped).
+    public func step() {
+        stepCount += 1
+        for (i, p) in parameters.enumerated() {
+            guard let g = p.grad else { continue }
+            p.storage.withUnsafeMutableBufferPointer { w in
+                g.storage.withUnsafeBufferPointer { gr in update(i, w, gr) }
+            }
+        }
+    }
+
+    /// Updates parameter `index` in place from its gradient. Subclasses implement the rule.
+    open func update(_ index: Int, _ w: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>) {}
+
+    /// A zero-initialized state buffer for parameter `index`, created on first use.
+    func buffer(_ name: String, _ index: Int) -> [Float] {
+        if state[name] == nil { state[name] = parameters.map { _ in [] } }
+        if state[name]![index].isEmpty { state[name]![index] = [Float](repeating: 0, count: parameters[index].count) }
+        return state[name]![index]
+    }
+    /// Runs `body` on a state buffer in place.
+    @inline(__always)
+    func withBuffer(_ name: String, _ index: Int, _ body: (UnsafeMutableBufferPointer<Float>) -> Void) {
+        _ = buffer(name, index)
+        state[name]![index].withUnsafeMutableBufferPointer { body($0) }
+    }
+
+    /// The optimizer's state as named tensors (`state.<i>.<name>`, plus `step` and `lr`) for checkpoints.
+    public func stateDict() -> [(String, Tensor)] {
+        var out: [(String, Tensor)] = [("step", Tensor(scalar: Float(stepCount))), ("lr", Tensor(scalar: Float(lr)))]
+        for name in state.keys.sorted() {
+            for (i, buf) in state[name]!.enumerated() where !buf.isEmpty {
+                out.append(("state.\(i).\(name)", Tensor(buf, shape: parameters[i].shape)))
+            }
+        }
+        return out
+    }
+
+    /// Restores state saved by `stateDict()`. Errors name the offending key.
+    public func loadStateDict(_ dict: [String: Tensor]) throws {
+        var newState: [String: [[Float]]] = [:]
+        for (key, t) in dict where key.hasPrefix("state.") {
+            let parts = key.split(separator: ".", maxSplits: 2).map(String.init)
+            guard parts.count == 3, let i = Int(parts[1]), i >= 0, i < parameters.count else {
+                throw StateDictError.keyMismatch(missing: [], unexpected: [key])
+            }
+            guard t.count == parameters[i].count else {
+                throw StateDictError.shapeMismatch(key: key, expected: parameters[i].shape, got: t.shape)
+            }
+            if newState[parts[2]] == nil { newState[parts[2]] = parameters.map { _ in [] } }
+            newState[parts[2]]![i] = t.storage
+        }
+        state = newState
+        if let s = dict["step"] { stepCount = Int(s.storage.first ?? 0) }
+        if let l = dict["lr"] { lr = Double(l.storage.first ?? Float(lr)) }
+    }
+}
+
+/// Stochastic gradient descent with momentum, dampening, Nesterov and weight decay (`torch.optim.SGD`).
+public final class SGD: Optimizer {
+    public let momentum: Float, dampening: Float, weightDecay: Float, nesterov: Bool
+    public init(_ parameters: [Tensor], lr: Double, momentum: Double = 0, dampening: Double = 0,
+                weightDecay: Double = 0, nesterov: Bool = false) {
+        self.momentum = Float(momentum); self.dampening = Float(dampening)
+        self.weightDecay = Float(weightDecay); self.nesterov = nesterov
+        super.init(parameters, lr: lr)
+    }
+    public override func update(_ i: Int, _ w: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>) {
+        let lr = Float(self.lr), wd = weightDecay, mom = momentum, damp = dampening
+        if mom == 0 {
+            for j in 0..<w.count { w[j] -= lr * (g[j] + wd * w[j]) }
+            return
+        }
+        let first = state["momentum_buffer"]?[i].isEmpty ?? true
+        withBuffer("momentum_buffer", i) { buf in
+            for j in 0..<w.count {
+                let d = g[j] + wd * w[j]
+                buf[j] = first ? d : mom * buf[j] + (1 - damp) * d
+                w[j] -= lr * (nesterov ? d + mom * buf[j] : buf[j])
+            }
+        }
+    }
+}
+
+/// Adam (`torch.optim.Adam`), or with `decoupledWeightDecay` AdamW. `epsilonInsideSqrtCorrection`
+/// selects where epsilon goes: PyTorch adds it after bias-correcting √v; Keras adds it to √v directly.
+public class Adam: Optimizer {
+    /// Where epsilon enters the update denominator.
+    public enum EpsilonStyle: String, Sendable { case pytorch, keras }
+    public let beta1: Float, beta2: Float, eps: Float, weightDecay: Float
+    public let decoupled: Bool, epsilonStyle: EpsilonStyle
+
+    public init(_ parameters: [Tensor], lr: Double = 1e-3, betas: (Double, Double) = (0.9, 0.999),
+                eps: Double = 1e-8, weightDecay: Double = 0, epsilonStyle: EpsilonStyle = .pytorch) {
+        beta1 = Float(betas.0); beta2 = Float(betas.1); self.eps = Float(eps); self.weightDecay = Float(weightDecay)
+        decoupled = false; self.epsilonStyle = epsilonStyle
+        super.init(parameters, lr: lr)
+    }
+    init(_ parameters: [Tensor], lr: Double, betas: (Double, Double), eps: Double, weightDecay: Double,
+         decoupled: Bool) {
+        beta1 = Float(betas.0); beta2 = Float(betas.1); self.eps = Float(eps); self.weightDecay = Float(weightDecay)
+        self.decoupled = decoupled; epsilonStyle = .pytorch
+        super.init(parameters, lr: lr)
+    }
+
+    public override func update(_ i: Int, _ w: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>) {
+        let t = Double(stepCount)
+        let bc1 = 1 - Foundation.pow(Double(beta1), t), bc2 = 1 - Foundation.pow(Double(beta2), t)
+        let b1 = beta1, b2 = beta2, eps = self.eps, wd = weightDecay, lr = Float(self.lr)
+        if decoupled && wd != 0 { for j in 0..<w.count { w[j] *= 1 - lr * wd } }
+        let coupledWD: Float = decoupled ? 0 : wd
+        // PyTorch: w -= lr/bc1 * m / (√v/√bc2 + eps);  Keras: w -= lr·√bc2/bc1 * m / (√v + eps)
+        let stepSize: Float, sqrtBc2: Float
+        switch epsilonStyle {
+        case .pytorch: stepSize = Float(Double(lr) / bc1); sqrtBc2 = Float(bc2.squareRoot())
+        case .keras: stepSize = Float(Double(lr) * bc2.squareRoot() / bc1); sqrtBc2 = 1
+        }
+        let invSqrtBc2 = 1 / sqrtBc2
+        withBuffer("exp_avg", i) { m in withBuffer("exp_avg_sq", i) { v in
+            for j in 0..<w.count {
+                let gj = g[j] + coupledWD * w[j]
+                m[j] = b1 * m[j] + (1 - b1) * gj
+                v[j] = b2 * v[j] + (1 - b2) * gj * gj
+                w[j] -= stepSize * m[j] / (v[j].squareRoot() * invSqrtBc2 + eps)
+            }
+        } }
+    }
+}
+
+/// Adam with decoupled weight decay (`torch.optim.AdamW`, default weight decay 0.01).
+public final class AdamW: Adam {
+    public init(_ parameters: [Tensor], lr: Double = 1e-3, betas: (Double, Double) = (0.9, 0.999),
+                eps: Double = 1e-8, weightDecay: Double = 0.01) {
+        super.init(parameters, lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupled: true)
+    }
+}
+
+/// RMSprop (`torch.optim.RMSprop`), with optional momentum and centering.
+public final class RMSprop: Optimizer {
+    public let alpha: Float, eps: Float, weightDecay: Float, momentum: Float, centered: Bool
+    public init(_ parameters: [Tensor], lr: Double = 1e-2, alpha: Double = 0.99, eps: Double = 1e-8,
+                weightDecay: Double = 0, momentum: Double = 0, centered: Bool = false) {
+        self.alpha = Float(alpha); self.eps = Float(eps); self.weightDecay = Float(weightDecay)
+        self.momentum = Float(momentum); self.centered = centered
+        super.init(parameters, lr: lr)
+    }
+    public override func update(_ i: Int, _ w: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>) {
+        let a = alpha, eps = self.eps, wd = weightDecay, lr = Float(self.lr), mom = momentum
+        withBuffer("square_avg", i) { v in
+            for j in 0..<w.count {
+                let gj = g[j] + wd * w[j]
+                v[j] = a * v[j] + (1 - a) * gj * gj
+            }
+            var avg = [Float](repeating: 0, count: w.count)
+            if centered {
+                withBuffer("grad_avg", i) { ga in
+                    for j in 0..<w.count {
+                        let gj = g[j] + wd * w[j]
+                        ga[j] = a * ga[j] + (1 - a) * gj
+                        avg[j] = (v[j] - ga[j] * ga[j]).squareRoot() + eps
+                    }
+                }
+            } else {
+                for j in 0..<w.count { avg[j] = v[j].squareRoot() + eps }
+            }
+            if mom > 0 {
+                withBuffer("momentum_buffer", i) { buf in
+                    for j in 0..<w.count {
+                        buf[j] = mom * buf[j] + (g[j] + wd * w[j]) / avg[j]
+                        w[j] -= lr * buf[j]
+                    }
+                }
+            } else {
+                for j in 0..<w.count { w[j] -= lr * (g[j] + wd * w[j]) / avg[j] }
+            }
+        }
+    }
+}
+
+/// Adadelta (`torch.optim.Adadelta`, lr 1.0 by default as in pytorch/examples' MNIST).
+public final class Adadelta: Optimizer {
+    public let rho: Float, eps: Float, weightDecay: Float
+    public init(_ parameters: [Tensor], lr: Double = 1.0, rho: Double = 0.9, eps: Double = 1e-6, weightDecay: Double = 0) {
+        self.rho = Float(rho); self.eps = Float(eps); self.weightDecay = Float(weightDecay)
+        super.init(parameters, lr: lr)
+    }
+    public override func update(_ i: Int, _ w: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>) {
+        let rho = self.rho, eps = self.eps, wd = weightDecay, lr = Float(self.lr)
+        withBuffer("square_avg", i) { v in withBuffer("acc_delta", i) { u in
+            for j in 0..<w.count {
+                let gj = g[j] + wd * w[j]
+                v[j] = rho * v[j] + (1 - rho) * gj * gj
+                let delta = (u[j] + eps).squareRoot() / (v[j] + eps).squareRoot() * gj
+                u[j] = rho * u[j] + (1 - rho) * delta * delta
+                w[j] -= lr * delta
+            }
+        } }
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+
+/// Learning-rate schedule stepped once per epoch (or per batch for OneCycle), like `torch.optim.lr_scheduler`.
+public protocol LRScheduler: AnyObject {
+    /// The optimizer whose `lr` is set.
+    var optimizer: Optimizer { get }
+    /// Advances the schedule by one step and sets the optimizer's learning rate.
+    func step()
+}
+
+/// Multiplies the learning rate by `gamma` every `stepSize` steps (`StepLR`).
+public final class StepLR: LRScheduler {
+    public let optimizer: Optimizer
+    public let stepSize: Int, gamma: Double, baseLR: Double
+    public private(set) var lastEpoch = 0
+    public init(_ optimizer: Optimizer, stepSize: Int, gamma: Double = 0.1) {
+        self.optimizer = optimizer; self.stepSize = stepSize; self.gamma = gamma; baseLR = optimizer.lr
+    }
+    public func step() {
+        lastEpoch += 1
+        optimizer.lr = baseLR * Foundation.pow(gamma, Double(lastEpoch / stepSize))
+    }
+}
+
+/// Cosine annealing from the initial rate to `etaMin` over `tMax` steps (`CosineAnnealingLR`, closed form).
+public final class CosineAnnealingLR: LRScheduler {
+    public let optimizer: Optimizer
+    public let tMax: Int, etaMin: Double, baseLR: Double
+    public private(set) var lastEpoch = 0
+    public init(_ optimizer: Optimizer, tMax: Int, etaMin: Double = 0) {
+        self.optimizer = optimizer; self.tMax = tMax; self.etaMin = etaMin; baseLR = optimizer.lr
+    }
+    public func step() {
+        lastEpoch += 1
+        optimizer.lr = etaMin + (baseLR - etaMin) * (1 + Foundation.cos(Double.pi * Double(lastEpoch) / Double(tMax))) / 2
+    }
+}
+
+/// The 1cycle policy (`OneCycleLR`, two phases, cosine annealing): warm up from `maxLR/divFactor`
+/// to `maxLR` over `pctStart` of `totalSteps`, then anneal to `initial/finalDivFactor`. Step per batch.
+/// Momentum is not cycled.
+public final class OneCycleLR: LRScheduler {
+    public let optimizer: Optimizer
+    public let maxLR: Double, totalSteps: Int, pctStart: Double, divFactor: Double, finalDivFactor: Double
+    public private(set) var stepNumber = 0
+    public init(_ optimizer: Optimizer, maxLR: Double, totalSteps: Int, pctStart: Double = 0.3,
+                divFactor: Double = 25, finalDivFactor: Double = 1e4) {
+        self.optimizer = optimizer; self.maxLR = maxLR; self.totalSteps = totalSteps; self.pctStart = pctStart
+        self.divFactor = divFactor; self.finalDivFactor = finalDivFactor
+        optimizer.lr = maxLR / divFactor
+    }
+    public func step() {
+        stepNumber += 1
+        let initial = maxLR / divFactor, minLR = initial / finalDivFactor
+        let phase1End = pctStart * Double(totalSteps) - 1
+        let s = Double(Swift.min(stepNumber, totalSteps - 1))
+        func anneal(_ start: Double, _ end: Double, _ pct: Double) -> Double {
+            end + (start - end) / 2 * (Foundation.cos(Double.pi * pct) + 1)
+        }
+        if s <= phase1End {
+            optimizer.lr = anneal(initial, maxLR, s / phase1End)
+        } else {
+            optimizer.lr = anneal(maxLR, minLR, (s - phase1End) / (Double(totalSteps) - 1 - phase1End))
+        }
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import Testing
+@testable import Convolve
+import ConvolveNN
+
+/// Finite-difference checks for every differentiable op, through the shared `gradCheck` harness.
+@Suite struct GradCheckTests {
+    @Test(arguments: [([3, 1, 4], [2, 4]), ([2, 3], [2, 3]), ([5], []), ([2, 1, 3], [1, 4, 1])])
+    func broadcastArithmetic(_ shapes: ([Int], [Int])) {
+        let a = rand(shapes.0, seed: 1), b = rand(shapes.1, seed: 2, low: 0.5, high: 2)
+        gradCheck([a, b]) { $0[0] + $0[1] }
+        gradCheck([a, b]) { $0[0] - $0[1] }
+        gradCheck([a, b]) { $0[0] * $0[1] }
+        gradCheck([a, b]) { $0[0] / $0[1] }
+    }
+
+    @Test func scalarArithmetic() {
+        let a = rand([3, 4], seed: 3, low: 0.5, high: 2)
+        gradCheck([a]) { 2 - $0[0] * 3 + 1 }
+        gradCheck([a]) { 1.5 / $0[0] }
+        gradCheck([a]) { -$0[0] / 4 }
+    }
+
+    @Test func unaryOps() {
+        let a = rand([4, 5], seed: 4)
+        let pos = rand([4, 5], seed: 5, low: 0.2, high: 2)
+        gradCheck([a], eps: 1e-3) { $0[0].relu() }
+        gradCheck([a], eps: 1e-3) { $0[0].leakyRelu(0.1) }
+        gradCheck([a]) { $0[0].sigmoid() }
+        gradCheck([a]) { $0[0].tanh() }
+        gradCheck([a]) { $0[0].exp() }
+        gradCheck([pos]) { $0[0].log() }
+        gradCheck([pos]) { $0[0].sqrt() }
+        gradCheck([a]) { $0[0].square() }
+        gradCheck([pos]) { $0[0].pow(1.5) }
+        gradCheck([a], eps: 1e-3) { $0[0].abs() }
+        gradCheck([a], eps: 1e-3) { $0[0].clamp(min: -0.5, max: 0.5) }
+    }
+
+    @Test func reductions() {
+        let a = rand([3, 4, 5], seed: 6)
+        gradCheck([a]) { $0[0].sum() }
+        gradCheck([a]) { $0[0].mean() }
+        gradCheck([a]) { $0[0].sum(dim: 1) }
+        gradCheck([a]) { $0[0].mean(dim: -1, keepDim: true) }
+        gradCheck([a]) { $0[0].sum(dims: [0, 2]) }
+        gradCheck([a], eps: 1e-3) { $0[0].max(dim: 2) }
+        gradCheck([a], eps: 1e-3) { $0[0].max(dim: 0, keepDim: true) }
+    }
+
+    @Test func shapeOps() {
+        let a = rand([2, 3, 4], seed: 7)
+        gradCheck([a]) { $0[0].permute(2, 0, 1) }
+        gradCheck([a]) { $0[0].transpose(0, 2) }
+        gradCheck([a]) { $0[0].reshape(4, -1) }
+        gradCheck([a]) { $0[0].flatten(startDim: 1) }
+        gradCheck([a]) { $0[0][1..<2] }
+        gradCheck([a]) { $0[0].unsqueeze(1).squeeze(1) }
+        let b = rand([3, 3, 4], seed: 8)
+        gradCheck([a, b]) { Tensor.cat([$0[0], $0[1]]) }
+    }
+
+    @Test func matmul() {
+        gradCheck([rand([3, 5], seed: 9), rand([5, 4], seed: 10)]) { $0[0].matmul($0[1]) }
+        gradCheck([rand([2, 3, 5], seed: 11), rand([5, 7], seed: 12)]) { $0[0].matmul($0[1]) }
+        gradCheck([rand([2, 3, 5], seed: 13), rand([2, 5, 2], seed: 14)]) { $0[0].matmul($0[1]) }
+        gradCheck([rand([17, 33], seed: 15), rand([33, 9], seed: 16)]) { $0[0].matmul($0[1]) }
+    }
+
+    @Test func softmaxFamily() {
+        let a = rand([3, 4, 5], seed: 17, low: -3, high: 3)
+        gradCheck([a]) { $0[0].softmax(dim: 1) }
+        gradCheck([a]) { $0[0].softmax(dim: -1) }
+        gradCheck([a]) { $0[0].logSoftmax(dim: 0) }
+        gradCheck([a]) { $0[0].logSoftmax(dim: -1) }
+    }
+
+    struct ConvCase: Sendable, CustomTestStringConvertible {
+        let n, c, h, w, oc, groups: Int
+        let k, s, p, d: (Int, Int)
+        let bias: Bool
+        var testDescription: String { "c\(c)→\(oc) \(h)x\(w) k\(k) s\(s) p\(p) d\(d) g\(groups)" }
+    }
+    static let convCases: [ConvCase] = [
+        ConvCase(n: 2, c: 3, h: 7, w: 6, oc: 4, groups: 1, k: (3, 3), s: (1, 1), p: (1, 1), d: (1, 1), bias: true),
+        ConvCase(n: 1, c: 2, h: 9, w: 7, oc: 3, groups: 1, k: (3, 3), s: (2, 2), p: (1, 1), d: (1, 1), bias: true),
+        ConvCase(n: 2, c: 2, h: 8, w: 5, oc: 2, groups: 1, k: (3, 2), s: (2, 1), p: (0, 1), d: (1, 2), bias: false),
+        ConvCase(n: 1, c: 4, h: 5, w: 5, oc: 6, groups: 2, k: (3, 3), s: (1, 1), p: (2, 2), d: (2, 2), bias: true),
+        ConvCase(n: 3, c: 5, h: 3, w: 4, oc: 2, groups: 1, k: (1, 1), s: (1, 1), p: (0, 0), d: (1, 1), bias: true),
+    ]
+    @Test(arguments: convCases)
+    func conv2dGradients(_ cc: ConvCase) {
+        let x = rand([cc.n, cc.c, cc.h, cc.w], seed: 20)
+        let w = rand([cc.oc, cc.c / cc.groups, cc.k.0, cc.k.1], seed: 21)
+        var inputs = [x, w]
+        if cc.bias { inputs.append(rand([cc.oc], seed: 22)) }
+        gradCheck(inputs) { t in
+            conv2d(t[0], weight: t[1], bias: cc.bias ? t[2] : nil, stride: cc.s, padding: cc.p,
+                   dilation: cc.d, groups: cc.groups)
+        }
+    }
+
+    @Test func pooling() {
+        let x = rand([2, 3, 7, 6], seed: 23)
+        gradCheck([x], eps: 1e-3) { maxPool2d($0[0], kernelSize: (2, 2)) }
+        gradCheck([x], eps: 1e-3) { maxPool2d($0[0], kernelSize: (3, 3), stride: (2, 2), padding: (1, 1), ceilMode: true) }
+        gradCheck([x], eps: 1e-3) { maxPool2d($0[0], kernelSize: (2, 3), stride: (1, 2), dilation: (2, 1)) }
+        gradCheck([x]) { avgPool2d($0[0], kernelSize: (3, 3), stride: (2, 2), padding: (1, 1)) }
+        gradCheck([x]) { avgPool2d($0[0], kernelSize: (2, 2), ceilMode: true, countIncludePad: false) }
+    }
+
+    @Test func batchNormTrainAndEval() {
+        let x = rand([4, 3, 3, 5], seed: 24, low: -2, high: 2)
+        let gamma = rand([3], seed: 25, low: 0.5, high: 1.5), beta = rand([3], seed: 26)
+        gradCheck([x, gamma, beta], eps: 1e-2, rtol: 2e-2, atol: 5e-3) {
+            batchNorm($0[0], runningMean: nil, runningVar: nil, weight: $0[1], bias: $0[2], training: true)
+        }
+        let rm = Tensor([0.1, -0.2, 0.3]), rv = Tensor([1.5, 0.7, 1.1])
+        gradCheck([x, gamma, beta]) {
+            batchNorm($0[0], runningMean: rm, runningVar: rv, weight: $0[1], bias: $0[2], training: false)
+        }
+        let flat = rand([6, 4], seed: 27)
+        gradCheck([flat], rtol: 2e-2, atol: 5e-3) {
+            batchNorm($0[0], runningMean: nil, runningVar: nil, weight: nil, bias: nil, training: true)
+        }
+    }
+
+    @Test func dropoutUsesItsMask() {
+        let x = rand([4, 6], seed: 28)
+        gradCheck([x]) { dropout($0[0], p: 0.4, training: true, generator: RandomGenerator(seed: 5)) }
+    }
+
+    @Test func linearLayer() {
+        gradCheck([rand([5, 7], seed: 29), rand([3, 7], seed: 30), rand([3], seed: 31)]) {
+            linear($0[0], weight: $0[1], bias: $0[2])
+        }
+        gradCheck([rand([2, 4, 7], seed: 32), rand([3, 7], seed: 33)]) { linear($0[0], weight: $0[1]) }
+    }
+
+    @Test func losses() {
+        let logits = rand([5, 4], seed: 34, low: -2, high: 2)
+        let targets = [0, 3, 1, 1, 2]
+        gradCheck([logits]) { crossEntropy($0[0], targets) }
+        gradCheck([logits]) { crossEntropy($0[0], targets, reduction: .sum) }
+        gradCheck([logits]) { crossEntropy($0[0], targets, reduction: .none) }
+        gradCheck([logits]) { crossEntropy($0[0], targets, labelSmoothing: 0.2) }
+        gradCheck([logits]) { nllLoss($0[0].logSoftmax(dim: 1), targets) }
+        let y = oneHot(targets, classes: 4)
+        gradCheck([logits]) { softmaxCrossEntropy($0[0], y) }
+        let probs = rand([5, 4], seed: 35, low: 0.05, high: 1)
+        gradCheck([probs]) { categoricalCrossEntropy($0[0], y) }
+        gradCheck([logits, rand([5, 4], seed: 36)]) { mseLoss($0[0], $0[1]) }
+    }
+}
