@@ -41,6 +41,6 @@ public final class BatchNorm2d: Module, Layer {
     }
 
     public override var extraDescription: String {
-        "\(numFeatures), eps=\(pyRepr(eps)), momentum=\(pyRepr(momentum)), affine=\(affine ? "True" : "False"), track_running_stats=\(trackRunningStats ? "True" : "False")"
+        "\(numFeatures), eps=\(pyRepr(eps)), momentum=\(pyRepr(momentum)), affine=\(affine ? "True" : "False"), bias=\(affine ? "True" : "False"), track_running_stats=\(trackRunningStats ? "True" : "False")"
     }
 }

@@ -9,12 +9,13 @@ open class Optimizer {
     public var lr: Double
     /// Number of `step()` calls so far.
     public internal(set) var stepCount: Int = 0
-    /// Per-parameter state buffers by name (e.g. "exp_avg"), each aligned with `parameters`.
-    public internal(set) var state: [String: [[Float]]] = [:]
+    /// Per-parameter state buffers by name (e.g. "exp_avg"); `state[i]` belongs to `parameters[i]`.
+    public internal(set) var state: [[String: StateBuffer]]
 
     public init(_ parameters: [Tensor], lr: Double) {
         self.parameters = parameters
         self.lr = lr
+        state = parameters.map { _ in [:] }
     }
 
     /// Clears gradients (PyTorch's default `set_to_none=True`).
@@ -40,25 +41,26 @@ open class Optimizer {
     /// Updates parameter `index` in place from its gradient. Subclasses implement the rule.
     open func update(_ index: Int, _ w: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>) {}
 
-    /// A zero-initialized state buffer for parameter `index`, created on first use.
-    func buffer(_ name: String, _ index: Int) -> [Float] {
-        if state[name] == nil { state[name] = parameters.map { _ in [] } }
-        if state[name]![index].isEmpty { state[name]![index] = [Float](repeating: 0, count: parameters[index].count) }
-        return state[name]![index]
-    }
-    /// Runs `body` on a state buffer in place.
+    /// Whether parameter `index` already has a state buffer `name`.
+    func hasBuffer(_ name: String, _ index: Int) -> Bool { state[index][name] != nil }
+
+    /// Runs `body` on state buffer `name` of parameter `index`, zero-filled on first use.
     @inline(__always)
     func withBuffer(_ name: String, _ index: Int, _ body: (UnsafeMutableBufferPointer<Float>) -> Void) {
-        _ = buffer(name, index)
-        state[name]![index].withUnsafeMutableBufferPointer { body($0) }
+        let buf: StateBuffer
+        if let b = state[index][name] { buf = b } else {
+            buf = StateBuffer(count: parameters[index].shape.reduce(1, *))  // not .count: storage is borrowed during step()
+            state[index][name] = buf
+        }
+        buf.values.withUnsafeMutableBufferPointer { body($0) }
     }
 
     /// The optimizer's state as named tensors (`state.<i>.<name>`, plus `step` and `lr`) for checkpoints.
     public func stateDict() -> [(String, Tensor)] {
         var out: [(String, Tensor)] = [("step", Tensor(scalar: Float(stepCount))), ("lr", Tensor(scalar: Float(lr)))]
-        for name in state.keys.sorted() {
-            for (i, buf) in state[name]!.enumerated() where !buf.isEmpty {
-                out.append(("state.\(i).\(name)", Tensor(buf, shape: parameters[i].shape)))
+        for (i, bufs) in state.enumerated() {
+            for name in bufs.keys.sorted() {
+                out.append(("state.\(i).\(name)", Tensor(bufs[name]!.values, shape: parameters[i].shape)))
             }
         }
         return out
@@ -66,7 +68,7 @@ open class Optimizer {
 
     /// Restores state saved by `stateDict()`. Errors name the offending key.
     public func loadStateDict(_ dict: [String: Tensor]) throws {
-        var newState: [String: [[Float]]] = [:]
+        var newState: [[String: StateBuffer]] = parameters.map { _ in [:] }
         for (key, t) in dict where key.hasPrefix("state.") {
             let parts = key.split(separator: ".", maxSplits: 2).map(String.init)
             guard parts.count == 3, let i = Int(parts[1]), i >= 0, i < parameters.count else {
@@ -75,13 +77,20 @@ open class Optimizer {
             guard t.count == parameters[i].count else {
                 throw StateDictError.shapeMismatch(key: key, expected: parameters[i].shape, got: t.shape)
             }
-            if newState[parts[2]] == nil { newState[parts[2]] = parameters.map { _ in [] } }
-            newState[parts[2]]![i] = t.storage
+            let b = StateBuffer(count: 0)
+            b.values = t.storage
+            newState[i][parts[2]] = b
         }
         state = newState
         if let s = dict["step"] { stepCount = Int(s.storage.first ?? 0) }
         if let l = dict["lr"] { lr = Double(l.storage.first ?? Float(lr)) }
     }
+}
+
+/// One optimizer state buffer (a reference, so several can be updated together in place).
+public final class StateBuffer {
+    public var values: [Float]
+    init(count: Int) { values = [Float](repeating: 0, count: count) }
 }
 
 /// Stochastic gradient descent with momentum, dampening, Nesterov and weight decay (`torch.optim.SGD`).
@@ -99,7 +108,7 @@ public final class SGD: Optimizer {
             for j in 0..<w.count { w[j] -= lr * (g[j] + wd * w[j]) }
             return
         }
-        let first = state["momentum_buffer"]?[i].isEmpty ?? true
+        let first = !hasBuffer("momentum_buffer", i)
         withBuffer("momentum_buffer", i) { buf in
             for j in 0..<w.count {
                 let d = g[j] + wd * w[j]

@@ -1,0 +1,147 @@
+import Foundation
+import Testing
+@testable import Convolve
+import ConvolveNN
+
+/// Semantics against values produced by real PyTorch (Tools/make_fixtures.py).
+@Suite struct ReferenceTests {
+    @Test func conv2dMatchesPyTorch() throws {
+        let cases = try fixture("conv2d") as! [[String: Any]]
+        for c in cases {
+            let x = tensor(c["x"], requiresGrad: true), w = tensor(c["w"], requiresGrad: true)
+            let b = c["b"].map { tensor($0, requiresGrad: true) }
+            let y = conv2d(x, weight: w, bias: b, stride: pair(c["stride"]), padding: pair(c["padding"]),
+                           dilation: pair(c["dilation"]), groups: (c["groups"] as! NSNumber).intValue)
+            expectClose(y, tensor(c["y"]), "conv y")
+            y.backward(tensor(c["gy"]))
+            expectClose(x.grad!, tensor(c["dx"]), "conv dx")
+            expectClose(w.grad!, tensor(c["dw"]), "conv dw")
+            if let b { expectClose(b.grad!, tensor(c["db"]), "conv db") }
+        }
+    }
+
+    @Test func poolingMatchesPyTorch() throws {
+        let cases = try fixture("pool2d") as! [[String: Any]]
+        for c in cases {
+            let x = tensor(c["x"], requiresGrad: true)
+            let ceil = (c["ceil"] as! NSNumber).boolValue
+            let y: Tensor
+            if (c["kind"] as! String) == "max" {
+                y = maxPool2d(x, kernelSize: pair(c["k"]), stride: pair(c["stride"]), padding: pair(c["padding"]),
+                              dilation: pair(c["dilation"]), ceilMode: ceil)
+            } else {
+                y = avgPool2d(x, kernelSize: pair(c["k"]), stride: pair(c["stride"]), padding: pair(c["padding"]),
+                              ceilMode: ceil, countIncludePad: (c["include_pad"] as! NSNumber).boolValue)
+            }
+            expectClose(y, tensor(c["y"]), "\(c["kind"]!) pool y")
+            y.backward(tensor(c["gy"]))
+            expectClose(x.grad!, tensor(c["dx"]), "\(c["kind"]!) pool dx")
+        }
+    }
+
+    @Test func batchNormMatchesPyTorch() throws {
+        let cases = try fixture("batchnorm") as! [[String: Any]]
+        for c in cases {
+            let training = (c["training"] as! NSNumber).boolValue
+            let x = tensor(c["x"], requiresGrad: true)
+            let bn = BatchNorm2d(x.shape[1])
+            bn.weight!.storage = tensor(c["weight"]).storage
+            bn.bias!.storage = tensor(c["bias"]).storage
+            bn.runningMean!.storage = tensor(c["running_mean0"]).storage
+            bn.runningVar!.storage = tensor(c["running_var0"]).storage
+            bn.train(training)
+            let y = bn(x)
+            expectClose(y, tensor(c["y"]), rtol: 1e-5, atol: 2e-5, "bn y (training \(training))")
+            y.backward(tensor(c["gy"]))
+            expectClose(x.grad!, tensor(c["dx"]), rtol: 1e-4, atol: 2e-5, "bn dx")
+            expectClose(bn.weight!.grad!, tensor(c["dweight"]), rtol: 1e-5, atol: 2e-5, "bn dweight")
+            expectClose(bn.bias!.grad!, tensor(c["dbias"]), rtol: 1e-5, atol: 2e-5, "bn dbias")
+            expectClose(bn.runningMean!, tensor(c["running_mean"]), "bn running mean")
+            expectClose(bn.runningVar!, tensor(c["running_var"]), "bn running var")
+            #expect(bn.numBatchesTracked!.item == (training ? 1 : 0))
+        }
+    }
+
+    @Test func lossesAndSoftmaxMatchPyTorch() throws {
+        let f = try fixture("losses") as! [String: Any]
+        let targets = ints(f["targets"])
+        let logits = tensor(f["logits"], requiresGrad: true)
+        let loss = crossEntropy(logits, targets)
+        #expect(abs(loss.item - (f["ce"] as! NSNumber).floatValue) < 1e-5)
+        loss.backward()
+        expectClose(logits.grad!, tensor(f["dlogits"]), "ce grad")
+
+        let l2 = tensor(f["logits"], requiresGrad: true)
+        let smooth = crossEntropy(l2, targets, labelSmoothing: 0.1)
+        #expect(abs(smooth.item - (f["ce_smooth"] as! NSNumber).floatValue) < 1e-5)
+        smooth.backward()
+        expectClose(l2.grad!, tensor(f["dlogits_smooth"]), "smoothed ce grad")
+
+        let sIn = tensor(f["softmax_in"], requiresGrad: true)
+        let s = sIn.softmax(dim: 1)
+        expectClose(s, tensor(f["softmax_dim1"]), "softmax")
+        s.backward(tensor(f["gsoftmax"]))
+        expectClose(sIn.grad!, tensor(f["dsoftmax"]), "softmax grad")
+
+        let lIn = tensor(f["softmax_in"], requiresGrad: true)
+        let ls = lIn.logSoftmax(dim: -1)
+        expectClose(ls, tensor(f["log_softmax"]), "log_softmax")
+        ls.backward(tensor(f["gsoftmax"]))
+        expectClose(lIn.grad!, tensor(f["dlog_softmax"]), "log_softmax grad")
+    }
+
+    @Test func optimizersMatchPyTorch() throws {
+        let cases = try fixture("optimizers") as! [[String: Any]]
+        let makers: [String: ([Tensor]) -> Optimizer] = [
+            "adam": { Adam($0, lr: 0.01) },
+            "adam_wd": { Adam($0, lr: 0.01, eps: 1e-7, weightDecay: 0.1) },
+            "adamw": { AdamW($0, lr: 0.01, weightDecay: 0.05) },
+            "sgd_momentum": { SGD($0, lr: 0.1, momentum: 0.9) },
+            "sgd_nesterov_wd": { SGD($0, lr: 0.1, momentum: 0.9, weightDecay: 0.01, nesterov: true) },
+            "sgd_dampening": { SGD($0, lr: 0.05, momentum: 0.5, dampening: 0.3) },
+            "rmsprop": { RMSprop($0, lr: 0.01) },
+            "rmsprop_centered_momentum": { RMSprop($0, lr: 0.01, momentum: 0.9, centered: true) },
+            "adadelta": { Adadelta($0, lr: 1.0) },
+        ]
+        #expect(Set(makers.keys) == Set(cases.map { $0["name"] as! String }))
+        for c in cases {
+            let name = c["name"] as! String
+            let p = tensor(c["p0"], requiresGrad: true)
+            let opt = makers[name]!([p])
+            let grads = (c["grads"] as! [Any]).map { tensor($0) }
+            let after = (c["after"] as! [Any]).map { tensor($0) }
+            for (g, expected) in zip(grads, after) {
+                opt.zeroGrad()
+                p.grad = g
+                opt.step()
+                expectClose(p, expected, rtol: 1e-5, atol: 1e-6, name)
+            }
+        }
+    }
+
+    @Test func seedNetForwardBackwardMatchesPyTorch() throws {
+        let f = try fixture("seed_net") as! [String: Any]
+        let net = SeedNet()
+        #expect(net.stateDict().map(\.0) == (f["state_keys"] as! [String]))
+        let state0 = (f["state0"] as! [String: Any]).mapValues { tensor($0) }
+        try net.loadStateDict(state0)
+        let x = tensor(f["x"])
+        let labels = ints(f["labels"])
+        let logits = net(x)
+        expectClose(logits, tensor(f["logits"]), rtol: 1e-5, atol: 1e-5, "seed logits")
+        let loss = crossEntropy(logits, labels)
+        #expect(abs(loss.item - (f["loss"] as! NSNumber).floatValue) < 1e-5)
+        loss.backward()
+        let grads = (f["grads"] as! [String: Any]).mapValues { tensor($0) }
+        for (key, p) in net.namedParameters() {
+            expectClose(p.grad!, grads[key]!, rtol: 1e-4, atol: 1e-5, "grad \(key)")
+        }
+        let after = (f["state_after"] as! [String: Any]).mapValues { tensor($0) }
+        for (key, t) in net.namedBuffers() { expectClose(t, after[key]!, rtol: 1e-5, atol: 1e-6, key) }
+        net.eval()
+        let evalLogits = withNoGrad { net(x) }
+        expectClose(evalLogits, tensor(f["eval_logits"]), rtol: 1e-5, atol: 1e-5, "eval logits")
+        #expect(net.parameterCount == (f["param_count"] as! NSNumber).intValue)
+        #expect(net.description == (f["repr"] as! String))
+    }
+}
