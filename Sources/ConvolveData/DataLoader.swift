@@ -1,0 +1,85 @@
+import Foundation
+import Dispatch
+import Convolve
+
+/// Batches a dataset like `torch.utils.data.DataLoader`: fixed batch size, optional seeded shuffle
+/// (a new permutation each epoch, reproducible from the seed), optional drop-last, and the next batch
+/// prepared on a background thread while the current one trains.
+///
+/// ```swift
+/// for (images, labels) in trainLoader { ... }   // images: [N, C, H, W], labels: [Int]
+/// ```
+public final class DataLoader<Source: BatchSource>: Sequence {
+    public let dataset: Source
+    public let batchSize: Int
+    public let shuffle: Bool
+    public let dropLast: Bool
+    /// Prepare the next batch in the background.
+    public var prefetch: Bool
+    private let generator: RandomGenerator
+
+    /// `seed` fixes the shuffle order (default: drawn from the global generator, itself seedable).
+    public init(_ dataset: Source, batchSize: Int = 1, shuffle: Bool = false, dropLast: Bool = false,
+                seed: UInt64? = nil, prefetch: Bool = true) {
+        precondition(batchSize > 0, "batch size must be positive")
+        self.dataset = dataset; self.batchSize = batchSize; self.shuffle = shuffle; self.dropLast = dropLast
+        self.prefetch = prefetch
+        generator = RandomGenerator(seed: seed ?? RandomGenerator.global.next())
+    }
+
+    /// Number of batches per epoch (`len(loader)`).
+    public var count: Int {
+        dropLast ? dataset.count / batchSize : (dataset.count + batchSize - 1) / batchSize
+    }
+
+    /// The sample order for the next epoch (advances the shuffle generator).
+    public func nextEpochOrder() -> [Int] {
+        shuffle ? generator.permutation(dataset.count) : Array(0..<dataset.count)
+    }
+
+    /// Resets the shuffle generator (e.g. to resume at an epoch boundary with the same order).
+    public func reseed(_ seed: UInt64) { generator.reseed(seed) }
+
+    public func makeIterator() -> Iterator { Iterator(loader: self, order: nextEpochOrder()) }
+
+    /// Builds batch `b` of `order`.
+    func makeBatch(_ order: [Int], _ b: Int) -> (Tensor, [Int]) {
+        let lo = b * batchSize, hi = Swift.min(order.count, lo + batchSize)
+        return dataset.batch(Array(order[lo..<hi]))
+    }
+
+    /// Iterates one epoch's batches.
+    public struct Iterator: IteratorProtocol {
+        let loader: DataLoader
+        let order: [Int]
+        var index = 0
+        var pending: Pending?
+
+        init(loader: DataLoader, order: [Int]) { self.loader = loader; self.order = order }
+
+        public mutating func next() -> (Tensor, [Int])? {
+            guard index < loader.count else { return nil }
+            let batch = pending?.wait() ?? loader.makeBatch(order, index)
+            index += 1
+            pending = nil
+            if loader.prefetch && index < loader.count {
+                let (l, o, i) = (loader, order, index)
+                pending = Pending { l.makeBatch(o, i) }
+            }
+            return batch
+        }
+    }
+
+    /// A batch being built on a background thread.
+    final class Pending: @unchecked Sendable {
+        private var value: (Tensor, [Int])?
+        private let ready = DispatchSemaphore(value: 0)
+        init(_ work: @escaping () -> (Tensor, [Int])) {
+            DispatchQueue.global(qos: .userInitiated).async { [self] in
+                value = work()
+                ready.signal()
+            }
+        }
+        func wait() -> (Tensor, [Int]) { ready.wait(); return value! }
+    }
+}

@@ -1,0 +1,190 @@
+import Foundation
+import Convolve
+
+/// Anything a `DataLoader` can batch: `count` samples of one float shape with integer labels.
+public protocol BatchSource {
+    /// Number of samples.
+    var count: Int { get }
+    /// Shape of one sample (e.g. `[1, 28, 28]`).
+    var sampleShape: [Int] { get }
+    /// Number of label classes.
+    var classCount: Int { get }
+    /// Writes samples `indices` (as floats, before any transform) into `buffer` and their labels.
+    func fill(_ indices: ArraySlice<Int>, into buffer: UnsafeMutablePointer<Float>, labels: inout [Int])
+    /// Per-batch transform the loader applies after `fill` (e.g. ToTensor + Normalize), if any.
+    var transform: (any Transform)? { get }
+}
+
+extension BatchSource {
+    public var transform: (any Transform)? { nil }
+
+    /// Sample `i` as a `[C, H, W]` tensor (transformed) and its label.
+    public subscript(_ i: Int) -> (image: Tensor, label: Int) {
+        let (x, y) = batch([i])
+        return (x.reshape(sampleShape), y[0])
+    }
+
+    /// Samples `indices` as a `[N, ...]` tensor (transformed) and labels.
+    public func batch(_ indices: [Int]) -> (Tensor, [Int]) {
+        let per = sampleShape.reduce(1, *)
+        var buf = [Float](repeating: 0, count: indices.count * per)
+        var labels = [Int](repeating: 0, count: indices.count)
+        buf.withUnsafeMutableBufferPointer { b in
+            fill(indices[...], into: b.baseAddress!, labels: &labels)
+            transform?.apply(b, shape: [indices.count] + sampleShape)
+        }
+        return (Tensor(buf, shape: [indices.count] + sampleShape), labels)
+    }
+}
+
+/// An image classification dataset held as bytes (`N×C×H×W` pixels 0…255) with byte labels,
+/// like `torchvision.datasets.MNIST`. Pixels become floats only when a batch is built.
+public struct ImageDataset: BatchSource, Sendable {
+    /// Dataset name (e.g. "MNIST").
+    public let name: String
+    /// Pixels, `count × channels × height × width`, row-major.
+    public let pixels: [UInt8]
+    /// Class index of each image.
+    public let labels: [UInt8]
+    public let channels: Int, height: Int, width: Int
+    /// Human-readable class names; `classNames[label]`.
+    public let classNames: [String]
+    /// Applied by loaders to each batch (default: ToTensor, i.e. /255).
+    public var transform: (any Transform)?
+
+    public init(name: String, pixels: [UInt8], labels: [UInt8], channels: Int, height: Int, width: Int,
+                classNames: [String], transform: (any Transform)? = ToTensor()) {
+        precondition(pixels.count == labels.count * channels * height * width, "pixel count does not match labels")
+        self.name = name; self.pixels = pixels; self.labels = labels
+        self.channels = channels; self.height = height; self.width = width
+        self.classNames = classNames; self.transform = transform
+    }
+
+    public var count: Int { labels.count }
+    public var sampleShape: [Int] { [channels, height, width] }
+    public var classCount: Int { classNames.count }
+
+    public func fill(_ indices: ArraySlice<Int>, into buffer: UnsafeMutablePointer<Float>, labels out: inout [Int]) {
+        let per = channels * height * width
+        pixels.withUnsafeBufferPointer { px in
+            for (j, i) in indices.enumerated() {
+                let src = px.baseAddress! + i * per, dst = buffer + j * per
+                for k in 0..<per { dst[k] = Float(src[k]) }
+                out[j] = Int(labels[i])
+            }
+        }
+    }
+
+    /// Returns a copy with a different transform (`dataset.with(transform: Compose(ToTensor(), Normalize(...)))`).
+    public func with(transform: (any Transform)?) -> ImageDataset {
+        var d = self; d.transform = transform; return d
+    }
+
+    /// Number of images per class.
+    public var labelHistogram: [Int] {
+        var h = [Int](repeating: 0, count: classCount)
+        for l in labels where Int(l) < h.count { h[Int(l)] += 1 }
+        return h
+    }
+
+    /// The first `n` samples (for quick runs and tests).
+    public func prefix(_ n: Int) -> ImageDataset {
+        let m = Swift.min(n, count), per = channels * height * width
+        return ImageDataset(name: name, pixels: Array(pixels[0..<(m * per)]), labels: Array(labels[0..<m]),
+                            channels: channels, height: height, width: width, classNames: classNames, transform: transform)
+    }
+}
+
+/// A view of a dataset restricted to some indices (PyTorch's `Subset`).
+public struct Subset<Base: BatchSource>: BatchSource {
+    public let base: Base
+    public let indices: [Int]
+    public init(_ base: Base, indices: [Int]) { self.base = base; self.indices = indices }
+    public var count: Int { indices.count }
+    public var sampleShape: [Int] { base.sampleShape }
+    public var classCount: Int { base.classCount }
+    public var transform: (any Transform)? { base.transform }
+    public func fill(_ idx: ArraySlice<Int>, into buffer: UnsafeMutablePointer<Float>, labels: inout [Int]) {
+        base.fill(idx.map { indices[$0] }[...], into: buffer, labels: &labels)
+    }
+}
+
+extension BatchSource {
+    /// A deterministic train/validation split: shuffles indices with `seed` and holds out
+    /// `validationFraction` of them (Keras' `validation_split` takes the last fraction instead: pass `shuffle: false`).
+    public func split(validationFraction: Double, seed: UInt64 = 0, shuffle: Bool = true)
+        -> (train: Subset<Self>, validation: Subset<Self>) {
+        precondition(validationFraction >= 0 && validationFraction < 1, "validation fraction must be in [0, 1)")
+        let order = shuffle ? RandomGenerator(seed: seed).permutation(count) : Array(0..<count)
+        let nVal = Int((Double(count) * validationFraction).rounded())
+        return (Subset(self, indices: Array(order[..<(count - nVal)])), Subset(self, indices: Array(order[(count - nVal)...])))
+    }
+}
+
+/// In-memory samples from a float tensor `[N, ...]` and integer labels (what `model.fit(x, y)` batches).
+public struct TensorDataset: BatchSource {
+    public let x: Tensor
+    public let y: [Int]
+    public let classCount: Int
+    public init(_ x: Tensor, _ y: [Int], classCount: Int? = nil) {
+        precondition(x.rank >= 1 && x.shape[0] == y.count, "x has \(x.rank >= 1 ? x.shape[0] : 0) samples, y has \(y.count)")
+        self.x = x; self.y = y
+        self.classCount = classCount ?? ((y.max() ?? -1) + 1)
+    }
+    public var count: Int { y.count }
+    public var sampleShape: [Int] { Array(x.shape.dropFirst()) }
+    public func fill(_ indices: ArraySlice<Int>, into buffer: UnsafeMutablePointer<Float>, labels: inout [Int]) {
+        let per = sampleShape.reduce(1, *)
+        x.storage.withUnsafeBufferPointer { src in
+            for (j, i) in indices.enumerated() {
+                (buffer + j * per).update(from: src.baseAddress! + i * per, count: per)
+                labels[j] = y[i]
+            }
+        }
+    }
+}
+
+// MARK: - Transforms
+
+/// A transform applied to a whole batch buffer `[N, C, H, W]` in place.
+public protocol Transform: Sendable {
+    func apply(_ batch: UnsafeMutableBufferPointer<Float>, shape: [Int])
+}
+
+/// Scales byte pixel values to [0, 1] (`transforms.ToTensor`; Keras' `x / 255.0`).
+public struct ToTensor: Transform {
+    public init() {}
+    public func apply(_ batch: UnsafeMutableBufferPointer<Float>, shape: [Int]) {
+        for i in 0..<batch.count { batch[i] *= 1 / 255 }
+    }
+}
+
+/// Per-channel `(x - mean) / std` (`transforms.Normalize`). One value applies to every channel.
+public struct Normalize: Transform {
+    public let mean: [Float], std: [Float]
+    public init(mean: [Float], std: [Float]) {
+        precondition(mean.count == std.count && !mean.isEmpty && std.allSatisfy { $0 != 0 }, "bad Normalize parameters")
+        self.mean = mean; self.std = std
+    }
+    /// The standard MNIST statistics (0.1307, 0.3081).
+    public static let mnist = Normalize(mean: [0.1307], std: [0.3081])
+    public func apply(_ batch: UnsafeMutableBufferPointer<Float>, shape: [Int]) {
+        guard shape.count >= 2 else { return }
+        let n = shape[0], c = shape[1], inner = shape.dropFirst(2).reduce(1, *)
+        for b in 0..<n { for ch in 0..<c {
+            let m = mean[mean.count == 1 ? 0 : ch], inv = 1 / std[std.count == 1 ? 0 : ch]
+            let base = (b * c + ch) * inner
+            for i in 0..<inner { batch[base + i] = (batch[base + i] - m) * inv }
+        } }
+    }
+}
+
+/// Applies transforms in order (`transforms.Compose`).
+public struct Compose: Transform {
+    public let transforms: [any Transform]
+    public init(_ transforms: [any Transform]) { self.transforms = transforms }
+    public init(_ transforms: any Transform...) { self.transforms = transforms }
+    public func apply(_ batch: UnsafeMutableBufferPointer<Float>, shape: [Int]) {
+        for t in transforms { t.apply(batch, shape: shape) }
+    }
+}

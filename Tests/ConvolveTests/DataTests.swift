@@ -1,0 +1,286 @@
+import Foundation
+import Testing
+import Convolve
+@testable import ConvolveData
+
+/// The real MNIST directory: `CONVOLVE_DATA_DIR`, else `../shared/datasets/mnist` beside the repo.
+func mnistDirectory() -> String? {
+    if let d = ProcessInfo.processInfo.environment["CONVOLVE_DATA_DIR"], !d.isEmpty { return d }
+    let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let candidate = repo.deletingLastPathComponent().appendingPathComponent("shared/datasets/mnist").path
+    return FileManager.default.fileExists(atPath: candidate) ? candidate : nil
+}
+
+/// Loads real MNIST once per process (both splits).
+let realMNIST: (train: ImageDataset, test: ImageDataset)? = {
+    guard let dir = mnistDirectory() else { return nil }
+    guard let train = try? DatasetKind.mnist.load(train: true, directory: dir),
+          let test = try? DatasetKind.mnist.load(train: false, directory: dir) else { return nil }
+    return (train, test)
+}()
+
+func requireMNIST(sourceLocation: SourceLocation = #_sourceLocation) -> (train: ImageDataset, test: ImageDataset)? {
+    if realMNIST == nil {
+        Issue.record("real MNIST not found: set CONVOLVE_DATA_DIR to the directory with the four gzip IDX files",
+                     sourceLocation: sourceLocation)
+    }
+    return realMNIST
+}
+
+/// A scratch directory removed at the end of the test.
+final class TempDir {
+    let path: String
+    init() {
+        path = NSTemporaryDirectory() + "convolve-test-\(UUID().uuidString)"
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+    func write(_ name: String, _ bytes: [UInt8]) -> String {
+        let p = path + "/" + name
+        FileManager.default.createFile(atPath: p, contents: Data(bytes))
+        return p
+    }
+}
+
+/// Big-endian IDX bytes for a header plus raw element bytes.
+func idxBytes(type: UInt8, shape: [Int], payload: [UInt8]) -> [UInt8] {
+    var b: [UInt8] = [0, 0, type, UInt8(shape.count)]
+    for d in shape { b += [UInt8(d >> 24 & 255), UInt8(d >> 16 & 255), UInt8(d >> 8 & 255), UInt8(d & 255)] }
+    return b + payload
+}
+
+/// A small synthetic MNIST-format pair: `n` images of h×w with labels i % 10.
+func syntheticPair(_ dir: TempDir, n: Int = 20, h: Int = 4, w: Int = 3, gzip: Bool = true,
+                   prefix: String = "train") -> (String, String) {
+    let pixels = (0..<(n * h * w)).map { UInt8($0 % 256) }
+    let labels = (0..<n).map { UInt8($0 % 10) }
+    var img = idxBytes(type: 0x08, shape: [n, h, w], payload: pixels)
+    var lab = idxBytes(type: 0x08, shape: [n], payload: labels)
+    if gzip { img = Gzip.compress(img); lab = Gzip.compress(lab) }
+    let ext = gzip ? ".gz" : ""
+    return (dir.write("\(prefix)-images-idx3-ubyte\(ext)", img), dir.write("\(prefix)-labels-idx1-ubyte\(ext)", lab))
+}
+
+@Suite struct IDXTests {
+    @Test(arguments: [false, true])
+    func readsEveryElementType(gzip: Bool) throws {
+        let dir = TempDir()
+        // value 1, -2, 300, -70000, 1.5, -2.25 in each type's big-endian encoding
+        let cases: [(UInt8, [UInt8], [Double])] = [
+            (0x08, [1, 255], [1, 255]),
+            (0x09, [1, 0xFE], [1, -2]),
+            (0x0B, [0x01, 0x2C, 0xFF, 0xFE], [300, -2]),
+            (0x0C, [0xFF, 0xFE, 0xEE, 0x90, 0, 0, 0, 7], [-70000, 7]),
+            (0x0D, [0x3F, 0xC0, 0, 0, 0xC0, 0x10, 0, 0], [1.5, -2.25]),
+            (0x0E, [0x3F, 0xF8, 0, 0, 0, 0, 0, 0, 0xC0, 0x02, 0, 0, 0, 0, 0, 0], [1.5, -2.25]),
+        ]
+        for (type, payload, expected) in cases {
+            var bytes = idxBytes(type: type, shape: [2, 1], payload: payload)
+            if gzip { bytes = Gzip.compress(bytes) }
+            let arr = try IDX.read(dir.write("t\(type).idx", bytes))
+            #expect(arr.shape == [2, 1])
+            #expect((0..<2).map { arr.value(at: $0) } == expected, "type \(type)")
+        }
+        // rank 4 and rank 1
+        let r4 = try IDX.read(dir.write("r4", idxBytes(type: 0x08, shape: [1, 2, 2, 2], payload: Array(0..<8))))
+        #expect(r4.shape == [1, 2, 2, 2] && r4.bytes == Array(0..<8))
+    }
+
+    @Test func loadsSyntheticDatasetAndTransforms() throws {
+        let dir = TempDir()
+        _ = syntheticPair(dir, n: 20, prefix: "train")
+        _ = syntheticPair(dir, n: 10, gzip: false, prefix: "t10k")
+        let train = try DatasetKind.mnist.load(train: true, directory: dir.path)
+        let test = try DatasetKind.mnist.load(train: false, directory: dir.path)
+        #expect(train.count == 20 && test.count == 10)
+        #expect(train.sampleShape == [1, 4, 3])
+        #expect(train.labelHistogram == [2, 2, 2, 2, 2, 2, 2, 2, 2, 2])
+        let (img, label) = train[1]
+        #expect(label == 1 && img.shape == [1, 4, 3])
+        #expect(abs(img.storage[0] - 12 / 255) < 1e-6)
+        let norm = train.with(transform: Compose(ToTensor(), Normalize(mean: [0.5], std: [0.5])))
+        #expect(abs(norm[1].image.storage[0] - (12 / 255 - 0.5) / 0.5) < 1e-6)
+        let y = oneHot([2, 0], classes: 3)
+        #expect(y.storage == [0, 0, 1, 1, 0, 0])
+    }
+
+    /// One bad file per case: each gives one clear DataError naming the file.
+    @Test func badInputsGiveOneClearError() throws {
+        let dir = TempDir()
+        let good = idxBytes(type: 0x08, shape: [3, 2, 2], payload: Array(repeating: 7, count: 12))
+        let labels = idxBytes(type: 0x08, shape: [3], payload: [1, 2, 3])
+        let imgPath = dir.write("img", good), labPath = dir.write("lab", labels)
+
+        func expectError(_ path: String, _ matches: (DataError) -> Bool, _ body: () throws -> Void) {
+            do { try body(); Issue.record("no error for \(path)") }
+            catch let e as DataError {
+                #expect(matches(e), "unexpected error \(e)")
+                #expect(e.description.contains(path), "message does not name \(path): \(e)")
+            } catch { Issue.record("not a DataError: \(error)") }
+        }
+        let badMagic = dir.write("magic", [0x12, 0x34, 0x08, 0x01, 0, 0, 0, 1, 5])
+        expectError(badMagic, { if case .badMagic = $0 { true } else { false } }) { _ = try IDX.read(badMagic) }
+
+        let truncated = dir.write("trunc", Array(good.dropLast(5)))
+        expectError(truncated, { if case .truncated = $0 { true } else { false } }) { _ = try IDX.read(truncated) }
+
+        let truncatedGz = dir.write("trunc.gz", Array(Gzip.compress(good).dropLast(12)))
+        expectError(truncatedGz, { e in if case .corruptGzip = e { true } else if case .truncated = e { true } else { false } }) {
+            _ = try IDX.read(truncatedGz)
+        }
+
+        var gz = Gzip.compress(good)
+        for i in 12..<min(gz.count - 8, 20) { gz[i] ^= 0x5A }
+        let corrupt = dir.write("corrupt.gz", gz)
+        expectError(corrupt, { if case .corruptGzip = $0 { true } else { false } }) { _ = try IDX.read(corrupt) }
+
+        let fewLabels = dir.write("few", idxBytes(type: 0x08, shape: [2], payload: [1, 2]))
+        expectError(fewLabels, { if case .countMismatch = $0 { true } else { false } }) {
+            _ = try DatasetKind.loadPair(images: imgPath, labels: fewLabels, name: "x", classNames: DatasetKind.mnist.classNames)
+        }
+        let badLabel = dir.write("badlabel", idxBytes(type: 0x08, shape: [3], payload: [1, 12, 3]))
+        expectError(badLabel, { if case .labelOutOfRange(_, 1, 12, 10) = $0 { true } else { false } }) {
+            _ = try DatasetKind.loadPair(images: imgPath, labels: badLabel, name: "x", classNames: DatasetKind.mnist.classNames)
+        }
+        let missing = dir.path + "/nowhere"
+        expectError(missing, { if case .unreadable = $0 { true } else { false } }) {
+            _ = try DatasetKind.mnist.load(train: true, directory: missing)
+        }
+        expectError(dir.path, { if case .missingData = $0 { true } else { false } }) {
+            _ = try DatasetKind.mnist.load(train: true, directory: dir.path)
+        }
+        expectError(dir.path, { if case .unreadable = $0 { true } else { false } }) { _ = try IDX.read(dir.path) }
+        _ = labPath
+    }
+}
+
+@Suite struct DataLoaderTests {
+    func dataset(_ n: Int) -> TensorDataset {
+        TensorDataset(Tensor((0..<n).map(Float.init), shape: [n, 1]), (0..<n).map { $0 % 10 })
+    }
+
+    @Test func coversEveryIndexOncePerEpochAndIsDeterministic() {
+        let ds = dataset(103)
+        let a = DataLoader(ds, batchSize: 10, shuffle: true, seed: 42)
+        let b = DataLoader(ds, batchSize: 10, shuffle: true, seed: 42)
+        #expect(a.count == 11)
+        var epochs: [[Float]] = []
+        for _ in 0..<2 {
+            var seen: [Float] = []
+            var seenB: [Float] = []
+            for ((x, y), (xb, _)) in zip(a, b) {
+                seen += x.storage
+                seenB += xb.storage
+                #expect(zip(x.storage, y).allSatisfy { Int($0) % 10 == $1 })
+            }
+            #expect(seen.sorted() == (0..<103).map(Float.init))
+            #expect(seen == seenB)
+            epochs.append(seen)
+        }
+        #expect(epochs[0] != epochs[1], "each epoch should reshuffle")
+        #expect(epochs[0] != (0..<103).map(Float.init))
+    }
+
+    @Test func dropLastAndNoShuffleAndPrefetchAgree() {
+        let ds = dataset(103)
+        let d = DataLoader(ds, batchSize: 10, dropLast: true)
+        #expect(d.count == 10)
+        let batches = Array(d)
+        #expect(batches.count == 10 && batches.allSatisfy { $0.0.shape == [10, 1] })
+        #expect(batches[0].0.storage == (0..<10).map(Float.init))
+        let noPrefetch = DataLoader(ds, batchSize: 7, shuffle: true, seed: 3, prefetch: false)
+        let withPrefetch = DataLoader(ds, batchSize: 7, shuffle: true, seed: 3)
+        #expect(Array(noPrefetch).map(\.1) == Array(withPrefetch).map(\.1))
+    }
+
+    @Test func splitIsDeterministicAndDisjoint() {
+        let ds = dataset(50)
+        let (tr, va) = ds.split(validationFraction: 0.2, seed: 1)
+        let (tr2, _) = ds.split(validationFraction: 0.2, seed: 1)
+        #expect(tr.count == 40 && va.count == 10 && tr.indices == tr2.indices)
+        #expect(Set(tr.indices).isDisjoint(with: va.indices))
+    }
+}
+
+@Suite struct RealMNISTTests {
+    @Test func countsHistogramsAndPixelStatistics() throws {
+        guard let (train, test) = requireMNIST() else { return }
+        #expect(train.count == 60000 && test.count == 10000)
+        #expect(train.labelHistogram == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
+        #expect(test.labelHistogram == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
+        var sum: Double = 0, sumSq: Double = 0
+        for p in train.pixels { let v = Double(p) / 255; sum += v; sumSq += v * v }
+        let n = Double(train.pixels.count)
+        let mean = sum / n, std = (sumSq / n - mean * mean).squareRoot()
+        #expect(abs(mean - 0.1307) < 5e-5, "mean \(mean)")
+        #expect(abs(std - 0.3081) < 5e-5, "std \(std)")
+        let loader = DataLoader(train, batchSize: 64, shuffle: true, seed: 0)
+        #expect(loader.count == 938)
+        var it = loader.makeIterator()
+        let (images, labels) = it.next()!
+        #expect(images.shape == [64, 1, 28, 28] && labels.count == 64)
+    }
+}
+
+@Suite struct DownloadTests {
+    @Test func sha256KnownVectors() {
+        var h = SHA256(); h.update(Array("abc".utf8))
+        #expect(h.hexDigest() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256().hexDigest() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        var long = SHA256(); long.update([UInt8](repeating: 0x61, count: 1000))
+        #expect(long.hexDigest() == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
+    }
+
+    @Test func fallsBackAcrossMirrorsAndVerifies() throws {
+        let payload = Array((0..<5000).map { UInt8($0 % 251) })
+        var hasher = SHA256(); hasher.update(payload)
+        let digest = hasher.hexDigest()
+        var corrupted = payload; corrupted[100] ^= 1
+        let server = try TestHTTPServer(routes: [
+            "/corrupt/f.gz": .init(status: 200, body: corrupted),
+            "/trunc/f.gz": .init(status: 200, body: Array(payload[0..<1000]), declaredLength: payload.count),
+            "/good/f.gz": .init(status: 200, body: payload),
+        ])
+        defer { server.stop() }
+        let dir = TempDir()
+        let mirrors = ["missing", "corrupt", "trunc", "good"].map { server.base + "/" + $0 + "/" }
+        try Downloader(progress: false, timeout: 10).fetch("f.gz", mirrors: mirrors, sha256: digest, into: dir.path)
+        #expect(FileManager.default.contents(atPath: dir.path + "/f.gz") == Data(payload))
+        #expect(server.requests == ["/missing/f.gz", "/corrupt/f.gz", "/trunc/f.gz", "/good/f.gz"])
+        // No partial files are left behind.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["f.gz"])
+    }
+
+    @Test func allMirrorsFailingLeavesNothingAndSaysWhy() throws {
+        let server = try TestHTTPServer(routes: ["/bad/f.gz": .init(status: 200, body: [1, 2, 3])])
+        defer { server.stop() }
+        let dir = TempDir()
+        do {
+            try Downloader(progress: false, timeout: 10).fetch("f.gz", mirrors: [server.base + "/bad/", server.base + "/none/"],
+                                                              sha256: String(repeating: "0", count: 64), into: dir.path)
+            Issue.record("expected failure")
+        } catch let e as DataError {
+            #expect(e.description.contains("SHA-256 mismatch") && e.description.contains("HTTP 404"), "\(e)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+    }
+
+    @Test func dataLocationDownloadsIntoCacheThenLoads() throws {
+        let dir = TempDir()
+        let src = TempDir()
+        _ = syntheticPair(src, n: 12, prefix: "t10k")
+        let img = try Data(contentsOf: URL(fileURLWithPath: src.path + "/t10k-images-idx3-ubyte.gz"))
+        let lab = try Data(contentsOf: URL(fileURLWithPath: src.path + "/t10k-labels-idx1-ubyte.gz"))
+        let server = try TestHTTPServer(routes: ["/m/t10k-images-idx3-ubyte.gz": .init(status: 200, body: Array(img)),
+                                                 "/m/t10k-labels-idx1-ubyte.gz": .init(status: 200, body: Array(lab))])
+        defer { server.stop() }
+        setenv("XDG_CACHE_HOME", dir.path, 1)
+        defer { unsetenv("XDG_CACHE_HOME") }
+        // Checksums of the real files do not match the synthetic ones: expect a clear failure first.
+        #expect(throws: DataError.self) {
+            _ = try DataLocation(directory: nil).load(.mnist, train: false, mirrors: [server.base + "/m/"], progress: false)
+        }
+        let cache = dir.path + "/convolve/mnist"
+        #expect(!FileManager.default.fileExists(atPath: cache + "/t10k-images-idx3-ubyte.gz"))
+    }
+}
