@@ -1,0 +1,169 @@
+import Foundation
+import Convolve
+import ConvolveNN
+
+/// Keras activation names.
+public enum Activation: String, Sendable {
+    case linear, relu, softmax, sigmoid, tanh
+
+    /// Applies the activation (softmax over the last dimension).
+    public func apply(_ x: Tensor) -> Tensor {
+        switch self {
+        case .linear: return x
+        case .relu: return x.relu()
+        case .softmax: return x.softmax(dim: -1)
+        case .sigmoid: return x.sigmoid()
+        case .tanh: return x.tanh()
+        }
+    }
+}
+
+/// Keras padding modes.
+public enum Padding: String, Sendable { case valid, same }
+
+/// Base of the Keras-style layers: they infer their input shape when the model is built and wrap
+/// the same `ConvolveNN` modules the PyTorch-style API uses (Keras initialization by default).
+/// Shapes shown to the user are channels-last `(H, W, C)`; the engine runs NCHW.
+open class KerasLayer: Module, Layer {
+    /// The Keras layer name (`conv2d`, `conv2d_1`, …), assigned by the model.
+    public internal(set) var name: String = ""
+    /// Keras' class name shown in `summary()`.
+    open var kerasClassName: String { String(describing: type(of: self)) }
+    /// snake_case stem used for automatic names.
+    open var nameStem: String { "layer" }
+    /// Output shape (channels-last, no batch) once built.
+    public internal(set) var outputShape: [Int] = []
+    /// Declared input shape (channels-last), for the first layer.
+    public let declaredInputShape: [Int]?
+
+    public init(inputShape: [Int]? = nil) { declaredInputShape = inputShape }
+
+    /// Creates weights for a channels-last `inputShape` and returns the output shape.
+    open func build(_ inputShape: [Int]) -> [Int] { inputShape }
+
+    open func callAsFunction(_ input: Tensor) -> Tensor { input }
+
+    /// Trainable parameter count.
+    public var paramCount: Int { parameterCount }
+}
+
+/// 2-D convolution (`keras.layers.Conv2D`): `filters` output channels, optional activation.
+public final class Conv2D: KerasLayer {
+    public let filters: Int, kernelSize: (Int, Int), strides: (Int, Int), padding: Padding
+    public let activation: Activation, useBias: Bool
+    public private(set) var conv: Conv2d?
+
+    public init(_ filters: Int, kernelSize: (Int, Int), strides: (Int, Int) = (1, 1), padding: Padding = .valid,
+                activation: Activation = .linear, useBias: Bool = true, inputShape: [Int]? = nil) {
+        self.filters = filters; self.kernelSize = kernelSize; self.strides = strides; self.padding = padding
+        self.activation = activation; self.useBias = useBias
+        super.init(inputShape: inputShape)
+    }
+    public convenience init(_ filters: Int, _ kernelSize: Int, strides: Int = 1, padding: Padding = .valid,
+                            activation: Activation = .linear, useBias: Bool = true, inputShape: [Int]? = nil) {
+        self.init(filters, kernelSize: (kernelSize, kernelSize), strides: (strides, strides), padding: padding,
+                  activation: activation, useBias: useBias, inputShape: inputShape)
+    }
+    public override var nameStem: String { "conv2d" }
+    public override func build(_ s: [Int]) -> [Int] {
+        precondition(s.count == 3, "Conv2D expects (height, width, channels) input, got \(s)")
+        let pad = padding == .same ? ((kernelSize.0 - 1) / 2, (kernelSize.1 - 1) / 2) : (0, 0)
+        let c = Conv2d(s[2], filters, kernelSize: kernelSize, stride: strides, padding: pad, bias: useBias,
+                       initialization: .keras)
+        conv = c
+        let (oh, ow) = c.outputSize(s[0], s[1])
+        return [oh, ow, filters]
+    }
+    public override var localTensors: [(String, Tensor)] { conv?.localTensors ?? [] }
+    public override var children: [(String, Module)] { [] }
+    public override func callAsFunction(_ input: Tensor) -> Tensor { activation.apply(conv!(input)) }
+}
+
+/// Max pooling (`keras.layers.MaxPooling2D`); strides default to the pool size.
+public final class MaxPooling2D: KerasLayer {
+    public let pool: MaxPool2d
+    public init(_ poolSize: (Int, Int) = (2, 2), strides: (Int, Int)? = nil) {
+        pool = MaxPool2d(kernelSize: poolSize, stride: strides ?? poolSize)
+        super.init()
+    }
+    public convenience init(_ poolSize: Int, strides: Int? = nil) {
+        self.init((poolSize, poolSize), strides: strides.map { ($0, $0) })
+    }
+    public override var nameStem: String { "max_pooling2d" }
+    public override func build(_ s: [Int]) -> [Int] {
+        let (oh, ow) = pool.outputSize(s[0], s[1])
+        return [oh, ow, s[2]]
+    }
+    public override var children: [(String, Module)] { [] }
+    public override func callAsFunction(_ input: Tensor) -> Tensor { pool(input) }
+}
+
+/// Average pooling (`keras.layers.AveragePooling2D`).
+public final class AveragePooling2D: KerasLayer {
+    public let pool: AvgPool2d
+    public init(_ poolSize: (Int, Int) = (2, 2), strides: (Int, Int)? = nil) {
+        pool = AvgPool2d(kernelSize: poolSize, stride: strides ?? poolSize)
+        super.init()
+    }
+    public override var nameStem: String { "average_pooling2d" }
+    public override func build(_ s: [Int]) -> [Int] {
+        let (oh, ow) = pool.outputSize(s[0], s[1])
+        return [oh, ow, s[2]]
+    }
+    public override var children: [(String, Module)] { [] }
+    public override func callAsFunction(_ input: Tensor) -> Tensor { pool(input) }
+}
+
+/// Flattens each sample (`keras.layers.Flatten`). Internally flattens NCHW order.
+public final class KerasFlatten: KerasLayer {
+    public override init(inputShape: [Int]? = nil) { super.init(inputShape: inputShape) }
+    public override var kerasClassName: String { "Flatten" }
+    public override var nameStem: String { "flatten" }
+    public override func build(_ s: [Int]) -> [Int] { [s.reduce(1, *)] }
+    public override func callAsFunction(_ input: Tensor) -> Tensor { input.flatten(startDim: 1) }
+}
+
+/// Fully connected layer (`keras.layers.Dense`).
+public final class Dense: KerasLayer {
+    public let units: Int, activation: Activation, useBias: Bool
+    public private(set) var linear: Linear?
+    public init(_ units: Int, activation: Activation = .linear, useBias: Bool = true, inputShape: [Int]? = nil) {
+        self.units = units; self.activation = activation; self.useBias = useBias
+        super.init(inputShape: inputShape)
+    }
+    public override var nameStem: String { "dense" }
+    public override func build(_ s: [Int]) -> [Int] {
+        linear = Linear(s[s.count - 1], units, bias: useBias, initialization: .keras)
+        return Array(s.dropLast()) + [units]
+    }
+    public override var localTensors: [(String, Tensor)] { linear?.localTensors ?? [] }
+    public override var children: [(String, Module)] { [] }
+    /// Pre-activation output (logits for a softmax layer).
+    public func logits(_ input: Tensor) -> Tensor { linear!(input) }
+    public override func callAsFunction(_ input: Tensor) -> Tensor { activation.apply(linear!(input)) }
+}
+
+/// Dropout (`keras.layers.Dropout`), active only while fitting.
+public final class KerasDropout: KerasLayer {
+    public let rate: Double
+    public init(_ rate: Double) { self.rate = rate; super.init() }
+    public override var kerasClassName: String { "Dropout" }
+    public override var nameStem: String { "dropout" }
+    public override func callAsFunction(_ input: Tensor) -> Tensor { dropout(input, p: Float(rate), training: training) }
+}
+
+/// A standalone activation (`keras.layers.Activation`).
+public final class KerasActivation: KerasLayer {
+    public let activation: Activation
+    public init(_ activation: Activation) { self.activation = activation; super.init() }
+    public override var kerasClassName: String { "Activation" }
+    public override var nameStem: String { "activation" }
+    public override func callAsFunction(_ input: Tensor) -> Tensor { activation.apply(input) }
+}
+
+/// Keras' `layers` namespace spelling: `Keras.Flatten()`, `Keras.Dropout(0.5)`.
+public enum Keras {
+    public typealias Flatten = KerasFlatten
+    public typealias Dropout = KerasDropout
+    public typealias Activation = KerasActivation
+}

@@ -1,0 +1,311 @@
+import Foundation
+import Convolve
+import ConvolveNN
+import ConvolveData
+
+/// Optimizer choices for `compile` (Keras defaults: Adam lr 1e-3, epsilon 1e-7, Keras epsilon placement).
+public enum OptimizerSpec: Sendable {
+    case adam(lr: Double = 1e-3, epsilon: Double = 1e-7)
+    case sgd(lr: Double = 0.01, momentum: Double = 0, nesterov: Bool = false)
+    case rmsprop(lr: Double = 1e-3, rho: Double = 0.9, epsilon: Double = 1e-7)
+    case adadelta(lr: Double = 1.0, rho: Double = 0.95, epsilon: Double = 1e-7)
+
+    /// The string shortcuts Keras accepts (`"adam"`, `"sgd"`, `"rmsprop"`, `"adadelta"`).
+    public init?(_ name: String) {
+        switch name.lowercased() {
+        case "adam": self = .adam()
+        case "sgd": self = .sgd()
+        case "rmsprop": self = .rmsprop()
+        case "adadelta": self = .adadelta()
+        default: return nil
+        }
+    }
+
+    func make(_ params: [Tensor]) -> Optimizer {
+        switch self {
+        case let .adam(lr, eps): return Adam(params, lr: lr, eps: eps, epsilonStyle: .keras)
+        case let .sgd(lr, m, n): return SGD(params, lr: lr, momentum: m, nesterov: n)
+        case let .rmsprop(lr, rho, eps): return RMSprop(params, lr: lr, alpha: rho, eps: eps)
+        case let .adadelta(lr, rho, eps): return Adadelta(params, lr: lr, rho: rho, eps: eps)
+        }
+    }
+}
+
+/// Loss choices for `compile`.
+public enum LossSpec: String, Sendable {
+    /// One-hot targets against probabilities (fused with a final softmax, as Keras does).
+    case categoricalCrossentropy = "categorical_crossentropy"
+    /// Integer targets against probabilities.
+    case sparseCategoricalCrossentropy = "sparse_categorical_crossentropy"
+    case meanSquaredError = "mse"
+}
+
+/// Per-epoch metrics returned by `fit` (`history.history["val_accuracy"]`).
+public struct History: Sendable {
+    /// Metric name → one value per epoch.
+    public var history: [String: [Double]] = [:]
+    /// Epoch indices run (0-based).
+    public var epochs: [Int] = []
+    mutating func append(_ epoch: Int, _ logs: [String: Double]) {
+        epochs.append(epoch)
+        for (k, v) in logs { history[k, default: []].append(v) }
+    }
+}
+
+/// A Keras-style model: an ordered stack of layers with `compile`, `fit`, `evaluate`, `predict`
+/// and `summary`, running on the same engine and modules as the PyTorch-style API.
+///
+/// ```swift
+/// let model = Model(inputShape: [28, 28, 1]) {
+///     Conv2D(4, 3, activation: .relu); MaxPooling2D(2, strides: 2)
+///     Conv2D(4, 3, activation: .relu); MaxPooling2D(2, strides: 2)
+///     Keras.Flatten(); Dense(10, activation: .softmax)
+/// }
+/// model.compile(optimizer: .adam(), loss: .categoricalCrossentropy, metrics: ["accuracy"])
+/// let history = model.fit(x: trainImages, y: trainLabels, epochs: 10, validationData: (testImages, testLabels))
+/// ```
+public final class Model: Module, Layer {
+    /// Model name shown by `summary()`.
+    public let name: String
+    /// The layers in order.
+    public private(set) var layers: [KerasLayer] = []
+    /// Input shape, channels-last without the batch dimension (e.g. `[28, 28, 1]`).
+    public private(set) var inputShape: [Int]?
+    public private(set) var optimizer: Optimizer?
+    public private(set) var loss: LossSpec = .categoricalCrossentropy
+    public private(set) var metrics: [String] = []
+    /// Set by callbacks (EarlyStopping) to end `fit` after the current epoch.
+    public var stopTraining = false
+
+    public init(name: String = "sequential", inputShape: [Int]? = nil, @LayerBuilder _ build: () -> [any Layer] = { [] }) {
+        self.name = name
+        self.inputShape = inputShape
+        super.init()
+        for l in build() { add(l) }
+    }
+
+    /// Appends a layer (it must be a Keras-style layer) and builds it if the input shape is known.
+    public func add(_ layer: any Layer) {
+        guard let k = layer as? KerasLayer else {
+            preconditionFailure("Model.add expects Keras-style layers (Conv2D, Dense, …), got \(type(of: layer))")
+        }
+        let stem = k.nameStem
+        let same = layers.filter { $0.nameStem == stem }.count
+        k.name = same == 0 ? stem : "\(stem)_\(same)"
+        if inputShape == nil, layers.isEmpty, let s = k.declaredInputShape { inputShape = s }
+        layers.append(k)
+        if let s = layers.count == 1 ? inputShape : layers[layers.count - 2].outputShape, !s.isEmpty {
+            k.outputShape = k.build(s)
+        }
+    }
+
+    public override var children: [(String, Module)] { layers.map { ($0.name, $0) } }
+    public override var typeName: String { "Sequential" }
+
+    /// Forward pass on NCHW (or `[N, features]`) input.
+    public func callAsFunction(_ input: Tensor) -> Tensor {
+        var x = toInternal(input)
+        for l in layers { x = l(x) }
+        return x
+    }
+
+    /// Channels-last `[N, H, W, C]` input is permuted to NCHW (a pure reshape when C is 1).
+    func toInternal(_ x: Tensor) -> Tensor {
+        guard let s = inputShape, s.count == 3, x.rank == 4 else {
+            if let s = inputShape, s.count == 3, x.rank == 3, s[2] == 1 { return x.reshape([x.shape[0], 1, s[0], s[1]]) }
+            return x
+        }
+        if x.shape[1] == s[2] && x.shape[2] == s[0] && x.shape[3] == s[1] && x.shape[1] != x.shape[3] { return x } // NCHW already
+        if s[2] == 1 { return x.reshape([x.shape[0], 1, s[0], s[1]]) }
+        return x.permute(0, 3, 1, 2)
+    }
+
+    /// Logits of a final softmax layer (so cross-entropy can be fused), or nil.
+    func forwardLogits(_ input: Tensor) -> Tensor? {
+        guard let last = layers.last as? Dense, last.activation == .softmax else { return nil }
+        var x = toInternal(input)
+        for l in layers.dropLast() { x = l(x) }
+        return last.logits(x)
+    }
+
+    /// Configures training (`model.compile`).
+    public func compile(optimizer: OptimizerSpec = .adam(), loss: LossSpec = .categoricalCrossentropy,
+                        metrics: [String] = []) {
+        precondition(layers.allSatisfy { !$0.outputShape.isEmpty || $0.nameStem == "dropout" },
+                     "the model has no input shape: pass inputShape to the first layer or to Model")
+        self.optimizer = optimizer.make(parameters())
+        self.loss = loss
+        self.metrics = metrics
+    }
+
+    /// Uses an existing optimizer instance (e.g. restored from a checkpoint).
+    public func compile(optimizer: Optimizer, loss: LossSpec, metrics: [String] = []) {
+        self.optimizer = optimizer; self.loss = loss; self.metrics = metrics
+    }
+
+    /// Loss of one batch (fused softmax cross-entropy when the model ends in softmax).
+    func lossValue(_ x: Tensor, _ labels: [Int], classes: Int) -> (loss: Tensor, outputs: Tensor) {
+        switch loss {
+        case .categoricalCrossentropy, .sparseCategoricalCrossentropy:
+            if let logits = forwardLogits(x) { return (crossEntropy(logits, labels), logits) }
+            let probs = self(x)
+            return (categoricalCrossEntropy(probs, oneHot(labels, classes: probs.shape[1])), probs)
+        case .meanSquaredError:
+            let out = self(x)
+            return (mseLoss(out, oneHot(labels, classes: out.shape[1])), out)
+        }
+    }
+
+    /// Trains on `x` (`[N, H, W, C]` or NCHW) with one-hot `y` `[N, classes]` (Keras' `fit`).
+    @discardableResult
+    public func fit(x: Tensor, y: Tensor, batchSize: Int = 32, epochs: Int = 1,
+                    validationData: (Tensor, Tensor)? = nil, validationSplit: Double = 0, shuffle: Bool = true,
+                    callbacks: [Callback] = [], verbose: Int = 1, seed: UInt64? = nil) -> History {
+        let labels = y.rank == 2 ? y.argmax(dim: 1) : y.storage.map { Int($0) }
+        return fit(x: x, labels: labels, classes: y.rank == 2 ? y.shape[1] : nil, batchSize: batchSize, epochs: epochs,
+                   validationData: validationData.map { ($0.0, $0.1.rank == 2 ? $0.1.argmax(dim: 1) : $0.1.storage.map { Int($0) }) },
+                   validationSplit: validationSplit, shuffle: shuffle, callbacks: callbacks, verbose: verbose, seed: seed)
+    }
+
+    /// Trains on `x` with integer labels.
+    @discardableResult
+    public func fit(x: Tensor, labels: [Int], classes: Int? = nil, batchSize: Int = 32, epochs: Int = 1,
+                    validationData: (Tensor, [Int])? = nil, validationSplit: Double = 0, shuffle: Bool = true,
+                    callbacks: [Callback] = [], verbose: Int = 1, seed: UInt64? = nil) -> History {
+        let data = TensorDataset(toInternal(x).detach(), labels, classCount: classes)
+        let val = validationData.map { TensorDataset(toInternal($0.0).detach(), $0.1, classCount: classes) }
+        if validationSplit > 0 && val == nil {
+            // Keras holds out the last fraction of the data, before shuffling.
+            let (tr, va) = data.split(validationFraction: validationSplit, shuffle: false)
+            return fit(tr, batchSize: batchSize, epochs: epochs, validation: va, shuffle: shuffle,
+                       callbacks: callbacks, verbose: verbose, seed: seed)
+        }
+        return fit(data, batchSize: batchSize, epochs: epochs, validation: val, shuffle: shuffle,
+                   callbacks: callbacks, verbose: verbose, seed: seed)
+    }
+
+    /// Trains on any batch source (e.g. an `ImageDataset` straight from the IDX bytes).
+    @discardableResult
+    public func fit<S: BatchSource, V: BatchSource>(_ data: S, batchSize: Int = 32, epochs: Int = 1, initialEpoch: Int = 0,
+                                                    validation: V?, shuffle: Bool = true, callbacks: [Callback] = [],
+                                                    verbose: Int = 1, seed: UInt64? = nil,
+                                                    output: ProgressOutput = .standardOutput,
+                                                    loader existing: DataLoader<S>? = nil) -> History {
+        guard let optimizer else { preconditionFailure("call compile() before fit()") }
+        let loader: DataLoader<S>
+        if let existing { loader = existing } else {
+            loader = DataLoader(data, batchSize: batchSize, shuffle: shuffle, seed: seed)
+            // Skip the shuffles of epochs already done so that a resumed run sees the same order.
+            for _ in 0..<initialEpoch { _ = loader.nextEpochOrder() }
+        }
+        var history = History()
+        stopTraining = false
+        for cb in callbacks { cb.onTrainBegin(self) }
+        for epoch in initialEpoch..<epochs {
+            train()
+            let progress = ProgressBar(total: loader.count, epoch: epoch, epochs: epochs, verbose: verbose, output: output)
+            var lossSum = 0.0, correct = 0, seen = 0
+            for (x, y) in loader {
+                optimizer.zeroGrad()
+                let (loss, out) = lossValue(x, y, classes: data.classCount)
+                loss.backward()
+                optimizer.step()
+                let n = y.count
+                lossSum += Double(loss.item) * Double(n)
+                correct += zip(out.argmax(dim: 1), y).filter { $0 == $1 }.count
+                seen += n
+                progress.update(["loss": lossSum / Double(seen), "accuracy": Double(correct) / Double(seen)],
+                                showAccuracy: !metrics.isEmpty)
+            }
+            var logs: [String: Double] = ["loss": lossSum / Double(Swift.max(seen, 1))]
+            if !metrics.isEmpty { logs["accuracy"] = Double(correct) / Double(Swift.max(seen, 1)) }
+            if let validation {
+                let (vl, va) = evaluate(validation, batchSize: Swift.max(batchSize, 256))
+                logs["val_loss"] = vl
+                if !metrics.isEmpty { logs["val_accuracy"] = va }
+            }
+            progress.finish(logs)
+            history.append(epoch, logs)
+            for cb in callbacks { cb.onEpochEnd(epoch, logs: logs, model: self) }
+            if stopTraining { break }
+        }
+        for cb in callbacks { cb.onTrainEnd(self) }
+        eval()
+        return history
+    }
+
+    /// Mean loss and accuracy over a batch source, in inference mode.
+    public func evaluate<S: BatchSource>(_ data: S, batchSize: Int = 1000) -> (loss: Double, accuracy: Double) {
+        let wasTraining = training
+        eval()
+        defer { train(wasTraining) }
+        var lossSum = 0.0, correct = 0
+        withNoGrad {
+            for (x, y) in DataLoader(data, batchSize: batchSize) {
+                let (loss, out) = lossValue(x, y, classes: data.classCount)
+                lossSum += Double(loss.item) * Double(y.count)
+                correct += zip(out.argmax(dim: 1), y).filter { $0 == $1 }.count
+            }
+        }
+        let n = Double(Swift.max(data.count, 1))
+        return (lossSum / n, Double(correct) / n)
+    }
+
+    /// Keras' `evaluate(x, y)` with one-hot `y`.
+    public func evaluate(x: Tensor, y: Tensor, batchSize: Int = 32) -> (loss: Double, accuracy: Double) {
+        let labels = y.rank == 2 ? y.argmax(dim: 1) : y.storage.map { Int($0) }
+        return evaluate(TensorDataset(toInternal(x).detach(), labels, classCount: y.rank == 2 ? y.shape[1] : nil),
+                        batchSize: batchSize)
+    }
+
+    /// Model outputs (probabilities for a softmax model) for `x`, in batches, without gradients.
+    public func predict(x: Tensor, batchSize: Int = 32) -> Tensor {
+        let wasTraining = training
+        eval()
+        defer { train(wasTraining) }
+        let xi = toInternal(x).detach()
+        return withNoGrad {
+            var parts: [Tensor] = []
+            var i = 0
+            while i < xi.shape[0] {
+                parts.append(self(xi[i..<Swift.min(xi.shape[0], i + batchSize)]))
+                i += batchSize
+            }
+            return Tensor.cat(parts)
+        }
+    }
+
+    /// Keras' model summary table (TF 2.x layout: 65 columns, one row per layer).
+    public func summary() -> String {
+        let positions = [29, 55, 65]
+        func row(_ fields: [String]) -> String {
+            var line = ""
+            for (i, f) in fields.enumerated() {
+                if i > 0 { line = String(line.dropLast()) + " " }
+                line += f
+                line = String(line.prefix(positions[i]))
+                line += String(repeating: " ", count: Swift.max(0, positions[i] - line.count))
+            }
+            return line
+        }
+        func fmt(_ n: Int) -> String {
+            let f = NumberFormatter(); f.numberStyle = .decimal; f.groupingSeparator = ","; f.usesGroupingSeparator = true
+            return f.string(from: NSNumber(value: n)) ?? "\(n)"
+        }
+        var lines = ["Model: \"\(name)\"", String(repeating: "_", count: 65),
+                     row(["Layer (type)", "Output Shape", "Param #"]), String(repeating: "=", count: 65)]
+        for (i, l) in layers.enumerated() {
+            let shape = "(None, " + l.outputShape.map(String.init).joined(separator: ", ") + ")"
+            lines.append(row(["\(l.name) (\(l.kerasClassName))", shape, "\(l.paramCount)"]))
+            lines.append(String(repeating: i == layers.count - 1 ? "=" : "_", count: 65))
+        }
+        if layers.isEmpty { lines.append(String(repeating: "=", count: 65)) }
+        let total = parameterCount
+        lines += ["Total params: \(fmt(total))", "Trainable params: \(fmt(total))", "Non-trainable params: 0",
+                  String(repeating: "_", count: 65)]
+        return lines.joined(separator: "\n")
+    }
+
+    /// State dictionary keyed by Keras layer name (`conv2d.weight`, `dense.bias`, …; PyTorch layouts).
+    public override var localTensors: [(String, Tensor)] { [] }
+}

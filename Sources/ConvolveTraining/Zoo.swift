@@ -1,0 +1,112 @@
+import Foundation
+import Convolve
+import ConvolveNN
+
+/// The tutorial's PyTorch model: Conv-BN-ReLU-MaxPool ×2 + Linear(196, 10); 2,174 parameters.
+public final class TorchSeedNet: Module, Layer {
+    public let cnnLayers = Sequential {
+        Conv2d(1, 4, kernelSize: 3, stride: 1, padding: 1); BatchNorm2d(4); ReLU(inplace: true)
+        MaxPool2d(kernelSize: 2, stride: 2)
+        Conv2d(4, 4, kernelSize: 3, stride: 1, padding: 1); BatchNorm2d(4); ReLU(inplace: true)
+        MaxPool2d(kernelSize: 2, stride: 2)
+    }
+    public let linearLayers = Sequential { Linear(4 * 7 * 7, 10) }
+    public override init() {}
+    public override var typeName: String { "Net" }
+    public func callAsFunction(_ x: Tensor) -> Tensor { linearLayers(cnnLayers(x).flatten(startDim: 1)) }
+}
+
+/// LeNet-5 (ReLU and max-pool variant) for 28×28 input: 61,706 parameters.
+public final class LeNet5: Module, Layer {
+    public let features = Sequential {
+        Conv2d(1, 6, kernelSize: 5, padding: 2); ReLU(); MaxPool2d(kernelSize: 2)
+        Conv2d(6, 16, kernelSize: 5); ReLU(); MaxPool2d(kernelSize: 2)
+    }
+    public let classifier = Sequential {
+        Linear(16 * 5 * 5, 120); ReLU(); Linear(120, 84); ReLU(); Linear(84, 10)
+    }
+    public override init() {}
+    public func callAsFunction(_ x: Tensor) -> Tensor { classifier(features(x).flatten(startDim: 1)) }
+}
+
+/// pytorch/examples' MNIST CNN: 1,199,882 parameters. Returns logits (the example's
+/// `log_softmax` + `nll_loss` equals `crossEntropy` on these).
+public final class MnistCNN: Module, Layer {
+    public let conv1 = Conv2d(1, 32, kernelSize: 3, stride: 1)
+    public let conv2 = Conv2d(32, 64, kernelSize: 3, stride: 1)
+    public let dropout1 = Dropout(0.25)
+    public let dropout2 = Dropout(0.5)
+    public let fc1 = Linear(9216, 128)
+    public let fc2 = Linear(128, 10)
+    public override init() {}
+    public override var typeName: String { "Net" }
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        var h = conv2(conv1(x).relu()).relu()
+        h = dropout1(maxPool2d(h, kernelSize: (2, 2)))
+        h = dropout2(fc1(h.flatten(startDim: 1)).relu())
+        return fc2(h)
+    }
+}
+
+/// The tutorial's Keras model: Conv2D-MaxPool ×2, Flatten, Dense softmax; 1,198 parameters.
+public func kerasSeedModel() -> Model {
+    Model(inputShape: [28, 28, 1]) {
+        Conv2D(4, 3, activation: .relu)
+        MaxPooling2D(2, strides: 2)
+        Conv2D(4, 3, activation: .relu)
+        MaxPooling2D(2, strides: 2)
+        Keras.Flatten()
+        Dense(10, activation: .softmax)
+    }
+}
+
+/// Named models shipped with Convolve and the recipe each trains with by default.
+public enum ZooModel: String, CaseIterable, Sendable {
+    case torchSeed = "torch-seed"
+    case kerasSeed = "keras-seed"
+    case lenet5
+    case mnistCNN = "mnist-cnn"
+
+    /// Whether the model uses the Keras-style API (and prints Keras-style).
+    public var isKeras: Bool { self == .kerasSeed }
+
+    /// Default hyper-parameters (the tutorial's for the seeds, pytorch/examples' for mnist-cnn).
+    public var defaults: Recipe {
+        switch self {
+        case .torchSeed: return Recipe(epochs: 10, batchSize: 64, lr: 0.01, optimizer: "adam", normalize: (0.5, 0.5))
+        case .kerasSeed: return Recipe(epochs: 10, batchSize: 32, lr: 0.001, optimizer: "adam", normalize: nil)
+        case .lenet5: return Recipe(epochs: 10, batchSize: 64, lr: 0.001, optimizer: "adam", normalize: (0.1307, 0.3081))
+        case .mnistCNN: return Recipe(epochs: 5, batchSize: 64, lr: 1.0, optimizer: "adadelta", normalize: (0.1307, 0.3081),
+                                      stepLRGamma: 0.7)
+        }
+    }
+
+    /// A new, randomly initialized instance (uses the global generator: seed it first).
+    public func make() -> Module & Layer {
+        switch self {
+        case .torchSeed: return TorchSeedNet()
+        case .kerasSeed: return kerasSeedModel()
+        case .lenet5: return LeNet5()
+        case .mnistCNN: return MnistCNN()
+        }
+    }
+}
+
+/// Training hyper-parameters.
+public struct Recipe: Sendable, Codable, Equatable {
+    public var epochs: Int
+    public var batchSize: Int
+    public var lr: Double
+    public var optimizer: String
+    /// Normalize(mean, std) after /255; nil means plain /255 (Keras half).
+    public var normalizeMean: Double?
+    public var normalizeStd: Double?
+    /// Per-epoch StepLR decay (pytorch/examples uses 0.7), or nil.
+    public var stepLRGamma: Double?
+
+    public init(epochs: Int, batchSize: Int, lr: Double, optimizer: String, normalize: (Double, Double)?,
+                stepLRGamma: Double? = nil) {
+        self.epochs = epochs; self.batchSize = batchSize; self.lr = lr; self.optimizer = optimizer
+        normalizeMean = normalize?.0; normalizeStd = normalize?.1; self.stepLRGamma = stepLRGamma
+    }
+}
