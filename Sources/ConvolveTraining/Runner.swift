@@ -109,9 +109,9 @@ public final class TrainingRun {
     public func run(resume: Bool = false) throws -> RunResult {
         guard let zoo = ZooModel(rawValue: config.model) else { throw RunError("unknown model \(config.model)") }
         Parallel.threads = Swift.max(1, config.threads)
+        let (train, test) = try loadData()   // before creating anything: bad data leaves no output behind
         do { try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true) }
         catch { throw RunError("\(outputDir): cannot create output directory: \(error.localizedDescription)") }
-        let (train, test) = try loadData()
         manualSeed(config.seed)
         let model = zoo.make()
         let optimizer = try Self.makeOptimizer(config.recipe, model.parameters(), keras: zoo.isKeras)

@@ -1,0 +1,104 @@
+import Foundation
+import Testing
+import ConvolveData
+
+/// Runs the built `convolve` executable (from the same build folder as the tests).
+func runCLI(_ args: [String], env: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
+    let buildDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    var exe = buildDir.appendingPathComponent("convolve")
+    if !FileManager.default.fileExists(atPath: exe.path) {
+        // swift-testing may run from inside the .xctest bundle
+        exe = buildDir.deletingLastPathComponent().appendingPathComponent("convolve")
+    }
+    guard FileManager.default.fileExists(atPath: exe.path) else {
+        throw CLIError.missing(exe.path)
+    }
+    let p = Process()
+    p.executableURL = exe
+    p.arguments = args
+    var environment = ProcessInfo.processInfo.environment
+    for (k, v) in env { environment[k] = v }
+    p.environment = environment
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out; p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+enum CLIError: Error { case missing(String) }
+
+@Suite(.serialized) struct CLITests {
+    @Test func summaryPrintsBothStylesAndRejectsUnknownModels() throws {
+        let k = try runCLI(["summary", "--model", "keras-seed"])
+        #expect(k.status == 0 && k.out.contains("Total params: 1,198") && k.out.contains("max_pooling2d_1 (MaxPooling2 (None, 5, 5, 4)"))
+        let t = try runCLI(["summary", "--model", "torch-seed"])
+        #expect(t.status == 0 && t.out.contains("(cnn_layers): Sequential(") && t.out.contains("2,174"))
+        let bad = try runCLI(["summary", "--model", "resnet"])
+        #expect(bad.status != 0 && bad.err.contains("resnet"))
+    }
+
+    @Test func trainEvaluatePredictShowOnRealData() throws {
+        guard let data = mnistDirectory() else { _ = requireMNIST(); return }
+        let dir = TempDir()
+        let run = dir.path + "/run"
+        let t = try runCLI(["train", "--model", "torch-seed", "--epochs", "1", "--train-limit", "3000", "--test-limit", "500",
+                            "--data-dir", data, "--output", run, "--threads", "2"])
+        #expect(t.status == 0, "\(t.err)")
+        #expect(t.out.contains("Epoch 1 - Training loss: ") && t.out.contains("Number Of Images Tested = 500"))
+
+        let e = try runCLI(["evaluate", run + "/model.safetensors", "--data-dir", data, "--limit", "500", "--json"])
+        #expect(e.status == 0, "\(e.err)")
+        let obj = try JSONSerialization.jsonObject(with: Data(e.out.utf8)) as! [String: Any]
+        #expect((obj["accuracy"] as! Double) > 0.7)
+        #expect((obj["confusion_matrix"] as! [[Int]]).flatMap { $0 }.reduce(0, +) == 500)
+
+        // Export three test digits as IDX and a PNG, then predict them.
+        let test = try DatasetKind.mnist.load(train: false, directory: data)
+        try IDX.writeUInt8(Array(test.pixels[0..<(3 * 784)]), shape: [3, 28, 28], to: dir.path + "/three.idx")
+        // A 56x56 RGB rendering of test image 0 (label 7), dark on light: exercises resize + invert.
+        var rgb: [UInt8] = []
+        for y in 0..<56 { for x in 0..<56 { let v = 255 - test.pixels[(y / 2) * 28 + x / 2]; rgb += [v, v, v] } }
+        try PNG.write(Image(width: 56, height: 56, channels: 3, pixels: rgb), to: dir.path + "/seven.png")
+        let p = try runCLI(["predict", run + "/model.safetensors", dir.path + "/three.idx", "--json"])
+        #expect(p.status == 0, "\(p.err)")
+        let preds = try JSONSerialization.jsonObject(with: Data(p.out.utf8)) as! [[String: Any]]
+        #expect(preds.count == 3)
+        let png = try runCLI(["predict", run + "/model.safetensors", dir.path + "/seven.png", "--invert", "--top-k", "1"])
+        #expect(png.status == 0 && png.out.contains("seven.png: 7 "), "\(png.out) \(png.err)")
+
+        let s = try runCLI(["show", "--count", "4", "--output", dir.path + "/grid.png", "--data-dir", data, "--preview"])
+        #expect(s.status == 0 && s.out.contains("labels: 5 0 4 1") && s.out.contains("█"))
+        let grid = try PNG.read(dir.path + "/grid.png")
+        #expect(grid.width > 56 && grid.height > 56)
+
+        // Resume continues from the checkpoint.
+        let r = try runCLI(["train", "--resume", "--epochs", "2", "--output", run, "--data-dir", data])
+        #expect(r.status == 0 && r.out.contains("Epoch 2 - Training loss: ") && !r.out.contains("Epoch 1 -"), "\(r.err)")
+    }
+
+    @Test func badInputsGiveOneMessageAndNonZeroExit() throws {
+        let dir = TempDir()
+        let junk = dir.write("junk.safetensors", Array("garbage!".utf8) + [UInt8](repeating: 0, count: 10))
+        let notPNG = dir.write("x.png", Array("not a png".utf8))
+        let cases: [([String], String)] = [
+            (["train", "--data-dir", dir.path + "/missing", "--output", dir.path + "/o"], dir.path + "/missing"),
+            (["train", "--epochs", "0"], "--epochs"),
+            (["train", "--resume", "--output", dir.path + "/nothing"], "run.json"),
+            (["evaluate", junk], junk),
+            (["evaluate", dir.path + "/absent.safetensors"], "absent.safetensors"),
+            (["predict", junk, notPNG], junk),
+            (["show", "--data-dir", dir.path, "--count", "2"], dir.path),
+            (["show", "--split", "validation"], "--split"),
+        ]
+        for (args, fragment) in cases {
+            let r = try runCLI(args, env: ["CONVOLVE_DATA_DIR": dir.path, "XDG_CACHE_HOME": dir.path + "/cache"])
+            #expect(r.status != 0, "\(args) succeeded")
+            #expect(r.err.contains(fragment), "\(args): stderr does not name \(fragment): \(r.err)")
+            #expect(!r.err.contains("Fatal error") && !r.err.contains("Stack dump"), "\(args) crashed: \(r.err)")
+            #expect(r.err.split(separator: "\n").filter { $0.contains("rror") }.count <= 1, "\(args): \(r.err)")
+        }
+        // A run that failed on its data leaves no output behind.
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/o"))
+    }
+}
