@@ -4,9 +4,11 @@ import Foundation
 /// into (accumulated) input gradients.
 final class Node {
     let inputs: [Tensor]
+    let op: StaticString
     let backward: ([Float]) -> Void
-    init(inputs: [Tensor], backward: @escaping ([Float]) -> Void) {
+    init(inputs: [Tensor], op: StaticString, backward: @escaping ([Float]) -> Void) {
         self.inputs = inputs
+        self.op = op
         self.backward = backward
     }
 }
@@ -38,12 +40,12 @@ extension Tensor {
     /// Builds an op's output tensor and, if any input needs a gradient and grad mode is on,
     /// records `backward`, which receives the output gradient and must call `accumulate` on inputs.
     @inline(__always)
-    static func result(_ storage: [Float], _ shape: [Int], _ inputs: [Tensor],
+    static func result(_ storage: [Float], _ shape: [Int], _ inputs: [Tensor], op: StaticString = "op",
                        backward: @escaping ([Float]) -> Void) -> Tensor {
         let out = Tensor(storage, shape: shape)
         if GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) {
             out.requiresGrad = true
-            out.node = Node(inputs: inputs, backward: backward)
+            out.node = Node(inputs: inputs, op: op, backward: backward)
         }
         return out
     }
@@ -95,7 +97,11 @@ extension Tensor {
             guard let g = t.pendingGrad else { t.node = nil; continue }
             t.pendingGrad = nil
             if let node = t.node {
-                node.backward(g)
+                if Profiler.enabled {
+                    Profiler.measure("\(node.op) backward") { node.backward(g) }
+                } else {
+                    node.backward(g)
+                }
                 t.node = nil
             } else if t.requiresGrad {
                 if let existing = t.grad {

@@ -115,7 +115,7 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
 
     var inputs = [input, weight]
     if let bias { inputs.append(bias) }
-    return Tensor.result(out, [n, cout, oh, ow], inputs) { g in
+    return Tensor.result(out, [n, cout, oh, ow], inputs, op: "conv2d") { g in
         g.withUnsafeBufferPointer { pg in
             let gp = pg.baseAddress!
             if let bias, bias.requiresGrad {
@@ -226,7 +226,7 @@ public func maxPool2d(_ input: Tensor, kernelSize: (Int, Int), stride: (Int, Int
             }
         }
     } } }
-    return Tensor.result(out, [n, c, oh, ow], [input]) { g in
+    return Tensor.result(out, [n, c, oh, ow], [input], op: "maxPool2d") { g in
         input.accumulate { d in
             for pl in 0..<planes {
                 let base = pl * h * w
@@ -327,7 +327,7 @@ public func batchNorm(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor?
     var inputs = [input]
     if let weight { inputs.append(weight) }
     if let bias { inputs.append(bias) }
-    return Tensor.result(out, input.shape, inputs) { g in
+    return Tensor.result(out, input.shape, inputs, op: "batchNorm") { g in
         var dgamma = [Float](repeating: 0, count: c), dbeta = [Float](repeating: 0, count: c)
         input.storage.withUnsafeBufferPointer { x in
             for ch in 0..<c {
@@ -391,7 +391,7 @@ public func linear(_ input: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tens
     } } }
     var inputs = [input, weight]
     if let bias { inputs.append(bias) }
-    return Tensor.result(out, Array(input.shape.dropLast()) + [nOut], inputs) { g in
+    return Tensor.result(out, Array(input.shape.dropLast()) + [nOut], inputs, op: "linear") { g in
         g.withUnsafeBufferPointer { pg in
             input.accumulate { dx in weight.storage.withUnsafeBufferPointer { pw in
                 sgemm(transA: false, transB: false, m: m, n: k, k: nOut, a: pg.baseAddress!, lda: nOut,
@@ -460,7 +460,7 @@ public func crossEntropy(_ logits: Tensor, _ targets: [Int], reduction: Reductio
         }
     }
     let (out, shape) = reduceLoss(per, reduction)
-    return Tensor.result(out, shape, [logits]) { g in
+    return Tensor.result(out, shape, [logits], op: "crossEntropy") { g in
         logits.accumulate { d in
             for i in 0..<n {
                 let gi = lossGrad(g, i, n, reduction)

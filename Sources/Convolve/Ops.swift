@@ -172,14 +172,14 @@ extension Tensor {
     /// Applies `f` elementwise; `df(g, x, y)` is the input gradient given output gradient `g`,
     /// input `x` and output `y`.
     @inline(__always)
-    func unary(_ f: (Float) -> Float, _ df: @escaping (Float, Float, Float) -> Float) -> Tensor {
+    func unary(_ f: (Float) -> Float, op: StaticString = "unary", _ df: @escaping (Float, Float, Float) -> Float) -> Tensor {
         var out = [Float](repeating: 0, count: count)
         storage.withUnsafeBufferPointer { x in out.withUnsafeMutableBufferPointer { y in
             for i in 0..<y.count { y[i] = f(x[i]) }
         } }
         let input = self
         let y = out
-        return Tensor.result(out, shape, [self]) { g in
+        return Tensor.result(out, shape, [self], op: op) { g in
             input.accumulate { d in
                 input.storage.withUnsafeBufferPointer { x in
                     for i in 0..<d.count { d[i] += df(g[i], x[i], y[i]) }
@@ -189,7 +189,7 @@ extension Tensor {
     }
 
     /// `max(x, 0)` elementwise.
-    public func relu() -> Tensor { unary({ $0 > 0 ? $0 : 0 }) { g, x, _ in x > 0 ? g : 0 } }
+    public func relu() -> Tensor { unary({ $0 > 0 ? $0 : 0 }, op: "relu") { g, x, _ in x > 0 ? g : 0 } }
     /// `x` for positive values, `slope * x` otherwise.
     public func leakyRelu(_ slope: Float = 0.01) -> Tensor {
         unary({ $0 > 0 ? $0 : slope * $0 }) { g, x, _ in x > 0 ? g : slope * g }
@@ -233,7 +233,7 @@ extension Tensor {
         }
         precondition(s.reduce(1, *) == count, "cannot reshape \(shape) to \(newShape)")
         let input = self
-        return Tensor.result(storage, s, [self]) { g in input.accumulate(g) }
+        return Tensor.result(storage, s, [self], op: "reshape") { g in input.accumulate(g) }
     }
     /// PyTorch's `view`: same as `reshape` (storage is always contiguous here).
     public func view(_ newShape: Int...) -> Tensor { reshape(newShape) }

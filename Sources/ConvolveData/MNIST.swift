@@ -125,8 +125,10 @@ public struct DataLocation: Sendable {
     /// Explicit directory, if any.
     public let directory: String?
 
-    public init(directory: String? = nil) {
-        self.directory = directory ?? ProcessInfo.processInfo.environment[Self.environmentVariable].flatMap { $0.isEmpty ? nil : $0 }
+    /// `directory` wins; otherwise `CONVOLVE_DATA_DIR` is read unless `readEnvironment` is false.
+    public init(directory: String? = nil, readEnvironment: Bool = true) {
+        let env = readEnvironment ? ProcessInfo.processInfo.environment[Self.environmentVariable] : nil
+        self.directory = directory ?? env.flatMap { $0.isEmpty ? nil : $0 }
     }
 
     /// The cache root (`$XDG_CACHE_HOME/convolve` or `~/.cache/convolve`).
@@ -137,7 +139,8 @@ public struct DataLocation: Sendable {
     }
 
     /// Loads a split: from the explicit directory, or from the cache after downloading missing files.
-    public func load(_ kind: DatasetKind, train: Bool, mirrors: [String]? = nil,
+    /// `mirrors` and `checksums` override the dataset's own (for private mirrors and tests).
+    public func load(_ kind: DatasetKind, train: Bool, mirrors: [String]? = nil, checksums: [String: String]? = nil,
                      progress: Bool = isatty(STDERR_FILENO) != 0) throws -> ImageDataset {
         if let directory { return try kind.load(train: train, directory: directory) }
         let dir = Self.cacheRoot + "/" + kind.rawValue
@@ -145,7 +148,7 @@ public struct DataLocation: Sendable {
         for name in needed where !FileManager.default.fileExists(atPath: dir + "/" + name) {
             do {
                 try Downloader(progress: progress).fetch(name, mirrors: mirrors ?? kind.mirrors,
-                                                         sha256: kind.sha256[name], into: dir)
+                                                         sha256: (checksums ?? kind.sha256)[name], into: dir)
             } catch let error as DataError {
                 throw DataError.missingData(dataset: kind.displayName, directory: dir,
                                             files: DatasetKind.fileNames, cause: error.description)

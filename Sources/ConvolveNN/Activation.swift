@@ -5,7 +5,7 @@ import Convolve
 public final class ReLU: Module, Layer {
     public let inplace: Bool
     public init(inplace: Bool = false) { self.inplace = inplace }
-    public func callAsFunction(_ input: Tensor) -> Tensor { input.relu() }
+    public func callAsFunction(_ input: Tensor) -> Tensor { Profiler.measure("ReLU forward") { input.relu() } }
     public override var extraDescription: String { inplace ? "inplace=True" : "" }
 }
 

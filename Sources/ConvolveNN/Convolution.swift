@@ -36,7 +36,9 @@ public final class Conv2d: Module, Layer {
     }
 
     public func callAsFunction(_ input: Tensor) -> Tensor {
-        conv2d(input, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
+        Profiler.measure("Conv2d forward") {
+            conv2d(input, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
+        }
     }
 
     /// Output spatial size for an input of `h`×`w`.

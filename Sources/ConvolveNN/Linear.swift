@@ -14,7 +14,9 @@ public final class Linear: Module, Layer {
                                                  biasCount: bias ? outFeatures : nil,
                                                  fanIn: inFeatures, fanOut: outFeatures)
     }
-    public func callAsFunction(_ input: Tensor) -> Tensor { linear(input, weight: weight, bias: bias) }
+    public func callAsFunction(_ input: Tensor) -> Tensor {
+        Profiler.measure("Linear forward") { linear(input, weight: weight, bias: bias) }
+    }
     public override var extraDescription: String {
         "in_features=\(inFeatures), out_features=\(outFeatures), bias=\(bias == nil ? "False" : "True")"
     }

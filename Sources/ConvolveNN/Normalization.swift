@@ -36,8 +36,10 @@ public final class BatchNorm2d: Module, Layer {
         precondition(input.shape[1] == numFeatures,
                      "BatchNorm2d(\(numFeatures)) got \(input.shape[1]) channels")
         if training, let n = numBatchesTracked { n.storage[0] += 1 }
-        return batchNorm(input, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias,
-                         training: training || runningMean == nil, momentum: Float(momentum), eps: Float(eps))
+        return Profiler.measure("BatchNorm2d forward") {
+            batchNorm(input, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias,
+                      training: training || runningMean == nil, momentum: Float(momentum), eps: Float(eps))
+        }
     }
 
     public override var extraDescription: String {

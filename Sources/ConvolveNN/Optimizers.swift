@@ -29,6 +29,10 @@ open class Optimizer {
 
     /// Applies one update using each parameter's `.grad` (parameters without a gradient are skipped).
     public func step() {
+        Profiler.measure("optimizer step") { stepAll() }
+    }
+
+    private func stepAll() {
         stepCount += 1
         for (i, p) in parameters.enumerated() {
             guard let g = p.grad else { continue }

@@ -19,7 +19,9 @@ public final class MaxPool2d: Module, Layer {
     }
 
     public func callAsFunction(_ input: Tensor) -> Tensor {
-        maxPool2d(input, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation, ceilMode: ceilMode)
+        Profiler.measure("MaxPool2d forward") {
+            maxPool2d(input, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation, ceilMode: ceilMode)
+        }
     }
     /// Output spatial size for an input of `h`×`w`.
     public func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {

@@ -120,6 +120,9 @@ public final class Model: Module, Layer {
         return x.permute(0, 3, 1, 2)
     }
 
+    /// Logits of the final layer before its softmax (or the plain output), for fused losses.
+    public func forwardLogitsPublic(_ input: Tensor) -> Tensor { forwardLogits(input) ?? self(input) }
+
     /// Logits of a final softmax layer (so cross-entropy can be fused), or nil.
     func forwardLogits(_ input: Tensor) -> Tensor? {
         guard let last = layers.last as? Dense, last.activation == .softmax else { return nil }

@@ -1,0 +1,113 @@
+// convolve-bench: the issue-5 workloads, one table row each.
+//   swift run -c release convolve-bench W1|W2|W3|all [--epochs N] [--limit N] [--threads N] [--profile]
+// Data from CONVOLVE_DATA_DIR (or --data-dir). Prints: workload, train img/s (median of epochs after
+// the first), eval img/s (10k test set, batch 1000, median of 3), seconds from process start to the
+// first training step, peak RSS in MB.
+import Foundation
+import Convolve
+import ConvolveNN
+import ConvolveData
+import ConvolveTraining
+
+func processAgeSeconds() -> Double {
+    // /proc/self/stat field 22 is the start time in clock ticks since boot.
+    guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
+          let uptime = try? String(contentsOfFile: "/proc/uptime", encoding: .utf8) else { return .nan }
+    let fields = stat.split(separator: ")").last!.split(separator: " ")
+    let start = Double(fields[19]) ?? 0   // field 22 overall; 20th after "(comm)"
+    let up = Double(uptime.split(separator: " ")[0]) ?? 0
+    return up - start / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+func peakRSSMB() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024
+}
+
+var args = Array(CommandLine.arguments.dropFirst())
+func option(_ name: String) -> String? {
+    guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
+    let v = args[i + 1]; args.removeSubrange(i...(i + 1)); return v
+}
+func flag(_ name: String) -> Bool {
+    guard let i = args.firstIndex(of: name) else { return false }
+    args.remove(at: i); return true
+}
+let epochsOpt = option("--epochs").flatMap(Int.init)
+let limitOpt = option("--limit").flatMap(Int.init)
+let dataDir = option("--data-dir")
+if let t = option("--threads").flatMap(Int.init) { Parallel.threads = max(1, t) }
+let profile = flag("--profile")
+let which = args.first ?? "all"
+let workloads = which == "all" ? ["W1", "W2", "W3"] : [which.uppercased()]
+
+let location = DataLocation(directory: dataDir)
+let trainRaw: ImageDataset, testRaw: ImageDataset
+do {
+    trainRaw = try location.load(.mnist, train: true)
+    testRaw = try location.load(.mnist, train: false)
+} catch {
+    FileHandle.standardError.write(Data("convolve-bench: \(error)\n".utf8)); exit(1)
+}
+
+print("workload  threads  train_img/s  eval_img/s  first_step_s  peak_rss_MB  epochs  images/epoch")
+for w in workloads {
+    manualSeed(0)
+    let zoo: ZooModel, batch: Int, lr: Double
+    var transform: any Transform = ToTensor()
+    switch w {
+    case "W1": (zoo, batch, lr) = (.kerasSeed, 32, 1e-3)
+    case "W2": (zoo, batch, lr) = (.torchSeed, 64, 1e-2); transform = Compose(ToTensor(), Normalize(mean: [0.5], std: [0.5]))
+    case "W3": (zoo, batch, lr) = (.mnistCNN, 64, 1e-3); transform = Compose(ToTensor(), Normalize.mnist)
+    default: FileHandle.standardError.write(Data("unknown workload \(w) (W1, W2, W3, all)\n".utf8)); exit(1)
+    }
+    let epochs = epochsOpt ?? 3
+    let limit = limitOpt ?? (w == "W3" ? 12800 : 60000)
+    let train = trainRaw.prefix(limit).with(transform: transform)
+    let test = testRaw.with(transform: transform)
+    let model = zoo.make()
+    let keras = model as? Model
+    let optimizer: Optimizer = keras != nil ? Adam(model.parameters(), lr: lr, eps: 1e-7, epsilonStyle: .keras)
+                                            : Adam(model.parameters(), lr: lr)
+    let loader = DataLoader(train, batchSize: batch, shuffle: true, seed: 0)
+    var firstStep = Double.nan
+    var rates: [Double] = []
+    var steps = 0
+    for e in 0..<epochs {
+        if profile && e == 1 { Profiler.enabled = true; Profiler.reset(); steps = 0 }
+        model.train()
+        let t0 = Date()
+        var n = 0
+        var it = loader.makeIterator()
+        while true {
+            guard let (x, y) = Profiler.measure("data (wait for batch)", { it.next() }) else { break }
+            if firstStep.isNaN { firstStep = processAgeSeconds() }
+            optimizer.zeroGrad()
+            let loss = Profiler.measure("loss forward") {
+                keras.map { crossEntropy($0.forwardLogitsPublic(x), y) } ?? crossEntropy(model(x), y)
+            }
+            Profiler.measure("backward (total)") { loss.backward() }
+            optimizer.step()
+            n += y.count
+            steps += 1
+        }
+        rates.append(Double(n) / Date().timeIntervalSince(t0))
+    }
+    Profiler.enabled = false
+    let trainRate = rates.count > 1 ? rates.dropFirst().sorted()[(rates.count - 1) / 2] : rates[0]
+    model.eval()
+    var evalRates: [Double] = []
+    for _ in 0..<3 {
+        let t0 = Date()
+        withNoGrad { for (x, _) in DataLoader(test, batchSize: 1000) { _ = model(x) } }
+        evalRates.append(Double(test.count) / Date().timeIntervalSince(t0))
+    }
+    let evalRate = evalRates.sorted()[1]
+    print(String(format: "%-9@ %7d  %11.0f  %10.0f  %12.2f  %11.1f  %6d  %12d", w as NSString, Parallel.threads, trainRate, evalRate,
+                 firstStep, peakRSSMB(), epochs, train.count))
+    if profile {
+        print("profile of \(w) (epochs after the first, \(steps) steps; forward rows include their backward only under 'backward'):")
+        print(Profiler.report(steps: steps))
+    }
+}
