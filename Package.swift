@@ -21,8 +21,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
     ],
     targets: [
+        .target(name: "CConvolveSupport"),
         .target(name: "Convolve",
-                dependencies: [.product(name: "Numerics", package: "swift-numerics")],
+                dependencies: ["CConvolveSupport", .product(name: "Numerics", package: "swift-numerics")],
                 swiftSettings: native),
         .target(name: "ConvolveNN", dependencies: ["Convolve"], swiftSettings: native),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),

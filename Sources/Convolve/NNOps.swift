@@ -89,12 +89,26 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
     let inPer = cin * h * w, outPer = cout * ohw
     var out = [Float](repeating: 0, count: n * outPer)
     let work = n * cout * ohw * kSize
+    let direct = geo.prefersDirect(outChannels: ocg)
 
     input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pw in
     out.withUnsafeMutableBufferPointer { po in
         let x = px.baseAddress!, wt = pw.baseAddress!, o = po.baseAddress!
         let b = bias?.storage
         Parallel.forChunks(n, work: work) { range in
+            if direct {
+                let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
+                let wide = UnsafeMutablePointer<Float>.allocate(capacity: geo.wideLength)
+                defer { xp.deallocate(); wide.deallocate() }
+                b.withUnsafeBufferPointerOrNil { bp in
+                    for s in range { for g in 0..<groups {
+                        geo.pad(x + s * inPer + g * cg * h * w, into: xp)
+                        geo.directForward(xp, wt + g * ocg * kSize, bp.map { $0 + g * ocg },
+                                          o + s * outPer + g * ocg * ohw, wide, outChannels: ocg)
+                    } }
+                }
+                return
+            }
             let col = geo.isPointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: kSize * ohw)
             defer { col?.deallocate() }
             for s in range {
@@ -141,6 +155,21 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                 let pBase = pp.baseAddress, dxBase = pdx.baseAddress
                 Parallel.forChunks(n, work: work * 2) { range in
                     let chunk = range.lowerBound * chunks / n
+                    if direct {
+                        let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
+                        let dxp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
+                        let wide = UnsafeMutablePointer<Float>.allocate(capacity: geo.wideLength)
+                        defer { xp.deallocate(); dxp.deallocate(); wide.deallocate() }
+                        for s in range { for gi in 0..<groups {
+                            geo.pad(x + s * inPer + gi * cg * h * w, into: xp)
+                            if needX { dxp.update(repeating: 0, count: cg * geo.paddedPlane) }
+                            geo.directBackward(xp, wt + gi * ocg * kSize, gp + s * outPer + gi * ocg * ohw,
+                                               needW ? pBase! + chunk * wCount + gi * ocg * kSize : nil,
+                                               needX ? dxp : nil, wide, outChannels: ocg)
+                            if needX { geo.unpadAdd(dxp, into: dxBase! + s * inPer + gi * cg * h * w) }
+                        } }
+                        return
+                    }
                     let col = UnsafeMutablePointer<Float>.allocate(capacity: kSize * ohw)
                     defer { col.deallocate() }
                     for s in range {
@@ -199,6 +228,9 @@ public func maxPool2d(_ input: Tensor, kernelSize: (Int, Int), stride: (Int, Int
     let s = stride ?? kernelSize
     let (n, c, h, w, oh, ow) = input.poolDims(kernelSize, s, padding, dilation, ceilMode)
     let planes = n * c
+    if kernelSize == (2, 2) && s == (2, 2) && padding == (0, 0) && dilation == (1, 1) && oh == h / 2 && ow == w / 2 {
+        return maxPool2x2(input, n, c, h, w)
+    }
     var out = [Float](repeating: 0, count: planes * oh * ow)
     var arg = [Int32](repeating: -1, count: planes * oh * ow)
     let (kh, kw) = kernelSize
@@ -292,21 +324,21 @@ public func batchNorm(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor?
     precondition(!useBatch || m > 1 || !training,
                  "expected more than 1 value per channel when training, got input size \(input.shape)")
     var mean = [Float](repeating: 0, count: c), invStd = [Float](repeating: 0, count: c)
-    input.storage.withUnsafeBufferPointer { x in
+    input.storage.withUnsafeBufferPointer { px in
+        let x = px.baseAddress!
         for ch in 0..<c {
             if useBatch {
-                var s: Double = 0
-                for b in 0..<n { let p = (b * c + ch) * inner; for i in 0..<inner { s += Double(x[p + i]) } }
-                let mu = s / Double(m)
-                var v: Double = 0
-                for b in 0..<n { let p = (b * c + ch) * inner
-                    for i in 0..<inner { let d = Double(x[p + i]) - mu; v += d * d } }
-                mean[ch] = Float(mu)
-                invStd[ch] = Float(1 / (v / Double(m) + Double(eps)).squareRoot())
+                var s: Float = 0
+                for b in 0..<n { s += simdSum(x + (b * c + ch) * inner, inner) }
+                let mu = s / Float(m)
+                var v: Float = 0
+                for b in 0..<n { v += simdSumSquaredDeviation(x + (b * c + ch) * inner, inner, mu) }
+                mean[ch] = mu
+                invStd[ch] = 1 / (v / Float(m) + eps).squareRoot()
                 if training, let rm = runningMean, let rv = runningVar {
-                    rm.storage[ch] = (1 - momentum) * rm.storage[ch] + momentum * Float(mu)
-                    let unbiased = m > 1 ? v / Double(m - 1) : v
-                    rv.storage[ch] = (1 - momentum) * rv.storage[ch] + momentum * Float(unbiased)
+                    rm.storage[ch] = (1 - momentum) * rm.storage[ch] + momentum * mu
+                    let unbiased = m > 1 ? v / Float(m - 1) : v
+                    rv.storage[ch] = (1 - momentum) * rv.storage[ch] + momentum * unbiased
                 }
             } else {
                 mean[ch] = runningMean!.storage[ch]
@@ -314,46 +346,55 @@ public func batchNorm(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor?
             }
         }
     }
-    var out = [Float](repeating: 0, count: input.count)
     let gamma = weight?.storage, beta = bias?.storage
-    input.storage.withUnsafeBufferPointer { x in out.withUnsafeMutableBufferPointer { y in
-        for b in 0..<n { for ch in 0..<c {
-            let scale = invStd[ch] * (gamma?[ch] ?? 1)
-            let shift = (beta?[ch] ?? 0) - mean[ch] * scale
-            let p = (b * c + ch) * inner
-            for i in 0..<inner { y[p + i] = x[p + i] * scale + shift }
-        } }
-    } }
+    let out = input.storage.withUnsafeBufferPointer { x in
+        uninitializedFloats(input.count) { y in
+            for b in 0..<n { for ch in 0..<c {
+                let scale = invStd[ch] * (gamma?[ch] ?? 1)
+                let shift = (beta?[ch] ?? 0) - mean[ch] * scale
+                let p = (b * c + ch) * inner
+                for i in 0..<inner { y[p + i] = x[p + i] * scale + shift }
+            } }
+        }
+    }
     var inputs = [input]
     if let weight { inputs.append(weight) }
     if let bias { inputs.append(bias) }
     return Tensor.result(out, input.shape, inputs, op: "batchNorm") { g in
         var dgamma = [Float](repeating: 0, count: c), dbeta = [Float](repeating: 0, count: c)
-        input.storage.withUnsafeBufferPointer { x in
+        input.storage.withUnsafeBufferPointer { px in g.withUnsafeBufferPointer { pg in
+            let x = px.baseAddress!, gp = pg.baseAddress!
             for ch in 0..<c {
                 var sg: Float = 0, sgx: Float = 0
-                for b in 0..<n { let p = (b * c + ch) * inner
-                    for i in 0..<inner { sg += g[p + i]; sgx += g[p + i] * (x[p + i] - mean[ch]) } }
-                dbeta[ch] = sg; dgamma[ch] = sgx * invStd[ch]
+                for b in 0..<n {
+                    let p = (b * c + ch) * inner
+                    sg += simdSum(gp + p, inner)
+                    sgx += simdDot(gp + p, x + p, inner)
+                }
+                dbeta[ch] = sg
+                dgamma[ch] = (sgx - mean[ch] * sg) * invStd[ch]   // Σ g·(x−μ)·σ⁻¹
             }
-            input.accumulate { d in
+            let dx = uninitializedFloats(input.count) { d in
                 for ch in 0..<c {
-                    let gm = gamma?[ch] ?? 1, istd = invStd[ch]
+                    let gm = gamma?[ch] ?? 1, istd = invStd[ch], mu = mean[ch]
+                    // dx = γσ⁻¹/M · (M·g − Σg − x̂·Σg·x̂), written as a·g + k·x + b0
+                    let a: Float, k: Float, b0: Float
                     if useBatch {
-                        let k = gm * istd / Float(m)
-                        let mg = dbeta[ch], mgx = dgamma[ch]
-                        for b in 0..<n { let p = (b * c + ch) * inner
-                            for i in 0..<inner {
-                                let xhat = (x[p + i] - mean[ch]) * istd
-                                d[p + i] += k * (Float(m) * g[p + i] - mg - xhat * mgx)
-                            } }
+                        let scale = gm * istd / Float(m)
+                        a = scale * Float(m)
+                        k = -scale * dgamma[ch] * istd
+                        b0 = -scale * dbeta[ch] - k * mu
                     } else {
-                        for b in 0..<n { let p = (b * c + ch) * inner
-                            for i in 0..<inner { d[p + i] += g[p + i] * gm * istd } }
+                        a = gm * istd; k = 0; b0 = 0
+                    }
+                    for b in 0..<n {
+                        let p = (b * c + ch) * inner
+                        for i in 0..<inner { d[p + i] = a * gp[p + i] + k * x[p + i] + b0 }
                     }
                 }
             }
-        }
+            input.accumulate(dx)
+        } }
         weight?.accumulate(dgamma)
         bias?.accumulate(dbeta)
     }
@@ -555,4 +596,46 @@ public func oneHot(_ labels: [Int], classes: Int) -> Tensor {
     var out = [Float](repeating: 0, count: labels.count * classes)
     for (i, l) in labels.enumerated() where l >= 0 && l < classes { out[i * classes + l] = 1 }
     return Tensor(out, shape: [labels.count, classes])
+}
+
+/// 2×2, stride-2 max pooling (the common case), with the winner's position in its window (0…3) kept
+/// for the backward pass.
+func maxPool2x2(_ input: Tensor, _ n: Int, _ c: Int, _ h: Int, _ w: Int) -> Tensor {
+    let oh = h / 2, ow = w / 2, planes = n * c, total = planes * oh * ow
+    var arg = [UInt8](repeating: 0, count: total)
+    let out = input.storage.withUnsafeBufferPointer { px in
+        arg.withUnsafeMutableBufferPointer { pa in
+            uninitializedFloats(total) { po in
+                for pl in 0..<planes {
+                    let xp = px.baseAddress! + pl * h * w
+                    let ob = pl * oh * ow
+                    for oy in 0..<oh {
+                        let r0 = xp + 2 * oy * w, r1 = r0 + w
+                        for ox in 0..<ow {
+                            let a = r0[2 * ox], b = r0[2 * ox + 1], cc = r1[2 * ox], d = r1[2 * ox + 1]
+                            var best = a, k: UInt8 = 0
+                            if b > best || b.isNaN { best = b; k = 1 }
+                            if cc > best || cc.isNaN { best = cc; k = 2 }
+                            if d > best || d.isNaN { best = d; k = 3 }
+                            po[ob + oy * ow + ox] = best
+                            pa[ob + oy * ow + ox] = k
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return Tensor.result(out, [n, c, oh, ow], [input], op: "maxPool2d") { g in
+        var dx = [Float](repeating: 0, count: planes * h * w)
+        dx.withUnsafeMutableBufferPointer { d in
+            for pl in 0..<planes {
+                let base = pl * h * w, ob = pl * oh * ow
+                for oy in 0..<oh { for ox in 0..<ow {
+                    let k = Int(arg[ob + oy * ow + ox])
+                    d[base + (2 * oy + (k >> 1)) * w + 2 * ox + (k & 1)] = g[ob + oy * ow + ox]
+                } }
+            }
+        }
+        input.accumulate(dx)
+    }
 }

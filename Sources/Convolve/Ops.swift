@@ -189,7 +189,22 @@ extension Tensor {
     }
 
     /// `max(x, 0)` elementwise.
-    public func relu() -> Tensor { unary({ $0 > 0 ? $0 : 0 }, op: "relu") { g, x, _ in x > 0 ? g : 0 } }
+    public func relu() -> Tensor {
+        let n = count
+        let out = storage.withUnsafeBufferPointer { x in
+            uninitializedFloats(n) { y in for i in 0..<n { y[i] = Swift.max(x[i], 0) } }
+        }
+        let input = self
+        return Tensor.result(out, shape, [self], op: "relu") { g in
+            // Gradient passes where the output is positive (the input was > 0).
+            let gx = uninitializedFloats(n) { d in
+                out.withUnsafeBufferPointer { y in g.withUnsafeBufferPointer { gg in
+                    for i in 0..<n { d[i] = y[i] > 0 ? gg[i] : 0 }
+                } }
+            }
+            input.accumulate(gx)
+        }
+    }
     /// `x` for positive values, `slope * x` otherwise.
     public func leakyRelu(_ slope: Float = 0.01) -> Tensor {
         unary({ $0 > 0 ? $0 : slope * $0 }) { g, x, _ in x > 0 ? g : slope * g }

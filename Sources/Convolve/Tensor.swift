@@ -1,4 +1,5 @@
 import Foundation
+import CConvolveSupport
 
 /// A dense, contiguous, row-major Float32 tensor that records the operations applied to it
 /// so that `backward()` can compute gradients (runtime-tape autograd, PyTorch semantics).
@@ -21,6 +22,7 @@ public final class Tensor {
 
     /// Creates a tensor from elements and a shape. The element count must match the shape.
     public init(_ storage: [Float], shape: [Int], requiresGrad: Bool = false) {
+        _ = allocatorTuned
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shape)")
         precondition(storage.count == shape.reduce(1, *),
                      "element count \(storage.count) does not match shape \(shape)")
@@ -146,3 +148,10 @@ extension Tensor: CustomStringConvertible {
         return "tensor(\(body), shape: \(shape)\(extra))"
     }
 }
+
+/// Keeps freed activation buffers in the heap instead of returning them to the OS: without this,
+/// glibc serves each ≥128 KB tensor with a fresh mmap and page-faults on every training step.
+let allocatorTuned: Bool = {
+    convolve_tune_allocator()
+    return true
+}()

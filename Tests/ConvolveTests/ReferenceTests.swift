@@ -15,7 +15,8 @@ import ConvolveNN
             expectClose(y, tensor(c["y"]), "conv y")
             y.backward(tensor(c["gy"]))
             expectClose(x.grad!, tensor(c["dx"]), "conv dx")
-            expectClose(w.grad!, tensor(c["dw"]), "conv dw")
+            // dw sums up to 2,352 float32 products with heavy cancellation: allow summation-order noise.
+            expectClose(w.grad!, tensor(c["dw"]), rtol: 1e-5, atol: 5e-5, "conv dw")
             if let b { expectClose(b.grad!, tensor(c["db"]), "conv db") }
         }
     }

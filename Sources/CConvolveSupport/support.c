@@ -1,0 +1,10 @@
+#include "convolve_support.h"
+#include <malloc.h>
+
+void convolve_tune_allocator(void) {
+#ifdef M_MMAP_THRESHOLD
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    mallopt(M_TOP_PAD, 64 << 20);
+#endif
+}
