@@ -49,9 +49,12 @@ private func gemmSerial(_ transA: Bool, _ transB: Bool, _ m0: Int, _ m1: Int, _ 
     let kcMax = Swift.min(KC, k)
     let ncMax = Swift.min(NC, (n1 - n0 + NR - 1) / NR * NR)
     let mcMax = Swift.min(MC, (m1 - m0 + MR - 1) / MR * MR)
-    let bp = UnsafeMutablePointer<Float>.allocate(capacity: kcMax * ncMax)
-    let ap = UnsafeMutablePointer<Float>.allocate(capacity: kcMax * mcMax)
-    defer { bp.deallocate(); ap.deallocate() }
+    // 64-byte aligned panels: every SIMD16 load of a packed panel stays within one cache line.
+    let bRaw = UnsafeMutableRawPointer.allocate(byteCount: kcMax * ncMax * 4, alignment: 64)
+    let aRaw = UnsafeMutableRawPointer.allocate(byteCount: kcMax * mcMax * 4, alignment: 64)
+    defer { bRaw.deallocate(); aRaw.deallocate() }
+    let bp = bRaw.bindMemory(to: Float.self, capacity: kcMax * ncMax)
+    let ap = aRaw.bindMemory(to: Float.self, capacity: kcMax * mcMax)
     var jc = n0
     while jc < n1 {
         let nc = Swift.min(NC, n1 - jc)

@@ -40,6 +40,30 @@ let dataDir = option("--data-dir")
 if let t = option("--threads").flatMap(Int.init) { Parallel.threads = max(1, t) }
 let profile = flag("--profile")
 let which = args.first ?? "all"
+if which == "gemm" {
+    // GF/s of the SGEMM on square and on W3's convolution shapes, 1 thread and all threads.
+    for (m, n, k, ta, tb) in [(512, 512, 512, false, false), (1024, 1024, 1024, false, false),
+                              (64, 576, 288, false, false), (64, 288, 576, false, true), (288, 576, 64, true, false)] {
+        let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: k * n)
+        var c = [Float](repeating: 0, count: m * n)
+        for threads in [1, Parallel.threads] {
+            var best = Double.infinity
+            for _ in 0..<5 {
+                let t0 = Date()
+                var reps = 0
+                while Date().timeIntervalSince(t0) < 0.2 {
+                    sgemm(transA: ta, transB: tb, m: m, n: n, k: k, a: a, lda: ta ? m : k, b: b, ldb: tb ? k : n,
+                          c: &c, ldc: n, threads: threads)
+                    reps += 1
+                }
+                best = min(best, Date().timeIntervalSince(t0) / Double(reps))
+            }
+            print(String(format: "gemm %4d x %4d x %4d ta=%d tb=%d threads=%d: %6.1f GF/s", m, n, k, ta ? 1 : 0, tb ? 1 : 0,
+                         threads, 2 * Double(m * n * k) / best / 1e9))
+        }
+    }
+    exit(0)
+}
 let workloads = which == "all" ? ["W1", "W2", "W3"] : [which.uppercased()]
 
 let location = DataLocation(directory: dataDir)
