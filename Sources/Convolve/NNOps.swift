@@ -153,8 +153,7 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
             partial.withUnsafeMutableBufferPointer { pp in dxBuf.withUnsafeMutableBufferPointer { pdx in
                 let x = px.baseAddress!, wt = pw.baseAddress!
                 let pBase = pp.baseAddress, dxBase = pdx.baseAddress
-                Parallel.forChunks(n, work: work * 2) { range in
-                    let chunk = range.lowerBound * chunks / n
+                Parallel.forChunksIndexed(n, work: work * 2) { chunk, range in
                     if direct {
                         let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
                         let dxp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
@@ -349,12 +348,12 @@ public func batchNorm(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor?
     let gamma = weight?.storage, beta = bias?.storage
     let out = input.storage.withUnsafeBufferPointer { x in
         uninitializedFloats(input.count) { y in
-            for b in 0..<n { for ch in 0..<c {
+            Parallel.forChunks(n, work: input.count * 2) { range in for b in range { for ch in 0..<c {
                 let scale = invStd[ch] * (gamma?[ch] ?? 1)
                 let shift = (beta?[ch] ?? 0) - mean[ch] * scale
                 let p = (b * c + ch) * inner
                 for i in 0..<inner { y[p + i] = x[p + i] * scale + shift }
-            } }
+            } } }
         }
     }
     var inputs = [input]
@@ -387,9 +386,11 @@ public func batchNorm(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor?
                     } else {
                         a = gm * istd; k = 0; b0 = 0
                     }
-                    for b in 0..<n {
-                        let p = (b * c + ch) * inner
-                        for i in 0..<inner { d[p + i] = a * gp[p + i] + k * x[p + i] + b0 }
+                    Parallel.forChunks(n, work: input.count * 2 / Swift.max(c, 1)) { range in
+                        for b in range {
+                            let p = (b * c + ch) * inner
+                            for i in 0..<inner { d[p + i] = a * gp[p + i] + k * x[p + i] + b0 }
+                        }
                     }
                 }
             }
@@ -606,7 +607,8 @@ func maxPool2x2(_ input: Tensor, _ n: Int, _ c: Int, _ h: Int, _ w: Int) -> Tens
     let out = input.storage.withUnsafeBufferPointer { px in
         arg.withUnsafeMutableBufferPointer { pa in
             uninitializedFloats(total) { po in
-                for pl in 0..<planes {
+              Parallel.forChunks(planes, work: total * 4) { range in
+                for pl in range {
                     let xp = px.baseAddress! + pl * h * w
                     let ob = pl * oh * ow
                     for oy in 0..<oh {
@@ -622,19 +624,22 @@ func maxPool2x2(_ input: Tensor, _ n: Int, _ c: Int, _ h: Int, _ w: Int) -> Tens
                         }
                     }
                 }
+              }
             }
         }
     }
     return Tensor.result(out, [n, c, oh, ow], [input], op: "maxPool2d") { g in
         var dx = [Float](repeating: 0, count: planes * h * w)
         dx.withUnsafeMutableBufferPointer { d in
-            for pl in 0..<planes {
+          Parallel.forChunks(planes, work: total * 4) { range in
+            for pl in range {
                 let base = pl * h * w, ob = pl * oh * ow
                 for oy in 0..<oh { for ox in 0..<ow {
                     let k = Int(arg[ob + oy * ow + ox])
                     d[base + (2 * oy + (k >> 1)) * w + 2 * ox + (k & 1)] = g[ob + oy * ow + ox]
                 } }
             }
+          }
         }
         input.accumulate(dx)
     }

@@ -192,14 +192,16 @@ extension Tensor {
     public func relu() -> Tensor {
         let n = count
         let out = storage.withUnsafeBufferPointer { x in
-            uninitializedFloats(n) { y in for i in 0..<n { y[i] = Swift.max(x[i], 0) } }
+            uninitializedFloats(n) { y in
+                Parallel.forChunks(n, work: n) { r in for i in r { y[i] = Swift.max(x[i], 0) } }
+            }
         }
         let input = self
         return Tensor.result(out, shape, [self], op: "relu") { g in
             // Gradient passes where the output is positive (the input was > 0).
             let gx = uninitializedFloats(n) { d in
                 out.withUnsafeBufferPointer { y in g.withUnsafeBufferPointer { gg in
-                    for i in 0..<n { d[i] = y[i] > 0 ? gg[i] : 0 }
+                    Parallel.forChunks(n, work: n) { r in for i in r { d[i] = y[i] > 0 ? gg[i] : 0 } }
                 } }
             }
             input.accumulate(gx)

@@ -1,35 +1,172 @@
 import Foundation
 import Dispatch
+import Synchronization
 
-/// Thread settings for CPU kernels.
+/// Thread settings and the parallel loop used by CPU kernels.
 public enum Parallel {
     /// Threads kernels may use (default: the machine's active cores). `--threads N` sets it.
     nonisolated(unsafe) public static var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    /// Work (in multiply-adds or element visits) below which splitting across threads costs more
-    /// than it saves: waking a thread costs ~30 µs here, so only work of ≳250 µs is split.
-    public static let minWorkToSplit = 1 << 21
+    /// Work (in multiply-adds or element visits) below which splitting costs more than it saves.
+    /// The pool's workers spin briefly between jobs, so handing work over costs ~1–2 µs while
+    /// training runs (a sleeping thread would cost ~30 µs to wake).
+    public static let minWorkToSplit = 1 << 17
 
-    /// Splits `0..<count` into contiguous chunks and runs `body(range)` for each, on up to
-    /// `threads` threads when `work` (total) is large enough, else inline on this thread.
+    /// Chunks per thread: lets a thread that is running take over work a descheduled one has not
+    /// started, so a busy core slows us by at most its share (no lock-step waits).
+    static let chunksPerThread = 4
+
+    /// The number of chunks `forChunks` uses for this work (depends only on `threads`, so results
+    /// that reduce per-chunk partials are deterministic for a given thread count).
+    public static func chunkCount(_ count: Int, work: Int) -> Int {
+        let t = Swift.min(threads, count)
+        if t <= 1 || work < minWorkToSplit { return Swift.min(1, count) }
+        return Swift.min(count, t * chunksPerThread)
+    }
+
+    /// Splits `0..<count` into `chunkCount` contiguous ranges and runs `body(range)` for each, on the
+    /// calling thread and the pool's workers.
     @inline(__always)
     public static func forChunks(_ count: Int, work: Int, _ body: (Range<Int>) -> Void) {
-        let t = Swift.min(threads, count)
-        if t <= 1 || work < minWorkToSplit {
-            if count > 0 { body(0..<count) }
+        forChunksIndexed(count, work: work) { _, r in body(r) }
+    }
+
+    /// Like `forChunks`, also passing the chunk's index in `0..<chunkCount(count, work:)` (for
+    /// per-chunk partial results).
+    @inline(__always)
+    public static func forChunksIndexed(_ count: Int, work: Int, _ body: (Int, Range<Int>) -> Void) {
+        let chunks = chunkCount(count, work: work)
+        if chunks <= 1 {
+            if count > 0 { body(0, 0..<count) }
             return
         }
         withoutActuallyEscaping(body) { body in
-            DispatchQueue.concurrentPerform(iterations: t) { i in
-                let lo = count * i / t, hi = count * (i + 1) / t
-                if hi > lo { body(lo..<hi) }
+            WorkerPool.shared.run(chunks: chunks, workers: Swift.min(threads, chunks) - 1) { i in
+                body(i, (count * i / chunks)..<(count * (i + 1) / chunks))
             }
         }
     }
+}
 
-    /// The number of chunks `forChunks` would use for this work.
-    public static func chunkCount(_ count: Int, work: Int) -> Int {
-        let t = Swift.min(threads, count)
-        return (t <= 1 || work < minWorkToSplit) ? Swift.min(1, count) : t
+/// A small pool of persistent worker threads. `run` publishes a job of N chunks; the caller and the
+/// workers claim chunks from a shared counter tagged with the job's generation, so a late worker can
+/// never run a chunk of a finished job. Idle workers spin for ~100 µs, then sleep on a semaphore.
+final class WorkerPool: @unchecked Sendable {
+    static let shared = WorkerPool(workers: Swift.max(0, ProcessInfo.processInfo.activeProcessorCount - 1))
+
+    /// (generation << 32) | next chunk index.
+    private let cursor = Atomic<Int>(0)
+    /// Chunks of the current job not yet finished.
+    private let pending = Atomic<Int>(0)
+    /// Generation of the published job.
+    private let generation = Atomic<Int>(0)
+    /// Workers allowed to join the current job.
+    private let allowed = Atomic<Int>(0)
+    /// Workers currently holding a reference to `job` (the caller waits for 0 before returning,
+    /// so the non-escaping body it lent never outlives `run`).
+    private let active = Atomic<Int>(0)
+    private var job: ((Int) -> Void)?
+    private var chunkCount = 0
+    private let sleepers: [Sleeper]
+    private let lock = NSLock()
+    private let jobLock = NSLock()
+
+    final class Sleeper: @unchecked Sendable {
+        let sleeping = Atomic<Bool>(false)
+        let semaphore = DispatchSemaphore(value: 0)
     }
+
+    init(workers: Int) {
+        sleepers = (0..<workers).map { _ in Sleeper() }
+        for (i, s) in sleepers.enumerated() {
+            let t = Thread { [unowned self] in self.workerLoop(index: i, sleeper: s) }
+            t.name = "convolve-worker-\(i)"
+            t.start()
+        }
+    }
+
+    /// Runs `body(chunk)` for every chunk in `0..<chunks` using the caller and up to `workers` workers.
+    func run(chunks: Int, workers: Int, _ body: @escaping (Int) -> Void) {
+        // One job at a time (kernels called from several threads simply queue here).
+        lock.lock(); defer { lock.unlock() }
+        jobLock.lock()
+        job = body
+        chunkCount = chunks
+        jobLock.unlock()
+        pending.store(chunks, ordering: .relaxed)
+        allowed.store(Swift.min(workers, sleepers.count), ordering: .relaxed)
+        let gen = generation.load(ordering: .relaxed) + 1
+        cursor.store(gen << 32, ordering: .relaxed)
+        generation.store(gen, ordering: .releasing)
+        for (i, s) in sleepers.enumerated() where i < workers {
+            if s.sleeping.exchange(false, ordering: .acquiringAndReleasing) { s.semaphore.signal() }
+        }
+        work(gen: gen, body: body, chunks: chunks)
+        while pending.load(ordering: .acquiring) > 0 { spinPause() }
+        jobLock.lock()
+        job = nil
+        jobLock.unlock()
+        while active.load(ordering: .acquiring) > 0 { spinPause() }
+    }
+
+    /// Claims and runs chunks of job `gen` until none are left.
+    @inline(__always)
+    private func work(gen: Int, body: (Int) -> Void, chunks: Int) {
+        while true {
+            let v = cursor.load(ordering: .relaxed)
+            if v >> 32 != gen || (v & 0xFFFF_FFFF) >= chunks { return }
+            let (exchanged, _) = cursor.compareExchange(expected: v, desired: v + 1, ordering: .acquiringAndReleasing)
+            if !exchanged { continue }
+            body(v & 0xFFFF_FFFF)
+            pending.subtract(1, ordering: .releasing)
+        }
+    }
+
+    private func workerLoop(index: Int, sleeper: Sleeper) {
+        var seen = 0
+        while true {
+            var spins = 0
+            var gen = generation.load(ordering: .acquiring)
+            while gen == seen {
+                spins += 1
+                if spins > 20_000 {
+                    sleeper.sleeping.store(true, ordering: .releasing)
+                    gen = generation.load(ordering: .acquiring)
+                    if gen != seen {
+                        if !sleeper.sleeping.exchange(false, ordering: .acquiringAndReleasing) { sleeper.semaphore.wait() }
+                        break
+                    }
+                    sleeper.semaphore.wait()
+                    spins = 0
+                } else {
+                    spinPause()
+                }
+                gen = generation.load(ordering: .acquiring)
+            }
+            seen = gen
+            guard index < allowed.load(ordering: .relaxed) else { continue }
+            if join(gen: gen) { active.subtract(1, ordering: .releasing) }
+        }
+    }
+
+    /// Runs chunks of job `gen` if it still has unclaimed ones; returns (having released its reference
+    /// to the job) whether it joined, in which case the caller must decrement `active`.
+    @inline(never)
+    private func join(gen: Int) -> Bool {
+        jobLock.lock()
+        let v = cursor.load(ordering: .acquiring)
+        guard v >> 32 == gen, (v & 0xFFFF_FFFF) < chunkCount, let body = job else { jobLock.unlock(); return false }
+        active.add(1, ordering: .acquiringAndReleasing)
+        let n = chunkCount
+        jobLock.unlock()
+        work(gen: gen, body: body, chunks: n)
+        return true
+    }
+}
+
+@inline(__always) func spinPause() {
+    #if arch(x86_64)
+    // A short busy wait that is kind to the sibling hyper-thread.
+    for _ in 0..<8 { _ = Atomic<Int>(0).load(ordering: .relaxed) }
+    #endif
 }
