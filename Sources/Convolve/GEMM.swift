@@ -106,10 +106,11 @@ private func packB(_ trans: Bool, _ b: UnsafePointer<Float>, _ ldb: Int, _ pc: I
                 }
             }
         } else {
-            for p in 0..<kc {
-                let dst = panel + p * NR
-                for q in 0..<w { dst[q] = b[(jc + j + q) * ldb + pc + p] }
-                if w < NR { for q in w..<NR { dst[q] = 0 } }
+            // Column q of the panel is a contiguous run of row (jc+j+q) of B: read it sequentially.
+            if w < NR { for p in 0..<kc { for q in w..<NR { panel[p * NR + q] = 0 } } }
+            for q in 0..<w {
+                let src = b + (jc + j + q) * ldb + pc
+                for p in 0..<kc { panel[p * NR + q] = src[p] }
             }
         }
         j += NR

@@ -158,11 +158,13 @@ public class Adam: Optimizer {
         }
         let invSqrtBc2 = 1 / sqrtBc2
         withBuffer("exp_avg", i) { m in withBuffer("exp_avg_sq", i) { v in
-            for j in 0..<w.count {
-                let gj = g[j] + coupledWD * w[j]
-                m[j] = b1 * m[j] + (1 - b1) * gj
-                v[j] = b2 * v[j] + (1 - b2) * gj * gj
-                w[j] -= stepSize * m[j] / (v[j].squareRoot() * invSqrtBc2 + eps)
+            Parallel.forChunks(w.count, work: w.count * 8) { range in
+                for j in range {
+                    let gj = g[j] + coupledWD * w[j]
+                    m[j] = b1 * m[j] + (1 - b1) * gj
+                    v[j] = b2 * v[j] + (1 - b2) * gj * gj
+                    w[j] -= stepSize * m[j] / (v[j].squareRoot() * invSqrtBc2 + eps)
+                }
             }
         } }
     }
