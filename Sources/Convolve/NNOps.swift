@@ -58,9 +58,16 @@ struct ConvGeometry {
                 let src = row + oy * ow
                 let dst = xc + iy * w
                 let x0 = kj * dw - pw
-                for ox in 0..<ow {
-                    let ix = ox * sw + x0
-                    if ix >= 0 && ix < w { dst[ix] += src[ox] }
+                if sw == 1 {
+                    // contiguous run: ox in [lo, hi) maps inside the row
+                    let lo = Swift.min(ow, Swift.max(0, -x0)), hi = Swift.max(lo, Swift.min(ow, w - x0))
+                    let d = dst + x0
+                    for ox in lo..<hi { d[ox] += src[ox] }
+                } else {
+                    for ox in 0..<ow {
+                        let ix = ox * sw + x0
+                        if ix >= 0 && ix < w { dst[ix] += src[ox] }
+                    }
                 }
             }
         } } }
@@ -177,10 +184,11 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                             if needW {
                                 let xs = x + s * inPer + gi * cg * h * w
                                 let src: UnsafePointer<Float>
-                                if geo.isPointwise { src = xs } else { geo.im2col(xs, col); src = UnsafePointer(col) }
+                                if geo.isPointwise { src = xs } else { Profiler.measure("conv bwd im2col") { geo.im2col(xs, col) }; src = UnsafePointer(col) }
+                                Profiler.measure("conv bwd dW gemm") {
                                 sgemm(transA: false, transB: true, m: ocg, n: kSize, k: ohw, a: gs, lda: ohw,
                                       b: src, ldb: ohw, beta: 1, c: pBase! + chunk * wCount + gi * ocg * kSize,
-                                      ldc: kSize, threads: 1)
+                                      ldc: kSize, threads: 1) }
                             }
                             if needX {
                                 let dxs = dxBase! + s * inPer + gi * cg * h * w
@@ -188,9 +196,10 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                                     sgemm(transA: true, transB: false, m: kSize, n: ohw, k: ocg, a: wt + gi * ocg * kSize,
                                           lda: kSize, b: gs, ldb: ohw, beta: 1, c: dxs, ldc: ohw, threads: 1)
                                 } else {
+                                    Profiler.measure("conv bwd dX gemm") {
                                     sgemm(transA: true, transB: false, m: kSize, n: ohw, k: ocg, a: wt + gi * ocg * kSize,
-                                          lda: kSize, b: gs, ldb: ohw, beta: 0, c: col, ldc: ohw, threads: 1)
-                                    geo.col2im(col, dxs)
+                                          lda: kSize, b: gs, ldb: ohw, beta: 0, c: col, ldc: ohw, threads: 1) }
+                                    Profiler.measure("conv bwd col2im") { geo.col2im(col, dxs) }
                                 }
                             }
                         }
