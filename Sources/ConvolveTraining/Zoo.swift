@@ -75,7 +75,8 @@ public enum ZooModel: String, CaseIterable, Sendable {
         switch self {
         case .torchSeed: return Recipe(epochs: 10, batchSize: 64, lr: 0.01, optimizer: "adam", normalize: (0.5, 0.5))
         case .kerasSeed: return Recipe(epochs: 10, batchSize: 32, lr: 0.001, optimizer: "adam", normalize: nil)
-        case .lenet5: return Recipe(epochs: 10, batchSize: 64, lr: 0.001, optimizer: "adam", normalize: (0.1307, 0.3081))
+        case .lenet5: return Recipe(epochs: 5, batchSize: 64, lr: 0.002, optimizer: "adam", normalize: (0.1307, 0.3081),
+                                    stepLRGamma: 0.6)
         case .mnistCNN: return Recipe(epochs: 5, batchSize: 64, lr: 1.0, optimizer: "adadelta", normalize: (0.1307, 0.3081),
                                       stepLRGamma: 0.7)
         }

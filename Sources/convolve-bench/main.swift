@@ -67,6 +67,28 @@ if which == "gemm" {
 let workloads = which == "all" ? ["W1", "W2", "W3"] : [which.uppercased()]
 
 let location = DataLocation(directory: dataDir)
+if which == "data" {
+    // Time to read + decompress + validate both MNIST splits, and DataLoader batches/s (batch 64, shuffled,
+    // ToTensor + Normalize, prefetch on), medians of 5.
+    var loads: [Double] = [], rates: [Double] = []
+    var train: ImageDataset?
+    for _ in 0..<5 {
+        let t0 = Date()
+        do { train = try location.load(.mnist, train: true); _ = try location.load(.mnist, train: false) }
+        catch { FileHandle.standardError.write(Data("convolve-bench: \(error)\n".utf8)); exit(1) }
+        loads.append(Date().timeIntervalSince(t0))
+    }
+    let ds = train!.with(transform: Compose(ToTensor(), Normalize(mean: [0.5], std: [0.5])))
+    for _ in 0..<5 {
+        let loader = DataLoader(ds, batchSize: 64, shuffle: true, seed: 1)
+        let t0 = Date()
+        var n = 0
+        for (x, _) in loader { n += x.shape[0] > 0 ? 1 : 0 }
+        rates.append(Double(n) / Date().timeIntervalSince(t0))
+    }
+    print(String(format: "load+decompress MNIST (70k images): %.3f s   DataLoader: %.0f batches/s of 64", loads.sorted()[2], rates.sorted()[2]))
+    exit(0)
+}
 let trainRaw: ImageDataset, testRaw: ImageDataset
 do {
     trainRaw = try location.load(.mnist, train: true)
