@@ -69,8 +69,11 @@ extension ConvGeometry {
     // each row are scratch and dropped).
     var wp: Int { w + 2 * pw }
     var hp: Int { h + 2 * ph }
-    var paddedPlane: Int { hp * wp + kw }
+    /// Padded plane plus slack so whole SIMD16 vectors past the wide length stay in bounds.
+    var paddedPlane: Int { hp * wp + kw + 16 }
     var wideLength: Int { oh * wp }
+    /// Wide length rounded up to whole SIMD16 vectors (the scratch buffer's size).
+    var wideCapacity: Int { (wideLength + 15) / 16 * 16 }
 
     /// Copies one image's channels into the zero-padded layout (`dst` holds c × paddedPlane floats).
     func pad(_ x: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>) {
@@ -82,15 +85,30 @@ extension ConvGeometry {
         }
     }
 
-    /// out[oc] = bias[oc] + Σ w[oc, c, ki, kj] · x[c, shifted] for one padded image.
+    /// out[oc] = bias[oc] + Σ w[oc, c, ki, kj] · x[c, shifted] for one padded image: each 16-wide
+    /// block of the wide output row accumulates every tap in a register and is stored once.
     func directForward(_ xp: UnsafePointer<Float>, _ wt: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                        _ out: UnsafeMutablePointer<Float>, _ wide: UnsafeMutablePointer<Float>, outChannels: Int) {
-        let L = wideLength
+        let L = wideLength, P = paddedPlane, taps = kh * kw
         for oc in 0..<outChannels {
-            wide.update(repeating: bias?[oc] ?? 0, count: L)
-            for ci in 0..<c { for ki in 0..<kh { for kj in 0..<kw {
-                simdAxpy(wide, wt[((oc * c + ci) * kh + ki) * kw + kj], xp + ci * paddedPlane + ki * wp + kj, L)
-            } } }
+            let b = SIMD16<Float>(repeating: bias?[oc] ?? 0)
+            let wo = wt + oc * c * taps
+            var i = 0
+            while i < L {
+                var acc = b
+                for ci in 0..<c {
+                    let plane = xp + ci * P + i, wc = wo + ci * taps
+                    for ki in 0..<kh {
+                        let row = plane + ki * wp
+                        for kj in 0..<kw {
+                            acc.addProduct(SIMD16<Float>(repeating: wc[ki * kw + kj]),
+                                           UnsafeRawPointer(row + kj).loadUnaligned(as: SIMD16<Float>.self))
+                        }
+                    }
+                }
+                UnsafeMutableRawPointer(wide + i).storeBytes(of: acc, as: SIMD16<Float>.self)
+                i += 16
+            }
             let o = out + oc * ohw
             for oy in 0..<oh { (o + oy * ow).update(from: wide + oy * wp, count: ow) }
         }
@@ -100,17 +118,39 @@ extension ConvGeometry {
     func directBackward(_ xp: UnsafePointer<Float>, _ wt: UnsafePointer<Float>, _ g: UnsafePointer<Float>,
                         _ dw: UnsafeMutablePointer<Float>?, _ dxp: UnsafeMutablePointer<Float>?,
                         _ wide: UnsafeMutablePointer<Float>, outChannels: Int) {
-        let L = wideLength
-        for oc in 0..<outChannels {
-            // Output gradient in the wide layout, zero in the scratch columns.
-            wide.update(repeating: 0, count: L)
-            for oy in 0..<oh { (wide + oy * wp).update(from: g + oc * ohw + oy * ow, count: ow) }
-            for ci in 0..<c { for ki in 0..<kh { for kj in 0..<kw {
-                let widx = ((oc * c + ci) * kh + ki) * kw + kj
-                let off = ci * paddedPlane + ki * wp + kj
-                if let dw { dw[widx] += simdDot(wide, xp + off, L) }
-                if let dxp { simdAxpy(dxp + off, wt[widx], wide, L) }
-            } } }
+        let L = wideLength, taps = kh * kw
+        withUnsafeTemporaryAllocation(of: SIMD16<Float>.self, capacity: taps) { acc in
+            for oc in 0..<outChannels {
+                // Output gradient in the wide layout, zero in the scratch columns and the vector tail.
+                wide.update(repeating: 0, count: wideCapacity)
+                for oy in 0..<oh { (wide + oy * wp).update(from: g + oc * ohw + oy * ow, count: ow) }
+                for ci in 0..<c {
+                    let plane = xp + ci * paddedPlane
+                    if let dw {
+                        // All taps of (oc, ci) in one sweep: one load of g feeds kh·kw multiply-adds.
+                        for t in 0..<taps { acc[t] = SIMD16<Float>() }
+                        var i = 0
+                        while i < L {
+                            let gv = UnsafeRawPointer(wide + i).loadUnaligned(as: SIMD16<Float>.self)
+                            for ki in 0..<kh {
+                                let row = plane + ki * wp + i
+                                for kj in 0..<kw {
+                                    acc[ki * kw + kj].addProduct(gv, UnsafeRawPointer(row + kj).loadUnaligned(as: SIMD16<Float>.self))
+                                }
+                            }
+                            i += 16
+                        }
+                        let base = (oc * c + ci) * taps
+                        for t in 0..<taps { dw[base + t] += acc[t].sum() }
+                    }
+                    if let dxp {
+                        for ki in 0..<kh { for kj in 0..<kw {
+                            let widx = ((oc * c + ci) * kh + ki) * kw + kj
+                            simdAxpy(dxp + ci * paddedPlane + ki * wp + kj, wt[widx], wide, L)
+                        } }
+                    }
+                }
+            }
         }
     }
 

@@ -105,7 +105,7 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
         Parallel.forChunks(n, work: work) { range in
             if direct {
                 let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
-                let wide = UnsafeMutablePointer<Float>.allocate(capacity: geo.wideLength)
+                let wide = UnsafeMutablePointer<Float>.allocate(capacity: geo.wideCapacity)
                 defer { xp.deallocate(); wide.deallocate() }
                 b.withUnsafeBufferPointerOrNil { bp in
                     for s in range { for g in 0..<groups {
@@ -164,7 +164,7 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                     if direct {
                         let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
                         let dxp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
-                        let wide = UnsafeMutablePointer<Float>.allocate(capacity: geo.wideLength)
+                        let wide = UnsafeMutablePointer<Float>.allocate(capacity: geo.wideCapacity)
                         defer { xp.deallocate(); dxp.deallocate(); wide.deallocate() }
                         for s in range { for gi in 0..<groups {
                             geo.pad(x + s * inPer + gi * cg * h * w, into: xp)
@@ -623,13 +623,14 @@ func maxPool2x2(_ input: Tensor, _ n: Int, _ c: Int, _ h: Int, _ w: Int) -> Tens
                     for oy in 0..<oh {
                         let r0 = xp + 2 * oy * w, r1 = r0 + w
                         for ox in 0..<ow {
+                            // Branch-free (selects): random activations make branches mispredict.
+                            // Ties keep the first element, as PyTorch does; NaN is not propagated here.
                             let a = r0[2 * ox], b = r0[2 * ox + 1], cc = r1[2 * ox], d = r1[2 * ox + 1]
-                            var best = a, k: UInt8 = 0
-                            if b > best || b.isNaN { best = b; k = 1 }
-                            if cc > best || cc.isNaN { best = cc; k = 2 }
-                            if d > best || d.isNaN { best = d; k = 3 }
-                            po[ob + oy * ow + ox] = best
-                            pa[ob + oy * ow + ox] = k
+                            let ab = b > a, cd = d > cc
+                            let m1 = ab ? b : a, m2 = cd ? d : cc
+                            let second = m2 > m1
+                            po[ob + oy * ow + ox] = second ? m2 : m1
+                            pa[ob + oy * ow + ox] = second ? (cd ? 3 : 2) : (ab ? 1 : 0)
                         }
                     }
                 }
