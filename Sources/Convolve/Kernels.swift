@@ -70,10 +70,10 @@ extension ConvGeometry {
     var wp: Int { w + 2 * pw }
     var hp: Int { h + 2 * ph }
     /// Padded plane plus slack so whole SIMD16 vectors past the wide length stay in bounds.
-    var paddedPlane: Int { hp * wp + kw + 16 }
+    var paddedPlane: Int { hp * wp + kw + 64 }
     var wideLength: Int { oh * wp }
     /// Wide length rounded up to whole SIMD16 vectors (the scratch buffer's size).
-    var wideCapacity: Int { (wideLength + 15) / 16 * 16 }
+    var wideCapacity: Int { (wideLength + 63) / 64 * 64 }
 
     /// Copies one image's channels into the zero-padded layout (`dst` holds c × paddedPlane floats).
     func pad(_ x: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>) {
@@ -93,17 +93,36 @@ extension ConvGeometry {
         for oc in 0..<outChannels {
             let b = SIMD16<Float>(repeating: bias?[oc] ?? 0)
             let wo = wt + oc * c * taps
+            @inline(__always) func load(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+                UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+            }
             var i = 0
+            // Four independent accumulators (64 outputs) hide the multiply-add latency.
+            while i + 64 <= L {
+                var a0 = b, a1 = b, a2 = b, a3 = b
+                for ci in 0..<c {
+                    let plane = xp + ci * P + i, wc = wo + ci * taps
+                    for ki in 0..<kh {
+                        let row = plane + ki * wp
+                        for kj in 0..<kw {
+                            let wv = SIMD16<Float>(repeating: wc[ki * kw + kj]), r = row + kj
+                            a0.addProduct(wv, load(r)); a1.addProduct(wv, load(r + 16))
+                            a2.addProduct(wv, load(r + 32)); a3.addProduct(wv, load(r + 48))
+                        }
+                    }
+                }
+                let o = UnsafeMutableRawPointer(wide + i)
+                o.storeBytes(of: a0, as: SIMD16<Float>.self); o.storeBytes(of: a1, toByteOffset: 64, as: SIMD16<Float>.self)
+                o.storeBytes(of: a2, toByteOffset: 128, as: SIMD16<Float>.self); o.storeBytes(of: a3, toByteOffset: 192, as: SIMD16<Float>.self)
+                i += 64
+            }
             while i < L {
                 var acc = b
                 for ci in 0..<c {
                     let plane = xp + ci * P + i, wc = wo + ci * taps
                     for ki in 0..<kh {
                         let row = plane + ki * wp
-                        for kj in 0..<kw {
-                            acc.addProduct(SIMD16<Float>(repeating: wc[ki * kw + kj]),
-                                           UnsafeRawPointer(row + kj).loadUnaligned(as: SIMD16<Float>.self))
-                        }
+                        for kj in 0..<kw { acc.addProduct(SIMD16<Float>(repeating: wc[ki * kw + kj]), load(row + kj)) }
                     }
                 }
                 UnsafeMutableRawPointer(wide + i).storeBytes(of: acc, as: SIMD16<Float>.self)

@@ -94,7 +94,8 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
     let ocg = cout / groups
     let ohw = geo.ohw, kSize = geo.kSize
     let inPer = cin * h * w, outPer = cout * ohw
-    var out = [Float](repeating: 0, count: n * outPer)
+    // Every output element is written below (bias fill or beta-0 GEMM, or the direct kernel's rows).
+    var out = [Float](unsafeUninitializedCapacity: n * outPer) { _, count in count = n * outPer }
     let work = n * cout * ohw * kSize
     let direct = geo.prefersDirect(outChannels: ocg)
 
@@ -142,10 +143,7 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
             if let bias, bias.requiresGrad {
                 bias.accumulate { db in
                     for s in 0..<n { for oc in 0..<cout {
-                        let row = gp + s * outPer + oc * ohw
-                        var acc: Float = 0
-                        for i in 0..<ohw { acc += row[i] }
-                        db[oc] += acc
+                        db[oc] += simdSum(gp + s * outPer + oc * ohw, ohw)   // vector lanes: no serial add chain
                     } }
                 }
             }

@@ -40,6 +40,41 @@ let dataDir = option("--data-dir")
 if let t = option("--threads").flatMap(Int.init) { Parallel.threads = max(1, t) }
 let profile = flag("--profile")
 let which = args.first ?? "all"
+if which == "pool" {
+    // Cost of one parallel dispatch (8 chunks, trivial bodies) while the pool is hot, vs inline.
+    var sink = [Int](repeating: 0, count: 64)
+    for mode in ["inline", "pool"] {
+        let t0 = Date()
+        let reps = 20000
+        for r in 0..<reps {
+            if mode == "inline" { for i in 0..<8 { sink[i * 8] &+= r } }
+            else { sink.withUnsafeMutableBufferPointer { p in Parallel.forChunksIndexed(8, work: 1 << 30) { c, _ in p[c * 8] &+= r } } }
+        }
+        print(String(format: "%@: %.2f us per dispatch", mode as NSString, Date().timeIntervalSince(t0) / Double(reps) * 1e6))
+    }
+    exit(0)
+}
+if which == "conv" {
+    // Forward and backward time of single conv2d calls on the W2 / W3 geometries.
+    let shapes = [(64, 1, 28, 4, 1), (64, 4, 14, 4, 1), (64, 32, 26, 64, 0)]
+    let small = flag("--small")
+    for (n, c, hw, oc, pad) in small ? Array(shapes.prefix(2)) : shapes {
+        let x = Tensor.uniform([n, c, hw, hw], requiresGrad: c > 1)
+        let w = Tensor.uniform([oc, c, 3, 3], requiresGrad: true), b = Tensor.uniform([oc], requiresGrad: true)
+        var fwd: [Double] = [], bwd: [Double] = []
+        for _ in 0..<(small ? 1000 : 30) {
+            let t0 = Date()
+            let y = conv2d(x, weight: w, bias: b, padding: (pad, pad))
+            let t1 = Date()
+            y.backward(Tensor.ones(y.shape))
+            fwd.append(t1.timeIntervalSince(t0)); bwd.append(Date().timeIntervalSince(t1))
+            x.grad = nil; w.grad = nil; b.grad = nil
+        }
+        print(String(format: "conv %dx%dx%dx%d -> %d: forward %.1f us, backward %.1f us", n, c, hw, hw, oc,
+                     fwd.sorted()[fwd.count / 2] * 1e6, bwd.sorted()[bwd.count / 2] * 1e6))
+    }
+    exit(0)
+}
 if which == "gemm" {
     // GF/s of the SGEMM on square and on W3's convolution shapes, 1 thread and all threads.
     for (m, n, k, ta, tb) in [(512, 512, 512, false, false), (1024, 1024, 1024, false, false),
