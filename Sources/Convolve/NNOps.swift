@@ -334,11 +334,9 @@ public func batchNorm(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor?
         let x = px.baseAddress!
         for ch in 0..<c {
             if useBatch {
-                var s: Float = 0
-                for b in 0..<n { s += simdSum(x + (b * c + ch) * inner, inner) }
+                let s = chunkedSum(n, work: m) { b in simdSum(x + (b * c + ch) * inner, inner) }
                 let mu = s / Float(m)
-                var v: Float = 0
-                for b in 0..<n { v += simdSumSquaredDeviation(x + (b * c + ch) * inner, inner, mu) }
+                let v = chunkedSum(n, work: m) { b in simdSumSquaredDeviation(x + (b * c + ch) * inner, inner, mu) }
                 mean[ch] = mu
                 invStd[ch] = 1 / (v / Float(m) + eps).squareRoot()
                 if training, let rm = runningMean, let rv = runningVar {
@@ -371,12 +369,8 @@ public func batchNorm(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor?
         input.storage.withUnsafeBufferPointer { px in g.withUnsafeBufferPointer { pg in
             let x = px.baseAddress!, gp = pg.baseAddress!
             for ch in 0..<c {
-                var sg: Float = 0, sgx: Float = 0
-                for b in 0..<n {
-                    let p = (b * c + ch) * inner
-                    sg += simdSum(gp + p, inner)
-                    sgx += simdDot(gp + p, x + p, inner)
-                }
+                let sg = chunkedSum(n, work: m) { b in simdSum(gp + (b * c + ch) * inner, inner) }
+                let sgx = chunkedSum(n, work: m) { b in simdDot(gp + (b * c + ch) * inner, x + (b * c + ch) * inner, inner) }
                 dbeta[ch] = sg
                 dgamma[ch] = (sgx - mean[ch] * sg) * invStd[ch]   // Σ g·(x−μ)·σ⁻¹
             }
@@ -637,18 +631,51 @@ func maxPool2x2(_ input: Tensor, _ n: Int, _ c: Int, _ h: Int, _ w: Int) -> Tens
         }
     }
     return Tensor.result(out, [n, c, oh, ow], [input], op: "maxPool2d") { g in
-        var dx = [Float](repeating: 0, count: planes * h * w)
-        dx.withUnsafeMutableBufferPointer { d in
-          Parallel.forChunks(planes, work: total * 4) { range in
-            for pl in range {
-                let base = pl * h * w, ob = pl * oh * ow
-                for oy in 0..<oh { for ox in 0..<ow {
-                    let k = Int(arg[ob + oy * ow + ox])
-                    d[base + (2 * oy + (k >> 1)) * w + 2 * ox + (k & 1)] = g[ob + oy * ow + ox]
-                } }
+        // Every input position is written (the winner gets g, the other three 0; an odd last row or
+        // column is zeroed), so the buffer needs no zero fill and the loop has no branches.
+        let dx = arg.withUnsafeBufferPointer { pa in g.withUnsafeBufferPointer { pg in
+            uninitializedFloats(planes * h * w) { d in
+                Parallel.forChunks(planes, work: total * 8) { range in
+                    for pl in range {
+                        let base = pl * h * w, ob = pl * oh * ow
+                        for oy in 0..<oh {
+                            let r0 = base + 2 * oy * w, r1 = r0 + w
+                            for ox in 0..<ow {
+                                let k = pa[ob + oy * ow + ox], v = pg[ob + oy * ow + ox]
+                                d[r0 + 2 * ox] = k == 0 ? v : 0
+                                d[r0 + 2 * ox + 1] = k == 1 ? v : 0
+                                d[r1 + 2 * ox] = k == 2 ? v : 0
+                                d[r1 + 2 * ox + 1] = k == 3 ? v : 0
+                            }
+                            if w % 2 == 1 { d[r0 + w - 1] = 0; d[r1 + w - 1] = 0 }
+                        }
+                        if h % 2 == 1 { for x in 0..<w { d[base + (h - 1) * w + x] = 0 } }
+                    }
+                }
             }
-          }
-        }
+        } }
         input.accumulate(dx)
+    }
+}
+
+/// Σ term(i) for i in 0..<count, split across threads by chunks; partial sums are added in chunk
+/// order, so the result depends only on the thread count.
+@inline(__always)
+func chunkedSum(_ count: Int, work: Int, _ term: (Int) -> Float) -> Float {
+    let chunks = Parallel.chunkCount(count, work: work)
+    if chunks <= 1 {
+        var s: Float = 0
+        for i in 0..<count { s += term(i) }
+        return s
+    }
+    return withUnsafeTemporaryAllocation(of: Float.self, capacity: chunks) { partial in
+        Parallel.forChunksIndexed(count, work: work) { chunk, range in
+            var s: Float = 0
+            for i in range { s += term(i) }
+            partial[chunk] = s
+        }
+        var s: Float = 0
+        for i in 0..<chunks { s += partial[i] }
+        return s
     }
 }
