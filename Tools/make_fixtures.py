@@ -182,3 +182,22 @@ save("seed_net", dict(state0=state0, state_keys=list(net.state_dict().keys()), x
                       eval_logits=T(eval_logits), repr=repr(net),
                       param_count=sum(p.numel() for p in net.parameters())))
 print("fixtures written to", out_dir)
+
+# learning-rate schedules: the lr after each scheduler.step()
+def lrs(make_sched, steps):
+    p = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([p], lr=0.1)
+    sched = make_sched(opt)
+    out = []
+    for _ in range(steps):
+        opt.step()
+        sched.step()
+        out.append(opt.param_groups[0]["lr"])
+    return out
+
+save("schedulers", dict(
+    step=lrs(lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=2, gamma=0.5), 7),
+    cosine=lrs(lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=5, eta_min=0.001), 5),
+    onecycle=lrs(lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.1, total_steps=10, cycle_momentum=False), 9),
+))
+print("scheduler fixtures written")

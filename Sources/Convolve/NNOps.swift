@@ -475,6 +475,18 @@ private func checkTargets(_ targets: [Int], _ n: Int, _ classes: Int) {
     precondition(targets.allSatisfy { $0 >= 0 && $0 < classes }, "target out of range 0..<\(classes)")
 }
 
+/// Writes softmax of one row of `c` logits into `probs[at...]` and returns its log-sum-exp.
+@inline(__always)
+func softmaxRow(_ x: UnsafePointer<Float>, _ c: Int, into probs: inout [Float], at: Int) -> Float {
+    var m = -Float.infinity
+    for j in 0..<c { m = Swift.max(m, x[j]) }
+    var s: Float = 0
+    for j in 0..<c { let e = Float.exp(x[j] - m); probs[at + j] = e; s += e }
+    let inv = 1 / s
+    for j in 0..<c { probs[at + j] *= inv }
+    return m + Float.log(s)
+}
+
 /// Cross-entropy between `logits` `[N, C]` and integer class `targets` (`torch.nn.functional.cross_entropy`).
 /// Log-softmax and negative log-likelihood are fused: the backward pass is `softmax − onehot`.
 public func crossEntropy(_ logits: Tensor, _ targets: [Int], reduction: Reduction = .mean,
@@ -487,12 +499,7 @@ public func crossEntropy(_ logits: Tensor, _ targets: [Int], reduction: Reductio
     logits.storage.withUnsafeBufferPointer { x in
         for i in 0..<n {
             let row = i * c
-            var m = -Float.infinity
-            for j in 0..<c { m = Swift.max(m, x[row + j]) }
-            var s: Float = 0
-            for j in 0..<c { let e = Float.exp(x[row + j] - m); probs[row + j] = e; s += e }
-            let lse = m + Float.log(s)
-            for j in 0..<c { probs[row + j] /= s }
+            let lse = softmaxRow(x.baseAddress! + row, c, into: &probs, at: row)
             var loss = lse - x[row + targets[i]]
             if labelSmoothing > 0 {
                 var sumLogp: Float = 0
@@ -560,13 +567,9 @@ public func softmaxCrossEntropy(_ logits: Tensor, _ targets: Tensor, reduction: 
     logits.storage.withUnsafeBufferPointer { x in
         for i in 0..<n {
             let row = i * c
-            var m = -Float.infinity
-            for j in 0..<c { m = Swift.max(m, x[row + j]) }
-            var s: Float = 0
-            for j in 0..<c { let e = Float.exp(x[row + j] - m); probs[row + j] = e; s += e }
-            let lse = m + Float.log(s)
-            var loss: Float = 0, ysum: Float = 0
-            for j in 0..<c { probs[row + j] /= s; loss -= y[row + j] * (x[row + j] - lse); ysum += y[row + j] }
+            let lse = softmaxRow(x.baseAddress! + row, c, into: &probs, at: row)
+            var loss: Float = 0
+            for j in 0..<c { loss -= y[row + j] * (x[row + j] - lse) }
             per[i] = loss
         }
     }

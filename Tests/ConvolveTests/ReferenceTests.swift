@@ -146,3 +146,20 @@ import ConvolveNN
         #expect(net.description == (f["repr"] as! String))
     }
 }
+
+@Suite struct SchedulerTests {
+    @Test func learningRateSchedulesMatchPyTorch() throws {
+        let f = try fixture("schedulers") as! [String: [NSNumber]]
+        func run(_ make: (Optimizer) -> LRScheduler, _ expected: [NSNumber], _ name: String) {
+            let opt = SGD([Tensor.zeros([1], requiresGrad: true)], lr: 0.1)
+            let sched = make(opt)
+            for (i, e) in expected.enumerated() {
+                sched.step()
+                #expect(abs(opt.lr - e.doubleValue) < 1e-9, "\(name) step \(i + 1): \(opt.lr) vs \(e)")
+            }
+        }
+        run({ StepLR($0, stepSize: 2, gamma: 0.5) }, f["step"]!, "StepLR")
+        run({ CosineAnnealingLR($0, tMax: 5, etaMin: 0.001) }, f["cosine"]!, "CosineAnnealingLR")
+        run({ OneCycleLR($0, maxLR: 0.1, totalSteps: 10) }, f["onecycle"]!, "OneCycleLR")
+    }
+}
