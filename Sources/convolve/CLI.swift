@@ -116,7 +116,7 @@ struct Evaluate: ParsableCommand {
             withNoGrad {
                 for (x, y) in DataLoader(test, batchSize: 1000) {
                     let out = net(x)
-                    let logits = zoo.isKeras ? out.log() : out
+                    let logits = zoo.isKeras ? out.clamp(min: 1e-7, max: 1).log() : out   // Keras models output probabilities
                     lossSum += Double(zoo.isKeras ? nllLoss(logits, y, reduction: .sum).item : crossEntropy(logits, y, reduction: .sum).item)
                     for (p, t) in zip(out.argmax(dim: 1), y) { confusion[t][p] += 1 }
                 }
