@@ -44,6 +44,21 @@ func uninitializedFloats(_ n: Int, _ body: (UnsafeMutableBufferPointer<Float>) -
     return s
 }
 
+/// Dot product with four independent accumulators (hides the multiply-add latency).
+@inline(__always) func simdDot4(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    @inline(__always) func ld(_ p: UnsafePointer<Float>) -> SIMD16<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self) }
+    var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), s2 = SIMD16<Float>(), s3 = SIMD16<Float>(), i = 0
+    while i + 64 <= n {
+        s0.addProduct(ld(a + i), ld(b + i)); s1.addProduct(ld(a + i + 16), ld(b + i + 16))
+        s2.addProduct(ld(a + i + 32), ld(b + i + 32)); s3.addProduct(ld(a + i + 48), ld(b + i + 48))
+        i += 64
+    }
+    while i + 16 <= n { s0.addProduct(ld(a + i), ld(b + i)); i += 16 }
+    var s = ((s0 + s1) + (s2 + s3)).sum()
+    while i < n { s += a[i] * b[i]; i += 1 }
+    return s
+}
+
 @inline(__always) func simdAxpy(_ y: UnsafeMutablePointer<Float>, _ a: Float, _ x: UnsafePointer<Float>, _ n: Int) {
     let av = SIMD16<Float>(repeating: a)
     var i = 0
@@ -70,7 +85,7 @@ extension ConvGeometry {
     var wp: Int { w + 2 * pw }
     var hp: Int { h + 2 * ph }
     /// Padded plane plus slack so whole SIMD16 vectors past the wide length stay in bounds.
-    var paddedPlane: Int { hp * wp + kw + 64 }
+    var paddedPlane: Int { (hp * wp + 63) / 64 * 64 + kw + 64 }
     var wideLength: Int { oh * wp }
     /// Wide length rounded up to whole SIMD16 vectors (the scratch buffer's size).
     var wideCapacity: Int { (wideLength + 63) / 64 * 64 }
@@ -133,42 +148,58 @@ extension ConvGeometry {
         }
     }
 
-    /// Adds one image's weight gradient into `dw` and, if `dxp` is given, its padded input gradient.
+    /// Front padding of a gradient plane in `directBackward`'s gather layout: the largest tap offset.
+    var gradFront: Int { (kh - 1) * wp + (kw - 1) }
+    /// One output-gradient plane in the gather layout: front zeros, OH wide rows, tail zeros.
+    var gradPlane: Int { gradFront + wideLength + (kh - 1) * wp + 128 }
+
+    /// Adds one image's weight gradient into `dw` and, if `dxp` is given, writes its padded input
+    /// gradient (every element of `c × paddedPlane`). `gbuf` holds `outChannels × gradPlane` floats.
+    /// Both run with register accumulators only (no read-modify-write chains through memory):
+    /// dW[oc, ci, tap] is a 4-accumulator dot product of the wide gradient with the shifted input, and
+    /// dX is gathered: dxp[ci][p] = Σ_oc Σ_tap w[oc, ci, tap] · g[oc][p − offset(tap)].
     func directBackward(_ xp: UnsafePointer<Float>, _ wt: UnsafePointer<Float>, _ g: UnsafePointer<Float>,
                         _ dw: UnsafeMutablePointer<Float>?, _ dxp: UnsafeMutablePointer<Float>?,
-                        _ wide: UnsafeMutablePointer<Float>, outChannels: Int) {
-        let L = wideLength, taps = kh * kw
-        withUnsafeTemporaryAllocation(of: SIMD16<Float>.self, capacity: taps) { acc in
+                        _ gbuf: UnsafeMutablePointer<Float>, outChannels: Int) {
+        let L = wideLength, taps = kh * kw, F = gradFront, G = gradPlane
+        gbuf.update(repeating: 0, count: outChannels * G)
+        for oc in 0..<outChannels {
+            let gw = gbuf + oc * G + F
+            for oy in 0..<oh { (gw + oy * wp).update(from: g + oc * ohw + oy * ow, count: ow) }
+        }
+        if let dw {
             for oc in 0..<outChannels {
-                // Output gradient in the wide layout, zero in the scratch columns and the vector tail.
-                wide.update(repeating: 0, count: wideCapacity)
-                for oy in 0..<oh { (wide + oy * wp).update(from: g + oc * ohw + oy * ow, count: ow) }
+                let gw = UnsafePointer(gbuf + oc * G + F)
                 for ci in 0..<c {
-                    let plane = xp + ci * paddedPlane
-                    if let dw {
-                        // All taps of (oc, ci) in one sweep: one load of g feeds kh·kw multiply-adds.
-                        for t in 0..<taps { acc[t] = SIMD16<Float>() }
-                        var i = 0
-                        while i < L {
-                            let gv = UnsafeRawPointer(wide + i).loadUnaligned(as: SIMD16<Float>.self)
-                            for ki in 0..<kh {
-                                let row = plane + ki * wp + i
-                                for kj in 0..<kw {
-                                    acc[ki * kw + kj].addProduct(gv, UnsafeRawPointer(row + kj).loadUnaligned(as: SIMD16<Float>.self))
-                                }
-                            }
-                            i += 16
-                        }
-                        let base = (oc * c + ci) * taps
-                        for t in 0..<taps { dw[base + t] += acc[t].sum() }
-                    }
-                    if let dxp {
-                        for ki in 0..<kh { for kj in 0..<kw {
-                            let widx = ((oc * c + ci) * kh + ki) * kw + kj
-                            simdAxpy(dxp + ci * paddedPlane + ki * wp + kj, wt[widx], wide, L)
-                        } }
-                    }
+                    let plane = xp + ci * paddedPlane, base = (oc * c + ci) * taps
+                    for ki in 0..<kh { for kj in 0..<kw {
+                        dw[base + ki * kw + kj] += simdDot4(gw, plane + ki * wp + kj, L)
+                    } }
                 }
+            }
+        }
+        guard let dxp else { return }
+        @inline(__always) func load(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+            UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+        }
+        let total = hp * wp
+        for ci in 0..<c {
+            let dst = dxp + ci * paddedPlane
+            var p = 0
+            while p < total {
+                var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+                for oc in 0..<outChannels {
+                    let gw = UnsafePointer(gbuf + oc * G + F + p), wo = wt + (oc * c + ci) * taps
+                    for ki in 0..<kh { for kj in 0..<kw {
+                        let wv = SIMD16<Float>(repeating: wo[ki * kw + kj]), src = gw - (ki * wp + kj)
+                        a0.addProduct(wv, load(src)); a1.addProduct(wv, load(src + 16))
+                        a2.addProduct(wv, load(src + 32)); a3.addProduct(wv, load(src + 48))
+                    } }
+                }
+                let o = UnsafeMutableRawPointer(dst + p)
+                o.storeBytes(of: a0, as: SIMD16<Float>.self); o.storeBytes(of: a1, toByteOffset: 64, as: SIMD16<Float>.self)
+                o.storeBytes(of: a2, toByteOffset: 128, as: SIMD16<Float>.self); o.storeBytes(of: a3, toByteOffset: 192, as: SIMD16<Float>.self)
+                p += 64
             }
         }
     }

@@ -162,14 +162,13 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                     if direct {
                         let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
                         let dxp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
-                        let wide = UnsafeMutablePointer<Float>.allocate(capacity: geo.wideCapacity)
-                        defer { xp.deallocate(); dxp.deallocate(); wide.deallocate() }
+                        let gbuf = UnsafeMutablePointer<Float>.allocate(capacity: ocg * geo.gradPlane)
+                        defer { xp.deallocate(); dxp.deallocate(); gbuf.deallocate() }
                         for s in range { for gi in 0..<groups {
-                            geo.pad(x + s * inPer + gi * cg * h * w, into: xp)
-                            if needX { dxp.update(repeating: 0, count: cg * geo.paddedPlane) }
+                            if needW { geo.pad(x + s * inPer + gi * cg * h * w, into: xp) }
                             geo.directBackward(xp, wt + gi * ocg * kSize, gp + s * outPer + gi * ocg * ohw,
                                                needW ? pBase! + chunk * wCount + gi * ocg * kSize : nil,
-                                               needX ? dxp : nil, wide, outChannels: ocg)
+                                               needX ? dxp : nil, gbuf, outChannels: ocg)
                             if needX { geo.unpadAdd(dxp, into: dxBase! + s * inPer + gi * cg * h * w) }
                         } }
                         return
