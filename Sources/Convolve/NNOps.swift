@@ -616,7 +616,24 @@ func maxPool2x2(_ input: Tensor, _ n: Int, _ c: Int, _ h: Int, _ w: Int) -> Tens
                     let ob = pl * oh * ow
                     for oy in 0..<oh {
                         let r0 = xp + 2 * oy * w, r1 = r0 + w
-                        for ox in 0..<ow {
+                        var ox = 0
+                        // 8 outputs at a time: de-interleave even/odd columns of both rows.
+                        while ox + 8 <= ow {
+                            let v0 = UnsafeRawPointer(r0 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
+                            let v1 = UnsafeRawPointer(r1 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
+                            let a = v0.evenHalf, b = v0.oddHalf, cc = v1.evenHalf, d = v1.oddHalf
+                            let ab = b .> a, cd = d .> cc
+                            let m1 = a.replacing(with: b, where: ab), m2 = cc.replacing(with: d, where: cd)
+                            let second = m2 .> m1
+                            UnsafeMutableRawPointer(po.baseAddress! + ob + oy * ow + ox)
+                                .storeBytes(of: m1.replacing(with: m2, where: second), as: SIMD8<Float>.self)
+                            let k1 = SIMD8<Int32>(repeating: 0).replacing(with: 1, where: ab)
+                            let k2 = SIMD8<Int32>(repeating: 2).replacing(with: 3, where: cd)
+                            let k = SIMD8<UInt8>(truncatingIfNeeded: k1.replacing(with: k2, where: second))
+                            UnsafeMutableRawPointer(pa.baseAddress! + ob + oy * ow + ox).storeBytes(of: k, as: SIMD8<UInt8>.self)
+                            ox += 8
+                        }
+                        while ox < ow {
                             // Branch-free (selects): random activations make branches mispredict.
                             // Ties keep the first element, as PyTorch does; NaN is not propagated here.
                             let a = r0[2 * ox], b = r0[2 * ox + 1], cc = r1[2 * ox], d = r1[2 * ox + 1]
@@ -625,6 +642,7 @@ func maxPool2x2(_ input: Tensor, _ n: Int, _ c: Int, _ h: Int, _ w: Int) -> Tens
                             let second = m2 > m1
                             po[ob + oy * ow + ox] = second ? m2 : m1
                             pa[ob + oy * ow + ox] = second ? (cd ? 3 : 2) : (ab ? 1 : 0)
+                            ox += 1
                         }
                     }
                 }
