@@ -104,7 +104,7 @@ import ConvolveNN
         let x = rand([2, 3, 7, 6], seed: 23)
         gradCheck([x], eps: 1e-3) { maxPool2d($0[0], kernelSize: (2, 2)) }
         let wide = rand([1, 2, 5, 35], seed: 44)   // 2x2 fast path: 8-wide vector blocks, a tail, odd edges
-        gradCheck([wide], eps: 1e-3) { maxPool2d($0[0], kernelSize: (2, 2)) }
+        gradCheck([wide], eps: 1e-4, atol: 1e-3) { maxPool2d($0[0], kernelSize: (2, 2)) }
         gradCheck([x], eps: 1e-3) { maxPool2d($0[0], kernelSize: (3, 3), stride: (2, 2), padding: (1, 1), ceilMode: true) }
         gradCheck([x], eps: 1e-3) { maxPool2d($0[0], kernelSize: (2, 3), stride: (1, 2), dilation: (2, 1)) }
         gradCheck([x]) { avgPool2d($0[0], kernelSize: (3, 3), stride: (2, 2), padding: (1, 1)) }
