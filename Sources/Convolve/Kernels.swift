@@ -59,6 +59,35 @@ func uninitializedFloats(_ n: Int, _ body: (UnsafeMutableBufferPointer<Float>) -
     return s
 }
 
+/// dst[i] = src[i]·scale + shift.
+@inline(__always) func simdAffine(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ scale: Float,
+                                  _ shift: Float, _ n: Int) {
+    let sv = SIMD16<Float>(repeating: scale), bv = SIMD16<Float>(repeating: shift)
+    var i = 0
+    while i + 16 <= n {
+        var v = bv
+        v.addProduct(sv, UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<Float>.self))
+        UnsafeMutableRawPointer(dst + i).storeBytes(of: v, as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < n { dst[i] = src[i] * scale + shift; i += 1 }
+}
+
+/// dst[i] = a·g[i] + k·x[i] + b.
+@inline(__always) func simdAffine2(_ dst: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ a: Float,
+                                   _ x: UnsafePointer<Float>, _ k: Float, _ b: Float, _ n: Int) {
+    let av = SIMD16<Float>(repeating: a), kv = SIMD16<Float>(repeating: k), bv = SIMD16<Float>(repeating: b)
+    var i = 0
+    while i + 16 <= n {
+        var v = bv
+        v.addProduct(av, UnsafeRawPointer(g + i).loadUnaligned(as: SIMD16<Float>.self))
+        v.addProduct(kv, UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self))
+        UnsafeMutableRawPointer(dst + i).storeBytes(of: v, as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < n { dst[i] = a * g[i] + k * x[i] + b; i += 1 }
+}
+
 @inline(__always) func simdAxpy(_ y: UnsafeMutablePointer<Float>, _ a: Float, _ x: UnsafePointer<Float>, _ n: Int) {
     let av = SIMD16<Float>(repeating: a)
     var i = 0

@@ -356,7 +356,7 @@ public func batchNorm(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor?
                 let scale = invStd[ch] * (gamma?[ch] ?? 1)
                 let shift = (beta?[ch] ?? 0) - mean[ch] * scale
                 let p = (b * c + ch) * inner
-                for i in 0..<inner { y[p + i] = x[p + i] * scale + shift }
+                simdAffine(y.baseAddress! + p, x.baseAddress! + p, scale, shift, inner)
             } } }
         }
     }
@@ -389,7 +389,7 @@ public func batchNorm(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor?
                     Parallel.forChunks(n, work: input.count * 2 / Swift.max(c, 1)) { range in
                         for b in range {
                             let p = (b * c + ch) * inner
-                            for i in 0..<inner { d[p + i] = a * gp[p + i] + k * x[p + i] + b0 }
+                            simdAffine2(d.baseAddress! + p, gp + p, a, x + p, k, b0, inner)
                         }
                     }
                 }
