@@ -88,17 +88,6 @@ func uninitializedFloats(_ n: Int, _ body: (UnsafeMutableBufferPointer<Float>) -
     while i < n { dst[i] = a * g[i] + k * x[i] + b; i += 1 }
 }
 
-@inline(__always) func simdAxpy(_ y: UnsafeMutablePointer<Float>, _ a: Float, _ x: UnsafePointer<Float>, _ n: Int) {
-    let av = SIMD16<Float>(repeating: a)
-    var i = 0
-    while i + 16 <= n {
-        var v = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD16<Float>.self)
-        v.addProduct(av, UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self))
-        UnsafeMutableRawPointer(y + i).storeBytes(of: v, as: SIMD16<Float>.self)
-        i += 16
-    }
-    while i < n { y[i] += a * x[i]; i += 1 }
-}
 
 extension ConvGeometry {
     /// Whether the direct convolution suits this layer: unit stride and dilation, few output

@@ -120,8 +120,8 @@ public final class Model: Module, Layer {
         return x.permute(0, 3, 1, 2)
     }
 
-    /// Logits of the final layer before its softmax (or the plain output), for fused losses.
-    public func forwardLogitsPublic(_ input: Tensor) -> Tensor { forwardLogits(input) ?? self(input) }
+    /// Outputs before a final softmax (the plain outputs otherwise), for fused losses and calibration.
+    public func logits(_ input: Tensor) -> Tensor { forwardLogits(input) ?? self(input) }
 
     /// Logits of a final softmax layer (so cross-entropy can be fused), or nil.
     func forwardLogits(_ input: Tensor) -> Tensor? {

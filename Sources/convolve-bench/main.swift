@@ -166,7 +166,7 @@ for w in workloads {
             if firstStep.isNaN { firstStep = processAgeSeconds() }
             optimizer.zeroGrad()
             let loss = Profiler.measure("loss forward") {
-                keras.map { crossEntropy($0.forwardLogitsPublic(x), y) } ?? crossEntropy(model(x), y)
+                keras.map { crossEntropy($0.logits(x), y) } ?? crossEntropy(model(x), y)
             }
             Profiler.measure("backward (total)") { loss.backward() }
             optimizer.step()
