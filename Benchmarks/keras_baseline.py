@@ -8,7 +8,7 @@ Adam lr 1e-2); W3 pytorch/examples' MNIST CNN in Keras. Data: CONVOLVE_DATA_DIR 
 Train img/s is the median of epochs after the first (model.fit, shuffle=True); eval img/s is
 model.predict on the 10k test set at batch 1000 (median of 3).
 """
-import gzip, os, resource, sys, time
+import os, resource, sys, time
 
 args = sys.argv[1:]
 def opt(name, default):
@@ -25,24 +25,11 @@ import tensorflow as tf
 import keras
 from keras import layers
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import idx, process_age  # noqa: E402
+
 tf.config.threading.set_intra_op_parallelism_threads(threads)
 tf.config.threading.set_inter_op_parallelism_threads(threads)
-
-
-def process_age():
-    with open("/proc/self/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    start = float(fields[19]) / os.sysconf("SC_CLK_TCK")
-    with open("/proc/uptime") as f:
-        return float(f.read().split()[0]) - start
-
-
-def idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
 class Timer(keras.callbacks.Callback):

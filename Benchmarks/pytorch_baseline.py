@@ -7,31 +7,15 @@ Reads MNIST from CONVOLVE_DATA_DIR (the four gzip IDX files). Prints the same co
 convolve-bench: train img/s (median of epochs after the first), eval img/s (10k test, batch 1000,
 median of 3), seconds from process start to the first training step, peak RSS MB.
 """
-import gzip, os, resource, sys, time
+import os, resource, sys, time
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-T0_PROC = None
-
-
-def process_age():
-    with open("/proc/self/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    start = float(fields[19]) / os.sysconf("SC_CLK_TCK")
-    with open("/proc/uptime") as f:
-        up = float(f.read().split()[0])
-    return up - start
-
-
-def idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import idx, process_age  # noqa: E402
 
 
 class SeedNet(nn.Module):
