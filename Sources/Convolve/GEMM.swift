@@ -28,15 +28,18 @@ public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Flo
         gemmSerial(transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc)
         return
     }
+    // Split the larger dimension into whole panels, one chunk per thread, on the shared worker pool (a
+    // hot pool hands work out in ~1 µs, GCD's concurrentPerform wakes threads in ~30 µs). More chunks
+    // would re-pack the other operand per chunk: 4 per thread measured 150–160 GF/s vs 196–205 here.
     let splitN = n >= m
-    DispatchQueue.concurrentPerform(iterations: t) { i in
+    let panels = splitN ? (n + NR - 1) / NR : (m + MR - 1) / MR
+    let chunks = Swift.min(panels, t)
+    WorkerPool.shared.run(chunks: chunks, workers: t - 1) { i in
         if splitN {
-            let panels = (n + NR - 1) / NR
-            let lo = Swift.min(n, panels * i / t * NR), hi = Swift.min(n, panels * (i + 1) / t * NR)
+            let lo = Swift.min(n, panels * i / chunks * NR), hi = Swift.min(n, panels * (i + 1) / chunks * NR)
             if hi > lo { gemmSerial(transA, transB, 0, m, lo, hi, k, alpha, a, lda, b, ldb, c, ldc) }
         } else {
-            let panels = (m + MR - 1) / MR
-            let lo = Swift.min(m, panels * i / t * MR), hi = Swift.min(m, panels * (i + 1) / t * MR)
+            let lo = Swift.min(m, panels * i / chunks * MR), hi = Swift.min(m, panels * (i + 1) / chunks * MR)
             if hi > lo { gemmSerial(transA, transB, lo, hi, 0, n, k, alpha, a, lda, b, ldb, c, ldc) }
         }
     }

@@ -87,6 +87,14 @@ final class WorkerPool: @unchecked Sendable {
 
     /// Runs `body(chunk)` for every chunk in `0..<chunks` using the caller and up to `workers` workers.
     func run(chunks: Int, workers: Int, _ body: @escaping (Int) -> Void) {
+        // A kernel called from inside a chunk (nested parallelism) runs inline: the pool is busy with
+        // the outer job, and waiting for it here would deadlock.
+        if Self.insideJob {
+            for i in 0..<chunks { body(i) }
+            return
+        }
+        Self.insideJob = true
+        defer { Self.insideJob = false }
         // One job at a time (kernels called from several threads simply queue here).
         lock.lock(); defer { lock.unlock() }
         jobLock.lock()
@@ -122,7 +130,19 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
+    private static let insideKey: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k, nil)
+        return k
+    }()
+    /// Whether this thread is running (or publishing) a pool job.
+    static var insideJob: Bool {
+        get { pthread_getspecific(insideKey) != nil }
+        set { pthread_setspecific(insideKey, newValue ? UnsafeRawPointer(bitPattern: 1) : nil) }
+    }
+
     private func workerLoop(index: Int, sleeper: Sleeper) {
+        Self.insideJob = true
         var seen = 0
         while true {
             var spins = 0

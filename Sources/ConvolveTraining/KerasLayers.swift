@@ -79,17 +79,17 @@ public final class Conv2D: KerasLayer {
     public override func callAsFunction(_ input: Tensor) -> Tensor { activation.apply(conv!(input)) }
 }
 
-/// Max pooling (`keras.layers.MaxPooling2D`); strides default to the pool size.
-public final class MaxPooling2D: KerasLayer {
-    public let pool: MaxPool2d
-    public init(_ poolSize: (Int, Int) = (2, 2), strides: (Int, Int)? = nil) {
-        pool = MaxPool2d(kernelSize: poolSize, stride: strides ?? poolSize)
-        super.init()
-    }
-    public convenience init(_ poolSize: Int, strides: Int? = nil) {
-        self.init((poolSize, poolSize), strides: strides.map { ($0, $0) })
-    }
-    public override var nameStem: String { "max_pooling2d" }
+/// A pooling window module whose output size can be computed ahead of a forward pass.
+public protocol WindowPooling: Layer {
+    func outputSize(_ h: Int, _ w: Int) -> (Int, Int)
+}
+extension MaxPool2d: WindowPooling {}
+extension AvgPool2d: WindowPooling {}
+
+/// Shared body of the Keras pooling layers: wraps a `ConvolveNN` pooling module, keeps channels.
+public class KerasPooling: KerasLayer {
+    public let pool: any WindowPooling
+    init(_ pool: any WindowPooling) { self.pool = pool; super.init() }
     public override func build(_ s: [Int]) -> [Int] {
         let (oh, ow) = pool.outputSize(s[0], s[1])
         return [oh, ow, s[2]]
@@ -98,20 +98,23 @@ public final class MaxPooling2D: KerasLayer {
     public override func callAsFunction(_ input: Tensor) -> Tensor { pool(input) }
 }
 
-/// Average pooling (`keras.layers.AveragePooling2D`).
-public final class AveragePooling2D: KerasLayer {
-    public let pool: AvgPool2d
+/// Max pooling (`keras.layers.MaxPooling2D`); strides default to the pool size.
+public final class MaxPooling2D: KerasPooling {
     public init(_ poolSize: (Int, Int) = (2, 2), strides: (Int, Int)? = nil) {
-        pool = AvgPool2d(kernelSize: poolSize, stride: strides ?? poolSize)
-        super.init()
+        super.init(MaxPool2d(kernelSize: poolSize, stride: strides ?? poolSize))
+    }
+    public convenience init(_ poolSize: Int, strides: Int? = nil) {
+        self.init((poolSize, poolSize), strides: strides.map { ($0, $0) })
+    }
+    public override var nameStem: String { "max_pooling2d" }
+}
+
+/// Average pooling (`keras.layers.AveragePooling2D`); strides default to the pool size.
+public final class AveragePooling2D: KerasPooling {
+    public init(_ poolSize: (Int, Int) = (2, 2), strides: (Int, Int)? = nil) {
+        super.init(AvgPool2d(kernelSize: poolSize, stride: strides ?? poolSize))
     }
     public override var nameStem: String { "average_pooling2d" }
-    public override func build(_ s: [Int]) -> [Int] {
-        let (oh, ow) = pool.outputSize(s[0], s[1])
-        return [oh, ow, s[2]]
-    }
-    public override var children: [(String, Module)] { [] }
-    public override func callAsFunction(_ input: Tensor) -> Tensor { pool(input) }
 }
 
 /// Flattens each sample (`keras.layers.Flatten`). Internally flattens NCHW order.

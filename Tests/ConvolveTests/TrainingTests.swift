@@ -277,3 +277,17 @@ import ConvolveTraining
         }
     }
 }
+
+@Suite struct ParallelTests {
+    @Test func nestedParallelLoopsRunInlineAndCoverEveryIndex() {
+        var hits = [Int](repeating: 0, count: 64 * 64)
+        hits.withUnsafeMutableBufferPointer { h in
+            Parallel.forChunks(64, work: 1 << 30) { outer in
+                for i in outer {
+                    Parallel.forChunks(64, work: 1 << 30) { inner in for j in inner { h[i * 64 + j] += 1 } }
+                }
+            }
+        }
+        #expect(hits.allSatisfy { $0 == 1 })
+    }
+}
