@@ -89,6 +89,26 @@ func uninitializedFloats(_ n: Int, _ body: (UnsafeMutableBufferPointer<Float>) -
 }
 
 
+/// 64 consecutive output floats held in four SIMD16 registers: independent multiply-add chains hide
+/// the FMA latency in the direct convolution's forward and gathered input-gradient loops.
+struct Accumulator64 {
+    var a0, a1, a2, a3: SIMD16<Float>
+    @inline(__always) init(_ start: SIMD16<Float>) { a0 = start; a1 = start; a2 = start; a3 = start }
+    /// Adds `weight · src[0..<64]`.
+    @inline(__always) mutating func add(_ weight: Float, _ src: UnsafePointer<Float>) {
+        let wv = SIMD16<Float>(repeating: weight), r = UnsafeRawPointer(src)
+        a0.addProduct(wv, r.loadUnaligned(as: SIMD16<Float>.self))
+        a1.addProduct(wv, r.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self))
+        a2.addProduct(wv, r.loadUnaligned(fromByteOffset: 128, as: SIMD16<Float>.self))
+        a3.addProduct(wv, r.loadUnaligned(fromByteOffset: 192, as: SIMD16<Float>.self))
+    }
+    @inline(__always) func store(_ dst: UnsafeMutablePointer<Float>) {
+        let o = UnsafeMutableRawPointer(dst)
+        o.storeBytes(of: a0, as: SIMD16<Float>.self); o.storeBytes(of: a1, toByteOffset: 64, as: SIMD16<Float>.self)
+        o.storeBytes(of: a2, toByteOffset: 128, as: SIMD16<Float>.self); o.storeBytes(of: a3, toByteOffset: 192, as: SIMD16<Float>.self)
+    }
+}
+
 extension ConvGeometry {
     /// Whether the direct convolution suits this layer: unit stride and dilation, few output
     /// channels × kernel taps (where im2col + GEMM would waste the 8×32 micro-kernel).
@@ -132,21 +152,15 @@ extension ConvGeometry {
             var i = 0
             // Four independent accumulators (64 outputs) hide the multiply-add latency.
             while i + 64 <= L {
-                var a0 = b, a1 = b, a2 = b, a3 = b
+                var acc = Accumulator64(b)
                 for ci in 0..<c {
                     let plane = xp + ci * P + i, wc = wo + ci * taps
                     for ki in 0..<kh {
                         let row = plane + ki * wp
-                        for kj in 0..<kw {
-                            let wv = SIMD16<Float>(repeating: wc[ki * kw + kj]), r = row + kj
-                            a0.addProduct(wv, load(r)); a1.addProduct(wv, load(r + 16))
-                            a2.addProduct(wv, load(r + 32)); a3.addProduct(wv, load(r + 48))
-                        }
+                        for kj in 0..<kw { acc.add(wc[ki * kw + kj], row + kj) }
                     }
                 }
-                let o = UnsafeMutableRawPointer(wide + i)
-                o.storeBytes(of: a0, as: SIMD16<Float>.self); o.storeBytes(of: a1, toByteOffset: 64, as: SIMD16<Float>.self)
-                o.storeBytes(of: a2, toByteOffset: 128, as: SIMD16<Float>.self); o.storeBytes(of: a3, toByteOffset: 192, as: SIMD16<Float>.self)
+                acc.store(wide + i)
                 i += 64
             }
             while i < L {
@@ -197,26 +211,17 @@ extension ConvGeometry {
             }
         }
         guard let dxp else { return }
-        @inline(__always) func load(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
-            UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
-        }
         let total = hp * wp
         for ci in 0..<c {
             let dst = dxp + ci * paddedPlane
             var p = 0
             while p < total {
-                var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+                var acc = Accumulator64(SIMD16<Float>())
                 for oc in 0..<outChannels {
                     let gw = UnsafePointer(gbuf + oc * G + F + p), wo = wt + (oc * c + ci) * taps
-                    for ki in 0..<kh { for kj in 0..<kw {
-                        let wv = SIMD16<Float>(repeating: wo[ki * kw + kj]), src = gw - (ki * wp + kj)
-                        a0.addProduct(wv, load(src)); a1.addProduct(wv, load(src + 16))
-                        a2.addProduct(wv, load(src + 32)); a3.addProduct(wv, load(src + 48))
-                    } }
+                    for ki in 0..<kh { for kj in 0..<kw { acc.add(wo[ki * kw + kj], gw - (ki * wp + kj)) } }
                 }
-                let o = UnsafeMutableRawPointer(dst + p)
-                o.storeBytes(of: a0, as: SIMD16<Float>.self); o.storeBytes(of: a1, toByteOffset: 64, as: SIMD16<Float>.self)
-                o.storeBytes(of: a2, toByteOffset: 128, as: SIMD16<Float>.self); o.storeBytes(of: a3, toByteOffset: 192, as: SIMD16<Float>.self)
+                acc.store(dst + p)
                 p += 64
             }
         }
