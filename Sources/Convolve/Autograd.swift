@@ -93,7 +93,9 @@ extension Tensor {
             }
         }
         pendingGrad = gradient?.storage ?? [Float](repeating: 1, count: count)
-        for t in order.reversed() {
+        // Popping releases each tensor as soon as its gradient has been passed on, so activations are
+        // freed progressively during the backward pass instead of all at its end.
+        while let t = order.popLast() {
             guard let g = t.pendingGrad else { t.node = nil; continue }
             t.pendingGrad = nil
             if let node = t.node {

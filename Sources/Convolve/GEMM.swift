@@ -109,11 +109,22 @@ private func packB(_ trans: Bool, _ b: UnsafePointer<Float>, _ ldb: Int, _ pc: I
                 }
             }
         } else {
-            // Column q of the panel is a contiguous run of row (jc+j+q) of B: read it sequentially.
+            // Column q of the panel is row (jc+j+q) of B: transpose 16×16 blocks in registers, then
+            // the ragged edges element by element.
             if w < NR { for p in 0..<kc { for q in w..<NR { panel[p * NR + q] = 0 } } }
+            let kc16 = kc & ~15, w16 = w & ~15
+            var q = 0
+            while q < w16 {
+                var p = 0
+                while p < kc16 {
+                    transpose16x16(b + (jc + j + q) * ldb + pc + p, ldb, panel + p * NR + q, NR)
+                    p += 16
+                }
+                q += 16
+            }
             for q in 0..<w {
                 let src = b + (jc + j + q) * ldb + pc
-                for p in 0..<kc { panel[p * NR + q] = src[p] }
+                for p in (q < w16 ? kc16 : 0)..<kc { panel[p * NR + q] = src[p] }
             }
         }
         j += NR
@@ -129,10 +140,17 @@ private func packA(_ trans: Bool, _ a: UnsafePointer<Float>, _ lda: Int, _ ic: I
         let h = Swift.min(MR, mc - i)
         let panel = out + i * kc
         if !trans {
+            // Rows of A become the panel's 8-float columns: transpose 8×16 blocks in registers.
+            let kc16 = h == MR ? kc & ~15 : 0
+            var p = 0
+            while p < kc16 {
+                transpose8x16(a + (ic + i) * lda + pc + p, lda, panel + p * MR)
+                p += 16
+            }
             for r in 0..<MR {
                 if r < h {
                     let src = a + (ic + i + r) * lda + pc
-                    for p in 0..<kc { panel[p * MR + r] = src[p] }
+                    for p in kc16..<kc { panel[p * MR + r] = src[p] }
                 } else {
                     for p in 0..<kc { panel[p * MR + r] = 0 }
                 }
@@ -150,6 +168,43 @@ private func packA(_ trans: Bool, _ a: UnsafePointer<Float>, _ lda: Int, _ ic: I
 }
 
 typealias V16 = SIMD16<Float>
+
+/// One round of a perfect unshuffle of the `count`×16 floats held in `v` into `w` (even elements first,
+/// then odd ones). For 2^k vectors of 16, `k + 4` rounds transpose; fewer rounds rotate the index bits.
+@inline(__always)
+private func unshuffle(_ v: UnsafeMutablePointer<V16>, _ w: UnsafeMutablePointer<V16>, _ count: Int) {
+    let half = count / 2
+    for j in 0..<half {
+        w[j] = V16(lowHalf: v[2 * j].evenHalf, highHalf: v[2 * j + 1].evenHalf)
+        w[j + half] = V16(lowHalf: v[2 * j].oddHalf, highHalf: v[2 * j + 1].oddHalf)
+    }
+}
+
+/// `dst[i * ldd + j] = src[j * lds + i]` for a 16×16 block: 16 loads, four unshuffle rounds in
+/// registers (the index bits rotate by four), 16 stores.
+@inline(__always)
+func transpose16x16(_ src: UnsafePointer<Float>, _ lds: Int, _ dst: UnsafeMutablePointer<Float>, _ ldd: Int) {
+    withUnsafeTemporaryAllocation(of: V16.self, capacity: 16) { v in
+    withUnsafeTemporaryAllocation(of: V16.self, capacity: 16) { w in
+        let v = v.baseAddress!, w = w.baseAddress!
+        for i in 0..<16 { v[i] = ld(src + i * lds) }
+        unshuffle(v, w, 16); unshuffle(w, v, 16); unshuffle(v, w, 16); unshuffle(w, v, 16)
+        for i in 0..<16 { st(v[i], dst + i * ldd) }
+    } }
+}
+
+/// Packs 8 rows of 16 floats (row stride `lds`) as 16 consecutive groups of 8 (`dst[p * 8 + r]`).
+@inline(__always)
+func transpose8x16(_ src: UnsafePointer<Float>, _ lds: Int, _ dst: UnsafeMutablePointer<Float>) {
+    withUnsafeTemporaryAllocation(of: V16.self, capacity: 8) { v in
+    withUnsafeTemporaryAllocation(of: V16.self, capacity: 8) { w in
+        let v = v.baseAddress!, w = w.baseAddress!
+        for i in 0..<8 { v[i] = ld(src + i * lds) }
+        // 7 index bits (r: 3, p: 4); four right rotations move p above r.
+        unshuffle(v, w, 8); unshuffle(w, v, 8); unshuffle(v, w, 8); unshuffle(w, v, 8)
+        for i in 0..<8 { st(v[i], dst + i * 16) }
+    } }
+}
 
 @inline(__always) private func ld(_ p: UnsafePointer<Float>) -> V16 {
     UnsafeRawPointer(p).loadUnaligned(as: V16.self)

@@ -148,14 +148,28 @@ public final class Model: Module, Layer {
 
     /// Loss of one batch (fused softmax cross-entropy when the model ends in softmax).
     func lossValue(_ x: Tensor, _ labels: [Int], classes: Int) -> (loss: Tensor, outputs: Tensor) {
+        let fused = fusesSoftmax
+        let out = fused ? forwardLogits(x)! : self(x)
+        return (lossValue(outputs: out, logits: fused, labels), out)
+    }
+
+    /// Whether the loss is computed from the final softmax layer's logits (fused cross-entropy).
+    var fusesSoftmax: Bool {
         switch loss {
         case .categoricalCrossentropy, .sparseCategoricalCrossentropy:
-            if let logits = forwardLogits(x) { return (crossEntropy(logits, labels), logits) }
-            let probs = self(x)
-            return (categoricalCrossEntropy(probs, oneHot(labels, classes: probs.shape[1])), probs)
+            return (layers.last as? Dense)?.activation == .softmax
+        case .meanSquaredError: return false
+        }
+    }
+
+    /// The compiled loss of `outputs` (logits when `logits`, else the model's outputs).
+    func lossValue(outputs out: Tensor, logits: Bool, _ labels: [Int]) -> Tensor {
+        switch loss {
+        case .categoricalCrossentropy, .sparseCategoricalCrossentropy:
+            if logits { return crossEntropy(out, labels) }
+            return categoricalCrossEntropy(out, oneHot(labels, classes: out.shape[1]))
         case .meanSquaredError:
-            let out = self(x)
-            return (mseLoss(out, oneHot(labels, classes: out.shape[1])), out)
+            return mseLoss(out, oneHot(labels, classes: out.shape[1]))
         }
     }
 
@@ -243,9 +257,11 @@ public final class Model: Module, Layer {
         eval()
         defer { train(wasTraining) }
         var lossSum = 0.0, correct = 0
+        let fused = fusesSoftmax
         withNoGrad {
             for (x, y) in DataLoader(data, batchSize: batchSize) {
-                let (loss, out) = lossValue(x, y, classes: data.classCount)
+                let out = inferInSlices(x) { fused ? self.forwardLogits($0)! : self($0) }
+                let loss = lossValue(outputs: out, logits: fused, y)
                 lossSum += Double(loss.item) * Double(y.count)
                 correct += zip(out.argmax(dim: 1), y).filter { $0 == $1 }.count
             }
@@ -271,7 +287,7 @@ public final class Model: Module, Layer {
             var parts: [Tensor] = []
             var i = 0
             while i < xi.shape[0] {
-                parts.append(self(xi[i..<Swift.min(xi.shape[0], i + batchSize)]))
+                parts.append(inferInSlices(xi[i..<Swift.min(xi.shape[0], i + batchSize)]) { self($0) })
                 i += batchSize
             }
             return Tensor.cat(parts)

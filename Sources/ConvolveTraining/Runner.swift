@@ -186,7 +186,7 @@ public final class TrainingRun {
         var lossSum = 0.0, correct = 0
         withNoGrad {
             for (x, y) in DataLoader(data, batchSize: 1000, prefetch: false) {
-                let out = model(x)
+                let out = inferInSlices(x) { model($0) }
                 lossSum += Double(crossEntropy(out, y, reduction: .sum).item)
                 correct += zip(out.argmax(dim: 1), y).filter { $0 == $1 }.count
             }

@@ -181,7 +181,7 @@ for w in workloads {
     var evalRates: [Double] = []
     for _ in 0..<3 {
         let t0 = Date()
-        withNoGrad { for (x, _) in DataLoader(test, batchSize: 1000) { _ = model(x) } }
+        withNoGrad { for (x, _) in DataLoader(test, batchSize: 1000) { _ = inferInSlices(x) { model($0) } } }
         evalRates.append(Double(test.count) / Date().timeIntervalSince(t0))
     }
     let evalRate = evalRates.sorted()[1]

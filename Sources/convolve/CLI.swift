@@ -115,7 +115,7 @@ struct Evaluate: ParsableCommand {
             var lossSum = 0.0
             withNoGrad {
                 for (x, y) in DataLoader(test, batchSize: 1000) {
-                    let out = net(x)
+                    let out = inferInSlices(x) { net($0) }
                     let logits = zoo.isKeras ? out.clamp(min: 1e-7, max: 1).log() : out   // Keras models output probabilities
                     lossSum += Double(zoo.isKeras ? nllLoss(logits, y, reduction: .sum).item : crossEntropy(logits, y, reduction: .sum).item)
                     for (p, t) in zip(out.argmax(dim: 1), y) { confusion[t][p] += 1 }
@@ -182,7 +182,7 @@ struct Predict: ParsableCommand {
             let recipe = zoo.defaults
             let mean = Float(recipe.normalizeMean ?? 0), std = Float(recipe.normalizeStd ?? 1)
             let x = Tensor(items.flatMap { $0.1.map { (Float($0) / 255 - mean) / std } }, shape: [items.count, 1, 28, 28])
-            let out = withNoGrad { net(x) }
+            let out = inferInSlices(x) { net($0) }
             let probs = zoo.isKeras ? out : out.softmax(dim: 1)
             var results: [[String: Any]] = []
             for (i, item) in items.enumerated() {

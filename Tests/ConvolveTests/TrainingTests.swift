@@ -66,7 +66,9 @@ import ConvolveTraining
 
     @Test func gemmMatchesNaiveOnAwkwardShapes() {
         for (m, n, k, ta, tb) in [(1, 1, 1, false, false), (9, 33, 17, false, true), (64, 300, 257, true, false),
-                                  (200, 96, 600, true, true), (7, 1000, 3, false, false)] {
+                                  (200, 96, 600, true, true), (7, 1000, 3, false, false),
+                                  // the register-transposing packers: full 16×16 / 8×16 blocks and ragged edges
+                                  (64, 288, 576, false, true), (70, 45, 300, false, true), (17, 50, 33, false, false)] {
             let g = RandomGenerator(seed: UInt64(m * n))
             let a = (0..<(m * k)).map { _ in g.nextFloat() - 0.5 }, b = (0..<(k * n)).map { _ in g.nextFloat() - 0.5 }
             var c = [Float](repeating: 1, count: m * n)
@@ -289,5 +291,22 @@ import ConvolveTraining
             }
         }
         #expect(hits.allSatisfy { $0 == 1 })
+    }
+
+    @Test(arguments: [ZooModel.mnistCNN, .torchSeed, .kerasSeed])
+    func slicedInferenceEqualsOneBatch(_ zoo: ZooModel) {
+        manualSeed(7)
+        let model = zoo.make()
+        // Give batch norm non-trivial running statistics, then switch to inference.
+        model.train(); _ = model(Tensor.normal([8, 1, 28, 28]))
+        model.eval()
+        let x = Tensor.normal([77, 1, 28, 28])        // not a multiple of the slice: a short last slice
+        let whole = withNoGrad { model(x) }
+        var calls = 0
+        let lock = NSLock()
+        let sliced = inferInSlices(x, slice: 16) { lock.lock(); calls += 1; lock.unlock(); return model($0) }
+        #expect(calls == 5 && sliced.shape == whole.shape && !sliced.requiresGrad)
+        let worst = zip(sliced.storage, whole.storage).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(worst < 1e-5, "\(zoo): sliced inference differs by \(worst)")
     }
 }
