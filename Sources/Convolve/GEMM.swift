@@ -7,25 +7,53 @@ import Foundation
 private let MR = 8, NR = 32
 private let KC = 256, MC = 128, NC = 1024
 
+/// What the GEMM does when it writes C: store or add, an optional per-row bias, an optional ReLU.
+struct GemmEpilogue {
+    /// Store the first K block's result instead of adding it (beta == 0: C is never read).
+    var overwrite = false
+    /// Added to every element of row i (with `overwrite`): `C[i, j] = bias[i] + ...` (a conv's bias).
+    var rowBias: UnsafePointer<Float>? = nil
+    /// `max(C, 0)` after the last K block (a fused ReLU).
+    var relu = false
+}
+
 /// `C = alpha * op(A) * op(B) + beta * C` for row-major matrices, where `op(X)` is `X` or `Xᵀ`.
 /// `op(A)` is m×k, `op(B)` is k×n, `C` is m×n with leading dimensions (row strides) `lda`, `ldb`, `ldc`.
 /// Splits columns (or rows) across threads when the product is large.
 public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                   beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int? = nil) {
+    sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+          beta: beta, c: c, ldc: ldc, threads: threads, rowBias: nil, relu: false)
+}
+
+/// `C = relu?(alpha * op(A) * op(B) + beta * C + rowBias[i])`, the bias and ReLU applied as C is
+/// written (no extra passes over C).
+func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+           a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+           beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int?,
+           rowBias: UnsafePointer<Float>?, relu: Bool) {
     if m == 0 || n == 0 { return }
-    if beta != 1 {
+    var ep = GemmEpilogue(overwrite: beta == 0 && k > 0 && alpha != 0, rowBias: nil, relu: relu)
+    if !ep.overwrite || beta != 0 {
+        // beta != 0, or nothing to multiply: scale C and add the bias here.
         for i in 0..<m {
             let row = c + i * ldc
-            if beta == 0 { row.update(repeating: 0, count: n) } else { for j in 0..<n { row[j] *= beta } }
+            if beta == 0 { row.update(repeating: 0, count: n) } else if beta != 1 { for j in 0..<n { row[j] *= beta } }
+            if let rowBias { for j in 0..<n { row[j] += rowBias[i] } }
         }
+    } else {
+        ep.rowBias = rowBias
     }
-    if k == 0 || alpha == 0 { return }
+    if k == 0 || alpha == 0 {
+        if relu { for i in 0..<m { for j in 0..<n { c[i * ldc + j] = Swift.max(c[i * ldc + j], 0) } } }
+        return
+    }
     let work = m * n * k
     let maxThreads = threads ?? Parallel.threads
     let t = work >= Parallel.minWorkToSplit ? Swift.min(maxThreads, Swift.max(1, Swift.max(m / MR, n / NR))) : 1
     if t <= 1 {
-        gemmSerial(transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc)
+        gemmSerial(transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc, ep)
         return
     }
     // Split the larger dimension into whole panels, one chunk per thread, on the shared worker pool (a
@@ -37,19 +65,23 @@ public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Flo
     WorkerPool.shared.run(chunks: chunks, workers: t - 1) { i in
         if splitN {
             let lo = Swift.min(n, panels * i / chunks * NR), hi = Swift.min(n, panels * (i + 1) / chunks * NR)
-            if hi > lo { gemmSerial(transA, transB, 0, m, lo, hi, k, alpha, a, lda, b, ldb, c, ldc) }
+            if hi > lo { gemmSerial(transA, transB, 0, m, lo, hi, k, alpha, a, lda, b, ldb, c, ldc, ep) }
         } else {
             let lo = Swift.min(m, panels * i / chunks * MR), hi = Swift.min(m, panels * (i + 1) / chunks * MR)
-            if hi > lo { gemmSerial(transA, transB, lo, hi, 0, n, k, alpha, a, lda, b, ldb, c, ldc) }
+            if hi > lo { gemmSerial(transA, transB, lo, hi, 0, n, k, alpha, a, lda, b, ldb, c, ldc, ep) }
         }
     }
 }
 
-/// Adds `alpha * op(A)[m0..<m1, :] * op(B)[:, n0..<n1]` into C on the calling thread.
+/// Adds `alpha * op(A)[m0..<m1, :] * op(B)[:, n0..<n1]` into C on the calling thread, written as `ep` says.
 private func gemmSerial(_ transA: Bool, _ transB: Bool, _ m0: Int, _ m1: Int, _ n0: Int, _ n1: Int, _ k: Int,
                         _ alpha: Float, _ a: UnsafePointer<Float>, _ lda: Int,
-                        _ b: UnsafePointer<Float>, _ ldb: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
-    let kcMax = Swift.min(KC, k)
+                        _ b: UnsafePointer<Float>, _ ldb: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
+                        _ ep: GemmEpilogue) {
+    // K blocks of at most KC, split evenly (288 = one block of 288, not 256 + 32: a short last
+    // block costs a full pass over C for little work).
+    let kBlocks = (k + KC + 63) / (KC + 64)
+    let kcMax = (k + kBlocks - 1) / kBlocks
     let ncMax = Swift.min(NC, (n1 - n0 + NR - 1) / NR * NR)
     let mcMax = Swift.min(MC, (m1 - m0 + MR - 1) / MR * MR)
     // 64-byte aligned panels: every SIMD16 load of a packed panel stays within one cache line.
@@ -63,7 +95,7 @@ private func gemmSerial(_ transA: Bool, _ transB: Bool, _ m0: Int, _ m1: Int, _ 
         let nc = Swift.min(NC, n1 - jc)
         var pc = 0
         while pc < k {
-            let kc = Swift.min(KC, k - pc)
+            let kc = Swift.min(kcMax, k - pc)
             packB(transB, b, ldb, pc, kc, jc, nc, bp)
             var ic = m0
             while ic < m1 {
@@ -75,14 +107,17 @@ private func gemmSerial(_ transA: Bool, _ transB: Bool, _ m0: Int, _ m1: Int, _ 
                     var ir = 0
                     while ir < mc {
                         let mr = Swift.min(MR, mc - ir)
-                        microKernel(kc, ap + ir * kc, bp + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc, alpha, mr, nr)
+                        microKernel(kc, ap + ir * kc, bp + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc, alpha, mr, nr,
+                                    accumulate: pc > 0 || !ep.overwrite,
+                                    bias: pc == 0 ? ep.rowBias.map { $0 + ic + ir } : nil,
+                                    relu: ep.relu && pc + kc >= k)
                         ir += MR
                     }
                     jr += NR
                 }
                 ic += MC
             }
-            pc += KC
+            pc += kcMax
         }
         jc += NC
     }
@@ -213,10 +248,11 @@ func transpose8x16(_ src: UnsafePointer<Float>, _ lds: Int, _ dst: UnsafeMutable
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: V16.self)
 }
 
-/// C[0..<mr, 0..<nr] += alpha * Apanel(8×kc) * Bpanel(kc×32).
+/// C[0..<mr, 0..<nr] += alpha * Apanel(8×kc) * Bpanel(kc×32) (`=` when not `accumulate`).
 @inline(__always)
 private func microKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ mr: Int, _ nr: Int) {
+                         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ mr: Int, _ nr: Int,
+                         accumulate: Bool, bias: UnsafePointer<Float>?, relu: Bool) {
     var c00 = V16(), c01 = V16(), c10 = V16(), c11 = V16(), c20 = V16(), c21 = V16(), c30 = V16(), c31 = V16()
     var c40 = V16(), c41 = V16(), c50 = V16(), c51 = V16(), c60 = V16(), c61 = V16(), c70 = V16(), c71 = V16()
     var pa = a, pb = b
@@ -236,7 +272,11 @@ private func microKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointe
     if mr == MR && nr == NR {
         @inline(__always) func upd(_ r: Int, _ v0: V16, _ v1: V16) {
             let p = c + r * ldc
-            st(ld(p) + al * v0, p); st(ld(p + 16) + al * v1, p + 16)
+            var r0 = al * v0, r1 = al * v1
+            if accumulate { r0 += ld(p); r1 += ld(p + 16) }
+            if let bias { let bv = V16(repeating: bias[r]); r0 += bv; r1 += bv }
+            if relu { r0 = r0.replacing(with: 0, where: r0 .< 0); r1 = r1.replacing(with: 0, where: r1 .< 0) }
+            st(r0, p); st(r1, p + 16)
         }
         upd(0, c00, c01); upd(1, c10, c11); upd(2, c20, c21); upd(3, c30, c31)
         upd(4, c40, c41); upd(5, c50, c51); upd(6, c60, c61); upd(7, c70, c71)
@@ -248,7 +288,12 @@ private func microKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointe
         let f = UnsafeRawPointer(t.baseAddress!).assumingMemoryBound(to: Float.self)
         for r in 0..<mr {
             let p = c + r * ldc, src = f + r * NR
-            for q in 0..<nr { p[q] += alpha * src[q] }
+            for q in 0..<nr {
+                var v = alpha * src[q]
+                if accumulate { v += p[q] }
+                if let bias { v += bias[r] }
+                p[q] = relu ? Swift.max(v, 0) : v
+            }
         }
     }
 }

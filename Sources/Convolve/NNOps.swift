@@ -76,9 +76,11 @@ struct ConvGeometry {
 
 /// 2-D convolution (cross-correlation) of NCHW `input` with `weight` `[out, in/groups, kh, kw]`
 /// and optional `bias` `[out]`, like `torch.nn.functional.conv2d`. Bias is fused into the GEMM output pass.
+/// With `fusedReLU` the result is `relu(conv2d(...))`, the ReLU applied as the output is written (one
+/// tensor and one pass fewer than `conv2d(...).relu()`, same values and gradients).
 public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                    stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
-                   dilation: (Int, Int) = (1, 1), groups: Int = 1) -> Tensor {
+                   dilation: (Int, Int) = (1, 1), groups: Int = 1, fusedReLU: Bool = false) -> Tensor {
     precondition(input.rank == 4, "conv2d expects NCHW input, got shape \(input.shape)")
     precondition(weight.rank == 4, "conv2d weight must be [out, in/groups, kh, kw], got \(weight.shape)")
     let (n, cin, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
@@ -114,6 +116,7 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                         geo.directForward(xp, wt + g * ocg * kSize, bp.map { $0 + g * ocg },
                                           o + s * outPer + g * ocg * ohw, wide, outChannels: ocg)
                     } }
+                    if fusedReLU { reluInPlace(o + range.lowerBound * outPer, range.count * outPer) }
                 }
                 return
             }
@@ -125,11 +128,11 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                     let src: UnsafePointer<Float>
                     if let col { geo.im2col(xs, col); src = UnsafePointer(col) } else { src = xs }
                     let os = o + s * outPer + g * ocg * ohw
-                    if let b {
-                        for oc in 0..<ocg { (os + oc * ohw).update(repeating: b[g * ocg + oc], count: ohw) }
+                    b.withUnsafeBufferPointerOrNil { bp in
+                        sgemm(transA: false, transB: false, m: ocg, n: ohw, k: kSize, a: wt + g * ocg * kSize, lda: kSize,
+                              b: src, ldb: ohw, beta: 0, c: os, ldc: ohw, threads: 1,
+                              rowBias: bp.map { $0 + g * ocg }, relu: fusedReLU)
                     }
-                    sgemm(transA: false, transB: false, m: ocg, n: ohw, k: kSize, a: wt + g * ocg * kSize, lda: kSize,
-                          b: src, ldb: ohw, beta: b == nil ? 0 : 1, c: os, ldc: ohw, threads: 1)
                 }
             }
         }
@@ -137,7 +140,9 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
 
     var inputs = [input, weight]
     if let bias { inputs.append(bias) }
-    return Tensor.result(out, [n, cout, oh, ow], inputs, op: "conv2d") { g in
+    return Tensor.result(out, [n, cout, oh, ow], inputs, op: "conv2d") { gOut in
+        // A fused ReLU passes the gradient where the output is positive.
+        let g = fusedReLU ? reluMask(gOut, out) : gOut
         g.withUnsafeBufferPointer { pg in
             let gp = pg.baseAddress!
             if let bias, bias.requiresGrad {
@@ -681,6 +686,21 @@ func maxPool2x2(_ input: Tensor, _ n: Int, _ c: Int, _ h: Int, _ w: Int) -> Tens
 /// Σ term(i) for i in 0..<count, split across threads by chunks; partial sums are added in chunk
 /// order, so the result depends only on the thread count.
 @inline(__always)
+/// `x[i] = max(x[i], 0)` (NaN stays NaN, like `relu`).
+func reluInPlace(_ x: UnsafeMutablePointer<Float>, _ count: Int) {
+    for i in 0..<count { x[i] = Swift.max(x[i], 0) }
+}
+
+/// The gradient of `relu` given its output: `g` where `out > 0`, else 0.
+func reluMask(_ g: [Float], _ out: [Float]) -> [Float] {
+    let n = g.count
+    return uninitializedFloats(n) { d in
+        out.withUnsafeBufferPointer { y in g.withUnsafeBufferPointer { gg in
+            Parallel.forChunks(n, work: n) { r in for i in r { d[i] = y[i] > 0 ? gg[i] : 0 } }
+        } }
+    }
+}
+
 func chunkedSum(_ count: Int, work: Int, _ term: (Int) -> Float) -> Float {
     let chunks = Parallel.chunkCount(count, work: work)
     if chunks <= 1 {

@@ -199,12 +199,7 @@ extension Tensor {
         let input = self
         return Tensor.result(out, shape, [self], op: "relu") { g in
             // Gradient passes where the output is positive (the input was > 0).
-            let gx = uninitializedFloats(n) { d in
-                out.withUnsafeBufferPointer { y in g.withUnsafeBufferPointer { gg in
-                    Parallel.forChunks(n, work: n) { r in for i in r { d[i] = y[i] > 0 ? gg[i] : 0 } }
-                } }
-            }
-            input.accumulate(gx)
+            input.accumulate(reluMask(g, out))
         }
     }
     /// `x` for positive values, `slope * x` otherwise.

@@ -35,9 +35,14 @@ public final class Conv2d: Module, Layer {
                   initialization: initialization)
     }
 
-    public func callAsFunction(_ input: Tensor) -> Tensor {
+    public func callAsFunction(_ input: Tensor) -> Tensor { callAsFunction(input, fusedReLU: false) }
+
+    /// `relu(self(input))` in one pass: the ReLU is applied as the convolution writes its output
+    /// (what `F.relu(self.conv1(x))` computes, with one activation tensor and one pass fewer).
+    public func callAsFunction(_ input: Tensor, fusedReLU: Bool) -> Tensor {
         Profiler.measure("Conv2d forward") {
-            conv2d(input, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
+            conv2d(input, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation,
+                   groups: groups, fusedReLU: fusedReLU)
         }
     }
 

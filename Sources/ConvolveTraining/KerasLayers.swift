@@ -76,7 +76,9 @@ public final class Conv2D: KerasLayer {
     }
     public override var localTensors: [(String, Tensor)] { conv?.localTensors ?? [] }
     public override var children: [(String, Module)] { [] }
-    public override func callAsFunction(_ input: Tensor) -> Tensor { activation.apply(conv!(input)) }
+    public override func callAsFunction(_ input: Tensor) -> Tensor {
+        activation == .relu ? conv!(input, fusedReLU: true) : activation.apply(conv!(input))
+    }
 }
 
 /// A pooling window module whose output size can be computed ahead of a forward pass.

@@ -100,6 +100,32 @@ import ConvolveNN
         }
     }
 
+    /// `conv2d(fusedReLU: true)` against `conv2d(...).relu()`: values and all three gradients, on every
+    /// geometry above plus wide layers that take the GEMM path (bias + ReLU in the GEMM's store).
+    @Test(arguments: convCases + [
+        ConvCase(n: 3, c: 32, h: 8, w: 7, oc: 40, groups: 1, k: (3, 3), s: (1, 1), p: (0, 0), d: (1, 1), bias: true),
+        ConvCase(n: 2, c: 16, h: 6, w: 6, oc: 24, groups: 1, k: (3, 3), s: (1, 1), p: (1, 1), d: (1, 1), bias: false),
+    ])
+    func fusedReLUMatchesSeparateReLU(_ cc: ConvCase) {
+        func run(_ fused: Bool) -> [[Float]] {
+            let x = rand([cc.n, cc.c, cc.h, cc.w], seed: 30)
+            let w = rand([cc.oc, cc.c / cc.groups, cc.k.0, cc.k.1], seed: 31)
+            let b = cc.bias ? rand([cc.oc], seed: 32) : nil
+            let y = fused ? conv2d(x, weight: w, bias: b, stride: cc.s, padding: cc.p, dilation: cc.d, groups: cc.groups,
+                                   fusedReLU: true)
+                          : conv2d(x, weight: w, bias: b, stride: cc.s, padding: cc.p, dilation: cc.d, groups: cc.groups).relu()
+            let up = rand(y.shape, seed: 33)
+            (y * up).sum().backward()
+            return [y.storage, x.grad!.storage, w.grad!.storage] + (b.map { [$0.grad!.storage] } ?? [])
+        }
+        let (f, s) = (run(true), run(false))
+        #expect(f[0].contains { $0 == 0 } && f[0].contains { $0 > 0 }, "the case must clip some outputs")
+        for (i, (a, b)) in zip(f, s).enumerated() {
+            let worst = zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(a.count == b.count && worst < 1e-5, "\(cc.testDescription) tensor \(i): \(worst)")
+        }
+    }
+
     @Test func pooling() {
         let x = rand([2, 3, 7, 6], seed: 23)
         gradCheck([x], eps: 1e-3) { maxPool2d($0[0], kernelSize: (2, 2)) }

@@ -71,16 +71,20 @@ import ConvolveTraining
                                   (64, 288, 576, false, true), (70, 45, 300, false, true), (17, 50, 33, false, false)] {
             let g = RandomGenerator(seed: UInt64(m * n))
             let a = (0..<(m * k)).map { _ in g.nextFloat() - 0.5 }, b = (0..<(k * n)).map { _ in g.nextFloat() - 0.5 }
-            var c = [Float](repeating: 1, count: m * n)
-            sgemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: ta ? m : k, b: b, ldb: tb ? k : n,
-                  beta: 2, c: &c, ldc: n)
-            var worst: Float = 0
-            for i in 0..<m { for j in 0..<n {
-                var s: Float = 0
-                for p in 0..<k { s += (ta ? a[p * m + i] : a[i * k + p]) * (tb ? b[j * k + p] : b[p * n + j]) }
-                worst = max(worst, abs(c[i * n + j] - (0.5 * s + 2)))
-            } }
-            #expect(worst < 1e-3, "gemm \(m)x\(n)x\(k) ta=\(ta) tb=\(tb): error \(worst)")
+            for beta: Float in [2, 0] {
+                // beta 0 must not read C at all (NaN * 0 would leak through).
+                var c = [Float](repeating: beta == 0 ? .nan : 1, count: m * n)
+                sgemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: ta ? m : k, b: b, ldb: tb ? k : n,
+                      beta: beta, c: &c, ldc: n)
+                var worst: Float = 0
+                for i in 0..<m { for j in 0..<n {
+                    var s: Float = 0
+                    for p in 0..<k { s += (ta ? a[p * m + i] : a[i * k + p]) * (tb ? b[j * k + p] : b[p * n + j]) }
+                    let e = abs(c[i * n + j] - (0.5 * s + (beta == 0 ? 0 : 2)))
+                    worst = e.isNaN ? .infinity : max(worst, e)
+                } }
+                #expect(worst < 1e-3, "gemm \(m)x\(n)x\(k) ta=\(ta) tb=\(tb) beta=\(beta): error \(worst)")
+            }
         }
     }
 }
