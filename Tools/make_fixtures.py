@@ -35,26 +35,31 @@ def leaf(*shape):
 
 
 # conv2d: several geometries, forward and backward for a random upstream gradient.
-convs = []
-for cfg in [
+def conv_cases(cfgs):
+    out = []
+    for cfg in cfgs:
+        x = leaf(cfg["n"], cfg["c"], cfg["h"], cfg["w"])
+        w = leaf(cfg["oc"], cfg["c"] // cfg["groups"], *cfg["k"])
+        b = leaf(cfg["oc"]) if cfg["bias"] else None
+        y = F.conv2d(x, w, b, stride=cfg["stride"], padding=cfg["padding"], dilation=cfg["dilation"],
+                     groups=cfg["groups"])
+        gy = torch.randn_like(y)
+        y.backward(gy)
+        case = dict(cfg, x=T(x), w=T(w), y=T(y), gy=T(gy), dx=T(x.grad), dw=T(w.grad))
+        if b is not None:
+            case["b"] = T(b)
+            case["db"] = T(b.grad)
+        out.append(case)
+    return out
+
+
+save("conv2d", conv_cases([
     dict(n=2, c=3, h=7, w=6, oc=4, k=(3, 3), stride=(2, 2), padding=(1, 1), dilation=(1, 1), groups=1, bias=True),
     dict(n=1, c=2, h=9, w=8, oc=3, k=(3, 2), stride=(1, 2), padding=(0, 1), dilation=(2, 1), groups=1, bias=True),
     dict(n=2, c=4, h=5, w=5, oc=6, k=(3, 3), stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=2, bias=False),
     dict(n=3, c=1, h=28, w=28, oc=4, k=(3, 3), stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, bias=True),
     dict(n=2, c=5, h=4, w=3, oc=3, k=(1, 1), stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, bias=True),
-]:
-    x = leaf(cfg["n"], cfg["c"], cfg["h"], cfg["w"])
-    w = leaf(cfg["oc"], cfg["c"] // cfg["groups"], *cfg["k"])
-    b = leaf(cfg["oc"]) if cfg["bias"] else None
-    y = F.conv2d(x, w, b, stride=cfg["stride"], padding=cfg["padding"], dilation=cfg["dilation"], groups=cfg["groups"])
-    gy = torch.randn_like(y)
-    y.backward(gy)
-    case = dict(cfg, x=T(x), w=T(w), y=T(y), gy=T(gy), dx=T(x.grad), dw=T(w.grad))
-    if b is not None:
-        case["b"] = T(b)
-        case["db"] = T(b.grad)
-    convs.append(case)
-save("conv2d", convs)
+]))
 
 # max and average pooling.
 pools = []
@@ -201,3 +206,12 @@ save("schedulers", dict(
     onecycle=lrs(lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.1, total_steps=10, cycle_momentum=False), 9),
 ))
 print("scheduler fixtures written")
+
+# conv2d layers wide enough for the GEMM path that reads shifted image rows (unit stride/dilation),
+# with its own seed so the fixtures above stay as they were.
+torch.manual_seed(4321)
+save("conv2d_wide", conv_cases([
+    dict(n=2, c=16, h=9, w=8, oc=24, k=(3, 3), stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, bias=True),
+    dict(n=2, c=16, h=6, w=7, oc=32, k=(3, 2), stride=(1, 1), padding=(1, 2), dilation=(1, 1), groups=2, bias=False),
+]))
+print("wide conv fixtures written")

@@ -7,8 +7,15 @@ import Foundation
 private let MR = 8, NR = 32
 private let KC = 256, MC = 128, NC = 1024
 
-/// What the GEMM does when it writes C: store or add, an optional per-row bias, an optional ReLU.
-struct GemmEpilogue {
+/// Row addressing of B and C, and what the GEMM does when it writes C: store or add, an optional
+/// per-row bias, an optional ReLU.
+struct GemmOptions {
+    /// Row r of the stored B matrix (of Bᵀ when transposed) starts at `b + bRows[r]` instead of `b + r * ldb`
+    /// (a convolution reads shifted rows of an image this way instead of building im2col columns).
+    var bRows: UnsafePointer<Int>? = nil
+    /// Row i of C starts at `c + cRows[i]` (rows may overlap: a convolution's input gradient adds every
+    /// kernel tap's row into the image). Only with beta == 1.
+    var cRows: UnsafePointer<Int>? = nil
     /// Store the first K block's result instead of adding it (beta == 0: C is never read).
     var overwrite = false
     /// Added to every element of row i (with `overwrite`): `C[i, j] = bias[i] + ...` (a conv's bias).
@@ -32,10 +39,14 @@ public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Flo
 func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
            beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int?,
-           rowBias: UnsafePointer<Float>?, relu: Bool) {
+           rowBias: UnsafePointer<Float>?, relu: Bool,
+           bRows: UnsafePointer<Int>? = nil, cRows: UnsafePointer<Int>? = nil) {
     if m == 0 || n == 0 { return }
-    var ep = GemmEpilogue(overwrite: beta == 0 && k > 0 && alpha != 0, rowBias: nil, relu: relu)
-    if !ep.overwrite || beta != 0 {
+    precondition(cRows == nil || (beta == 1 && rowBias == nil && !relu), "sgemm: cRows needs beta 1, no epilogue")
+    var ep = GemmOptions(bRows: bRows, cRows: cRows, overwrite: beta == 0 && k > 0 && alpha != 0, rowBias: nil, relu: relu)
+    if cRows != nil {
+        // accumulate into the rows as given
+    } else if !ep.overwrite || beta != 0 {
         // beta != 0, or nothing to multiply: scale C and add the bias here.
         for i in 0..<m {
             let row = c + i * ldc
@@ -77,7 +88,7 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
 private func gemmSerial(_ transA: Bool, _ transB: Bool, _ m0: Int, _ m1: Int, _ n0: Int, _ n1: Int, _ k: Int,
                         _ alpha: Float, _ a: UnsafePointer<Float>, _ lda: Int,
                         _ b: UnsafePointer<Float>, _ ldb: Int, _ c: UnsafeMutablePointer<Float>, _ ldc: Int,
-                        _ ep: GemmEpilogue) {
+                        _ ep: GemmOptions) {
     // K blocks of at most KC, split evenly (288 = one block of 288, not 256 + 32: a short last
     // block costs a full pass over C for little work).
     let kBlocks = (k + KC + 63) / (KC + 64)
@@ -96,7 +107,7 @@ private func gemmSerial(_ transA: Bool, _ transB: Bool, _ m0: Int, _ m1: Int, _ 
         var pc = 0
         while pc < k {
             let kc = Swift.min(kcMax, k - pc)
-            packB(transB, b, ldb, pc, kc, jc, nc, bp)
+            packB(transB, b, ldb, ep.bRows, pc, kc, jc, nc, bp)
             var ic = m0
             while ic < m1 {
                 let mc = Swift.min(MC, m1 - ic)
@@ -107,7 +118,9 @@ private func gemmSerial(_ transA: Bool, _ transB: Bool, _ m0: Int, _ m1: Int, _ 
                     var ir = 0
                     while ir < mc {
                         let mr = Swift.min(MR, mc - ir)
-                        microKernel(kc, ap + ir * kc, bp + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc, alpha, mr, nr,
+                        let cRows = ep.cRows.map { $0 + ic + ir }
+                        microKernel(kc, ap + ir * kc, bp + jr * kc, c + (cRows == nil ? (ic + ir) * ldc : 0) + jc + jr,
+                                    ldc, cRows, alpha, mr, nr,
                                     accumulate: pc > 0 || !ep.overwrite,
                                     bias: pc == 0 ? ep.rowBias.map { $0 + ic + ir } : nil,
                                     relu: ep.relu && pc + kc >= k)
@@ -126,15 +139,16 @@ private func gemmSerial(_ transA: Bool, _ transB: Bool, _ m0: Int, _ m1: Int, _ 
 /// Packs op(B)[pc..<pc+kc, jc..<jc+nc] as consecutive kc×32 panels (row p of a panel is 32 floats),
 /// zero-padding the last panel.
 @inline(__always)
-private func packB(_ trans: Bool, _ b: UnsafePointer<Float>, _ ldb: Int, _ pc: Int, _ kc: Int,
-                   _ jc: Int, _ nc: Int, _ out: UnsafeMutablePointer<Float>) {
+private func packB(_ trans: Bool, _ b: UnsafePointer<Float>, _ ldb: Int, _ rows: UnsafePointer<Int>?, _ pc: Int,
+                   _ kc: Int, _ jc: Int, _ nc: Int, _ out: UnsafeMutablePointer<Float>) {
+    @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { b + (rows?[r] ?? r * ldb) }
     var j = 0
     while j < nc {
         let w = Swift.min(NR, nc - j)
         let panel = out + j * kc
         if !trans {
             for p in 0..<kc {
-                let src = b + (pc + p) * ldb + jc + j
+                let src = row(pc + p) + jc + j
                 let dst = panel + p * NR
                 if w == NR {
                     UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: NR * 4)
@@ -152,13 +166,14 @@ private func packB(_ trans: Bool, _ b: UnsafePointer<Float>, _ ldb: Int, _ pc: I
             while q < w16 {
                 var p = 0
                 while p < kc16 {
-                    transpose16x16(b + (jc + j + q) * ldb + pc + p, ldb, panel + p * NR + q, NR)
+                    let r0 = jc + j + q
+                    transpose16x16({ row(r0 + $0) + pc + p }, panel + p * NR + q, NR)
                     p += 16
                 }
                 q += 16
             }
             for q in 0..<w {
-                let src = b + (jc + j + q) * ldb + pc
+                let src = row(jc + j + q) + pc
                 for p in (q < w16 ? kc16 : 0)..<kc { panel[p * NR + q] = src[p] }
             }
         }
@@ -215,14 +230,14 @@ private func unshuffle(_ v: UnsafeMutablePointer<V16>, _ w: UnsafeMutablePointer
     }
 }
 
-/// `dst[i * ldd + j] = src[j * lds + i]` for a 16×16 block: 16 loads, four unshuffle rounds in
+/// `dst[i * ldd + j] = src(j)[i]` for a 16×16 block (`src(j)` is row j): 16 loads, four unshuffle rounds in
 /// registers (the index bits rotate by four), 16 stores.
 @inline(__always)
-func transpose16x16(_ src: UnsafePointer<Float>, _ lds: Int, _ dst: UnsafeMutablePointer<Float>, _ ldd: Int) {
+func transpose16x16(_ src: (Int) -> UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ ldd: Int) {
     withUnsafeTemporaryAllocation(of: V16.self, capacity: 16) { v in
     withUnsafeTemporaryAllocation(of: V16.self, capacity: 16) { w in
         let v = v.baseAddress!, w = w.baseAddress!
-        for i in 0..<16 { v[i] = ld(src + i * lds) }
+        for i in 0..<16 { v[i] = ld(src(i)) }
         unshuffle(v, w, 16); unshuffle(w, v, 16); unshuffle(v, w, 16); unshuffle(w, v, 16)
         for i in 0..<16 { st(v[i], dst + i * ldd) }
     } }
@@ -248,10 +263,12 @@ func transpose8x16(_ src: UnsafePointer<Float>, _ lds: Int, _ dst: UnsafeMutable
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: V16.self)
 }
 
-/// C[0..<mr, 0..<nr] += alpha * Apanel(8×kc) * Bpanel(kc×32) (`=` when not `accumulate`).
+/// C[0..<mr, 0..<nr] += alpha * Apanel(8×kc) * Bpanel(kc×32) (`=` when not `accumulate`); row r of C
+/// starts at `c + cRows[r]` when a table is given.
 @inline(__always)
 private func microKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ alpha: Float, _ mr: Int, _ nr: Int,
+                         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ cRows: UnsafePointer<Int>?,
+                         _ alpha: Float, _ mr: Int, _ nr: Int,
                          accumulate: Bool, bias: UnsafePointer<Float>?, relu: Bool) {
     var c00 = V16(), c01 = V16(), c10 = V16(), c11 = V16(), c20 = V16(), c21 = V16(), c30 = V16(), c31 = V16()
     var c40 = V16(), c41 = V16(), c50 = V16(), c51 = V16(), c60 = V16(), c61 = V16(), c70 = V16(), c71 = V16()
@@ -271,7 +288,7 @@ private func microKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointe
     let al = V16(repeating: alpha)
     if mr == MR && nr == NR {
         @inline(__always) func upd(_ r: Int, _ v0: V16, _ v1: V16) {
-            let p = c + r * ldc
+            let p = c + (cRows?[r] ?? r * ldc)
             var r0 = al * v0, r1 = al * v1
             if accumulate { r0 += ld(p); r1 += ld(p + 16) }
             if let bias { let bv = V16(repeating: bias[r]); r0 += bv; r1 += bv }
@@ -287,7 +304,7 @@ private func microKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointe
         t[8] = c40; t[9] = c41; t[10] = c50; t[11] = c51; t[12] = c60; t[13] = c61; t[14] = c70; t[15] = c71
         let f = UnsafeRawPointer(t.baseAddress!).assumingMemoryBound(to: Float.self)
         for r in 0..<mr {
-            let p = c + r * ldc, src = f + r * NR
+            let p = c + (cRows?[r] ?? r * ldc), src = f + r * NR
             for q in 0..<nr {
                 var v = alpha * src[q]
                 if accumulate { v += p[q] }

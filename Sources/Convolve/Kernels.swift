@@ -128,6 +128,36 @@ extension ConvGeometry {
     /// Wide length rounded up to whole SIMD16 vectors (the scratch buffer's size).
     var wideCapacity: Int { (wideLength + 63) / 64 * 64 }
 
+    /// Whether the GEMM path reads shifted rows of the padded image instead of im2col columns: with
+    /// unit stride and dilation, kernel tap (ci, ki, kj) over the wide output is the padded plane
+    /// read from `ci·P + ki·Wp + kj` on, so GEMM rows can point straight into the image.
+    var usesShiftedRows: Bool { sh == 1 && sw == 1 && dh == 1 && dw == 1 && !isPointwise }
+
+    /// Start of each kernel tap's row, `k = (ci·kh + ki)·kw + kj`, in the padded layout.
+    func tapOffsets() -> [Int] {
+        var t: [Int] = []; t.reserveCapacity(kSize)
+        for ci in 0..<c { for ki in 0..<kh { for kj in 0..<kw { t.append(ci * paddedPlane + ki * wp + kj) } } }
+        return t
+    }
+
+    /// Drops the scratch columns of `channels` wide output planes (`wide` rows of Wp, `out` rows of OW).
+    func compactWide(_ wide: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, channels: Int) {
+        let L = wideLength
+        for ch in 0..<channels { for oy in 0..<oh {
+            (out + ch * ohw + oy * ow).update(from: wide + ch * L + oy * wp, count: ow)
+        } }
+    }
+
+    /// The inverse of `compactWide`, with zeros in the scratch columns (so they contribute nothing).
+    func widen(_ g: UnsafePointer<Float>, into wide: UnsafeMutablePointer<Float>, channels: Int) {
+        let L = wideLength
+        for ch in 0..<channels { for oy in 0..<oh {
+            let d = wide + ch * L + oy * wp
+            d.update(from: g + ch * ohw + oy * ow, count: ow)
+            (d + ow).update(repeating: 0, count: wp - ow)
+        } }
+    }
+
     /// Copies one image's channels into the zero-padded layout (`dst` holds c × paddedPlane floats).
     func pad(_ x: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>) {
         dst.update(repeating: 0, count: c * paddedPlane)

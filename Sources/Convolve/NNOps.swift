@@ -100,6 +100,8 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
     var out = [Float](unsafeUninitializedCapacity: n * outPer) { _, count in count = n * outPer }
     let work = n * cout * ohw * kSize
     let direct = geo.prefersDirect(outChannels: ocg)
+    let shifted = !direct && geo.usesShiftedRows
+    let taps = shifted ? geo.tapOffsets() : []
 
     input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pw in
     out.withUnsafeMutableBufferPointer { po in
@@ -118,6 +120,23 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                     } }
                     if fusedReLU { reluInPlace(o + range.lowerBound * outPer, range.count * outPer) }
                 }
+                return
+            }
+            if shifted {
+                // GEMM over the wide output with B's rows pointing into the padded image (no im2col).
+                let L = geo.wideLength
+                let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
+                let wide = UnsafeMutablePointer<Float>.allocate(capacity: ocg * L)
+                defer { xp.deallocate(); wide.deallocate() }
+                taps.withUnsafeBufferPointer { tp in b.withUnsafeBufferPointerOrNil { bp in
+                    for s in range { for g in 0..<groups {
+                        geo.pad(x + s * inPer + g * cg * h * w, into: xp)
+                        sgemm(transA: false, transB: false, m: ocg, n: L, k: kSize, a: wt + g * ocg * kSize, lda: kSize,
+                              b: xp, ldb: 0, beta: 0, c: wide, ldc: L, threads: 1,
+                              rowBias: bp.map { $0 + g * ocg }, relu: fusedReLU, bRows: tp.baseAddress)
+                        geo.compactWide(wide, into: o + s * outPer + g * ocg * ohw, channels: ocg)
+                    } }
+                } }
                 return
             }
             let col = geo.isPointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: kSize * ohw)
@@ -176,6 +195,36 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                                                needX ? dxp : nil, gbuf, outChannels: ocg)
                             if needX { geo.unpadAdd(dxp, into: dxBase! + s * inPer + gi * cg * h * w) }
                         } }
+                        return
+                    }
+                    if shifted {
+                        // Wide-layout GEMMs: dW reads the padded image's shifted rows as Bᵀ, dX adds every
+                        // tap's row of the product straight into the padded input gradient (no col2im).
+                        let L = geo.wideLength, P = geo.paddedPlane
+                        let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * P)
+                        let dxp = UnsafeMutablePointer<Float>.allocate(capacity: cg * P)
+                        let dyw = UnsafeMutablePointer<Float>.allocate(capacity: ocg * L)
+                        defer { xp.deallocate(); dxp.deallocate(); dyw.deallocate() }
+                        taps.withUnsafeBufferPointer { tp in
+                            for s in range { for gi in 0..<groups {
+                                geo.widen(gp + s * outPer + gi * ocg * ohw, into: dyw, channels: ocg)
+                                if needW {
+                                    geo.pad(x + s * inPer + gi * cg * h * w, into: xp)
+                                    Profiler.measure("conv bwd dW gemm") {
+                                    sgemm(transA: false, transB: true, m: ocg, n: kSize, k: L, a: dyw, lda: L, b: xp, ldb: 0,
+                                          beta: 1, c: pBase! + chunk * wCount + gi * ocg * kSize, ldc: kSize, threads: 1,
+                                          rowBias: nil, relu: false, bRows: tp.baseAddress) }
+                                }
+                                if needX {
+                                    dxp.update(repeating: 0, count: cg * P)
+                                    Profiler.measure("conv bwd dX gemm") {
+                                    sgemm(transA: true, transB: false, m: kSize, n: L, k: ocg, a: wt + gi * ocg * kSize,
+                                          lda: kSize, b: dyw, ldb: L, beta: 1, c: dxp, ldc: 0, threads: 1,
+                                          rowBias: nil, relu: false, cRows: tp.baseAddress) }
+                                    geo.unpadAdd(dxp, into: dxBase! + s * inPer + gi * cg * h * w)
+                                }
+                            } }
+                        }
                         return
                     }
                     let col = UnsafeMutablePointer<Float>.allocate(capacity: kSize * ohw)

@@ -87,6 +87,8 @@ import ConvolveNN
         ConvCase(n: 2, c: 2, h: 8, w: 5, oc: 2, groups: 1, k: (3, 2), s: (2, 1), p: (0, 1), d: (1, 2), bias: false),
         ConvCase(n: 1, c: 4, h: 5, w: 5, oc: 6, groups: 2, k: (3, 3), s: (1, 1), p: (2, 2), d: (2, 2), bias: true),
         ConvCase(n: 3, c: 5, h: 3, w: 4, oc: 2, groups: 1, k: (1, 1), s: (1, 1), p: (0, 0), d: (1, 1), bias: true),
+        // wide enough for the GEMM path that reads shifted rows of the padded image
+        ConvCase(n: 2, c: 8, h: 6, w: 5, oc: 12, groups: 1, k: (3, 3), s: (1, 1), p: (1, 1), d: (1, 1), bias: true),
     ]
     @Test(arguments: convCases)
     func conv2dGradients(_ cc: ConvCase) {

@@ -5,8 +5,11 @@ import ConvolveNN
 
 /// Semantics against values produced by real PyTorch (Tools/make_fixtures.py).
 @Suite struct ReferenceTests {
-    @Test func conv2dMatchesPyTorch() throws {
-        let cases = try fixture("conv2d") as! [[String: Any]]
+    /// "conv2d": direct, im2col and pointwise paths; "conv2d_wide": layers wide enough for the GEMM path
+    /// that reads shifted image rows (with padding and groups), including the fused ReLU.
+    @Test(arguments: ["conv2d", "conv2d_wide"])
+    func conv2dMatchesPyTorch(_ file: String) throws {
+        let cases = try fixture(file) as! [[String: Any]]
         for c in cases {
             let x = tensor(c["x"], requiresGrad: true), w = tensor(c["w"], requiresGrad: true)
             let b = c["b"].map { tensor($0, requiresGrad: true) }
@@ -18,6 +21,12 @@ import ConvolveNN
             // dw sums up to 2,352 float32 products with heavy cancellation: allow summation-order noise.
             expectClose(w.grad!, tensor(c["dw"]), rtol: 1e-5, atol: 5e-5, "conv dw")
             if let b { expectClose(b.grad!, tensor(c["db"]), "conv db") }
+            // relu(conv) fused into the GEMM's store: PyTorch's y with negatives clipped.
+            let fused = withNoGrad {
+                conv2d(x, weight: w, bias: b, stride: pair(c["stride"]), padding: pair(c["padding"]),
+                       dilation: pair(c["dilation"]), groups: (c["groups"] as! NSNumber).intValue, fusedReLU: true)
+            }
+            expectClose(fused, tensor(c["y"]).relu(), "fused conv+relu y")
         }
     }
 
