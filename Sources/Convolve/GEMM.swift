@@ -151,7 +151,7 @@ private func packB(_ trans: Bool, _ b: UnsafePointer<Float>, _ ldb: Int, _ rows:
                 let src = row(pc + p) + jc + j
                 let dst = panel + p * NR
                 if w == NR {
-                    UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: NR * 4)
+                    st(ld(src), dst); st(ld(src + 16), dst + 16)
                 } else {
                     for q in 0..<w { dst[q] = src[q] }
                     for q in w..<NR { dst[q] = 0 }

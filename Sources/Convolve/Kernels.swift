@@ -12,6 +12,23 @@ func uninitializedFloats(_ n: Int, _ body: (UnsafeMutableBufferPointer<Float>) -
     }
 }
 
+/// Copies `n` floats (non-overlapping) with inline 16-wide moves: short rows are too small for a memmove call.
+@inline(__always) func copyFloats(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int) {
+    typealias V = SIMD16<Float>
+    if n < 16 {
+        for i in 0..<n { dst[i] = src[i] }
+        return
+    }
+    var i = 0
+    while i + 16 <= n {
+        UnsafeMutableRawPointer(dst + i).storeBytes(of: UnsafeRawPointer(src + i).loadUnaligned(as: V.self), as: V.self)
+        i += 16
+    }
+    if i < n {   // the last 16, overlapping what was already copied
+        UnsafeMutableRawPointer(dst + n - 16).storeBytes(of: UnsafeRawPointer(src + n - 16).loadUnaligned(as: V.self), as: V.self)
+    }
+}
+
 @inline(__always) func simdSum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
     var acc = SIMD16<Float>(), i = 0
     while i + 16 <= n { acc += UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self); i += 16 }
@@ -144,26 +161,41 @@ extension ConvGeometry {
     func compactWide(_ wide: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, channels: Int) {
         let L = wideLength
         for ch in 0..<channels { for oy in 0..<oh {
-            (out + ch * ohw + oy * ow).update(from: wide + ch * L + oy * wp, count: ow)
+            copyFloats(out + ch * ohw + oy * ow, wide + ch * L + oy * wp, ow)
         } }
     }
 
     /// The inverse of `compactWide`, with zeros in the scratch columns (so they contribute nothing).
-    func widen(_ g: UnsafePointer<Float>, into wide: UnsafeMutablePointer<Float>, channels: Int) {
+    /// With `reluOutput` (a fused ReLU's output), only gradients where that output is positive pass.
+    func widen(_ g: UnsafePointer<Float>, into wide: UnsafeMutablePointer<Float>, channels: Int,
+               reluOutput: UnsafePointer<Float>? = nil) {
         let L = wideLength
         for ch in 0..<channels { for oy in 0..<oh {
-            let d = wide + ch * L + oy * wp
-            d.update(from: g + ch * ohw + oy * ow, count: ow)
-            (d + ow).update(repeating: 0, count: wp - ow)
+            let d = wide + ch * L + oy * wp, src = g + ch * ohw + oy * ow
+            if let y = reluOutput.map({ $0 + ch * ohw + oy * ow }) {
+                for i in 0..<ow { d[i] = y[i] > 0 ? src[i] : 0 }
+            } else {
+                copyFloats(d, src, ow)
+            }
+            for i in ow..<wp { d[i] = 0 }
         } }
     }
 
     /// Copies one image's channels into the zero-padded layout (`dst` holds c × paddedPlane floats).
     func pad(_ x: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>) {
+        if ph == 0 && pw == 0 {
+            // Rows are contiguous: copy each plane whole, zero only the slack after it.
+            for ci in 0..<c {
+                let d = dst + ci * paddedPlane
+                copyFloats(d, x + ci * h * w, h * w)
+                (d + h * w).update(repeating: 0, count: paddedPlane - h * w)
+            }
+            return
+        }
         dst.update(repeating: 0, count: c * paddedPlane)
         for ci in 0..<c {
             for y in 0..<h {
-                (dst + ci * paddedPlane + (y + ph) * wp + pw).update(from: x + ci * h * w + y * w, count: w)
+                copyFloats(dst + ci * paddedPlane + (y + ph) * wp + pw, x + ci * h * w + y * w, w)
             }
         }
     }

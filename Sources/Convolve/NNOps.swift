@@ -160,11 +160,13 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
     var inputs = [input, weight]
     if let bias { inputs.append(bias) }
     return Tensor.result(out, [n, cout, oh, ow], inputs, op: "conv2d") { gOut in
-        // A fused ReLU passes the gradient where the output is positive.
-        let g = fusedReLU ? reluMask(gOut, out) : gOut
-        g.withUnsafeBufferPointer { pg in
-            let gp = pg.baseAddress!
-            if let bias, bias.requiresGrad {
+        // A fused ReLU passes the gradient where the output is positive. The shifted-rows path applies
+        // that mask, and sums the bias gradient, while it copies each image's gradient into wide rows.
+        let g = fusedReLU && !shifted ? reluMask(gOut, out) : gOut
+        let needB = bias?.requiresGrad == true
+        g.withUnsafeBufferPointer { pg in out.withUnsafeBufferPointer { po in
+            let gp = pg.baseAddress!, op = po.baseAddress!
+            if let bias, needB, !shifted {
                 bias.accumulate { db in
                     for s in 0..<n { for oc in 0..<cout {
                         db[oc] += simdSum(gp + s * outPer + oc * ohw, ohw)   // vector lanes: no serial add chain
@@ -172,11 +174,13 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                 }
             }
             let needX = input.requiresGrad, needW = weight.requiresGrad
-            if !needX && !needW { return }
+            if !needX && !needW && !(shifted && needB) { return }
             let chunks = Parallel.chunkCount(n, work: work * 2)
-            // Per-chunk weight-gradient partials, reduced after the parallel pass.
+            // Per-chunk weight-gradient partials (then, on the shifted path, bias partials), reduced after
+            // the parallel pass.
             let wCount = weight.count
-            var partial = [Float](repeating: 0, count: needW ? chunks * wCount : 0)
+            let partCount = (needW ? wCount : 0) + (shifted && needB ? cout : 0)
+            var partial = [Float](repeating: 0, count: chunks * partCount)
             var dxBuf = [Float](repeating: 0, count: needX ? input.count : 0)
             input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pw in
             partial.withUnsafeMutableBufferPointer { pp in dxBuf.withUnsafeMutableBufferPointer { pdx in
@@ -191,7 +195,7 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                         for s in range { for gi in 0..<groups {
                             if needW { geo.pad(x + s * inPer + gi * cg * h * w, into: xp) }
                             geo.directBackward(xp, wt + gi * ocg * kSize, gp + s * outPer + gi * ocg * ohw,
-                                               needW ? pBase! + chunk * wCount + gi * ocg * kSize : nil,
+                                               needW ? pBase! + chunk * partCount + gi * ocg * kSize : nil,
                                                needX ? dxp : nil, gbuf, outChannels: ocg)
                             if needX { geo.unpadAdd(dxp, into: dxBase! + s * inPer + gi * cg * h * w) }
                         } }
@@ -207,12 +211,17 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                         defer { xp.deallocate(); dxp.deallocate(); dyw.deallocate() }
                         taps.withUnsafeBufferPointer { tp in
                             for s in range { for gi in 0..<groups {
-                                geo.widen(gp + s * outPer + gi * ocg * ohw, into: dyw, channels: ocg)
+                                geo.widen(gp + s * outPer + gi * ocg * ohw, into: dyw, channels: ocg,
+                                          reluOutput: fusedReLU ? op + s * outPer + gi * ocg * ohw : nil)
+                                if needB {
+                                    let db = pBase! + chunk * partCount + (needW ? wCount : 0) + gi * ocg
+                                    for oc in 0..<ocg { db[oc] += simdSum(dyw + oc * L, L) }
+                                }
                                 if needW {
                                     geo.pad(x + s * inPer + gi * cg * h * w, into: xp)
                                     Profiler.measure("conv bwd dW gemm") {
                                     sgemm(transA: false, transB: true, m: ocg, n: kSize, k: L, a: dyw, lda: L, b: xp, ldb: 0,
-                                          beta: 1, c: pBase! + chunk * wCount + gi * ocg * kSize, ldc: kSize, threads: 1,
+                                          beta: 1, c: pBase! + chunk * partCount + gi * ocg * kSize, ldc: kSize, threads: 1,
                                           rowBias: nil, relu: false, bRows: tp.baseAddress) }
                                 }
                                 if needX {
@@ -238,7 +247,7 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                                 if geo.isPointwise { src = xs } else { Profiler.measure("conv bwd im2col") { geo.im2col(xs, col) }; src = UnsafePointer(col) }
                                 Profiler.measure("conv bwd dW gemm") {
                                 sgemm(transA: false, transB: true, m: ocg, n: kSize, k: ohw, a: gs, lda: ohw,
-                                      b: src, ldb: ohw, beta: 1, c: pBase! + chunk * wCount + gi * ocg * kSize,
+                                      b: src, ldb: ohw, beta: 1, c: pBase! + chunk * partCount + gi * ocg * kSize,
                                       ldc: kSize, threads: 1) }
                             }
                             if needX {
@@ -260,10 +269,16 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
             if needX { input.accumulate(dxBuf) }
             if needW {
                 weight.accumulate { dw in
-                    for c in 0..<chunks { for i in 0..<wCount { dw[i] += partial[c * wCount + i] } }
+                    for c in 0..<chunks { for i in 0..<wCount { dw[i] += partial[c * partCount + i] } }
                 }
             }
-        }
+            if let bias, shifted && needB {
+                let off = needW ? wCount : 0
+                bias.accumulate { db in
+                    for c in 0..<chunks { for oc in 0..<cout { db[oc] += partial[c * partCount + off + oc] } }
+                }
+            }
+        } }
     }
 }
 
