@@ -61,6 +61,18 @@ extension Tensor {
         }
     }
 
+    /// Gives `body` this tensor's pending gradient buffer and whether it is new. A new buffer is
+    /// uninitialized and `body` must store every element (a GEMM with beta 0): no zero fill, no
+    /// read-modify-write pass over a large gradient.
+    func accumulate(overwriting body: (UnsafeMutableBufferPointer<Float>, _ fresh: Bool) -> Void) {
+        guard requiresGrad else { return }
+        if pendingGrad == nil {
+            pendingGrad = uninitializedFloats(count) { body($0, true) }
+            return
+        }
+        pendingGrad!.withUnsafeMutableBufferPointer { body($0, false) }
+    }
+
     /// Gives `body` this tensor's pending gradient buffer (zero-filled on first use) to add into.
     func accumulate(_ body: (UnsafeMutableBufferPointer<Float>) -> Void) {
         guard requiresGrad else { return }

@@ -290,6 +290,13 @@ extension ConvGeometry {
     }
 
     /// Adds the interior of a padded gradient back into an image gradient.
+    /// Copies the image region of the padded layout into `dx` (which may be uninitialized).
+    func unpad(_ dxp: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) {
+        for ci in 0..<c { for y in 0..<h {
+            copyFloats(dx + ci * h * w + y * w, dxp + ci * paddedPlane + (y + ph) * wp + pw, w)
+        } }
+    }
+
     func unpadAdd(_ dxp: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) {
         for ci in 0..<c { for y in 0..<h {
             let s = dxp + ci * paddedPlane + (y + ph) * wp + pw, d = dx + ci * h * w + y * w

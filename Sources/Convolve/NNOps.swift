@@ -74,16 +74,12 @@ struct ConvGeometry {
     }
 }
 
-/// 2-D convolution (cross-correlation) of NCHW `input` with `weight` `[out, in/groups, kh, kw]`
-/// and optional `bias` `[out]`, like `torch.nn.functional.conv2d`. Bias is fused into the GEMM output pass.
-/// With `fusedReLU` the result is `relu(conv2d(...))`, the ReLU applied as the output is written (one
-/// tensor and one pass fewer than `conv2d(...).relu()`, same values and gradients).
-public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
-                   stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
-                   dilation: (Int, Int) = (1, 1), groups: Int = 1, fusedReLU: Bool = false) -> Tensor {
+/// Checks a convolution's shapes (PyTorch's errors) and returns its per-group geometry.
+func convGeometry(_ input: Tensor, _ weight: Tensor, _ bias: Tensor?, _ stride: (Int, Int), _ padding: (Int, Int),
+                  _ dilation: (Int, Int), _ groups: Int) -> ConvGeometry {
     precondition(input.rank == 4, "conv2d expects NCHW input, got shape \(input.shape)")
     precondition(weight.rank == 4, "conv2d weight must be [out, in/groups, kh, kw], got \(weight.shape)")
-    let (n, cin, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+    let (cin, h, w) = (input.shape[1], input.shape[2], input.shape[3])
     let (cout, cg, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
     precondition(cin == cg * groups && cout % groups == 0,
                  "conv2d: input has \(cin) channels, weight \(weight.shape) with groups \(groups)")
@@ -91,8 +87,20 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
     let oh = convOutputSize(h, kernel: kh, stride: stride.0, padding: padding.0, dilation: dilation.0)
     let ow = convOutputSize(w, kernel: kw, stride: stride.1, padding: padding.1, dilation: dilation.1)
     precondition(oh > 0 && ow > 0, "conv2d: kernel \(kh)x\(kw) larger than padded input \(h)x\(w)")
-    let geo = ConvGeometry(c: cg, h: h, w: w, kh: kh, kw: kw, sh: stride.0, sw: stride.1,
-                           ph: padding.0, pw: padding.1, dh: dilation.0, dw: dilation.1, oh: oh, ow: ow)
+    return ConvGeometry(c: cg, h: h, w: w, kh: kh, kw: kw, sh: stride.0, sw: stride.1,
+                        ph: padding.0, pw: padding.1, dh: dilation.0, dw: dilation.1, oh: oh, ow: ow)
+}
+
+/// 2-D convolution (cross-correlation) of NCHW `input` with `weight` `[out, in/groups, kh, kw]`
+/// and optional `bias` `[out]`, like `torch.nn.functional.conv2d`. Bias is fused into the GEMM output pass.
+/// With `fusedReLU` the result is `relu(conv2d(...))`, the ReLU applied as the output is written (one
+/// tensor and one pass fewer than `conv2d(...).relu()`, same values and gradients).
+public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
+                   stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
+                   dilation: (Int, Int) = (1, 1), groups: Int = 1, fusedReLU: Bool = false) -> Tensor {
+    let geo = convGeometry(input, weight, bias, stride, padding, dilation, groups)
+    let (n, cin, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+    let (cout, cg, oh, ow) = (weight.shape[0], geo.c, geo.oh, geo.ow)
     let ocg = cout / groups
     let ohw = geo.ohw, kSize = geo.kSize
     let inPer = cin * h * w, outPer = cout * ohw
@@ -131,9 +139,8 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                 taps.withUnsafeBufferPointer { tp in b.withUnsafeBufferPointerOrNil { bp in
                     for s in range { for g in 0..<groups {
                         geo.pad(x + s * inPer + g * cg * h * w, into: xp)
-                        sgemm(transA: false, transB: false, m: ocg, n: L, k: kSize, a: wt + g * ocg * kSize, lda: kSize,
-                              b: xp, ldb: 0, beta: 0, c: wide, ldc: L, threads: 1,
-                              rowBias: bp.map { $0 + g * ocg }, relu: fusedReLU, bRows: tp.baseAddress)
+                        geo.wideForward(xp, wt + g * ocg * kSize, bp.map { $0 + g * ocg }, wide, outChannels: ocg,
+                                        relu: fusedReLU, taps: tp.baseAddress!)
                         geo.compactWide(wide, into: o + s * outPer + g * ocg * ohw, channels: ocg)
                     } }
                 } }
@@ -160,13 +167,22 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
     var inputs = [input, weight]
     if let bias { inputs.append(bias) }
     return Tensor.result(out, [n, cout, oh, ow], inputs, op: "conv2d") { gOut in
-        // A fused ReLU passes the gradient where the output is positive. The shifted-rows path applies
-        // that mask, and sums the bias gradient, while it copies each image's gradient into wide rows.
-        let g = fusedReLU && !shifted ? reluMask(gOut, out) : gOut
-        let needB = bias?.requiresGrad == true
-        g.withUnsafeBufferPointer { pg in out.withUnsafeBufferPointer { po in
-            let gp = pg.baseAddress!, op = po.baseAddress!
-            if let bias, needB, !shifted {
+        if shifted {
+            // The fused ReLU's mask is applied as each image's gradient is copied into wide rows.
+            gOut.withUnsafeBufferPointer { pg in out.withUnsafeBufferPointer { po in
+                shiftedConvBackward(geo, input: input, weight: weight, bias: bias, groups: groups, taps: taps) { s, gi, dyw in
+                    let off = (s * cout + gi * ocg) * ohw
+                    geo.widen(pg.baseAddress! + off, into: dyw, channels: ocg,
+                              reluOutput: fusedReLU ? po.baseAddress! + off : nil)
+                }
+            } }
+            return
+        }
+        // A fused ReLU passes the gradient where the output is positive.
+        let g = fusedReLU ? reluMask(gOut, out) : gOut
+        g.withUnsafeBufferPointer { pg in
+            let gp = pg.baseAddress!
+            if let bias, bias.requiresGrad {
                 bias.accumulate { db in
                     for s in 0..<n { for oc in 0..<cout {
                         db[oc] += simdSum(gp + s * outPer + oc * ohw, ohw)   // vector lanes: no serial add chain
@@ -174,13 +190,11 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                 }
             }
             let needX = input.requiresGrad, needW = weight.requiresGrad
-            if !needX && !needW && !(shifted && needB) { return }
+            if !needX && !needW { return }
             let chunks = Parallel.chunkCount(n, work: work * 2)
-            // Per-chunk weight-gradient partials (then, on the shifted path, bias partials), reduced after
-            // the parallel pass.
+            // Per-chunk weight-gradient partials, reduced after the parallel pass.
             let wCount = weight.count
-            let partCount = (needW ? wCount : 0) + (shifted && needB ? cout : 0)
-            var partial = [Float](repeating: 0, count: chunks * partCount)
+            var partial = [Float](repeating: 0, count: needW ? chunks * wCount : 0)
             var dxBuf = [Float](repeating: 0, count: needX ? input.count : 0)
             input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pw in
             partial.withUnsafeMutableBufferPointer { pp in dxBuf.withUnsafeMutableBufferPointer { pdx in
@@ -195,45 +209,10 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                         for s in range { for gi in 0..<groups {
                             if needW { geo.pad(x + s * inPer + gi * cg * h * w, into: xp) }
                             geo.directBackward(xp, wt + gi * ocg * kSize, gp + s * outPer + gi * ocg * ohw,
-                                               needW ? pBase! + chunk * partCount + gi * ocg * kSize : nil,
+                                               needW ? pBase! + chunk * wCount + gi * ocg * kSize : nil,
                                                needX ? dxp : nil, gbuf, outChannels: ocg)
                             if needX { geo.unpadAdd(dxp, into: dxBase! + s * inPer + gi * cg * h * w) }
                         } }
-                        return
-                    }
-                    if shifted {
-                        // Wide-layout GEMMs: dW reads the padded image's shifted rows as Bᵀ, dX adds every
-                        // tap's row of the product straight into the padded input gradient (no col2im).
-                        let L = geo.wideLength, P = geo.paddedPlane
-                        let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * P)
-                        let dxp = UnsafeMutablePointer<Float>.allocate(capacity: cg * P)
-                        let dyw = UnsafeMutablePointer<Float>.allocate(capacity: ocg * L)
-                        defer { xp.deallocate(); dxp.deallocate(); dyw.deallocate() }
-                        taps.withUnsafeBufferPointer { tp in
-                            for s in range { for gi in 0..<groups {
-                                geo.widen(gp + s * outPer + gi * ocg * ohw, into: dyw, channels: ocg,
-                                          reluOutput: fusedReLU ? op + s * outPer + gi * ocg * ohw : nil)
-                                if needB {
-                                    let db = pBase! + chunk * partCount + (needW ? wCount : 0) + gi * ocg
-                                    for oc in 0..<ocg { db[oc] += simdSum(dyw + oc * L, L) }
-                                }
-                                if needW {
-                                    geo.pad(x + s * inPer + gi * cg * h * w, into: xp)
-                                    Profiler.measure("conv bwd dW gemm") {
-                                    sgemm(transA: false, transB: true, m: ocg, n: kSize, k: L, a: dyw, lda: L, b: xp, ldb: 0,
-                                          beta: 1, c: pBase! + chunk * partCount + gi * ocg * kSize, ldc: kSize, threads: 1,
-                                          rowBias: nil, relu: false, bRows: tp.baseAddress) }
-                                }
-                                if needX {
-                                    dxp.update(repeating: 0, count: cg * P)
-                                    Profiler.measure("conv bwd dX gemm") {
-                                    sgemm(transA: true, transB: false, m: kSize, n: L, k: ocg, a: wt + gi * ocg * kSize,
-                                          lda: kSize, b: dyw, ldb: L, beta: 1, c: dxp, ldc: 0, threads: 1,
-                                          rowBias: nil, relu: false, cRows: tp.baseAddress) }
-                                    geo.unpadAdd(dxp, into: dxBase! + s * inPer + gi * cg * h * w)
-                                }
-                            } }
-                        }
                         return
                     }
                     let col = UnsafeMutablePointer<Float>.allocate(capacity: kSize * ohw)
@@ -247,7 +226,7 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                                 if geo.isPointwise { src = xs } else { Profiler.measure("conv bwd im2col") { geo.im2col(xs, col) }; src = UnsafePointer(col) }
                                 Profiler.measure("conv bwd dW gemm") {
                                 sgemm(transA: false, transB: true, m: ocg, n: kSize, k: ohw, a: gs, lda: ohw,
-                                      b: src, ldb: ohw, beta: 1, c: pBase! + chunk * partCount + gi * ocg * kSize,
+                                      b: src, ldb: ohw, beta: 1, c: pBase! + chunk * wCount + gi * ocg * kSize,
                                       ldc: kSize, threads: 1) }
                             }
                             if needX {
@@ -269,16 +248,138 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
             if needX { input.accumulate(dxBuf) }
             if needW {
                 weight.accumulate { dw in
-                    for c in 0..<chunks { for i in 0..<wCount { dw[i] += partial[c * partCount + i] } }
+                    for c in 0..<chunks { for i in 0..<wCount { dw[i] += partial[c * wCount + i] } }
                 }
             }
-            if let bias, shifted && needB {
-                let off = needW ? wCount : 0
-                bias.accumulate { db in
-                    for c in 0..<chunks { for oc in 0..<cout { db[oc] += partial[c * partCount + off + oc] } }
+        }
+    }
+}
+
+extension ConvGeometry {
+    /// `wide = relu?(W · shifted rows of xp + bias)` for one padded image and group: the GEMM's B rows
+    /// point into `xp` (see `usesShiftedRows`), the output keeps Wp-wide rows.
+    func wideForward(_ xp: UnsafePointer<Float>, _ wt: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                     _ wide: UnsafeMutablePointer<Float>, outChannels: Int, relu: Bool, taps: UnsafePointer<Int>) {
+        sgemm(transA: false, transB: false, m: outChannels, n: wideLength, k: kSize, a: wt, lda: kSize,
+              b: xp, ldb: 0, beta: 0, c: wide, ldc: wideLength, threads: 1, rowBias: bias, relu: relu, bRows: taps)
+    }
+}
+
+/// Gradients of a unit-stride convolution on the shifted-rows path. `fill(image, group, dyw)` writes that
+/// image's output gradient for one group in wide rows (zeros in the scratch columns); then dW reads the
+/// padded image's shifted rows as Bᵀ, dX adds every tap's row of Wᵀ·dyw straight into the padded input
+/// gradient (no im2col, no col2im), and db sums the wide rows. Per-chunk partials keep it deterministic.
+func shiftedConvBackward(_ geo: ConvGeometry, input: Tensor, weight: Tensor, bias: Tensor?, groups: Int,
+                         taps: [Int], fill: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+    let needX = input.requiresGrad, needW = weight.requiresGrad, needB = bias?.requiresGrad == true
+    if !needX && !needW && !needB { return }
+    let n = input.shape[0], cout = weight.shape[0], ocg = cout / groups, cg = geo.c
+    let kSize = geo.kSize, L = geo.wideLength, P = geo.paddedPlane, inPer = cg * groups * geo.h * geo.w
+    let work = n * cout * geo.ohw * kSize * 2
+    let chunks = Parallel.chunkCount(n, work: work)
+    let wCount = needW ? weight.count : 0, partCount = wCount + (needB ? cout : 0)
+    var partial = [Float](repeating: 0, count: chunks * partCount)
+    // Every image's input gradient is stored exactly once (per group) below: no zero fill.
+    var dxBuf = [Float](unsafeUninitializedCapacity: needX ? input.count : 0) { _, c in c = needX ? input.count : 0 }
+    input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pw in
+    partial.withUnsafeMutableBufferPointer { pp in dxBuf.withUnsafeMutableBufferPointer { pdx in
+    taps.withUnsafeBufferPointer { tp in
+        let x = px.baseAddress!, wt = pw.baseAddress!, pBase = pp.baseAddress, dxBase = pdx.baseAddress
+        Parallel.forChunksIndexed(n, work: work) { chunk, range in
+            let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * P)
+            let dxp = UnsafeMutablePointer<Float>.allocate(capacity: cg * P)
+            let dyw = UnsafeMutablePointer<Float>.allocate(capacity: ocg * L)
+            defer { xp.deallocate(); dxp.deallocate(); dyw.deallocate() }
+            let part = pBase.map { $0 + chunk * partCount }
+            for s in range { for gi in 0..<groups {
+                fill(s, gi, dyw)
+                if needB {
+                    let db = part! + wCount + gi * ocg
+                    for oc in 0..<ocg { db[oc] += simdSum(dyw + oc * L, L) }
+                }
+                if needW {
+                    geo.pad(x + s * inPer + gi * cg * geo.h * geo.w, into: xp)
+                    Profiler.measure("conv bwd dW gemm") {
+                        sgemm(transA: false, transB: true, m: ocg, n: kSize, k: L, a: dyw, lda: L, b: xp, ldb: 0,
+                              beta: 1, c: part! + gi * ocg * kSize, ldc: kSize, threads: 1,
+                              rowBias: nil, relu: false, bRows: tp.baseAddress)
+                    }
+                }
+                if needX {
+                    dxp.update(repeating: 0, count: cg * P)
+                    Profiler.measure("conv bwd dX gemm") {
+                        sgemm(transA: true, transB: false, m: kSize, n: L, k: ocg, a: wt + gi * ocg * kSize,
+                              lda: kSize, b: dyw, ldb: L, beta: 1, c: dxp, ldc: 0, threads: 1,
+                              rowBias: nil, relu: false, cRows: tp.baseAddress)
+                    }
+                    geo.unpad(dxp, into: dxBase! + s * inPer + gi * cg * geo.h * geo.w)
+                }
+            } }
+        }
+    } } } } }
+    if needX { input.accumulate(dxBuf) }
+    if needW {
+        weight.accumulate { dw in
+            for c in 0..<chunks { for i in 0..<wCount { dw[i] += partial[c * partCount + i] } }
+        }
+    }
+    if let bias, needB {
+        bias.accumulate { db in
+            for c in 0..<chunks { for oc in 0..<cout { db[oc] += partial[c * partCount + wCount + oc] } }
+        }
+    }
+}
+
+/// `max_pool2d(relu(conv2d(input, ...)), 2)` as one op: each image's convolution output stays in a
+/// cache-sized wide buffer and only the pooled maxima (and which of the four won) are kept, so the
+/// full-size activation and its gradient never exist. Same values and gradients as the three ops
+/// (ties go to the first maximum, as in PyTorch); layers the shifted-rows GEMM path does not take
+/// (strided, dilated, pointwise or few-channel ones) run as the separate ops.
+public func conv2dReLUMaxPool2x2(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
+                                 padding: (Int, Int) = (0, 0), groups: Int = 1) -> Tensor {
+    let geo = convGeometry(input, weight, bias, (1, 1), padding, (1, 1), groups)
+    let n = input.shape[0], cout = weight.shape[0], ocg = cout / groups, cg = geo.c
+    guard geo.usesShiftedRows && !geo.prefersDirect(outChannels: ocg) && geo.oh >= 2 && geo.ow >= 2 else {
+        return maxPool2d(conv2d(input, weight: weight, bias: bias, padding: padding, groups: groups, fusedReLU: true),
+                         kernelSize: (2, 2))
+    }
+    let (ph, pw) = (geo.oh / 2, geo.ow / 2), pooled = ph * pw, outPer = cout * pooled
+    let L = geo.wideLength, inPer = cg * groups * geo.h * geo.w, kSize = geo.kSize
+    let taps = geo.tapOffsets()
+    var out = [Float](unsafeUninitializedCapacity: n * outPer) { _, c in c = n * outPer }
+    var arg = [UInt8](unsafeUninitializedCapacity: n * outPer) { _, c in c = n * outPer }
+    input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pwt in
+    out.withUnsafeMutableBufferPointer { po in arg.withUnsafeMutableBufferPointer { pa in
+    taps.withUnsafeBufferPointer { tp in (bias?.storage).withUnsafeBufferPointerOrNil { bp in
+        Parallel.forChunks(n, work: n * cout * geo.ohw * kSize) { range in
+            let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
+            let wide = UnsafeMutablePointer<Float>.allocate(capacity: ocg * L)
+            defer { xp.deallocate(); wide.deallocate() }
+            for s in range { for g in 0..<groups {
+                geo.pad(px.baseAddress! + s * inPer + g * cg * geo.h * geo.w, into: xp)
+                geo.wideForward(xp, pwt.baseAddress! + g * ocg * kSize, bp.map { $0 + g * ocg }, wide,
+                                outChannels: ocg, relu: true, taps: tp.baseAddress!)
+                for oc in 0..<ocg {
+                    let o = (s * cout + g * ocg + oc) * pooled
+                    maxPool2x2Plane(wide + oc * L, rowStride: geo.wp, oh: ph, ow: pw,
+                                    po.baseAddress! + o, pa.baseAddress! + o)
+                }
+            } }
+        }
+    } } } } } }
+    var inputs = [input, weight]
+    if let bias { inputs.append(bias) }
+    return Tensor.result(out, [n, cout, ph, pw], inputs, op: "conv2dReLUMaxPool2x2") { g in
+        g.withUnsafeBufferPointer { pg in out.withUnsafeBufferPointer { po in arg.withUnsafeBufferPointer { pa in
+            shiftedConvBackward(geo, input: input, weight: weight, bias: bias, groups: groups, taps: taps) { s, gi, dyw in
+                for oc in 0..<ocg {
+                    let o = (s * cout + gi * ocg + oc) * pooled
+                    // The winner gets the gradient where the pooled (ReLU) output is positive.
+                    unpool2x2Plane(pg.baseAddress! + o, pa.baseAddress! + o, mask: po.baseAddress! + o, oh: ph, ow: pw,
+                                   rows: geo.oh, rowStride: geo.wp, into: dyw + oc * L)
                 }
             }
-        } }
+        } } }
     }
 }
 
@@ -504,14 +605,14 @@ public func linear(_ input: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tens
     if let bias { inputs.append(bias) }
     return Tensor.result(out, Array(input.shape.dropLast()) + [nOut], inputs, op: "linear") { g in
         g.withUnsafeBufferPointer { pg in
-            input.accumulate { dx in weight.storage.withUnsafeBufferPointer { pw in
+            input.accumulate(overwriting: { dx, fresh in weight.storage.withUnsafeBufferPointer { pw in
                 sgemm(transA: false, transB: false, m: m, n: k, k: nOut, a: pg.baseAddress!, lda: nOut,
-                      b: pw.baseAddress!, ldb: k, beta: 1, c: dx.baseAddress!, ldc: k)
-            } }
-            weight.accumulate { dw in input.storage.withUnsafeBufferPointer { px in
+                      b: pw.baseAddress!, ldb: k, beta: fresh ? 0 : 1, c: dx.baseAddress!, ldc: k)
+            } })
+            weight.accumulate(overwriting: { dw, fresh in input.storage.withUnsafeBufferPointer { px in
                 sgemm(transA: true, transB: false, m: nOut, n: k, k: m, a: pg.baseAddress!, lda: nOut,
-                      b: px.baseAddress!, ldb: k, beta: 1, c: dw.baseAddress!, ldc: k)
-            } }
+                      b: px.baseAddress!, ldb: k, beta: fresh ? 0 : 1, c: dw.baseAddress!, ldc: k)
+            } })
             bias?.accumulate { db in
                 for r in 0..<m { for j in 0..<nOut { db[j] += pg[r * nOut + j] } }
             }
@@ -679,66 +780,22 @@ func maxPool2x2(_ input: Tensor, _ n: Int, _ c: Int, _ h: Int, _ w: Int) -> Tens
     let out = input.storage.withUnsafeBufferPointer { px in
         arg.withUnsafeMutableBufferPointer { pa in
             uninitializedFloats(total) { po in
-              Parallel.forChunks(planes, work: total * 4) { range in
-                for pl in range {
-                    let xp = px.baseAddress! + pl * h * w
-                    let ob = pl * oh * ow
-                    for oy in 0..<oh {
-                        let r0 = xp + 2 * oy * w, r1 = r0 + w
-                        var ox = 0
-                        // 8 outputs at a time: de-interleave even/odd columns of both rows.
-                        while ox + 8 <= ow {
-                            let v0 = UnsafeRawPointer(r0 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
-                            let v1 = UnsafeRawPointer(r1 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
-                            let a = v0.evenHalf, b = v0.oddHalf, cc = v1.evenHalf, d = v1.oddHalf
-                            let ab = b .> a, cd = d .> cc
-                            let m1 = a.replacing(with: b, where: ab), m2 = cc.replacing(with: d, where: cd)
-                            let second = m2 .> m1
-                            UnsafeMutableRawPointer(po.baseAddress! + ob + oy * ow + ox)
-                                .storeBytes(of: m1.replacing(with: m2, where: second), as: SIMD8<Float>.self)
-                            let k1 = SIMD8<Int32>(repeating: 0).replacing(with: 1, where: ab)
-                            let k2 = SIMD8<Int32>(repeating: 2).replacing(with: 3, where: cd)
-                            let k = SIMD8<UInt8>(truncatingIfNeeded: k1.replacing(with: k2, where: second))
-                            UnsafeMutableRawPointer(pa.baseAddress! + ob + oy * ow + ox).storeBytes(of: k, as: SIMD8<UInt8>.self)
-                            ox += 8
-                        }
-                        while ox < ow {
-                            // Branch-free (selects): random activations make branches mispredict.
-                            // Ties keep the first element, as PyTorch does; NaN is not propagated here.
-                            let a = r0[2 * ox], b = r0[2 * ox + 1], cc = r1[2 * ox], d = r1[2 * ox + 1]
-                            let ab = b > a, cd = d > cc
-                            let m1 = ab ? b : a, m2 = cd ? d : cc
-                            let second = m2 > m1
-                            po[ob + oy * ow + ox] = second ? m2 : m1
-                            pa[ob + oy * ow + ox] = second ? (cd ? 3 : 2) : (ab ? 1 : 0)
-                            ox += 1
-                        }
+                Parallel.forChunks(planes, work: total * 4) { range in
+                    for pl in range {
+                        maxPool2x2Plane(px.baseAddress! + pl * h * w, rowStride: w, oh: oh, ow: ow,
+                                        po.baseAddress! + pl * oh * ow, pa.baseAddress! + pl * oh * ow)
                     }
                 }
-              }
             }
         }
     }
     return Tensor.result(out, [n, c, oh, ow], [input], op: "maxPool2d") { g in
-        // Every input position is written (the winner gets g, the other three 0; an odd last row or
-        // column is zeroed), so the buffer needs no zero fill and the loop has no branches.
         let dx = arg.withUnsafeBufferPointer { pa in g.withUnsafeBufferPointer { pg in
             uninitializedFloats(planes * h * w) { d in
                 Parallel.forChunks(planes, work: total * 8) { range in
                     for pl in range {
-                        let base = pl * h * w, ob = pl * oh * ow
-                        for oy in 0..<oh {
-                            let r0 = base + 2 * oy * w, r1 = r0 + w
-                            for ox in 0..<ow {
-                                let k = pa[ob + oy * ow + ox], v = pg[ob + oy * ow + ox]
-                                d[r0 + 2 * ox] = k == 0 ? v : 0
-                                d[r0 + 2 * ox + 1] = k == 1 ? v : 0
-                                d[r1 + 2 * ox] = k == 2 ? v : 0
-                                d[r1 + 2 * ox + 1] = k == 3 ? v : 0
-                            }
-                            if w % 2 == 1 { d[r0 + w - 1] = 0; d[r1 + w - 1] = 0 }
-                        }
-                        if h % 2 == 1 { for x in 0..<w { d[base + (h - 1) * w + x] = 0 } }
+                        unpool2x2Plane(pg.baseAddress! + pl * oh * ow, pa.baseAddress! + pl * oh * ow, mask: nil,
+                                       oh: oh, ow: ow, rows: h, rowStride: w, into: d.baseAddress! + pl * h * w)
                     }
                 }
             }
@@ -747,9 +804,65 @@ func maxPool2x2(_ input: Tensor, _ n: Int, _ c: Int, _ h: Int, _ w: Int) -> Tens
     }
 }
 
-/// Σ term(i) for i in 0..<count, split across threads by chunks; partial sums are added in chunk
-/// order, so the result depends only on the thread count.
+/// 2×2, stride-2 max pooling of one plane whose rows are `rowStride` apart: `out` (oh×ow) and which of
+/// each window's four elements won (0…3 in row-major order; ties keep the first, as PyTorch does).
+/// Branch-free (selects): random activations make branches mispredict. NaN is not propagated here.
 @inline(__always)
+func maxPool2x2Plane(_ x: UnsafePointer<Float>, rowStride: Int, oh: Int, ow: Int,
+                     _ out: UnsafeMutablePointer<Float>, _ arg: UnsafeMutablePointer<UInt8>) {
+    for oy in 0..<oh {
+        let r0 = x + 2 * oy * rowStride, r1 = r0 + rowStride
+        let o = out + oy * ow, k = arg + oy * ow
+        var ox = 0
+        // 8 outputs at a time: de-interleave even/odd columns of both rows.
+        while ox + 8 <= ow {
+            let v0 = UnsafeRawPointer(r0 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
+            let v1 = UnsafeRawPointer(r1 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
+            let a = v0.evenHalf, b = v0.oddHalf, cc = v1.evenHalf, d = v1.oddHalf
+            let ab = b .> a, cd = d .> cc
+            let m1 = a.replacing(with: b, where: ab), m2 = cc.replacing(with: d, where: cd)
+            let second = m2 .> m1
+            UnsafeMutableRawPointer(o + ox).storeBytes(of: m1.replacing(with: m2, where: second), as: SIMD8<Float>.self)
+            let k1 = SIMD8<Int32>(repeating: 0).replacing(with: 1, where: ab)
+            let k2 = SIMD8<Int32>(repeating: 2).replacing(with: 3, where: cd)
+            UnsafeMutableRawPointer(k + ox).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: k1.replacing(with: k2, where: second)),
+                                                       as: SIMD8<UInt8>.self)
+            ox += 8
+        }
+        while ox < ow {
+            let a = r0[2 * ox], b = r0[2 * ox + 1], cc = r1[2 * ox], d = r1[2 * ox + 1]
+            let ab = b > a, cd = d > cc
+            let m1 = ab ? b : a, m2 = cd ? d : cc
+            let second = m2 > m1
+            o[ox] = second ? m2 : m1
+            k[ox] = second ? (cd ? 3 : 2) : (ab ? 1 : 0)
+            ox += 1
+        }
+    }
+}
+
+/// The adjoint of `maxPool2x2Plane`: writes every position of a `rows`-row plane (rows `rowStride`
+/// apart) — the window's winner gets the pooled gradient, everything else 0 — so the destination needs
+/// no zero fill. With `mask` (a fused ReLU's pooled output) the gradient passes only where it is > 0.
+@inline(__always)
+func unpool2x2Plane(_ g: UnsafePointer<Float>, _ arg: UnsafePointer<UInt8>, mask: UnsafePointer<Float>?,
+                    oh: Int, ow: Int, rows: Int, rowStride: Int, into d: UnsafeMutablePointer<Float>) {
+    for oy in 0..<oh {
+        let r0 = d + 2 * oy * rowStride, r1 = r0 + rowStride
+        for ox in 0..<ow {
+            let i = oy * ow + ox, k = arg[i]
+            var v = g[i]
+            if let mask { v = mask[i] > 0 ? v : 0 }
+            r0[2 * ox] = k == 0 ? v : 0
+            r0[2 * ox + 1] = k == 1 ? v : 0
+            r1[2 * ox] = k == 2 ? v : 0
+            r1[2 * ox + 1] = k == 3 ? v : 0
+        }
+        for x in (2 * ow)..<rowStride { r0[x] = 0; r1[x] = 0 }
+    }
+    for y in (2 * oh)..<rows { (d + y * rowStride).update(repeating: 0, count: rowStride) }
+}
+
 /// `x[i] = max(x[i], 0)` (NaN stays NaN, like `relu`).
 func reluInPlace(_ x: UnsafeMutablePointer<Float>, _ count: Int) {
     for i in 0..<count { x[i] = Swift.max(x[i], 0) }
@@ -765,6 +878,9 @@ func reluMask(_ g: [Float], _ out: [Float]) -> [Float] {
     }
 }
 
+/// Σ term(i) for i in 0..<count, split across threads by chunks; partial sums are added in chunk
+/// order, so the result depends only on the thread count.
+@inline(__always)
 func chunkedSum(_ count: Int, work: Int, _ term: (Int) -> Float) -> Float {
     let chunks = Parallel.chunkCount(count, work: work)
     if chunks <= 1 {

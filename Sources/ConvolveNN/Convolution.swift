@@ -46,6 +46,17 @@ public final class Conv2d: Module, Layer {
         }
     }
 
+    /// `max_pool2d(relu(self(input)), 2)` in one op: the full-size activation is never stored
+    /// (see `conv2dReLUMaxPool2x2`; strided or dilated layers run the separate ops).
+    public func reluMaxPool2x2(_ input: Tensor) -> Tensor {
+        guard stride == (1, 1) && dilation == (1, 1) else {
+            return maxPool2d(callAsFunction(input, fusedReLU: true), kernelSize: (2, 2))
+        }
+        return Profiler.measure("Conv2d forward") {
+            conv2dReLUMaxPool2x2(input, weight: weight, bias: bias, padding: padding, groups: groups)
+        }
+    }
+
     /// Output spatial size for an input of `h`×`w`.
     public func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
         (convOutputSize(h, kernel: kernelSize.0, stride: stride.0, padding: padding.0, dilation: dilation.0),

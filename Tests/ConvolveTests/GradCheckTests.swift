@@ -128,6 +128,30 @@ import ConvolveNN
         }
     }
 
+    /// `conv2dReLUMaxPool2x2` against the three separate ops: values and all gradients (odd sizes
+    /// drop the last row/column; other geometries fall back to the separate ops).
+    @Test(arguments: convCases.filter { $0.s == (1, 1) && $0.d == (1, 1) } + [
+        ConvCase(n: 3, c: 32, h: 9, w: 8, oc: 40, groups: 1, k: (3, 3), s: (1, 1), p: (0, 0), d: (1, 1), bias: true),
+        ConvCase(n: 2, c: 16, h: 7, w: 9, oc: 24, groups: 2, k: (3, 2), s: (1, 1), p: (1, 1), d: (1, 1), bias: false),
+    ])
+    func fusedReLUMaxPoolMatchesSeparateOps(_ cc: ConvCase) {
+        func run(_ fused: Bool) -> [[Float]] {
+            let x = rand([cc.n, cc.c, cc.h, cc.w], seed: 40)
+            let w = rand([cc.oc, cc.c / cc.groups, cc.k.0, cc.k.1], seed: 41)
+            let b = cc.bias ? rand([cc.oc], seed: 42) : nil
+            let y = fused ? conv2dReLUMaxPool2x2(x, weight: w, bias: b, padding: cc.p, groups: cc.groups)
+                          : maxPool2d(conv2d(x, weight: w, bias: b, padding: cc.p, groups: cc.groups).relu(), kernelSize: (2, 2))
+            let up = rand(y.shape, seed: 43)
+            (y * up).sum().backward()
+            return [y.storage, x.grad!.storage, w.grad!.storage] + (b.map { [$0.grad!.storage] } ?? [])
+        }
+        let (f, s) = (run(true), run(false))
+        for (i, (a, b)) in zip(f, s).enumerated() {
+            let worst = zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(a.count == b.count && worst < 1e-5, "\(cc.testDescription) tensor \(i): \(worst)")
+        }
+    }
+
     @Test func pooling() {
         let x = rand([2, 3, 7, 6], seed: 23)
         gradCheck([x], eps: 1e-3) { maxPool2d($0[0], kernelSize: (2, 2)) }

@@ -27,6 +27,13 @@ import ConvolveNN
                        dilation: pair(c["dilation"]), groups: (c["groups"] as! NSNumber).intValue, fusedReLU: true)
             }
             expectClose(fused, tensor(c["y"]).relu(), "fused conv+relu y")
+            if pair(c["stride"]) == (1, 1) && pair(c["dilation"]) == (1, 1) {
+                let pooled = withNoGrad {
+                    conv2dReLUMaxPool2x2(x, weight: w, bias: b, padding: pair(c["padding"]),
+                                         groups: (c["groups"] as! NSNumber).intValue)
+                }
+                expectClose(pooled, maxPool2d(tensor(c["y"]).relu(), kernelSize: (2, 2)), "fused conv+relu+pool y")
+            }
         }
     }
 
