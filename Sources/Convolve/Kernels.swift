@@ -289,7 +289,6 @@ extension ConvGeometry {
         }
     }
 
-    /// Adds the interior of a padded gradient back into an image gradient.
     /// Copies the image region of the padded layout into `dx` (which may be uninitialized).
     func unpad(_ dxp: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) {
         for ci in 0..<c { for y in 0..<h {
@@ -297,6 +296,7 @@ extension ConvGeometry {
         } }
     }
 
+    /// Adds the interior of a padded gradient back into an image gradient.
     func unpadAdd(_ dxp: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) {
         for ci in 0..<c { for y in 0..<h {
             let s = dxp + ci * paddedPlane + (y + ph) * wp + pw, d = dx + ci * h * w + y * w

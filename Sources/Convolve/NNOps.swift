@@ -178,11 +178,15 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
             } }
             return
         }
-        // A fused ReLU passes the gradient where the output is positive.
-        let g = fusedReLU ? reluMask(gOut, out) : gOut
-        g.withUnsafeBufferPointer { pg in
-            let gp = pg.baseAddress!
-            if let bias, bias.requiresGrad {
+        // A fused ReLU passes the gradient where the output is positive: the direct path masks each
+        // image's gradient (and sums the bias gradient) in a cache-sized buffer, the others up front.
+        let maskInLoop = fusedReLU && direct
+        let needB = maskInLoop && bias?.requiresGrad == true
+        let g = fusedReLU && !maskInLoop ? reluMask(gOut, out) : gOut
+        var biasPartial = [Float](repeating: 0, count: needB ? Parallel.chunkCount(n, work: work * 2) * cout : 0)
+        g.withUnsafeBufferPointer { pg in out.withUnsafeBufferPointer { po in
+            let gp = pg.baseAddress!, op = po.baseAddress!
+            if let bias, bias.requiresGrad, !maskInLoop {
                 bias.accumulate { db in
                     for s in 0..<n { for oc in 0..<cout {
                         db[oc] += simdSum(gp + s * outPer + oc * ohw, ohw)   // vector lanes: no serial add chain
@@ -190,7 +194,7 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                 }
             }
             let needX = input.requiresGrad, needW = weight.requiresGrad
-            if !needX && !needW { return }
+            if !needX && !needW && !needB { return }
             let chunks = Parallel.chunkCount(n, work: work * 2)
             // Per-chunk weight-gradient partials, reduced after the parallel pass.
             let wCount = weight.count
@@ -198,6 +202,7 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
             var dxBuf = [Float](repeating: 0, count: needX ? input.count : 0)
             input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pw in
             partial.withUnsafeMutableBufferPointer { pp in dxBuf.withUnsafeMutableBufferPointer { pdx in
+            biasPartial.withUnsafeMutableBufferPointer { pb in
                 let x = px.baseAddress!, wt = pw.baseAddress!
                 let pBase = pp.baseAddress, dxBase = pdx.baseAddress
                 Parallel.forChunksIndexed(n, work: work * 2) { chunk, range in
@@ -205,10 +210,22 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                         let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
                         let dxp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
                         let gbuf = UnsafeMutablePointer<Float>.allocate(capacity: ocg * geo.gradPlane)
-                        defer { xp.deallocate(); dxp.deallocate(); gbuf.deallocate() }
+                        let gm = UnsafeMutablePointer<Float>.allocate(capacity: maskInLoop ? ocg * ohw : 0)
+                        defer { xp.deallocate(); dxp.deallocate(); gbuf.deallocate(); gm.deallocate() }
                         for s in range { for gi in 0..<groups {
+                            var gs = UnsafePointer(gp + s * outPer + gi * ocg * ohw)
+                            if maskInLoop {
+                                let o = op + s * outPer + gi * ocg * ohw
+                                for i in 0..<(ocg * ohw) { gm[i] = o[i] > 0 ? gs[i] : 0 }
+                                gs = UnsafePointer(gm)
+                                if needB {
+                                    let db = pb.baseAddress! + chunk * cout + gi * ocg
+                                    for oc in 0..<ocg { db[oc] += simdSum(gm + oc * ohw, ohw) }
+                                }
+                            }
+                            if !needX && !needW { continue }
                             if needW { geo.pad(x + s * inPer + gi * cg * h * w, into: xp) }
-                            geo.directBackward(xp, wt + gi * ocg * kSize, gp + s * outPer + gi * ocg * ohw,
+                            geo.directBackward(xp, wt + gi * ocg * kSize, gs,
                                                needW ? pBase! + chunk * wCount + gi * ocg * kSize : nil,
                                                needX ? dxp : nil, gbuf, outChannels: ocg)
                             if needX { geo.unpadAdd(dxp, into: dxBase! + s * inPer + gi * cg * h * w) }
@@ -244,14 +261,19 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                         }
                     }
                 }
-            } } } }
+            } } } } }
             if needX { input.accumulate(dxBuf) }
             if needW {
                 weight.accumulate { dw in
                     for c in 0..<chunks { for i in 0..<wCount { dw[i] += partial[c * wCount + i] } }
                 }
             }
-        }
+            if let bias, needB {
+                bias.accumulate { db in
+                    for c in 0..<chunks { for oc in 0..<cout { db[oc] += biasPartial[c * cout + oc] } }
+                }
+            }
+        } }
     }
 }
 
@@ -576,12 +598,22 @@ public func dropout(_ input: Tensor, p: Float, training: Bool, generator: Random
     precondition(p >= 0 && p <= 1, "dropout probability must be in [0, 1], got \(p)")
     if !training || p == 0 { return input }
     let scale: Float = p < 1 ? 1 / (1 - p) : 0
-    var mask = [Float](repeating: 0, count: input.count)
-    for i in 0..<mask.count { mask[i] = generator.nextFloat() >= p ? scale : 0 }
-    var out = input.storage
-    for i in 0..<out.count { out[i] *= mask[i] }
+    let n = input.count
+    // One byte per element (kept = 1): a quarter of a float mask's memory.
+    let mask = [UInt8](unsafeUninitializedCapacity: n) { m, c in
+        for i in 0..<n { m[i] = generator.nextFloat() >= p ? 1 : 0 }
+        c = n
+    }
+    let out = input.storage.withUnsafeBufferPointer { x in mask.withUnsafeBufferPointer { m in
+        uninitializedFloats(n) { o in for i in 0..<n { o[i] = x[i] * (m[i] != 0 ? scale : 0) } }
+    } }
     return Tensor.result(out, input.shape, [input]) { g in
-        input.accumulate { d in for i in 0..<d.count { d[i] += g[i] * mask[i] } }
+        mask.withUnsafeBufferPointer { m in
+            input.accumulate(overwriting: { d, fresh in
+                if fresh { for i in 0..<n { d[i] = g[i] * (m[i] != 0 ? scale : 0) } }
+                else { for i in 0..<n { d[i] += g[i] * (m[i] != 0 ? scale : 0) } }
+            })
+        }
     }
 }
 

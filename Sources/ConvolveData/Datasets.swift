@@ -42,10 +42,10 @@ extension BatchSource {
 public struct ImageDataset: BatchSource, Sendable {
     /// Dataset name (e.g. "MNIST").
     public let name: String
-    /// Pixels, `count × channels × height × width`, row-major.
-    public let pixels: [UInt8]
+    /// Pixels, `count × channels × height × width`, row-major (indices start at 0; `prefix` shares them).
+    public let pixels: ArraySlice<UInt8>
     /// Class index of each image.
-    public let labels: [UInt8]
+    public let labels: ArraySlice<UInt8>
     public let channels: Int, height: Int, width: Int
     /// Human-readable class names; `classNames[label]`.
     public let classNames: [String]
@@ -54,6 +54,13 @@ public struct ImageDataset: BatchSource, Sendable {
 
     public init(name: String, pixels: [UInt8], labels: [UInt8], channels: Int, height: Int, width: Int,
                 classNames: [String], transform: (any Transform)? = ToTensor()) {
+        self.init(name: name, pixels: pixels[...], labels: labels[...], channels: channels, height: height,
+                  width: width, classNames: classNames, transform: transform)
+    }
+
+    init(name: String, pixels: ArraySlice<UInt8>, labels: ArraySlice<UInt8>, channels: Int, height: Int, width: Int,
+         classNames: [String], transform: (any Transform)?) {
+        precondition(pixels.startIndex == 0 && labels.startIndex == 0, "dataset slices must start at 0")
         precondition(pixels.count == labels.count * channels * height * width, "pixel count does not match labels")
         self.name = name; self.pixels = pixels; self.labels = labels
         self.channels = channels; self.height = height; self.width = width
@@ -87,10 +94,10 @@ public struct ImageDataset: BatchSource, Sendable {
         return h
     }
 
-    /// The first `n` samples (for quick runs and tests).
+    /// The first `n` samples (for quick runs and tests); shares the pixel storage, copies nothing.
     public func prefix(_ n: Int) -> ImageDataset {
         let m = Swift.min(n, count), per = channels * height * width
-        return ImageDataset(name: name, pixels: Array(pixels[0..<(m * per)]), labels: Array(labels[0..<m]),
+        return ImageDataset(name: name, pixels: pixels[0..<(m * per)], labels: labels[0..<m],
                             channels: channels, height: height, width: width, classNames: classNames, transform: transform)
     }
 }
