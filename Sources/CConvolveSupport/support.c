@@ -9,3 +9,9 @@ void convolve_tune_allocator(void) {
     mallopt(M_ARENA_MAX, 1);
 #endif
 }
+
+void convolve_release_memory(void) {
+#ifdef M_MMAP_THRESHOLD
+    malloc_trim(0);
+#endif
+}

@@ -273,6 +273,18 @@ private func microKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointe
     var c00 = V16(), c01 = V16(), c10 = V16(), c11 = V16(), c20 = V16(), c21 = V16(), c30 = V16(), c31 = V16()
     var c40 = V16(), c41 = V16(), c50 = V16(), c51 = V16(), c60 = V16(), c61 = V16(), c70 = V16(), c71 = V16()
     var pa = a, pb = b
+    if nr <= 16 {
+        // Edge tile at most 16 wide: the panel's right half is zero padding, so skip its FMAs
+        // (a 624-column wide convolution output would otherwise waste 2.5%).
+        for _ in 0..<kc {
+            let b0 = ld(pb)
+            c00.addProduct(V16(repeating: pa[0]), b0); c10.addProduct(V16(repeating: pa[1]), b0)
+            c20.addProduct(V16(repeating: pa[2]), b0); c30.addProduct(V16(repeating: pa[3]), b0)
+            c40.addProduct(V16(repeating: pa[4]), b0); c50.addProduct(V16(repeating: pa[5]), b0)
+            c60.addProduct(V16(repeating: pa[6]), b0); c70.addProduct(V16(repeating: pa[7]), b0)
+            pa += MR; pb += NR
+        }
+    } else {
     for _ in 0..<kc {
         let b0 = ld(pb), b1 = ld(pb + 16)
         var av = V16(repeating: pa[0]); c00.addProduct(av, b0); c01.addProduct(av, b1)
@@ -284,6 +296,7 @@ private func microKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointe
         av = V16(repeating: pa[6]); c60.addProduct(av, b0); c61.addProduct(av, b1)
         av = V16(repeating: pa[7]); c70.addProduct(av, b0); c71.addProduct(av, b1)
         pa += MR; pb += NR
+    }
     }
     let al = V16(repeating: alpha)
     if mr == MR && nr == NR {

@@ -149,6 +149,12 @@ extension Tensor: CustomStringConvertible {
     }
 }
 
+/// Gives freed memory back to the system. The allocator is tuned never to trim during training (that
+/// would page-fault every step), so call this between phases, e.g. before evaluating after training.
+public func releaseUnusedMemory() {
+    convolve_release_memory()
+}
+
 /// Keeps freed activation buffers in the heap instead of returning them to the OS: without this,
 /// glibc serves each ≥128 KB tensor with a fresh mmap and page-faults on every training step.
 let allocatorTuned: Bool = {

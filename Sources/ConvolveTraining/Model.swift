@@ -258,8 +258,11 @@ public final class Model: Module, Layer {
         defer { train(wasTraining) }
         var lossSum = 0.0, correct = 0
         let fused = fusesSoftmax
+        releaseUnusedMemory()   // after training's buffers: evaluation's slices should not raise the peak
         withNoGrad {
-            for (x, y) in DataLoader(data, batchSize: batchSize) {
+            // No prefetch: building a batch is ~1% of evaluating it, and a second batch-1000 buffer
+            // would raise peak memory.
+            for (x, y) in DataLoader(data, batchSize: batchSize, prefetch: false) {
                 let out = inferInSlices(x) { fused ? self.forwardLogits($0)! : self($0) }
                 let loss = lossValue(outputs: out, logits: fused, y)
                 lossSum += Double(loss.item) * Double(y.count)

@@ -184,6 +184,7 @@ public final class TrainingRun {
         model.eval()
         defer { model.train(was) }
         var lossSum = 0.0, correct = 0
+        releaseUnusedMemory()   // after training's buffers: evaluation's slices should not raise the peak
         withNoGrad {
             for (x, y) in DataLoader(data, batchSize: 1000, prefetch: false) {
                 let out = inferInSlices(x) { model($0) }

@@ -178,10 +178,11 @@ for w in workloads {
     Profiler.enabled = false
     let trainRate = rates.count > 1 ? rates.dropFirst().sorted()[(rates.count - 1) / 2] : rates[0]
     model.eval()
+    releaseUnusedMemory()
     var evalRates: [Double] = []
     for _ in 0..<3 {
         let t0 = Date()
-        withNoGrad { for (x, _) in DataLoader(test, batchSize: 1000) { _ = inferInSlices(x) { model($0) } } }
+        withNoGrad { for (x, _) in DataLoader(test, batchSize: 1000, prefetch: false) { _ = inferInSlices(x) { model($0) } } }
         evalRates.append(Double(test.count) / Date().timeIntervalSince(t0))
     }
     let evalRate = evalRates.sorted()[1]
