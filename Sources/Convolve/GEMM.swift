@@ -142,22 +142,30 @@ private func gemmSerial(_ transA: Bool, _ transB: Bool, _ m0: Int, _ m1: Int, _ 
 private func packB(_ trans: Bool, _ b: UnsafePointer<Float>, _ ldb: Int, _ rows: UnsafePointer<Int>?, _ pc: Int,
                    _ kc: Int, _ jc: Int, _ nc: Int, _ out: UnsafeMutablePointer<Float>) {
     @inline(__always) func row(_ r: Int) -> UnsafePointer<Float> { b + (rows?[r] ?? r * ldb) }
+    if !trans {
+        // Row by row: each source row is read front to back (prefetcher-friendly; rows of a shifted
+        // image are scattered), its 32-float pieces go to consecutive panels.
+        let full = nc / NR * NR
+        for p in 0..<kc {
+            let src = row(pc + p) + jc
+            var dst = out + p * NR
+            var j = 0
+            while j < full {
+                st(ld(src + j), dst); st(ld(src + j + 16), dst + 16)
+                j += NR; dst += kc * NR
+            }
+            if j < nc {
+                for q in 0..<(nc - j) { dst[q] = src[j + q] }
+                for q in (nc - j)..<NR { dst[q] = 0 }
+            }
+        }
+        return
+    }
     var j = 0
     while j < nc {
         let w = Swift.min(NR, nc - j)
         let panel = out + j * kc
-        if !trans {
-            for p in 0..<kc {
-                let src = row(pc + p) + jc + j
-                let dst = panel + p * NR
-                if w == NR {
-                    st(ld(src), dst); st(ld(src + 16), dst + 16)
-                } else {
-                    for q in 0..<w { dst[q] = src[q] }
-                    for q in w..<NR { dst[q] = 0 }
-                }
-            }
-        } else {
+        do {
             // Column q of the panel is row (jc+j+q) of B: transpose 16×16 blocks in registers, then
             // the ragged edges element by element.
             if w < NR { for p in 0..<kc { for q in w..<NR { panel[p * NR + q] = 0 } } }
