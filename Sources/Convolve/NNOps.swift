@@ -599,9 +599,18 @@ public func dropout(_ input: Tensor, p: Float, training: Bool, generator: Random
     if !training || p == 0 { return input }
     let scale: Float = p < 1 ? 1 / (1 - p) : 0
     let n = input.count
-    // One byte per element (kept = 1): a quarter of a float mask's memory.
+    // One byte per element (kept = 1): a quarter of a float mask's memory. Blocks of 32K elements draw
+    // from their own generators, seeded in order from `generator`, so the mask is built in parallel and
+    // depends only on the seed (not on the thread count).
+    let block = 1 << 15, blocks = (n + block - 1) / block
+    let seeds = (0..<blocks).map { _ in generator.next() }
     let mask = [UInt8](unsafeUninitializedCapacity: n) { m, c in
-        for i in 0..<n { m[i] = generator.nextFloat() >= p ? 1 : 0 }
+        Parallel.forChunks(blocks, work: n * 8) { r in
+            for bi in r {
+                let g = RandomGenerator(seed: seeds[bi])
+                for i in (bi * block)..<Swift.min(n, (bi + 1) * block) { m[i] = g.nextFloat() >= p ? 1 : 0 }
+            }
+        }
         c = n
     }
     let out = input.storage.withUnsafeBufferPointer { x in mask.withUnsafeBufferPointer { m in

@@ -184,6 +184,19 @@ import ConvolveNN
         gradCheck([x]) { dropout($0[0], p: 0.4, training: true, generator: RandomGenerator(seed: 5)) }
     }
 
+    @Test func dropoutOnManyBlocksKeepsTheRightShareAndIsSeeded() {
+        let n = 200_003   // several 32K-element blocks built in parallel, and a short last one
+        let x = Tensor([Float](repeating: 2, count: n), shape: [n])
+        let a = dropout(x, p: 0.25, training: true, generator: RandomGenerator(seed: 9))
+        let b = dropout(x, p: 0.25, training: true, generator: RandomGenerator(seed: 9))
+        #expect(a.storage == b.storage, "same seed, same mask")
+        let kept = a.storage.filter { $0 != 0 }
+        #expect(kept.allSatisfy { abs($0 - 2 / 0.75) < 1e-6 }, "kept values are scaled by 1/(1-p)")
+        #expect(abs(Double(kept.count) / Double(n) - 0.75) < 0.01, "kept share \(Double(kept.count) / Double(n))")
+        // Every block draws independently: the last block is not a copy of the first.
+        #expect(Array(a.storage[0..<64]) != Array(a.storage[(6 * 32768)..<(6 * 32768 + 64)]))
+    }
+
     @Test func linearLayer() {
         gradCheck([rand([5, 7], seed: 29), rand([3, 7], seed: 30), rand([3], seed: 31)]) {
             linear($0[0], weight: $0[1], bias: $0[2])
