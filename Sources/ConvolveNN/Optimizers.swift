@@ -159,11 +159,30 @@ public class Adam: Optimizer {
         let invSqrtBc2 = 1 / sqrtBc2
         withBuffer("exp_avg", i) { m in withBuffer("exp_avg_sq", i) { v in
             Parallel.forChunks(w.count, work: w.count * 8) { range in
-                for j in range {
+                // 16 lanes at a time (the same operations in the same order as the scalar tail, so the
+                // result is identical): the square root and division are otherwise ~12 cycles/element.
+                typealias V = SIMD16<Float>
+                @inline(__always) func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+                @inline(__always) func store(_ x: V, _ p: UnsafeMutablePointer<Float>) {
+                    UnsafeMutableRawPointer(p).storeBytes(of: x, as: V.self)
+                }
+                let (wp, gp, mp, vp) = (w.baseAddress!, g.baseAddress!, m.baseAddress!, v.baseAddress!)
+                var j = range.lowerBound
+                while j + 16 <= range.upperBound {
+                    let wj = load(wp + j)
+                    let gj = load(gp + j) + coupledWD * wj
+                    let mj = b1 * load(mp + j) + (1 - b1) * gj
+                    let vj = b2 * load(vp + j) + (1 - b2) * gj * gj
+                    store(mj, mp + j); store(vj, vp + j)
+                    store(wj - stepSize * mj / (vj.squareRoot() * invSqrtBc2 + eps), wp + j)
+                    j += 16
+                }
+                while j < range.upperBound {
                     let gj = g[j] + coupledWD * w[j]
                     m[j] = b1 * m[j] + (1 - b1) * gj
                     v[j] = b2 * v[j] + (1 - b2) * gj * gj
                     w[j] -= stepSize * m[j] / (v[j].squareRoot() * invSqrtBc2 + eps)
+                    j += 1
                 }
             }
         } }
