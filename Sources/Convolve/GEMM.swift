@@ -12,6 +12,8 @@ private let KC = 256, MC = 128, NC = 1024
 struct GemmOptions {
     /// Row r of the stored B matrix (of Bᵀ when transposed) starts at `b + bRows[r]` instead of `b + r * ldb`
     /// (a convolution reads shifted rows of an image this way instead of building im2col columns).
+    /// Untransposed, such rows are read in place by the micro-kernel, not packed: each row must have 15
+    /// readable floats past column n (a partial tile loads whole 16-float vectors).
     var bRows: UnsafePointer<Int>? = nil
     /// Row i of C starts at `c + cRows[i]` (rows may overlap: a convolution's input gradient adds every
     /// kernel tap's row into the image). Only with beta == 1.
@@ -100,6 +102,8 @@ private func gemmSerial(_ transA: Bool, _ transB: Bool, _ m0: Int, _ m1: Int, _ 
     let aRaw = UnsafeMutableRawPointer.allocate(byteCount: kcMax * mcMax * 4, alignment: 64)
     defer { bRaw.deallocate(); aRaw.deallocate() }
     let bp = bRaw.bindMemory(to: Float.self, capacity: kcMax * ncMax)
+    // Untransposed B given by row offsets is read in place, not packed (see GemmOptions.bRows).
+    let directB = !transB && ep.bRows != nil
     let ap = aRaw.bindMemory(to: Float.self, capacity: kcMax * mcMax)
     var jc = n0
     while jc < n1 {
@@ -107,7 +111,7 @@ private func gemmSerial(_ transA: Bool, _ transB: Bool, _ m0: Int, _ m1: Int, _ 
         var pc = 0
         while pc < k {
             let kc = Swift.min(kcMax, k - pc)
-            packB(transB, b, ldb, ep.bRows, pc, kc, jc, nc, bp)
+            if !directB { packB(transB, b, ldb, ep.bRows, pc, kc, jc, nc, bp) }
             var ic = m0
             while ic < m1 {
                 let mc = Swift.min(MC, m1 - ic)
@@ -119,11 +123,13 @@ private func gemmSerial(_ transA: Bool, _ transB: Bool, _ m0: Int, _ m1: Int, _ 
                     while ir < mc {
                         let mr = Swift.min(MR, mc - ir)
                         let cRows = ep.cRows.map { $0 + ic + ir }
-                        microKernel(kc, ap + ir * kc, bp + jr * kc, c + (cRows == nil ? (ic + ir) * ldc : 0) + jc + jr,
+                        microKernel(kc, ap + ir * kc, directB ? b + jc + jr : UnsafePointer(bp + jr * kc),
+                                    c + (cRows == nil ? (ic + ir) * ldc : 0) + jc + jr,
                                     ldc, cRows, alpha, mr, nr,
                                     accumulate: pc > 0 || !ep.overwrite,
                                     bias: pc == 0 ? ep.rowBias.map { $0 + ic + ir } : nil,
-                                    relu: ep.relu && pc + kc >= k)
+                                    relu: ep.relu && pc + kc >= k,
+                                    bRows: directB ? ep.bRows! + pc : nil)
                         ir += MR
                     }
                     jr += NR
@@ -277,11 +283,39 @@ func transpose8x16(_ src: UnsafePointer<Float>, _ lds: Int, _ dst: UnsafeMutable
 private func microKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                          _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ cRows: UnsafePointer<Int>?,
                          _ alpha: Float, _ mr: Int, _ nr: Int,
-                         accumulate: Bool, bias: UnsafePointer<Float>?, relu: Bool) {
+                         accumulate: Bool, bias: UnsafePointer<Float>?, relu: Bool,
+                         bRows: UnsafePointer<Int>? = nil) {
     var c00 = V16(), c01 = V16(), c10 = V16(), c11 = V16(), c20 = V16(), c21 = V16(), c30 = V16(), c31 = V16()
     var c40 = V16(), c41 = V16(), c50 = V16(), c51 = V16(), c60 = V16(), c61 = V16(), c70 = V16(), c71 = V16()
     var pa = a, pb = b
-    if nr <= 16 {
+    if let bRows {
+        // Unpacked B: row p is read in place at b + bRows[p] (a shifted image row; the ~19 KB a
+        // 32-column window of all rows touches stays in L1 across the tile's 8-row panels).
+        if nr <= 16 {
+            for p in 0..<kc {
+                let b0 = ld(b + bRows[p])
+                c00.addProduct(V16(repeating: pa[0]), b0); c10.addProduct(V16(repeating: pa[1]), b0)
+                c20.addProduct(V16(repeating: pa[2]), b0); c30.addProduct(V16(repeating: pa[3]), b0)
+                c40.addProduct(V16(repeating: pa[4]), b0); c50.addProduct(V16(repeating: pa[5]), b0)
+                c60.addProduct(V16(repeating: pa[6]), b0); c70.addProduct(V16(repeating: pa[7]), b0)
+                pa += MR
+            }
+        } else {
+            for p in 0..<kc {
+                let row = b + bRows[p]
+                let b0 = ld(row), b1 = ld(row + 16)
+                var av = V16(repeating: pa[0]); c00.addProduct(av, b0); c01.addProduct(av, b1)
+                av = V16(repeating: pa[1]); c10.addProduct(av, b0); c11.addProduct(av, b1)
+                av = V16(repeating: pa[2]); c20.addProduct(av, b0); c21.addProduct(av, b1)
+                av = V16(repeating: pa[3]); c30.addProduct(av, b0); c31.addProduct(av, b1)
+                av = V16(repeating: pa[4]); c40.addProduct(av, b0); c41.addProduct(av, b1)
+                av = V16(repeating: pa[5]); c50.addProduct(av, b0); c51.addProduct(av, b1)
+                av = V16(repeating: pa[6]); c60.addProduct(av, b0); c61.addProduct(av, b1)
+                av = V16(repeating: pa[7]); c70.addProduct(av, b0); c71.addProduct(av, b1)
+                pa += MR
+            }
+        }
+    } else if nr <= 16 {
         // Edge tile at most 16 wide: the panel's right half is zero padding, so skip its FMAs
         // (a 624-column wide convolution output would otherwise waste 2.5%).
         for _ in 0..<kc {
