@@ -213,5 +213,8 @@ torch.manual_seed(4321)
 save("conv2d_wide", conv_cases([
     dict(n=2, c=16, h=9, w=8, oc=24, k=(3, 3), stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1, bias=True),
     dict(n=2, c=16, h=6, w=7, oc=32, k=(3, 2), stride=(1, 1), padding=(1, 2), dilation=(1, 1), groups=2, bias=False),
+    # 32 channels per group: the weight gradient takes the channels-last path
+    dict(n=2, c=32, h=7, w=6, oc=8, k=(3, 3), stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, bias=True),
+    dict(n=2, c=64, h=5, w=5, oc=8, k=(3, 3), stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=2, bias=False),
 ]))
 print("wide conv fixtures written")

@@ -18,6 +18,9 @@ struct GemmOptions {
     /// Row i of C starts at `c + cRows[i]` (rows may overlap: a convolution's input gradient adds every
     /// kernel tap's row into the image). Only with beta == 1.
     var cRows: UnsafePointer<Int>? = nil
+    /// With `bRows`, untransposed: 32-column panel j of B starts at `b + bCols[j]` instead of `b + 32·j`
+    /// (a channels-last image: each panel is one kernel tap's 32 channels).
+    var bCols: UnsafePointer<Int>? = nil
     /// Store the first K block's result instead of adding it (beta == 0: C is never read).
     var overwrite = false
     /// Added to every element of row i (with `overwrite`): `C[i, j] = bias[i] + ...` (a conv's bias).
@@ -42,10 +45,12 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
            beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int?,
            rowBias: UnsafePointer<Float>?, relu: Bool,
-           bRows: UnsafePointer<Int>? = nil, cRows: UnsafePointer<Int>? = nil) {
+           bRows: UnsafePointer<Int>? = nil, cRows: UnsafePointer<Int>? = nil, bCols: UnsafePointer<Int>? = nil) {
     if m == 0 || n == 0 { return }
     precondition(cRows == nil || (beta == 1 && rowBias == nil && !relu), "sgemm: cRows needs beta 1, no epilogue")
-    var ep = GemmOptions(bRows: bRows, cRows: cRows, overwrite: beta == 0 && k > 0 && alpha != 0, rowBias: nil, relu: relu)
+    precondition(bCols == nil || (bRows != nil && !transB && threads == 1), "sgemm: bCols needs bRows, no transpose")
+    var ep = GemmOptions(bRows: bRows, cRows: cRows, bCols: bCols, overwrite: beta == 0 && k > 0 && alpha != 0,
+                         rowBias: nil, relu: relu)
     if cRows != nil {
         // accumulate into the rows as given
     } else if !ep.overwrite || beta != 0 {
@@ -123,7 +128,8 @@ private func gemmSerial(_ transA: Bool, _ transB: Bool, _ m0: Int, _ m1: Int, _ 
                     while ir < mc {
                         let mr = Swift.min(MR, mc - ir)
                         let cRows = ep.cRows.map { $0 + ic + ir }
-                        microKernel(kc, ap + ir * kc, directB ? b + jc + jr : UnsafePointer(bp + jr * kc),
+                        microKernel(kc, ap + ir * kc,
+                                    directB ? b + (ep.bCols?[(jc + jr) / NR] ?? jc + jr) : UnsafePointer(bp + jr * kc),
                                     c + (cRows == nil ? (ic + ir) * ldc : 0) + jc + jr,
                                     ldc, cRows, alpha, mr, nr,
                                     accumulate: pc > 0 || !ep.overwrite,

@@ -289,6 +289,27 @@ extension ConvGeometry {
         }
     }
 
+    /// One image's channels, zero-padded, channels-last: `dst[(y·Wp + x)·c + ci]` (hp·wp·c floats).
+    /// 16×16 blocks are transposed in registers when the channel count allows.
+    func padChannelsLast(_ x: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>) {
+        if ph > 0 || pw > 0 { dst.update(repeating: 0, count: hp * wp * c) }
+        let c16 = c % 16 == 0 ? c : 0
+        for y in 0..<h {
+            let row = dst + ((y + ph) * wp + pw) * c
+            var x0 = 0
+            while x0 + 16 <= w && c16 > 0 {
+                var c0 = 0
+                while c0 < c16 {
+                    let src = x + c0 * h * w + y * w + x0
+                    transpose16x16({ src + $0 * h * w }, row + x0 * c + c0, c)
+                    c0 += 16
+                }
+                x0 += 16
+            }
+            for xx in x0..<w { for ci in 0..<c { row[xx * c + ci] = x[ci * h * w + y * w + xx] } }
+        }
+    }
+
     /// Copies the image region of the padded layout into `dx` (which may be uninitialized).
     func unpad(_ dxp: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) {
         for ci in 0..<c { for y in 0..<h {

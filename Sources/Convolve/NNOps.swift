@@ -301,17 +301,33 @@ func shiftedConvBackward(_ geo: ConvGeometry, input: Tensor, weight: Tensor, bia
     let chunks = Parallel.chunkCount(n, work: work)
     let wCount = needW ? weight.count : 0, partCount = wCount + (needB ? cout : 0)
     var partial = [Float](repeating: 0, count: chunks * partCount)
+    // dW channels-last when a group's channels fill whole 32-column panels: the image is transposed to
+    // [position, channel] once (a few K floats), then each panel of B (one kernel tap's 32 channels) is
+    // read in place along the output positions, instead of transposing im2col-sized rows into panels;
+    // K runs over the real output positions only (no wide scratch columns).
+    let hwc = needW && cg % 32 == 0
+    let taps9 = geo.kh * geo.kw, ohw = geo.ohw
+    let pRows = hwc ? (0..<ohw).map { (($0 / geo.ow) * geo.wp + $0 % geo.ow) * cg } : []
+    let panelCols = hwc ? (0..<(kSize / 32)).map { j -> Int in
+        let tap = j * 32 / cg, ci0 = j * 32 % cg
+        return ((tap / geo.kw) * geo.wp + tap % geo.kw) * cg + ci0
+    } : []
     // Every image's input gradient is stored exactly once (per group) below: no zero fill.
     var dxBuf = [Float](unsafeUninitializedCapacity: needX ? input.count : 0) { _, c in c = needX ? input.count : 0 }
     input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pw in
     partial.withUnsafeMutableBufferPointer { pp in dxBuf.withUnsafeMutableBufferPointer { pdx in
-    taps.withUnsafeBufferPointer { tp in
+    taps.withUnsafeBufferPointer { tp in pRows.withUnsafeBufferPointer { prow in panelCols.withUnsafeBufferPointer { pcol in
         let x = px.baseAddress!, wt = pw.baseAddress!, pBase = pp.baseAddress, dxBase = pdx.baseAddress
         Parallel.forChunksIndexed(n, work: work) { chunk, range in
             let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * P)
             let dxp = UnsafeMutablePointer<Float>.allocate(capacity: cg * P)
             let dyw = UnsafeMutablePointer<Float>.allocate(capacity: ocg * L)
-            defer { xp.deallocate(); dxp.deallocate(); dyw.deallocate() }
+            // channels-last path: the image, the compact output gradient, dW in [oc, tap, channel] order
+            let xh = UnsafeMutablePointer<Float>.allocate(capacity: hwc ? geo.hp * geo.wp * cg : 0)
+            let dyc = UnsafeMutablePointer<Float>.allocate(capacity: hwc ? ocg * ohw : 0)
+            let dwt = UnsafeMutablePointer<Float>.allocate(capacity: hwc ? groups * ocg * kSize : 0)
+            if hwc { dwt.initialize(repeating: 0, count: groups * ocg * kSize) }
+            defer { xp.deallocate(); dxp.deallocate(); dyw.deallocate(); xh.deallocate(); dyc.deallocate(); dwt.deallocate() }
             let part = pBase.map { $0 + chunk * partCount }
             for s in range { for gi in 0..<groups {
                 fill(s, gi, dyw)
@@ -319,7 +335,15 @@ func shiftedConvBackward(_ geo: ConvGeometry, input: Tensor, weight: Tensor, bia
                     let db = part! + wCount + gi * ocg
                     for oc in 0..<ocg { db[oc] += simdSum(dyw + oc * L, L) }
                 }
-                if needW {
+                if hwc {
+                    geo.padChannelsLast(x + s * inPer + gi * cg * geo.h * geo.w, into: xh)
+                    geo.compactWide(dyw, into: dyc, channels: ocg)
+                    Profiler.measure("conv bwd dW gemm") {
+                        sgemm(transA: false, transB: false, m: ocg, n: kSize, k: ohw, a: dyc, lda: ohw, b: xh, ldb: 0,
+                              beta: 1, c: dwt + gi * ocg * kSize, ldc: kSize, threads: 1, rowBias: nil, relu: false,
+                              bRows: prow.baseAddress, bCols: pcol.baseAddress)
+                    }
+                } else if needW {
                     geo.pad(x + s * inPer + gi * cg * geo.h * geo.w, into: xp)
                     Profiler.measure("conv bwd dW gemm") {
                         sgemm(transA: false, transB: true, m: ocg, n: kSize, k: L, a: dyw, lda: L, b: xp, ldb: 0,
@@ -337,8 +361,15 @@ func shiftedConvBackward(_ geo: ConvGeometry, input: Tensor, weight: Tensor, bia
                     geo.unpad(dxp, into: dxBase! + s * inPer + gi * cg * geo.h * geo.w)
                 }
             } }
+            if hwc {
+                // [oc, tap, channel] → the weight's [oc, channel, tap] order
+                for gi in 0..<groups { for oc in 0..<ocg {
+                    let src = dwt + (gi * ocg + oc) * kSize, dst = part! + (gi * ocg + oc) * kSize
+                    for tap in 0..<taps9 { for ci in 0..<cg { dst[ci * taps9 + tap] += src[tap * cg + ci] } }
+                } }
+            }
         }
-    } } } } }
+    } } } } } } }
     if needX { input.accumulate(dxBuf) }
     if needW {
         weight.accumulate { dw in

@@ -89,6 +89,8 @@ import ConvolveNN
         ConvCase(n: 3, c: 5, h: 3, w: 4, oc: 2, groups: 1, k: (1, 1), s: (1, 1), p: (0, 0), d: (1, 1), bias: true),
         // wide enough for the GEMM path that reads shifted rows of the padded image
         ConvCase(n: 2, c: 8, h: 6, w: 5, oc: 12, groups: 1, k: (3, 3), s: (1, 1), p: (1, 1), d: (1, 1), bias: true),
+        // 32 channels: the weight gradient reads a channels-last copy of the image
+        ConvCase(n: 1, c: 32, h: 4, w: 17, oc: 4, groups: 1, k: (3, 3), s: (1, 1), p: (1, 0), d: (1, 1), bias: true),
     ]
     @Test(arguments: convCases)
     func conv2dGradients(_ cc: ConvCase) {
