@@ -263,16 +263,8 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                 }
             } } } } }
             if needX { input.accumulate(dxBuf) }
-            if needW {
-                weight.accumulate { dw in
-                    for c in 0..<chunks { for i in 0..<wCount { dw[i] += partial[c * wCount + i] } }
-                }
-            }
-            if let bias, needB {
-                bias.accumulate { db in
-                    for c in 0..<chunks { for oc in 0..<cout { db[oc] += biasPartial[c * cout + oc] } }
-                }
-            }
+            if needW { reducePartials(into: weight, partial, chunks: chunks, stride: wCount) }
+            if let bias, needB { reducePartials(into: bias, biasPartial, chunks: chunks, stride: cout) }
         } }
     }
 }
@@ -371,15 +363,16 @@ func shiftedConvBackward(_ geo: ConvGeometry, input: Tensor, weight: Tensor, bia
         }
     } } } } } } }
     if needX { input.accumulate(dxBuf) }
-    if needW {
-        weight.accumulate { dw in
-            for c in 0..<chunks { for i in 0..<wCount { dw[i] += partial[c * partCount + i] } }
-        }
-    }
-    if let bias, needB {
-        bias.accumulate { db in
-            for c in 0..<chunks { for oc in 0..<cout { db[oc] += partial[c * partCount + wCount + oc] } }
-        }
+    if needW { reducePartials(into: weight, partial, chunks: chunks, stride: partCount) }
+    if let bias, needB { reducePartials(into: bias, partial, chunks: chunks, stride: partCount, offset: wCount) }
+}
+
+/// Adds per-chunk partial gradients (chunk c's at `c * stride + offset`) into `t`'s gradient, in chunk
+/// order, so the sum depends only on the thread count.
+func reducePartials(into t: Tensor, _ partial: [Float], chunks: Int, stride: Int, offset: Int = 0) {
+    let count = t.count
+    t.accumulate { d in
+        for c in 0..<chunks { for i in 0..<count { d[i] += partial[c * stride + offset + i] } }
     }
 }
 
