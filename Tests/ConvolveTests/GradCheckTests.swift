@@ -124,9 +124,16 @@ import ConvolveNN
         }
         let (f, s) = (run(true), run(false))
         #expect(f[0].contains { $0 == 0 } && f[0].contains { $0 > 0 }, "the case must clip some outputs")
-        for (i, (a, b)) in zip(f, s).enumerated() {
+        expectSame(f, s, cc.testDescription)
+    }
+
+    /// Output, input, weight (and bias) gradients of a fused op and of its separate ops agree.
+    func expectSame(_ fused: [[Float]], _ separate: [[Float]], _ label: String,
+                    sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(fused.count == separate.count, sourceLocation: sourceLocation)
+        for (i, (a, b)) in zip(fused, separate).enumerated() {
             let worst = zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
-            #expect(a.count == b.count && worst < 1e-5, "\(cc.testDescription) tensor \(i): \(worst)")
+            #expect(a.count == b.count && worst < 1e-5, "\(label) tensor \(i): \(worst)", sourceLocation: sourceLocation)
         }
     }
 
@@ -147,11 +154,7 @@ import ConvolveNN
             (y * up).sum().backward()
             return [y.storage, x.grad!.storage, w.grad!.storage] + (b.map { [$0.grad!.storage] } ?? [])
         }
-        let (f, s) = (run(true), run(false))
-        for (i, (a, b)) in zip(f, s).enumerated() {
-            let worst = zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
-            #expect(a.count == b.count && worst < 1e-5, "\(cc.testDescription) tensor \(i): \(worst)")
-        }
+        expectSame(run(true), run(false), cc.testDescription)
     }
 
     @Test func pooling() {
