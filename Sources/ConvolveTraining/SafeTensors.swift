@@ -21,28 +21,27 @@ public enum SafeTensors {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
-        var body = Data()
         for (name, t) in tensors {
             let isInt = name.hasSuffix("num_batches_tracked")
             let size = t.count * (isInt ? 8 : 4)
             header[name] = ["dtype": isInt ? "I64" : "F32", "shape": t.shape, "data_offsets": [offset, offset + size]]
-            if isInt {
-                for v in t.storage { var x = Int64(v).littleEndian; withUnsafeBytes(of: &x) { body.append(contentsOf: $0) } }
-            } else {
-                t.storage.withUnsafeBytes { raw in
-                    // Float32 is little-endian on every platform Swift targets here.
-                    body.append(contentsOf: raw)
-                }
-            }
             offset += size
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         while json.count % 8 != 0 { json.append(0x20) }
-        var out = Data()
+        // One buffer of the file's exact size (a separate body buffer would hold every tensor twice).
+        var out = Data(capacity: 8 + json.count + offset)
         var n = UInt64(json.count).littleEndian
         withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
         out.append(json)
-        out.append(body)
+        for (name, t) in tensors {
+            if name.hasSuffix("num_batches_tracked") {
+                for v in t.storage { var x = Int64(v).littleEndian; withUnsafeBytes(of: &x) { out.append(contentsOf: $0) } }
+            } else {
+                // Float32 is little-endian on every platform Swift targets here.
+                t.storage.withUnsafeBytes { out.append(contentsOf: $0) }
+            }
+        }
         try writeAtomically(out, to: path)
     }
 
