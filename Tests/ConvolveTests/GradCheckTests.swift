@@ -112,19 +112,26 @@ import ConvolveNN
     ])
     func fusedReLUMatchesSeparateReLU(_ cc: ConvCase) {
         func run(_ fused: Bool) -> [[Float]] {
-            let x = rand([cc.n, cc.c, cc.h, cc.w], seed: 30)
-            let w = rand([cc.oc, cc.c / cc.groups, cc.k.0, cc.k.1], seed: 31)
-            let b = cc.bias ? rand([cc.oc], seed: 32) : nil
-            let y = fused ? conv2d(x, weight: w, bias: b, stride: cc.s, padding: cc.p, dilation: cc.d, groups: cc.groups,
-                                   fusedReLU: true)
-                          : conv2d(x, weight: w, bias: b, stride: cc.s, padding: cc.p, dilation: cc.d, groups: cc.groups).relu()
-            let up = rand(y.shape, seed: 33)
-            (y * up).sum().backward()
-            return [y.storage, x.grad!.storage, w.grad!.storage] + (b.map { [$0.grad!.storage] } ?? [])
+            convOutputAndGradients(cc, seed: 30) { x, w, b in
+                fused ? conv2d(x, weight: w, bias: b, stride: cc.s, padding: cc.p, dilation: cc.d, groups: cc.groups,
+                               fusedReLU: true)
+                      : conv2d(x, weight: w, bias: b, stride: cc.s, padding: cc.p, dilation: cc.d, groups: cc.groups).relu()
+            }
         }
         let (f, s) = (run(true), run(false))
         #expect(f[0].contains { $0 == 0 } && f[0].contains { $0 > 0 }, "the case must clip some outputs")
         expectSame(f, s, cc.testDescription)
+    }
+
+    /// Runs `op` on random input, weight and bias for `cc` (seeds `seed`…`seed + 3`) and back-propagates a
+    /// random upstream gradient: the output, then the input, weight (and bias) gradients.
+    func convOutputAndGradients(_ cc: ConvCase, seed: UInt64, _ op: (Tensor, Tensor, Tensor?) -> Tensor) -> [[Float]] {
+        let x = rand([cc.n, cc.c, cc.h, cc.w], seed: seed)
+        let w = rand([cc.oc, cc.c / cc.groups, cc.k.0, cc.k.1], seed: seed + 1)
+        let b = cc.bias ? rand([cc.oc], seed: seed + 2) : nil
+        let y = op(x, w, b)
+        (y * rand(y.shape, seed: seed + 3)).sum().backward()
+        return [y.storage, x.grad!.storage, w.grad!.storage] + (b.map { [$0.grad!.storage] } ?? [])
     }
 
     /// Output, input, weight (and bias) gradients of a fused op and of its separate ops agree.
@@ -145,14 +152,10 @@ import ConvolveNN
     ])
     func fusedReLUMaxPoolMatchesSeparateOps(_ cc: ConvCase) {
         func run(_ fused: Bool) -> [[Float]] {
-            let x = rand([cc.n, cc.c, cc.h, cc.w], seed: 40)
-            let w = rand([cc.oc, cc.c / cc.groups, cc.k.0, cc.k.1], seed: 41)
-            let b = cc.bias ? rand([cc.oc], seed: 42) : nil
-            let y = fused ? conv2dReLUMaxPool2x2(x, weight: w, bias: b, padding: cc.p, groups: cc.groups)
-                          : maxPool2d(conv2d(x, weight: w, bias: b, padding: cc.p, groups: cc.groups).relu(), kernelSize: (2, 2))
-            let up = rand(y.shape, seed: 43)
-            (y * up).sum().backward()
-            return [y.storage, x.grad!.storage, w.grad!.storage] + (b.map { [$0.grad!.storage] } ?? [])
+            convOutputAndGradients(cc, seed: 40) { x, w, b in
+                fused ? conv2dReLUMaxPool2x2(x, weight: w, bias: b, padding: cc.p, groups: cc.groups)
+                      : maxPool2d(conv2d(x, weight: w, bias: b, padding: cc.p, groups: cc.groups).relu(), kernelSize: (2, 2))
+            }
         }
         expectSame(run(true), run(false), cc.testDescription)
     }
