@@ -276,17 +276,17 @@ func transpose8x16(_ src: UnsafePointer<Float>, _ lds: Int, _ dst: UnsafeMutable
     } }
 }
 
-@inline(__always) private func ld(_ p: UnsafePointer<Float>) -> V16 {
+@inline(__always) func ld(_ p: UnsafePointer<Float>) -> V16 {
     UnsafeRawPointer(p).loadUnaligned(as: V16.self)
 }
-@inline(__always) private func st(_ v: V16, _ p: UnsafeMutablePointer<Float>) {
+@inline(__always) func st(_ v: V16, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: V16.self)
 }
 
 /// C[0..<mr, 0..<nr] += alpha * Apanel(8×kc) * Bpanel(kc×32) (`=` when not `accumulate`); row r of C
 /// starts at `c + cRows[r]` when a table is given.
 @inline(__always)
-private func microKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+func microKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                          _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ cRows: UnsafePointer<Int>?,
                          _ alpha: Float, _ mr: Int, _ nr: Int,
                          accumulate: Bool, bias: UnsafePointer<Float>?, relu: Bool,
@@ -360,6 +360,19 @@ private func microKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointe
         }
         upd(0, c00, c01); upd(1, c10, c11); upd(2, c20, c21); upd(3, c30, c31)
         upd(4, c40, c41); upd(5, c50, c51); upd(6, c60, c61); upd(7, c70, c71)
+        return
+    }
+    if mr == MR && nr == 16 {
+        // A half-width edge tile: one vector per row.
+        @inline(__always) func upd(_ r: Int, _ v0: V16) {
+            let p = c + (cRows?[r] ?? r * ldc)
+            var r0 = al * v0
+            if accumulate { r0 += ld(p) }
+            if let bias { r0 += V16(repeating: bias[r]) }
+            if relu { r0 = r0.replacing(with: 0, where: r0 .< 0) }
+            st(r0, p)
+        }
+        upd(0, c00); upd(1, c10); upd(2, c20); upd(3, c30); upd(4, c40); upd(5, c50); upd(6, c60); upd(7, c70)
         return
     }
     withUnsafeTemporaryAllocation(of: V16.self, capacity: 16) { t in

@@ -110,6 +110,9 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
     let direct = geo.prefersDirect(outChannels: ocg)
     let shifted = !direct && geo.usesShiftedRows
     let taps = shifted ? geo.tapOffsets() : []
+    let wino = shifted && WinogradPlan.applies(geo, outChannels: ocg) ? WinogradPlan(geo, outChannels: ocg) : nil
+    let uBuf = wino.map { weight.winogradWeights($0, groups: groups) }
+    defer { uBuf?.deallocate() }
 
     input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pw in
     out.withUnsafeMutableBufferPointer { po in
@@ -127,6 +130,21 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                                           o + s * outPer + g * ocg * ohw, wide, outChannels: ocg)
                     } }
                     if fusedReLU { reluInPlace(o + range.lowerBound * outPer, range.count * outPer) }
+                }
+                return
+            }
+            if let wino, let u = uBuf {
+                let ws = WinogradPlan.Workspace(wino)
+                let stage = UnsafeMutablePointer<Float>.allocate(capacity: ocg * oh * wino.stageStride)
+                defer { ws.deallocate(); stage.deallocate() }
+                b.withUnsafeBufferPointerOrNil { bp in
+                    for s in range { for g in 0..<groups {
+                        wino.load(x + s * inPer + g * cg * h * w, ws)
+                        wino.forward(ws, u + g * wino.uCount, bias: bp.map { $0 + g * ocg },
+                                     .full(stage, relu: fusedReLU))
+                        let os = o + s * outPer + g * ocg * ohw
+                        for r in 0..<(ocg * oh) { copyFloats(os + r * ow, stage + r * wino.stageStride, ow) }
+                    } }
                 }
                 return
             }
@@ -392,12 +410,32 @@ public func conv2dReLUMaxPool2x2(_ input: Tensor, weight: Tensor, bias: Tensor? 
     let (ph, pw) = (geo.oh / 2, geo.ow / 2), pooled = ph * pw, outPer = cout * pooled
     let L = geo.wideLength, inPer = cg * groups * geo.h * geo.w, kSize = geo.kSize
     let taps = geo.tapOffsets()
+    let wino = WinogradPlan.applies(geo, outChannels: ocg) ? WinogradPlan(geo, outChannels: ocg) : nil
+    let uBuf = wino.map { weight.winogradWeights($0, groups: groups) }
+    defer { uBuf?.deallocate() }
     var out = [Float](unsafeUninitializedCapacity: n * outPer) { _, c in c = n * outPer }
     var arg = [UInt8](unsafeUninitializedCapacity: n * outPer) { _, c in c = n * outPer }
     input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pwt in
     out.withUnsafeMutableBufferPointer { po in arg.withUnsafeMutableBufferPointer { pa in
     taps.withUnsafeBufferPointer { tp in (bias?.storage).withUnsafeBufferPointerOrNil { bp in
         Parallel.forChunks(n, work: n * cout * geo.ohw * kSize) { range in
+            if let wino, let u = uBuf {
+                // Each Winograd tile is one pooling window: pooled rows go to staging, then compact rows.
+                let ws = WinogradPlan.Workspace(wino), stride = wino.poolStride
+                let stage = UnsafeMutablePointer<Float>.allocate(capacity: ocg * ph * stride)
+                let stageArg = UnsafeMutablePointer<UInt8>.allocate(capacity: ocg * ph * stride)
+                defer { ws.deallocate(); stage.deallocate(); stageArg.deallocate() }
+                for s in range { for g in 0..<groups {
+                    wino.load(px.baseAddress! + s * inPer + g * cg * geo.h * geo.w, ws)
+                    wino.forward(ws, u + g * wino.uCount, bias: bp.map { $0 + g * ocg }, .reluPool(stage, stageArg))
+                    let o = (s * cout + g * ocg) * pooled
+                    for r in 0..<(ocg * ph) {
+                        copyFloats(po.baseAddress! + o + r * pw, stage + r * stride, pw)
+                        (pa.baseAddress! + o + r * pw).update(from: stageArg + r * stride, count: pw)
+                    }
+                } }
+                return
+            }
             let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
             let wide = UnsafeMutablePointer<Float>.allocate(capacity: ocg * L)
             defer { xp.deallocate(); wide.deallocate() }

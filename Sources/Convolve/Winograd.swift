@@ -1,0 +1,268 @@
+import Foundation
+
+// Winograd's F(2×2, 3×3) for the forward pass of 3×3, unit-stride convolutions (Lavin & Gray, 2015).
+// Each 2×2 block of outputs ("tile") is computed from the 4×4 input patch under it:
+//
+//     Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A
+//
+// so a layer becomes 16 independent GEMMs, one per element ξ of the 4×4 transformed tile:
+// M[ξ] (outC × tiles) = U[ξ] (outC × inC) · V[ξ] (inC × tiles). That is 16 multiplies per tile and
+// channel pair instead of 36 (2.25× fewer); the transforms are additions, done 16 tiles at a time
+// in SIMD lanes (even/odd input columns are de-interleaved, as in the 2×2 pooling kernel).
+// Results differ from the direct sum by rounding only (~1e-6 relative). The backward pass keeps
+// the shifted-rows GEMMs: it computes the exact gradient of the same function.
+
+/// Which algorithm 3×3 convolutions use in their forward pass.
+public enum Winograd {
+    /// Whether 3×3, unit-stride, undilated convolutions with at least 16 input and output channels
+    /// per group run their forward pass as Winograd F(2×2, 3×3) (default `true`). `false` uses the
+    /// GEMM over shifted rows, whose sums are ordered like a direct convolution's.
+    nonisolated(unsafe) public static var isEnabled = true
+}
+
+/// The layout of one layer's Winograd forward pass on one image and group.
+struct WinogradPlan {
+    let geo: ConvGeometry
+    /// Output channels per group.
+    let outChannels: Int
+    /// Tiles down and across (each tile is 2×2 outputs), SIMD chunks of 16 tiles across a row.
+    let th: Int, tw: Int, chunks: Int
+    /// The padded input plane the transforms read: rows, row stride (whole 32-float loads at 2 offsets).
+    let hs: Int, ws: Int
+    /// Tile rows per block: a block's V and M matrices stay in L2 while its 16 GEMMs run.
+    let blockRows: Int
+    /// Row stride of V and M (a block's tiles, rounded up for whole panels and overlapping stores).
+    let bStride: Int
+    var ocPanels: Int { (outChannels + 7) / 8 }
+    /// Row stride of the full-resolution staging rows (two outputs per tile lane) and pooled ones.
+    var stageStride: Int { 32 * chunks }
+    var poolStride: Int { 16 * chunks }
+
+    /// Whether the Winograd forward applies to this layer (and is enabled).
+    static func applies(_ geo: ConvGeometry, outChannels: Int) -> Bool {
+        Winograd.isEnabled && geo.kh == 3 && geo.kw == 3 && geo.usesShiftedRows
+            && geo.c >= 16 && outChannels >= 16
+    }
+
+    init(_ geo: ConvGeometry, outChannels: Int) {
+        self.geo = geo
+        self.outChannels = outChannels
+        let th = (geo.oh + 1) / 2, tw = (geo.ow + 1) / 2
+        self.th = th
+        self.tw = tw
+        chunks = (tw + 15) / 16
+        hs = 2 * th + 2
+        ws = 32 * chunks + 2
+        // About 64 tiles per block, preferring a multiple of 16 (whole or half 32-column panels).
+        var r = Swift.max(1, Swift.min(th, 64 / tw))
+        if let even = stride(from: r, through: (r + 1) / 2, by: -1).first(where: { $0 * tw % 16 == 0 }) { r = even }
+        blockRows = r
+        let nb = r * tw
+        bStride = Swift.max((nb + 31) / 32 * 32, (nb + 16 + 15) / 16 * 16)
+    }
+
+    var uCount: Int { 16 * ocPanels * 8 * geo.c }
+    var vCount: Int { 16 * geo.c * bStride }
+    var mCount: Int { 16 * outChannels * bStride }
+    var paddedCount: Int { geo.c * hs * ws }
+
+    /// U = G g Gᵀ for every (output, input) channel pair of one group's weights `[outC, inC, 3, 3]`,
+    /// packed as the GEMM's A panels: `u[((ξ · ocPanels + oc / 8) · inC + ci) · 8 + oc % 8]`.
+    func transformWeights(_ wt: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>) {
+        let c = geo.c
+        u.update(repeating: 0, count: uCount)
+        for oc in 0..<outChannels { for ci in 0..<c {
+            let g = wt + (oc * c + ci) * 9
+            // Rows of G g (4×3), then each row times Gᵀ (4 values).
+            var t = [Float](repeating: 0, count: 12)
+            for j in 0..<3 {
+                let a = g[j], b = g[3 + j], cc = g[6 + j]
+                t[j] = a; t[3 + j] = 0.5 * (a + b + cc); t[6 + j] = 0.5 * (a - b + cc); t[9 + j] = cc
+            }
+            let base = (oc / 8 * c + ci) * 8 + oc % 8, xiStride = ocPanels * 8 * c
+            for i in 0..<4 {
+                let a = t[3 * i], b = t[3 * i + 1], cc = t[3 * i + 2]
+                let row = [a, 0.5 * (a + b + cc), 0.5 * (a - b + cc), cc]
+                for j in 0..<4 { u[(i * 4 + j) * xiStride + base] = row[j] }
+            }
+        } }
+    }
+
+    /// Scratch buffers for one thread: the padded input (borders zeroed once), V and M.
+    struct Workspace {
+        let padded: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>
+        let rows: UnsafeMutablePointer<Int>
+        init(_ plan: WinogradPlan) {
+            padded = .allocate(capacity: plan.paddedCount)
+            padded.update(repeating: 0, count: plan.paddedCount)
+            v = .allocate(capacity: plan.vCount)
+            v.update(repeating: 0, count: plan.vCount)   // columns past a block's tiles stay finite
+            m = .allocate(capacity: plan.mCount)
+            rows = .allocate(capacity: plan.geo.c)
+            for ci in 0..<plan.geo.c { rows[ci] = ci * plan.bStride }
+        }
+        func deallocate() { padded.deallocate(); v.deallocate(); m.deallocate(); rows.deallocate() }
+    }
+
+    /// Copies one image's group of channels into the workspace's padded planes (the zero border is
+    /// never written, so it stays zero).
+    func load(_ x: UnsafePointer<Float>, _ ws0: Workspace) {
+        let (c, h, w) = (geo.c, geo.h, geo.w)
+        for ci in 0..<c { for y in 0..<h {
+            copyFloats(ws0.padded + (ci * hs + y + geo.ph) * ws + geo.pw, x + (ci * h + y) * w, w)
+        } }
+    }
+
+    /// How the block's outputs are written.
+    enum Output {
+        /// `relu?(conv + bias)` at full resolution into staging rows of `stageStride` floats
+        /// (`[outC][oh][stageStride]`).
+        case full(UnsafeMutablePointer<Float>, relu: Bool)
+        /// `max_pool2d(relu(conv + bias), 2)`: each tile is one pooling window. Maxima and which of the
+        /// four won (0…3, row-major, ties to the first) into `[outC][oh/2][poolStride]` staging rows.
+        case reluPool(UnsafeMutablePointer<Float>, UnsafeMutablePointer<UInt8>)
+    }
+
+    /// The forward pass of the image loaded into `ws0`, written as `output` says.
+    func forward(_ ws0: Workspace, _ u: UnsafePointer<Float>, bias: UnsafePointer<Float>?, _ output: Output) {
+        var ty0 = 0
+        while ty0 < th {
+            let ty1 = Swift.min(th, ty0 + blockRows)
+            inputTransform(ws0, ty0, ty1)
+            multiply(ws0, u, tiles: (ty1 - ty0) * tw)
+            outputTransform(ws0, ty0, ty1, bias, output)
+            ty0 = ty1
+        }
+    }
+
+    /// V[ξ][ci][t] = (Bᵀ d B)[ξ] for the block's tiles t, 16 tiles of a row per SIMD vector.
+    @inline(__always)
+    private func inputTransform(_ ws0: Workspace, _ ty0: Int, _ ty1: Int) {
+        let c = geo.c, xiStride = c * bStride
+        @inline(__always) func row(_ p: UnsafePointer<Float>) -> (V16, V16, V16, V16) {
+            // Columns 2t, 2t+1, 2t+2, 2t+3 of 16 tiles t: the even/odd halves of two 32-float loads.
+            let a = UnsafeRawPointer(p).loadUnaligned(as: SIMD32<Float>.self)
+            let b = UnsafeRawPointer(p + 2).loadUnaligned(as: SIMD32<Float>.self)
+            let e0 = a.evenHalf, o0 = a.oddHalf, e1 = b.evenHalf, o1 = b.oddHalf
+            return (e0 - e1, o0 + e1, e1 - o0, o0 - o1)
+        }
+        for ci in 0..<c {
+            let plane = UnsafePointer(ws0.padded + ci * hs * ws)
+            for ty in ty0..<ty1 {
+                let col = (ty - ty0) * tw
+                for k in 0..<chunks {
+                    // Stores run left to right along each V row: a chunk's lanes past the row's last tile
+                    // land on the next tile row's columns, which are written after it.
+                    let p = plane + 2 * ty * ws + 32 * k
+                    let r0 = row(p), r1 = row(p + ws), r2 = row(p + 2 * ws), r3 = row(p + 3 * ws)
+                    let d = ws0.v + ci * bStride + col + 16 * k
+                    st(r0.0 - r2.0, d); st(r0.1 - r2.1, d + xiStride)
+                    st(r0.2 - r2.2, d + 2 * xiStride); st(r0.3 - r2.3, d + 3 * xiStride)
+                    st(r1.0 + r2.0, d + 4 * xiStride); st(r1.1 + r2.1, d + 5 * xiStride)
+                    st(r1.2 + r2.2, d + 6 * xiStride); st(r1.3 + r2.3, d + 7 * xiStride)
+                    st(r2.0 - r1.0, d + 8 * xiStride); st(r2.1 - r1.1, d + 9 * xiStride)
+                    st(r2.2 - r1.2, d + 10 * xiStride); st(r2.3 - r1.3, d + 11 * xiStride)
+                    st(r1.0 - r3.0, d + 12 * xiStride); st(r1.1 - r3.1, d + 13 * xiStride)
+                    st(r1.2 - r3.2, d + 14 * xiStride); st(r1.3 - r3.3, d + 15 * xiStride)
+                }
+            }
+        }
+    }
+
+    /// M[ξ] = U[ξ] · V[ξ] for the block's tiles: 16 GEMMs with K = input channels, B rows read in place.
+    @inline(__always)
+    private func multiply(_ ws0: Workspace, _ u: UnsafePointer<Float>, tiles nb: Int) {
+        let c = geo.c, ocg = outChannels
+        for xi in 0..<16 {
+            let a = u + xi * ocPanels * 8 * c
+            let b = UnsafePointer(ws0.v + xi * c * bStride)
+            let m = ws0.m + xi * ocg * bStride
+            var j = 0
+            while j < nb {
+                let nr = Swift.min(32, nb - j)
+                var i = 0
+                while i < ocg {
+                    microKernel(c, a + i * c, b + j, m + i * bStride + j, bStride, nil, 1, Swift.min(8, ocg - i), nr,
+                                accumulate: false, bias: nil, relu: false, bRows: UnsafePointer(ws0.rows))
+                    i += 8
+                }
+                j += 32
+            }
+        }
+    }
+
+    /// Y = Aᵀ M A per tile plus bias, 16 tiles at a time, written as `output` says.
+    @inline(__always)
+    private func outputTransform(_ ws0: Workspace, _ ty0: Int, _ ty1: Int, _ bias: UnsafePointer<Float>?,
+                                 _ output: Output) {
+        let ocg = outChannels, xiStride = ocg * bStride
+        let (oh, ph) = (geo.oh, geo.oh / 2)
+        for oc in 0..<ocg {
+            let bv = V16(repeating: bias?[oc] ?? 0)
+            for ty in ty0..<ty1 {
+                if case .reluPool = output, ty >= ph { continue }
+                for k in 0..<chunks {
+                    let s = UnsafePointer(ws0.m + oc * bStride + (ty - ty0) * tw + 16 * k)
+                    @inline(__always) func m(_ xi: Int) -> V16 { ld(s + xi * xiStride) }
+                    // Rows of Aᵀ M (2×4), then each row times A.
+                    let s00 = m(0) + m(4) + m(8), s01 = m(1) + m(5) + m(9)
+                    let s02 = m(2) + m(6) + m(10), s03 = m(3) + m(7) + m(11)
+                    let s10 = m(4) - m(8) - m(12), s11 = m(5) - m(9) - m(13)
+                    let s12 = m(6) - m(10) - m(14), s13 = m(7) - m(11) - m(15)
+                    var y00 = s00 + s01 + s02 + bv, y01 = s01 - s02 - s03 + bv
+                    var y10 = s10 + s11 + s12 + bv, y11 = s11 - s12 - s13 + bv
+                    switch output {
+                    case .full(let out, let relu):
+                        if relu { y00 = relu0(y00); y01 = relu0(y01); y10 = relu0(y10); y11 = relu0(y11) }
+                        let r = out + (oc * oh + 2 * ty) * stageStride + 32 * k
+                        let (a0, a1) = interleave(y00, y01)
+                        st(a0, r); st(a1, r + 16)
+                        if 2 * ty + 1 < oh {
+                            let (b0, b1) = interleave(y10, y11)
+                            st(b0, r + stageStride); st(b1, r + stageStride + 16)
+                        }
+                    case .reluPool(let out, let arg):
+                        y00 = relu0(y00); y01 = relu0(y01); y10 = relu0(y10); y11 = relu0(y11)
+                        // The same selects as `maxPool2x2Plane`: ties keep the first in row-major order.
+                        let ab = y01 .> y00, cd = y11 .> y10
+                        let m1 = y00.replacing(with: y01, where: ab), m2 = y10.replacing(with: y11, where: cd)
+                        let second = m2 .> m1
+                        let o = (oc * ph + ty) * poolStride + 16 * k
+                        st(m1.replacing(with: m2, where: second), out + o)
+                        let k1 = SIMD16<Int32>(repeating: 0).replacing(with: 1, where: ab)
+                        let k2 = SIMD16<Int32>(repeating: 2).replacing(with: 3, where: cd)
+                        UnsafeMutableRawPointer(arg + o).storeBytes(
+                            of: SIMD16<UInt8>(truncatingIfNeeded: k1.replacing(with: k2, where: second)),
+                            as: SIMD16<UInt8>.self)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `max(v, 0)` lane-wise, NaN kept (like `relu`).
+@inline(__always) private func relu0(_ v: V16) -> V16 { v.replacing(with: 0, where: v .< 0) }
+
+/// (a0, b0, a1, b1, …): the two halves of `a` and `b` interleaved.
+@inline(__always) private func interleave(_ a: V16, _ b: V16) -> (V16, V16) {
+    var lo = V16(), hi = V16()
+    for i in 0..<8 {
+        lo[2 * i] = a[i]; lo[2 * i + 1] = b[i]
+        hi[2 * i] = a[8 + i]; hi[2 * i + 1] = b[8 + i]
+    }
+    return (lo, hi)
+}
+
+extension Tensor {
+    /// Every group's transformed weights for `plan`, one after another (`plan.uCount` floats each).
+    func winogradWeights(_ plan: WinogradPlan, groups: Int) -> UnsafeMutablePointer<Float> {
+        let u = UnsafeMutablePointer<Float>.allocate(capacity: groups * plan.uCount)
+        storage.withUnsafeBufferPointer { w in
+            for g in 0..<groups {
+                plan.transformWeights(w.baseAddress! + g * plan.outChannels * plan.geo.c * 9, into: u + g * plan.uCount)
+            }
+        }
+        return u
+    }
+}
