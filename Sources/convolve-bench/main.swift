@@ -1,5 +1,5 @@
 // convolve-bench: the issue-5 workloads, one table row each.
-//   swift run -c release convolve-bench W1|W2|W3|all [--epochs N] [--limit N] [--threads N] [--profile]
+//   swift run -c release convolve-bench W1|W2|W3|all [--epochs N] [--limit N] [--threads N] [--profile] [--no-winograd]
 // Data from CONVOLVE_DATA_DIR (or --data-dir). Prints: workload, train img/s (median of epochs after
 // the first), eval img/s (10k test set, batch 1000, median of 3), seconds from process start to the
 // first training step, peak RSS in MB.
@@ -39,6 +39,7 @@ let limitOpt = option("--limit").flatMap(Int.init)
 let dataDir = option("--data-dir")
 if let t = option("--threads").flatMap(Int.init) { Parallel.threads = max(1, t) }
 let profile = flag("--profile")
+if flag("--no-winograd") { Winograd.isEnabled = false }
 let which = args.first ?? "all"
 if which == "pool" {
     // Cost of one parallel dispatch (8 chunks, trivial bodies) while the pool is hot, vs inline.
