@@ -322,6 +322,10 @@ func shiftedConvBackward(_ geo: ConvGeometry, input: Tensor, weight: Tensor, bia
         let tap = j * 32 / cg, ci0 = j * 32 % cg
         return ((tap / geo.kw) * geo.wp + tap % geo.kw) * cg + ci0
     } : []
+    // dX as a Winograd forward pass over the output gradient, where it applies.
+    let winoX = needX ? WinogradPlan.inputGradient(of: geo, outChannels: ocg) : nil
+    let uX = winoX.map { weight.winogradWeights($0, groups: groups, flipped: true) }
+    defer { uX?.deallocate() }
     // Every image's input gradient is stored exactly once (per group) below: no zero fill.
     var dxBuf = [Float](unsafeUninitializedCapacity: needX ? input.count : 0) { _, c in c = needX ? input.count : 0 }
     input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pw in
@@ -338,6 +342,9 @@ func shiftedConvBackward(_ geo: ConvGeometry, input: Tensor, weight: Tensor, bia
             let dwt = UnsafeMutablePointer<Float>.allocate(capacity: hwc ? groups * ocg * kSize : 0)
             if hwc { dwt.initialize(repeating: 0, count: groups * ocg * kSize) }
             defer { xp.deallocate(); dxp.deallocate(); dyw.deallocate(); xh.deallocate(); dyc.deallocate(); dwt.deallocate() }
+            let wsX = winoX.map { WinogradPlan.Workspace($0) }
+            let stageX = UnsafeMutablePointer<Float>.allocate(capacity: winoX.map { cg * geo.h * $0.stageStride } ?? 0)
+            defer { wsX?.deallocate(); stageX.deallocate() }
             let part = pBase.map { $0 + chunk * partCount }
             for s in range { for gi in 0..<groups {
                 fill(s, gi, dyw)
@@ -361,7 +368,14 @@ func shiftedConvBackward(_ geo: ConvGeometry, input: Tensor, weight: Tensor, bia
                               rowBias: nil, relu: false, bRows: tp.baseAddress)
                     }
                 }
-                if needX {
+                if let winoX, let wsX, let uX {
+                    Profiler.measure("conv bwd dX winograd") {
+                        winoX.load(dyw, wsX, rowStride: geo.wp, planeStride: L)
+                        winoX.forward(wsX, uX + gi * winoX.uCount, bias: nil, .full(stageX, relu: false))
+                    }
+                    let dx = dxBase! + s * inPer + gi * cg * geo.h * geo.w
+                    for r in 0..<(cg * geo.h) { copyFloats(dx + r * geo.w, stageX + r * winoX.stageStride, geo.w) }
+                } else if needX {
                     dxp.update(repeating: 0, count: cg * P)
                     Profiler.measure("conv bwd dX gemm") {
                         sgemm(transA: true, transB: false, m: kSize, n: L, k: ocg, a: wt + gi * ocg * kSize,

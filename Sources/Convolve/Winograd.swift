@@ -18,6 +18,10 @@ public enum Winograd {
     /// per group run their forward pass as Winograd F(2×2, 3×3) (default `true`). `false` uses the
     /// GEMM over shifted rows, whose sums are ordered like a direct convolution's.
     nonisolated(unsafe) public static var isEnabled = true
+    /// Overrides `isEnabled` inside `$override.withValue(…)` for the calling task only (tests compare
+    /// both algorithms while other tests run).
+    @TaskLocal static var override: Bool?
+    static var active: Bool { override ?? isEnabled }
 }
 
 /// The layout of one layer's Winograd forward pass on one image and group.
@@ -40,7 +44,7 @@ struct WinogradPlan {
 
     /// Whether the Winograd forward applies to this layer (and is enabled).
     static func applies(_ geo: ConvGeometry, outChannels: Int) -> Bool {
-        Winograd.isEnabled && geo.kh == 3 && geo.kw == 3 && geo.usesShiftedRows
+        Winograd.active && geo.kh == 3 && geo.kw == 3 && geo.usesShiftedRows
             && geo.c >= 16 && outChannels >= 16
     }
 
@@ -110,12 +114,25 @@ struct WinogradPlan {
     }
 
     /// Copies one image's group of channels into the workspace's padded planes (the zero border is
-    /// never written, so it stays zero).
-    func load(_ x: UnsafePointer<Float>, _ ws0: Workspace) {
+    /// never written, so it stays zero). Rows of `x` are `rowStride` apart (default: compact), planes
+    /// `planeStride`.
+    func load(_ x: UnsafePointer<Float>, _ ws0: Workspace, rowStride: Int? = nil, planeStride: Int? = nil) {
         let (c, h, w) = (geo.c, geo.h, geo.w)
+        let rs = rowStride ?? w, ps = planeStride ?? h * w
         for ci in 0..<c { for y in 0..<h {
-            copyFloats(ws0.padded + (ci * hs + y + geo.ph) * ws + geo.pw, x + (ci * h + y) * w, w)
+            copyFloats(ws0.padded + (ci * hs + y + geo.ph) * ws + geo.pw, x + ci * ps + y * rs, w)
         } }
+    }
+
+    /// The plan that computes a 3×3 convolution's input gradient as a Winograd forward pass: the
+    /// output gradient (`outChannels` planes of oh×ow) correlated with the weights flipped in space
+    /// and transposed in channels, with padding 2 − p. Nil where that padding would be negative.
+    static func inputGradient(of geo: ConvGeometry, outChannels: Int) -> WinogradPlan? {
+        guard geo.ph <= 2 && geo.pw <= 2 else { return nil }
+        let t = ConvGeometry(c: outChannels, h: geo.oh, w: geo.ow, kh: 3, kw: 3, sh: 1, sw: 1,
+                             ph: 2 - geo.ph, pw: 2 - geo.pw, dh: 1, dw: 1, oh: geo.h, ow: geo.w)
+        guard applies(t, outChannels: geo.c) else { return nil }
+        return WinogradPlan(t, outChannels: geo.c)
     }
 
     /// How the block's outputs are written.
@@ -261,11 +278,23 @@ struct WinogradPlan {
 
 extension Tensor {
     /// Every group's transformed weights for `plan`, one after another (`plan.uCount` floats each).
-    func winogradWeights(_ plan: WinogradPlan, groups: Int) -> UnsafeMutablePointer<Float> {
+    /// With `flipped`, those of the input-gradient convolution (`WinogradPlan.inputGradient`): each
+    /// group's `[out, in, 3, 3]` weights as `[in, out, 3, 3]`, rotated 180° in space.
+    func winogradWeights(_ plan: WinogradPlan, groups: Int, flipped: Bool = false) -> UnsafeMutablePointer<Float> {
         let u = UnsafeMutablePointer<Float>.allocate(capacity: groups * plan.uCount)
+        let per = plan.outChannels * plan.geo.c * 9
         storage.withUnsafeBufferPointer { w in
+            if !flipped {
+                for g in 0..<groups { plan.transformWeights(w.baseAddress! + g * per, into: u + g * plan.uCount) }
+                return
+            }
+            let f = UnsafeMutablePointer<Float>.allocate(capacity: per)
+            defer { f.deallocate() }
+            let (co, ci) = (plan.geo.c, plan.outChannels)   // the forward's out and in channels
             for g in 0..<groups {
-                plan.transformWeights(w.baseAddress! + g * plan.outChannels * plan.geo.c * 9, into: u + g * plan.uCount)
+                let src = w.baseAddress! + g * per
+                for o in 0..<co { for i in 0..<ci { for k in 0..<9 { f[(i * co + o) * 9 + k] = src[(o * ci + i) * 9 + 8 - k] } } }
+                plan.transformWeights(f, into: u + g * plan.uCount)
             }
         }
         return u

@@ -91,6 +91,8 @@ import ConvolveNN
         ConvCase(n: 2, c: 8, h: 6, w: 5, oc: 12, groups: 1, k: (3, 3), s: (1, 1), p: (1, 1), d: (1, 1), bias: true),
         // 32 channels: the weight gradient reads a channels-last copy of the image
         ConvCase(n: 1, c: 32, h: 4, w: 17, oc: 4, groups: 1, k: (3, 3), s: (1, 1), p: (1, 0), d: (1, 1), bias: true),
+        // 16 channels in and out: Winograd forward and input gradient
+        ConvCase(n: 1, c: 16, h: 5, w: 6, oc: 16, groups: 1, k: (3, 3), s: (1, 1), p: (1, 1), d: (1, 1), bias: true),
     ]
     @Test(arguments: convCases)
     func conv2dGradients(_ cc: ConvCase) {
@@ -158,6 +160,35 @@ import ConvolveNN
             }
         }
         expectSame(run(true), run(false), cc.testDescription)
+    }
+
+    /// Winograd F(2×2, 3×3) against the shifted-rows GEMM (whose sums run like a direct convolution's):
+    /// conv2d with and without the fused ReLU, and the fused ReLU + pool, with all gradients. Cases
+    /// cover odd output sizes, rows of more than 16 tiles, several tile blocks, channel counts that
+    /// are not multiples of 8, groups, padding 0–2 (input gradient by Winograd) and 3 (by GEMM).
+    @Test(arguments: [
+        ConvCase(n: 2, c: 16, h: 9, w: 37, oc: 20, groups: 1, k: (3, 3), s: (1, 1), p: (1, 1), d: (1, 1), bias: true),
+        ConvCase(n: 3, c: 17, h: 30, w: 11, oc: 16, groups: 1, k: (3, 3), s: (1, 1), p: (0, 2), d: (1, 1), bias: true),
+        ConvCase(n: 2, c: 32, h: 8, w: 8, oc: 48, groups: 2, k: (3, 3), s: (1, 1), p: (2, 2), d: (1, 1), bias: false),
+        ConvCase(n: 1, c: 24, h: 6, w: 7, oc: 16, groups: 1, k: (3, 3), s: (1, 1), p: (3, 1), d: (1, 1), bias: true),
+    ])
+    func winogradMatchesGEMM(_ cc: ConvCase) {
+        let ops: [(String, (Tensor, Tensor, Tensor?) -> Tensor)] = [
+            ("conv", { conv2d($0, weight: $1, bias: $2, padding: cc.p, groups: cc.groups) }),
+            ("conv+relu", { conv2d($0, weight: $1, bias: $2, padding: cc.p, groups: cc.groups, fusedReLU: true) }),
+            ("conv+relu+pool", { conv2dReLUMaxPool2x2($0, weight: $1, bias: $2, padding: cc.p, groups: cc.groups) }),
+        ]
+        for (name, op) in ops {
+            let wino = Winograd.$override.withValue(true) { convOutputAndGradients(cc, seed: 50, op) }
+            let gemm = Winograd.$override.withValue(false) { convOutputAndGradients(cc, seed: 50, op) }
+            for (i, (a, b)) in zip(wino, gemm).enumerated() {
+                // Winograd's rounding error scales with the size of the terms, not of each result.
+                let scale = b.map(abs).max() ?? 0
+                let worst = zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
+                #expect(a.count == b.count && worst <= 1e-6 * scale + 1e-6,
+                        "\(cc.testDescription) \(name) tensor \(i): \(worst) (scale \(scale))")
+            }
+        }
     }
 
     @Test func pooling() {

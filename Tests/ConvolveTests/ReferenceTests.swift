@@ -15,9 +15,13 @@ import ConvolveNN
             let b = c["b"].map { tensor($0, requiresGrad: true) }
             let y = conv2d(x, weight: w, bias: b, stride: pair(c["stride"]), padding: pair(c["padding"]),
                            dilation: pair(c["dilation"]), groups: (c["groups"] as! NSNumber).intValue)
-            expectClose(y, tensor(c["y"]), "conv y")
+            // Winograd layers (3×3, ≥ 16 channels) round relative to the size of the summed terms,
+            // not of each result: an absolute allowance of 1e-6 × the tensor's largest value.
+            func atol(_ t: Tensor) -> Float { 1e-5 + 1e-6 * (t.storage.map(abs).max() ?? 0) }
+            let ry = tensor(c["y"]), rdx = tensor(c["dx"])
+            expectClose(y, ry, atol: atol(ry), "conv y")
             y.backward(tensor(c["gy"]))
-            expectClose(x.grad!, tensor(c["dx"]), "conv dx")
+            expectClose(x.grad!, rdx, atol: atol(rdx), "conv dx")
             // dw sums up to 2,352 float32 products with heavy cancellation: allow summation-order noise.
             expectClose(w.grad!, tensor(c["dw"]), rtol: 1e-5, atol: 5e-5, "conv dw")
             if let b { expectClose(b.grad!, tensor(c["db"]), "conv db") }
@@ -26,13 +30,13 @@ import ConvolveNN
                 conv2d(x, weight: w, bias: b, stride: pair(c["stride"]), padding: pair(c["padding"]),
                        dilation: pair(c["dilation"]), groups: (c["groups"] as! NSNumber).intValue, fusedReLU: true)
             }
-            expectClose(fused, tensor(c["y"]).relu(), "fused conv+relu y")
+            expectClose(fused, ry.relu(), atol: atol(ry), "fused conv+relu y")
             if pair(c["stride"]) == (1, 1) && pair(c["dilation"]) == (1, 1) {
                 let pooled = withNoGrad {
                     conv2dReLUMaxPool2x2(x, weight: w, bias: b, padding: pair(c["padding"]),
                                          groups: (c["groups"] as! NSNumber).intValue)
                 }
-                expectClose(pooled, maxPool2d(tensor(c["y"]).relu(), kernelSize: (2, 2)), "fused conv+relu+pool y")
+                expectClose(pooled, maxPool2d(ry.relu(), kernelSize: (2, 2)), atol: atol(ry), "fused conv+relu+pool y")
             }
         }
     }
