@@ -29,18 +29,21 @@ struct WinogradPlan {
     let geo: ConvGeometry
     /// Output channels per group.
     let outChannels: Int
-    /// Tiles down and across (each tile is 2×2 outputs), SIMD chunks of 16 tiles across a row.
-    let th: Int, tw: Int, chunks: Int
-    /// The padded input plane the transforms read: rows, row stride (whole 32-float loads at 2 offsets).
+    /// Tiles down and across (each tile is 2×2 outputs).
+    let th: Int, tw: Int
+    /// The padded input plane the transforms read: rows, and a row stride that lets a 16-tile vector
+    /// start at any tile (two 32-float loads, at columns 2t and 2t + 2).
     let hs: Int, ws: Int
-    /// Tile rows per block: a block's V and M matrices stay in L2 while its 16 GEMMs run.
-    let blockRows: Int
-    /// Row stride of V and M (a block's tiles, rounded up for whole panels and overlapping stores).
+    /// Tiles per block: a block is a run of consecutive tiles in row-major order, so every block but
+    /// the last fills whole 32-column GEMM panels; its V and M stay in L2 while its 16 GEMMs run.
+    let blockTiles: Int
+    /// Row stride of V and M: whole panels, plus room for a 16-lane store that starts at a block's last tile.
     let bStride: Int
     var ocPanels: Int { (outChannels + 7) / 8 }
-    /// Row stride of the full-resolution staging rows (two outputs per tile lane) and pooled ones.
-    var stageStride: Int { 32 * chunks }
-    var poolStride: Int { 16 * chunks }
+    /// Row stride of the full-resolution staging rows (two outputs per tile) and of pooled ones: a
+    /// 16-tile vector may start at the last tile.
+    var stageStride: Int { (2 * tw + 32 + 15) / 16 * 16 }
+    var poolStride: Int { (tw + 16 + 15) / 16 * 16 }
 
     /// Whether the Winograd forward applies to this layer (and is enabled).
     static func applies(_ geo: ConvGeometry, outChannels: Int) -> Bool {
@@ -51,18 +54,26 @@ struct WinogradPlan {
     init(_ geo: ConvGeometry, outChannels: Int) {
         self.geo = geo
         self.outChannels = outChannels
-        let th = (geo.oh + 1) / 2, tw = (geo.ow + 1) / 2
-        self.th = th
-        self.tw = tw
-        chunks = (tw + 15) / 16
+        th = (geo.oh + 1) / 2
+        tw = (geo.ow + 1) / 2
         hs = 2 * th + 2
-        ws = 32 * chunks + 2
-        // About 64 tiles per block, preferring a multiple of 16 (whole or half 32-column panels).
-        var r = Swift.max(1, Swift.min(th, 64 / tw))
-        if let even = stride(from: r, through: (r + 1) / 2, by: -1).first(where: { $0 * tw % 16 == 0 }) { r = even }
-        blockRows = r
-        let nb = r * tw
-        bStride = Swift.max((nb + 31) / 32 * 32, (nb + 16 + 15) / 16 * 16)
+        ws = (2 * tw + 34 + 15) / 16 * 16
+        // 64 tiles (32 with many channels, to stay in L2); one block when there are few more.
+        let per = geo.c + outChannels <= 192 ? 64 : 32
+        blockTiles = th * tw <= per + per / 4 ? th * tw : per
+        bStride = (blockTiles + 31) / 32 * 32 + 16
+    }
+
+    /// Calls `body(ty, tx0, tx1, column)` for each run of one tile row within tiles `t0..<t1`
+    /// (tiles `tx0..<tx1` of row `ty`, starting at `column` of the block), in order.
+    @inline(__always)
+    func segments(_ t0: Int, _ t1: Int, _ body: (Int, Int, Int, Int) -> Void) {
+        var t = t0
+        while t < t1 {
+            let ty = t / tw, tx0 = t % tw, tx1 = Swift.min(tw, tx0 + t1 - t)
+            body(ty, tx0, tx1, t - t0)
+            t += tx1 - tx0
+        }
     }
 
     var uCount: Int { 16 * ocPanels * 8 * geo.c }
@@ -70,7 +81,7 @@ struct WinogradPlan {
     /// for each tile: a whole number of 4 KB pages between them would put all 16 streams in one L1
     /// set (measured: the output transform took 17% of the time), so each is one cache line more.
     var vPlane: Int { geo.c * bStride + 16 }
-    var mPlane: Int { outChannels * bStride + 16 }
+    var mPlane: Int { ocPanels * 8 * bStride + 16 }
     var vCount: Int { 16 * vPlane }
     var mCount: Int { 16 * mPlane }
     var paddedCount: Int { geo.c * hs * ws }
@@ -147,19 +158,19 @@ struct WinogradPlan {
 
     /// The forward pass of the image loaded into `ws0`, written as `output` says.
     func forward(_ ws0: Workspace, _ u: UnsafePointer<Float>, bias: UnsafePointer<Float>?, _ output: Output) {
-        var ty0 = 0
-        while ty0 < th {
-            let ty1 = Swift.min(th, ty0 + blockRows)
-            inputTransform(ws0, ty0, ty1)
-            multiply(ws0, u, tiles: (ty1 - ty0) * tw)
-            outputTransform(ws0, ty0, ty1, bias, output)
-            ty0 = ty1
+        var t0 = 0
+        while t0 < th * tw {
+            let t1 = Swift.min(th * tw, t0 + blockTiles)
+            inputTransform(ws0, t0, t1)
+            multiply(ws0, u, tiles: t1 - t0)
+            outputTransform(ws0, t0, t1, bias, output)
+            t0 = t1
         }
     }
 
     /// V[ξ][ci][t] = (Bᵀ d B)[ξ] for the block's tiles t, 16 tiles of a row per SIMD vector.
     @inline(__always)
-    private func inputTransform(_ ws0: Workspace, _ ty0: Int, _ ty1: Int) {
+    private func inputTransform(_ ws0: Workspace, _ t0: Int, _ t1: Int) {
         let c = geo.c, xiStride = vPlane
         @inline(__always) func row(_ p: UnsafePointer<Float>) -> (V16, V16, V16, V16) {
             // Columns 2t, 2t+1, 2t+2, 2t+3 of 16 tiles t: the even/odd halves of two 32-float loads.
@@ -170,14 +181,14 @@ struct WinogradPlan {
         }
         for ci in 0..<c {
             let plane = UnsafePointer(ws0.padded + ci * hs * ws)
-            for ty in ty0..<ty1 {
-                let col = (ty - ty0) * tw
-                for k in 0..<chunks {
-                    // Stores run left to right along each V row: a chunk's lanes past the row's last tile
-                    // land on the next tile row's columns, which are written after it.
-                    let p = plane + 2 * ty * ws + 32 * k
+            // Stores run left to right along each V row: lanes past a run's last tile land on
+            // columns that are written after them (or on the row's slack).
+            segments(t0, t1) { ty, tx0, tx1, col in
+                var tx = tx0
+                while tx < tx1 {
+                    let p = plane + 2 * ty * ws + 2 * tx
                     let r0 = row(p), r1 = row(p + ws), r2 = row(p + 2 * ws), r3 = row(p + 3 * ws)
-                    let d = ws0.v + ci * bStride + col + 16 * k
+                    let d = ws0.v + ci * bStride + col + tx - tx0
                     st(r0.0 - r2.0, d); st(r0.1 - r2.1, d + xiStride)
                     st(r0.2 - r2.2, d + 2 * xiStride); st(r0.3 - r2.3, d + 3 * xiStride)
                     st(r1.0 + r2.0, d + 4 * xiStride); st(r1.1 + r2.1, d + 5 * xiStride)
@@ -186,27 +197,27 @@ struct WinogradPlan {
                     st(r2.2 - r1.2, d + 10 * xiStride); st(r2.3 - r1.3, d + 11 * xiStride)
                     st(r1.0 - r3.0, d + 12 * xiStride); st(r1.1 - r3.1, d + 13 * xiStride)
                     st(r1.2 - r3.2, d + 14 * xiStride); st(r1.3 - r3.3, d + 15 * xiStride)
+                    tx += 16
                 }
             }
         }
     }
 
     /// M[ξ] = U[ξ] · V[ξ] for the block's tiles: 16 GEMMs with K = input channels, B rows read in place.
+    /// Whole 8×32 (or 8×16) tiles are stored: M has rows for every panel and slack columns.
     @inline(__always)
     private func multiply(_ ws0: Workspace, _ u: UnsafePointer<Float>, tiles nb: Int) {
-        let c = geo.c, ocg = outChannels
+        let c = geo.c
         for xi in 0..<16 {
             let a = u + xi * ocPanels * 8 * c
             let b = UnsafePointer(ws0.v + xi * vPlane)
             let m = ws0.m + xi * mPlane
             var j = 0
             while j < nb {
-                let nr = Swift.min(32, nb - j)
-                var i = 0
-                while i < ocg {
-                    microKernel(c, a + i * c, b + j, m + i * bStride + j, bStride, nil, 1, Swift.min(8, ocg - i), nr,
+                let nr = nb - j <= 16 ? 16 : 32
+                for i in stride(from: 0, to: ocPanels * 8, by: 8) {
+                    microKernel(c, a + i * c, b + j, m + i * bStride + j, bStride, nil, 1, 8, nr,
                                 accumulate: false, bias: nil, relu: false, bRows: UnsafePointer(ws0.rows))
-                    i += 8
                 }
                 j += 32
             }
@@ -215,16 +226,17 @@ struct WinogradPlan {
 
     /// Y = Aᵀ M A per tile plus bias, 16 tiles at a time, written as `output` says.
     @inline(__always)
-    private func outputTransform(_ ws0: Workspace, _ ty0: Int, _ ty1: Int, _ bias: UnsafePointer<Float>?,
+    private func outputTransform(_ ws0: Workspace, _ t0: Int, _ t1: Int, _ bias: UnsafePointer<Float>?,
                                  _ output: Output) {
         let ocg = outChannels, xiStride = mPlane
         let (oh, ph) = (geo.oh, geo.oh / 2)
         for oc in 0..<ocg {
             let bv = V16(repeating: bias?[oc] ?? 0)
-            for ty in ty0..<ty1 {
-                if case .reluPool = output, ty >= ph { continue }
-                for k in 0..<chunks {
-                    let s = UnsafePointer(ws0.m + oc * bStride + (ty - ty0) * tw + 16 * k)
+            segments(t0, t1) { ty, tx0, tx1, col in
+                if case .reluPool = output, ty >= ph { return }
+                var tx = tx0
+                while tx < tx1 {
+                    let s = UnsafePointer(ws0.m + oc * bStride + col + tx - tx0)
                     @inline(__always) func m(_ xi: Int) -> V16 { ld(s + xi * xiStride) }
                     // Rows of Aᵀ M (2×4), then each row times A.
                     let s00 = m(0) + m(4) + m(8), s01 = m(1) + m(5) + m(9)
@@ -233,10 +245,11 @@ struct WinogradPlan {
                     let s12 = m(6) - m(10) - m(14), s13 = m(7) - m(11) - m(15)
                     var y00 = s00 + s01 + s02 + bv, y01 = s01 - s02 - s03 + bv
                     var y10 = s10 + s11 + s12 + bv, y11 = s11 - s12 - s13 + bv
+                    // Lanes past the run's last tile land on staging columns written later (or slack).
                     switch output {
                     case .full(let out, let relu):
                         if relu { y00 = relu0(y00); y01 = relu0(y01); y10 = relu0(y10); y11 = relu0(y11) }
-                        let r = out + (oc * oh + 2 * ty) * stageStride + 32 * k
+                        let r = out + (oc * oh + 2 * ty) * stageStride + 2 * tx
                         let (a0, a1) = interleave(y00, y01)
                         st(a0, r); st(a1, r + 16)
                         if 2 * ty + 1 < oh {
@@ -249,7 +262,7 @@ struct WinogradPlan {
                         let ab = y01 .> y00, cd = y11 .> y10
                         let m1 = y00.replacing(with: y01, where: ab), m2 = y10.replacing(with: y11, where: cd)
                         let second = m2 .> m1
-                        let o = (oc * ph + ty) * poolStride + 16 * k
+                        let o = (oc * ph + ty) * poolStride + tx
                         st(m1.replacing(with: m2, where: second), out + o)
                         let k1 = SIMD16<Int32>(repeating: 0).replacing(with: 1, where: ab)
                         let k2 = SIMD16<Int32>(repeating: 2).replacing(with: 3, where: cd)
@@ -257,6 +270,7 @@ struct WinogradPlan {
                             of: SIMD16<UInt8>(truncatingIfNeeded: k1.replacing(with: k2, where: second)),
                             as: SIMD16<UInt8>.self)
                     }
+                    tx += 16
                 }
             }
         }
