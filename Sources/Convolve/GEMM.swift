@@ -203,7 +203,7 @@ private func packB(_ trans: Bool, _ b: UnsafePointer<Float>, _ ldb: Int, _ rows:
 
 /// Packs op(A)[ic..<ic+mc, pc..<pc+kc] as consecutive kc×8 panels, zero-padding the last panel.
 @inline(__always)
-private func packA(_ trans: Bool, _ a: UnsafePointer<Float>, _ lda: Int, _ ic: Int, _ mc: Int,
+func packA(_ trans: Bool, _ a: UnsafePointer<Float>, _ lda: Int, _ ic: Int, _ mc: Int,
                    _ pc: Int, _ kc: Int, _ out: UnsafeMutablePointer<Float>) {
     var i = 0
     while i < mc {

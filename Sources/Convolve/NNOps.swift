@@ -315,7 +315,9 @@ func shiftedConvBackward(_ geo: ConvGeometry, input: Tensor, weight: Tensor, bia
     // [position, channel] once (a few K floats), then each panel of B (one kernel tap's 32 channels) is
     // read in place along the output positions, instead of transposing im2col-sized rows into panels;
     // K runs over the real output positions only (no wide scratch columns).
-    let hwc = needW && cg % 32 == 0
+    let winoW = needW && WinogradPlan.applies(geo, outChannels: ocg) ? WinogradPlan(geo, outChannels: ocg) : nil
+    let winoDW = winoW?.handlesWeightGradient == true ? winoW : nil
+    let hwc = needW && winoDW == nil && cg % 32 == 0
     let taps9 = geo.kh * geo.kw, ohw = geo.ohw
     let pRows = hwc ? (0..<ohw).map { (($0 / geo.ow) * geo.wp + $0 % geo.ow) * cg } : []
     let panelCols = hwc ? (0..<(kSize / 32)).map { j -> Int in
@@ -342,6 +344,8 @@ func shiftedConvBackward(_ geo: ConvGeometry, input: Tensor, weight: Tensor, bia
             let dwt = UnsafeMutablePointer<Float>.allocate(capacity: hwc ? groups * ocg * kSize : 0)
             if hwc { dwt.initialize(repeating: 0, count: groups * ocg * kSize) }
             defer { xp.deallocate(); dxp.deallocate(); dyw.deallocate(); xh.deallocate(); dyc.deallocate(); dwt.deallocate() }
+            let wsW = winoDW.map { WinogradPlan.GradientWorkspace($0, groups: groups) }
+            defer { wsW?.deallocate() }
             let wsX = winoX.map { WinogradPlan.Workspace($0) }
             let stageX = UnsafeMutablePointer<Float>.allocate(capacity: winoX.map { cg * geo.h * $0.stageStride } ?? 0)
             defer { wsX?.deallocate(); stageX.deallocate() }
@@ -352,7 +356,12 @@ func shiftedConvBackward(_ geo: ConvGeometry, input: Tensor, weight: Tensor, bia
                     let db = part! + wCount + gi * ocg
                     for oc in 0..<ocg { db[oc] += simdSum(dyw + oc * L, L) }
                 }
-                if hwc {
+                if let winoDW, let wsW {
+                    Profiler.measure("conv bwd dW winograd") {
+                        winoDW.accumulateWeightGradient(x + s * inPer + gi * cg * geo.h * geo.w, dyw, dyRowStride: geo.wp,
+                                                        dyPlaneStride: L, wsW, into: wsW.du + gi * winoDW.duCount)
+                    }
+                } else if hwc {
                     geo.padChannelsLast(x + s * inPer + gi * cg * geo.h * geo.w, into: xh)
                     geo.compactWide(dyw, into: dyc, channels: ocg)
                     Profiler.measure("conv bwd dW gemm") {
@@ -385,6 +394,11 @@ func shiftedConvBackward(_ geo: ConvGeometry, input: Tensor, weight: Tensor, bia
                     geo.unpad(dxp, into: dxBase! + s * inPer + gi * cg * geo.h * geo.w)
                 }
             } }
+            if let winoDW, let wsW {
+                for gi in 0..<groups {
+                    winoDW.finishWeightGradient(wsW.du + gi * winoDW.duCount, into: part! + gi * ocg * kSize)
+                }
+            }
             if hwc {
                 // [oc, tap, channel] → the weight's [oc, channel, tap] order
                 for gi in 0..<groups { for oc in 0..<ocg {
