@@ -284,13 +284,14 @@ func transpose8x16(_ src: UnsafePointer<Float>, _ lds: Int, _ dst: UnsafeMutable
 }
 
 /// C[0..<mr, 0..<nr] += alpha * Apanel(8×kc) * Bpanel(kc×32) (`=` when not `accumulate`); row r of C
-/// starts at `c + cRows[r]` when a table is given.
+/// starts at `c + cRows[r]` when a table is given. With `bRows`, A's k-th 8 values are `aStride` apart
+/// (a channels-last matrix read in place).
 @inline(__always)
 func microKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                          _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ cRows: UnsafePointer<Int>?,
                          _ alpha: Float, _ mr: Int, _ nr: Int,
                          accumulate: Bool, bias: UnsafePointer<Float>?, relu: Bool,
-                         bRows: UnsafePointer<Int>? = nil) {
+                         bRows: UnsafePointer<Int>? = nil, aStride: Int = MR) {
     var c00 = V16(), c01 = V16(), c10 = V16(), c11 = V16(), c20 = V16(), c21 = V16(), c30 = V16(), c31 = V16()
     var c40 = V16(), c41 = V16(), c50 = V16(), c51 = V16(), c60 = V16(), c61 = V16(), c70 = V16(), c71 = V16()
     var pa = a, pb = b
@@ -306,7 +307,7 @@ func microKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>
                 c20.addProduct(V16(repeating: pa[2]), b0); c30.addProduct(V16(repeating: pa[3]), b0)
                 c40.addProduct(V16(repeating: pa[4]), b0); c50.addProduct(V16(repeating: pa[5]), b0)
                 c60.addProduct(V16(repeating: pa[6]), b0); c70.addProduct(V16(repeating: pa[7]), b0)
-                pa += MR
+                pa += aStride
             }
         } else {
             for p in 0..<kc {
@@ -320,7 +321,7 @@ func microKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>
                 av = V16(repeating: pa[5]); c50.addProduct(av, b0); c51.addProduct(av, b1)
                 av = V16(repeating: pa[6]); c60.addProduct(av, b0); c61.addProduct(av, b1)
                 av = V16(repeating: pa[7]); c70.addProduct(av, b0); c71.addProduct(av, b1)
-                pa += MR
+                pa += aStride
             }
         }
     } else if nr <= 16 {

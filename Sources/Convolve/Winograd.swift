@@ -278,81 +278,69 @@ struct WinogradPlan {
 }
 
 // The weight gradient is the adjoint of the forward pass: with Y = Aᵀ (U ⊙ V) A and U = G g Gᵀ,
-//     dU[ξ] (outC × inC) = Σ_tiles dM[ξ] · V[ξ]ᵀ,  dM = A dY Aᵀ per tile,  dg = Gᵀ dU G,
-// again 16 GEMMs (K = tiles) instead of one with 2.25× the multiplies. V is built channels-last
-// (each tile's 16 values for 16 channels at a time) so that the GEMM reads its rows in place.
+//     dU[ξ] = Σ_tiles dM[ξ] ⊗ V[ξ],  dM = A dY Aᵀ per tile,  dg = Gᵀ dU G,
+// again 16 GEMMs (K = tiles) instead of one with 2.25× the multiplies. The image and the output
+// gradient are transposed channels-last first (16×16 blocks in registers), so both transforms work
+// on 16 channels per vector and the GEMMs read both operands in place, unpacked.
 extension WinogradPlan {
-    /// Whether the weight gradient can use this plan (channels in whole 16-lane vectors).
+    /// Whether the weight gradient can use this plan (input channels in whole 16-lane vectors).
     var handlesWeightGradient: Bool { geo.c % 16 == 0 }
 
     /// Scratch for the weight gradient on one thread, and the chunk's dU sums for every group.
     struct GradientWorkspace {
-        /// The padded image channels-last (`[hs][ws2][c]`), V channels-last (`[ξ][tile][c]`), the padded
-        /// output gradient (`[outC][2·th][gws]`), dM (`[ξ][outC][bStride]`), dM packed as A panels.
-        let xcl, vcl, dyp, dm, ap: UnsafeMutablePointer<Float>
-        /// Σ dU per group: `[group][ξ][outC rounded to 8][c]`.
+        /// Channels-last: the padded image (`[hs][ws2][c]`), V (`[ξ][tile][c]`), the output gradient
+        /// (`[2·th][2·tw][ocRow]`, zero past the output), dM (`[ξ][tile][ocRow]`).
+        let xcl, vcl, dycl, dm: UnsafeMutablePointer<Float>
+        /// Σ dUᵀ per group: `[group][ξ][c][ocRow]`.
         let du: UnsafeMutablePointer<Float>
         let rows: UnsafeMutablePointer<Int>
         init(_ plan: WinogradPlan, groups: Int) {
             xcl = .allocate(capacity: plan.xclCount); xcl.initialize(repeating: 0, count: plan.xclCount)
             vcl = .allocate(capacity: plan.vclCount)
-            dyp = .allocate(capacity: plan.dypCount); dyp.initialize(repeating: 0, count: plan.dypCount)
-            dm = .allocate(capacity: plan.mCount)
-            ap = .allocate(capacity: plan.ocPanels * 8 * plan.blockTiles)
+            dycl = .allocate(capacity: plan.dyclCount); dycl.initialize(repeating: 0, count: plan.dyclCount)
+            dm = .allocate(capacity: plan.dmclCount)
             du = .allocate(capacity: groups * plan.duCount); du.initialize(repeating: 0, count: groups * plan.duCount)
             rows = .allocate(capacity: plan.blockTiles)
-            for t in 0..<plan.blockTiles { rows[t] = t * plan.geo.c }
+            for t in 0..<plan.blockTiles { rows[t] = t * plan.ocRow }
         }
         func deallocate() {
-            xcl.deallocate(); vcl.deallocate(); dyp.deallocate(); dm.deallocate(); ap.deallocate()
-            du.deallocate(); rows.deallocate()
+            xcl.deallocate(); vcl.deallocate(); dycl.deallocate(); dm.deallocate(); du.deallocate(); rows.deallocate()
         }
     }
 
     var ws2: Int { 2 * tw + 2 }
-    var gws: Int { (2 * tw + 32 + 15) / 16 * 16 }
+    /// Output channels rounded up to whole 32-column GEMM panels.
+    var ocRow: Int { (outChannels + 31) / 32 * 32 }
     var xclCount: Int { hs * ws2 * geo.c }
-    /// One ξ plane of channels-last V, a cache line more than a block (see `vPlane`).
+    /// One ξ plane of channels-last V and dM, a cache line more than a block (see `vPlane`).
     var vclPlane: Int { blockTiles * geo.c + 16 }
+    var dmclPlane: Int { blockTiles * ocRow + 16 }
     var vclCount: Int { 16 * vclPlane }
-    var dypCount: Int { outChannels * 2 * th * gws }
-    var duCount: Int { 16 * ocPanels * 8 * geo.c }
+    var dmclCount: Int { 16 * dmclPlane }
+    var dyclCount: Int { 4 * th * tw * ocRow }
+    var duCount: Int { 16 * geo.c * ocRow }
 
-    /// Adds one image's dU (for one group) into `du`: `x` is the group's `c` input planes (compact),
+    /// Adds one image's dUᵀ (for one group) into `du`: `x` is the group's `c` input planes (compact),
     /// `dy` its `outChannels` output-gradient planes, rows `dyRowStride` apart, planes `dyPlaneStride`.
     func accumulateWeightGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, dyRowStride: Int,
                                   dyPlaneStride: Int, _ g: GradientWorkspace, into du: UnsafeMutablePointer<Float>) {
         let (c, h, w, oh, ow) = (geo.c, geo.h, geo.w, geo.oh, geo.ow)
-        // The image, channels-last: 16×16 (position × channel) blocks transposed in registers.
-        for y in 0..<h {
-            let row = g.xcl + ((y + geo.ph) * ws2 + geo.pw) * c
-            var x0 = 0
-            while x0 + 16 <= w {
-                for c0 in stride(from: 0, to: c, by: 16) {
-                    let src = x + c0 * h * w + y * w + x0
-                    transpose16x16({ src + $0 * h * w }, row + x0 * c + c0, c)
-                }
-                x0 += 16
-            }
-            for xx in x0..<w { for ci in 0..<c { row[xx * c + ci] = x[ci * h * w + y * w + xx] } }
-        }
-        for oc in 0..<outChannels { for y in 0..<oh {
-            copyFloats(g.dyp + (oc * 2 * th + y) * gws, dy + oc * dyPlaneStride + y * dyRowStride, ow)
-        } }
+        transposeChannelsLast(x, channels: c, planeStride: h * w, rowStride: w, rows: h, cols: w,
+                              into: g.xcl + (geo.ph * ws2 + geo.pw) * c, dstRowStride: ws2 * c, dstChannels: c)
+        transposeChannelsLast(dy, channels: outChannels, planeStride: dyPlaneStride, rowStride: dyRowStride,
+                              rows: oh, cols: ow, into: g.dycl, dstRowStride: 2 * tw * ocRow, dstChannels: ocRow)
         var t0 = 0
         while t0 < th * tw {
             let t1 = Swift.min(th * tw, t0 + blockTiles), nb = t1 - t0
-            channelsLastInputTransform(g, t0, t1)
-            gradientTransform(g, t0, t1)
+            channelsLastTransforms(g, t0, t1)
+            // dUᵀ[ξ] (c × outC) += Vᵀ · dM over the block's tiles: A = V read down its columns.
             for xi in 0..<16 {
-                packA(false, g.dm + xi * mPlane, bStride, 0, outChannels, 0, nb, g.ap)
-                let b = UnsafePointer(g.vcl + xi * vclPlane), cxi = du + xi * ocPanels * 8 * c
-                for i in stride(from: 0, to: ocPanels * 8, by: 8) {
-                    var j = 0
-                    while j < c {
-                        microKernel(nb, g.ap + i * nb, b + j, cxi + i * c + j, c, nil, 1, 8, c - j >= 32 ? 32 : 16,
-                                    accumulate: true, bias: nil, relu: false, bRows: UnsafePointer(g.rows))
-                        j += 32
+                let a = UnsafePointer(g.vcl + xi * vclPlane), b = UnsafePointer(g.dm + xi * dmclPlane)
+                let cxi = du + xi * c * ocRow
+                for i in stride(from: 0, to: c, by: 8) {
+                    for j in stride(from: 0, to: ocRow, by: 32) {
+                        microKernel(nb, a + i, b + j, cxi + i * ocRow + j, ocRow, nil, 1, 8, 32,
+                                    accumulate: true, bias: nil, relu: false, bRows: UnsafePointer(g.rows), aStride: c)
                     }
                 }
             }
@@ -360,10 +348,11 @@ extension WinogradPlan {
         }
     }
 
-    /// V[ξ][t][ci] = (Bᵀ d B)[ξ] for the block's tiles, 16 channels per SIMD vector.
+    /// V[ξ][t][ci] = (Bᵀ d B)[ξ] and dM[ξ][t][oc] = (A dY Aᵀ)[ξ] for the block's tiles, 16 channels
+    /// per SIMD vector.
     @inline(__always)
-    private func channelsLastInputTransform(_ g: GradientWorkspace, _ t0: Int, _ t1: Int) {
-        let c = geo.c, rs = ws2 * c, xiStride = vclPlane
+    private func channelsLastTransforms(_ g: GradientWorkspace, _ t0: Int, _ t1: Int) {
+        let c = geo.c, rs = ws2 * c, vs = vclPlane, ms = dmclPlane, ys = 2 * tw * ocRow
         for t in t0..<t1 {
             let ty = t / tw, tx = t % tw
             for c0 in stride(from: 0, to: c, by: 16) {
@@ -374,50 +363,35 @@ extension WinogradPlan {
                 }
                 let r0 = row(p), r1 = row(p + rs), r2 = row(p + 2 * rs), r3 = row(p + 3 * rs)
                 let d = g.vcl + (t - t0) * c + c0
-                st(r0.0 - r2.0, d); st(r0.1 - r2.1, d + xiStride)
-                st(r0.2 - r2.2, d + 2 * xiStride); st(r0.3 - r2.3, d + 3 * xiStride)
-                st(r1.0 + r2.0, d + 4 * xiStride); st(r1.1 + r2.1, d + 5 * xiStride)
-                st(r1.2 + r2.2, d + 6 * xiStride); st(r1.3 + r2.3, d + 7 * xiStride)
-                st(r2.0 - r1.0, d + 8 * xiStride); st(r2.1 - r1.1, d + 9 * xiStride)
-                st(r2.2 - r1.2, d + 10 * xiStride); st(r2.3 - r1.3, d + 11 * xiStride)
-                st(r1.0 - r3.0, d + 12 * xiStride); st(r1.1 - r3.1, d + 13 * xiStride)
-                st(r1.2 - r3.2, d + 14 * xiStride); st(r1.3 - r3.3, d + 15 * xiStride)
+                st(r0.0 - r2.0, d); st(r0.1 - r2.1, d + vs); st(r0.2 - r2.2, d + 2 * vs); st(r0.3 - r2.3, d + 3 * vs)
+                st(r1.0 + r2.0, d + 4 * vs); st(r1.1 + r2.1, d + 5 * vs)
+                st(r1.2 + r2.2, d + 6 * vs); st(r1.3 + r2.3, d + 7 * vs)
+                st(r2.0 - r1.0, d + 8 * vs); st(r2.1 - r1.1, d + 9 * vs)
+                st(r2.2 - r1.2, d + 10 * vs); st(r2.3 - r1.3, d + 11 * vs)
+                st(r1.0 - r3.0, d + 12 * vs); st(r1.1 - r3.1, d + 13 * vs)
+                st(r1.2 - r3.2, d + 14 * vs); st(r1.3 - r3.3, d + 15 * vs)
             }
-        }
-    }
-
-    /// dM[ξ][oc][t] = (A dY Aᵀ)[ξ] for the block's tiles, 16 tiles of a row per SIMD vector.
-    @inline(__always)
-    private func gradientTransform(_ g: GradientWorkspace, _ t0: Int, _ t1: Int) {
-        let xiStride = mPlane
-        for oc in 0..<outChannels {
-            let plane = UnsafePointer(g.dyp + oc * 2 * th * gws)
-            segments(t0, t1) { ty, tx0, tx1, col in
-                var tx = tx0
-                while tx < tx1 {
-                    let a = UnsafeRawPointer(plane + 2 * ty * gws + 2 * tx).loadUnaligned(as: SIMD32<Float>.self)
-                    let b = UnsafeRawPointer(plane + (2 * ty + 1) * gws + 2 * tx).loadUnaligned(as: SIMD32<Float>.self)
-                    let p0 = a.evenHalf, q0 = a.oddHalf, p1 = b.evenHalf, q1 = b.oddHalf
-                    let d = g.dm + oc * bStride + col + tx - tx0
-                    // Rows of A dY: (p0, q0), (p0 + p1, q0 + q1), (p0 − p1, q0 − q1), (−p1, −q1);
-                    // each row (p, q) times Aᵀ: p, p + q, p − q, −q.
-                    @inline(__always) func put(_ i: Int, _ p: V16, _ q: V16) {
-                        st(p, d + 4 * i * xiStride); st(p + q, d + (4 * i + 1) * xiStride)
-                        st(p - q, d + (4 * i + 2) * xiStride); st(-q, d + (4 * i + 3) * xiStride)
-                    }
-                    put(0, p0, q0); put(1, p0 + p1, q0 + q1); put(2, p0 - p1, q0 - q1); put(3, -p1, -q1)
-                    tx += 16
+            for o0 in stride(from: 0, to: ocRow, by: 16) {
+                let q = UnsafePointer(g.dycl + (2 * ty * 2 * tw + 2 * tx) * ocRow + o0)
+                let p0 = ld(q), q0 = ld(q + ocRow), p1 = ld(q + ys), q1 = ld(q + ys + ocRow)
+                let d = g.dm + (t - t0) * ocRow + o0
+                // Rows of A dY: (p0, q0), (p0 + p1, q0 + q1), (p0 − p1, q0 − q1), (−p1, −q1);
+                // each row (p, q) times Aᵀ: p, p + q, p − q, −q.
+                @inline(__always) func put(_ i: Int, _ p: V16, _ q: V16) {
+                    st(p, d + 4 * i * ms); st(p + q, d + (4 * i + 1) * ms)
+                    st(p - q, d + (4 * i + 2) * ms); st(-q, d + (4 * i + 3) * ms)
                 }
+                put(0, p0, q0); put(1, p0 + p1, q0 + q1); put(2, p0 - p1, q0 - q1); put(3, -p1, -q1)
             }
         }
     }
 
     /// Adds dg = Gᵀ dU G (for every channel pair of one group) into `dw` (`[outC, c, 3, 3]`).
     func finishWeightGradient(_ du: UnsafePointer<Float>, into dw: UnsafeMutablePointer<Float>) {
-        let c = geo.c, xiStride = ocPanels * 8 * c
+        let c = geo.c, xiStride = c * ocRow
+        var t = [Float](repeating: 0, count: 12)
         for oc in 0..<outChannels { for ci in 0..<c {
-            let u = du + oc * c + ci
-            var t = [Float](repeating: 0, count: 12)
+            let u = du + ci * ocRow + oc
             // Gᵀ dU (3×4), then each row times G (3 values).
             for j in 0..<4 {
                 let u0 = u[j * xiStride], u1 = u[(4 + j) * xiStride], u2 = u[(8 + j) * xiStride], u3 = u[(12 + j) * xiStride]
@@ -429,6 +403,32 @@ extension WinogradPlan {
                 d[3 * i] += a + 0.5 * (b + cc); d[3 * i + 1] += 0.5 * (b - cc); d[3 * i + 2] += 0.5 * (b + cc) + e
             }
         } }
+    }
+}
+
+/// Copies `channels` planes (rows `rowStride`, planes `planeStride` apart; `rows`×`cols` values) into
+/// channels-last rows: `dst[y · dstRowStride + x · dstChannels + ch]`. Whole 16×16 blocks are
+/// transposed in registers (the last block of a row overlaps the one before); the rest element by element.
+func transposeChannelsLast(_ src: UnsafePointer<Float>, channels: Int, planeStride: Int, rowStride: Int,
+                           rows: Int, cols: Int, into dst: UnsafeMutablePointer<Float>, dstRowStride: Int,
+                           dstChannels: Int) {
+    let c16 = channels / 16 * 16
+    for y in 0..<rows {
+        let row = dst + y * dstRowStride
+        if cols >= 16 {
+            var x0 = 0
+            while x0 < cols {
+                let x = Swift.min(x0, cols - 16)
+                for c0 in stride(from: 0, to: c16, by: 16) {
+                    let s = src + c0 * planeStride + y * rowStride + x
+                    transpose16x16({ s + $0 * planeStride }, row + x * dstChannels + c0, dstChannels)
+                }
+                x0 += 16
+            }
+            for ch in c16..<channels { for x in 0..<cols { row[x * dstChannels + ch] = src[ch * planeStride + y * rowStride + x] } }
+        } else {
+            for ch in 0..<channels { for x in 0..<cols { row[x * dstChannels + ch] = src[ch * planeStride + y * rowStride + x] } }
+        }
     }
 }
 
