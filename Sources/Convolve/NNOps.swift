@@ -936,8 +936,8 @@ func maxPool2x2(_ input: Tensor, _ n: Int, _ c: Int, _ h: Int, _ w: Int) -> Tens
 }
 
 /// 2×2, stride-2 max pooling of one plane whose rows are `rowStride` apart: `out` (oh×ow) and which of
-/// each window's four elements won (0…3 in row-major order; ties keep the first, as PyTorch does).
-/// Branch-free (selects): random activations make branches mispredict. NaN is not propagated here.
+/// each window's four elements won (0…3 in row-major order; ties keep the first and NaN wins — the
+/// last NaN — as in PyTorch's loop). Branch-free (selects): random activations make branches mispredict.
 @inline(__always)
 func maxPool2x2Plane(_ x: UnsafePointer<Float>, rowStride: Int, oh: Int, ow: Int,
                      _ out: UnsafeMutablePointer<Float>, _ arg: UnsafeMutablePointer<UInt8>) {
@@ -950,9 +950,9 @@ func maxPool2x2Plane(_ x: UnsafePointer<Float>, rowStride: Int, oh: Int, ow: Int
             let v0 = UnsafeRawPointer(r0 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
             let v1 = UnsafeRawPointer(r1 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
             let a = v0.evenHalf, b = v0.oddHalf, cc = v1.evenHalf, d = v1.oddHalf
-            let ab = b .> a, cd = d .> cc
+            let ab = b .> a .| b .!= b, cd = d .> cc .| d .!= d
             let m1 = a.replacing(with: b, where: ab), m2 = cc.replacing(with: d, where: cd)
-            let second = m2 .> m1
+            let second = m2 .> m1 .| m2 .!= m2
             UnsafeMutableRawPointer(o + ox).storeBytes(of: m1.replacing(with: m2, where: second), as: SIMD8<Float>.self)
             let k1 = SIMD8<Int32>(repeating: 0).replacing(with: 1, where: ab)
             let k2 = SIMD8<Int32>(repeating: 2).replacing(with: 3, where: cd)
@@ -962,9 +962,9 @@ func maxPool2x2Plane(_ x: UnsafePointer<Float>, rowStride: Int, oh: Int, ow: Int
         }
         while ox < ow {
             let a = r0[2 * ox], b = r0[2 * ox + 1], cc = r1[2 * ox], d = r1[2 * ox + 1]
-            let ab = b > a, cd = d > cc
+            let ab = b > a || b.isNaN, cd = d > cc || d.isNaN
             let m1 = ab ? b : a, m2 = cd ? d : cc
-            let second = m2 > m1
+            let second = m2 > m1 || m2.isNaN
             o[ox] = second ? m2 : m1
             k[ox] = second ? (cd ? 3 : 2) : (ab ? 1 : 0)
             ox += 1

@@ -258,10 +258,10 @@ struct WinogradPlan {
                         }
                     case .reluPool(let out, let arg):
                         y00 = relu0(y00); y01 = relu0(y01); y10 = relu0(y10); y11 = relu0(y11)
-                        // The same selects as `maxPool2x2Plane`: ties keep the first in row-major order.
-                        let ab = y01 .> y00, cd = y11 .> y10
+                        // The same selects as `maxPool2x2Plane`: ties keep the first in row-major order, NaN wins.
+                        let ab = y01 .> y00 .| y01 .!= y01, cd = y11 .> y10 .| y11 .!= y11
                         let m1 = y00.replacing(with: y01, where: ab), m2 = y10.replacing(with: y11, where: cd)
-                        let second = m2 .> m1
+                        let second = m2 .> m1 .| m2 .!= m2
                         let o = (oc * ph + ty) * poolStride + tx
                         st(m1.replacing(with: m2, where: second), out + o)
                         let k1 = SIMD16<Int32>(repeating: 0).replacing(with: 1, where: ab)

@@ -191,6 +191,34 @@ import ConvolveNN
         }
     }
 
+    /// NaN wins a max-pool window, as in PyTorch (the last NaN in row-major order gets the gradient):
+    /// the 2×2 fast path's vector blocks and scalar tail, and the fused conv + ReLU + pool (Winograd
+    /// and GEMM) against the separate ops.
+    @Test func maxPoolPropagatesNaN() {
+        var v = rand([1, 1, 4, 36], seed: 60).storage
+        // windows: (0,0) one NaN; (0,5) two NaNs (last wins); (1,17) in the scalar tail
+        for i in [1, 10, 11 + 36, 2 * 36 + 34 + 36] { v[i] = .nan }
+        let x = Tensor(v, shape: [1, 1, 4, 36], requiresGrad: true)
+        let y = maxPool2d(x, kernelSize: (2, 2))
+        let nanOut = (0..<y.count).filter { y.storage[$0].isNaN }
+        #expect(nanOut == [0, 5, 18 + 17], "NaN windows: \(nanOut)")
+        y.backward(Tensor([Float](repeating: 1, count: y.count), shape: y.shape))
+        for i in [1, 11 + 36, 2 * 36 + 34 + 36] { #expect(x.grad!.storage[i] == 1, "gradient to the last NaN at \(i)") }
+        #expect(x.grad!.storage[10] == 0)
+
+        var xv = rand([2, 16, 8, 9], seed: 61).storage
+        xv[3 * 9 + 4] = .nan
+        let xc = Tensor(xv, shape: [2, 16, 8, 9]), w = rand([16, 16, 3, 3], seed: 62)
+        for wino in [true, false] {
+            Winograd.$override.withValue(wino) {
+                let fused = conv2dReLUMaxPool2x2(xc, weight: w)
+                let separate = maxPool2d(conv2d(xc, weight: w).relu(), kernelSize: (2, 2))
+                let fusedNaN = fused.storage.map(\.isNaN), separateNaN = separate.storage.map(\.isNaN)
+                #expect(fusedNaN.contains(true) && fusedNaN == separateNaN, "Winograd \(wino)")
+            }
+        }
+    }
+
     @Test func pooling() {
         let x = rand([2, 3, 7, 6], seed: 23)
         gradCheck([x], eps: 1e-3) { maxPool2d($0[0], kernelSize: (2, 2)) }
