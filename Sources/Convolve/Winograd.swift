@@ -188,15 +188,7 @@ struct WinogradPlan {
                 while tx < tx1 {
                     let p = plane + 2 * ty * ws + 2 * tx
                     let r0 = row(p), r1 = row(p + ws), r2 = row(p + 2 * ws), r3 = row(p + 3 * ws)
-                    let d = ws0.v + ci * bStride + col + tx - tx0
-                    st(r0.0 - r2.0, d); st(r0.1 - r2.1, d + xiStride)
-                    st(r0.2 - r2.2, d + 2 * xiStride); st(r0.3 - r2.3, d + 3 * xiStride)
-                    st(r1.0 + r2.0, d + 4 * xiStride); st(r1.1 + r2.1, d + 5 * xiStride)
-                    st(r1.2 + r2.2, d + 6 * xiStride); st(r1.3 + r2.3, d + 7 * xiStride)
-                    st(r2.0 - r1.0, d + 8 * xiStride); st(r2.1 - r1.1, d + 9 * xiStride)
-                    st(r2.2 - r1.2, d + 10 * xiStride); st(r2.3 - r1.3, d + 11 * xiStride)
-                    st(r1.0 - r3.0, d + 12 * xiStride); st(r1.1 - r3.1, d + 13 * xiStride)
-                    st(r1.2 - r3.2, d + 14 * xiStride); st(r1.3 - r3.3, d + 15 * xiStride)
+                    storeInputTransform(r0, r1, r2, r3, ws0.v + ci * bStride + col + tx - tx0, xiStride)
                     tx += 16
                 }
             }
@@ -362,14 +354,7 @@ extension WinogradPlan {
                     return (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
                 }
                 let r0 = row(p), r1 = row(p + rs), r2 = row(p + 2 * rs), r3 = row(p + 3 * rs)
-                let d = g.vcl + (t - t0) * c + c0
-                st(r0.0 - r2.0, d); st(r0.1 - r2.1, d + vs); st(r0.2 - r2.2, d + 2 * vs); st(r0.3 - r2.3, d + 3 * vs)
-                st(r1.0 + r2.0, d + 4 * vs); st(r1.1 + r2.1, d + 5 * vs)
-                st(r1.2 + r2.2, d + 6 * vs); st(r1.3 + r2.3, d + 7 * vs)
-                st(r2.0 - r1.0, d + 8 * vs); st(r2.1 - r1.1, d + 9 * vs)
-                st(r2.2 - r1.2, d + 10 * vs); st(r2.3 - r1.3, d + 11 * vs)
-                st(r1.0 - r3.0, d + 12 * vs); st(r1.1 - r3.1, d + 13 * vs)
-                st(r1.2 - r3.2, d + 14 * vs); st(r1.3 - r3.3, d + 15 * vs)
+                storeInputTransform(r0, r1, r2, r3, g.vcl + (t - t0) * c + c0, vs)
             }
             for o0 in stride(from: 0, to: ocRow, by: 16) {
                 let q = UnsafePointer(g.dycl + (2 * ty * 2 * tw + 2 * tx) * ocRow + o0)
@@ -430,6 +415,18 @@ func transposeChannelsLast(_ src: UnsafePointer<Float>, channels: Int, planeStri
             for ch in 0..<channels { for x in 0..<cols { row[x * dstChannels + ch] = src[ch * planeStride + y * rowStride + x] } }
         }
     }
+}
+
+/// Stores Bᵀ d B given the four rows of d already multiplied by B (`r_i = (d_i B)`, four vectors
+/// each): element ξ = 4i + j of the 4×4 result goes to `d + ξ · planeStride`.
+@inline(__always)
+private func storeInputTransform(_ r0: (V16, V16, V16, V16), _ r1: (V16, V16, V16, V16), _ r2: (V16, V16, V16, V16),
+                                 _ r3: (V16, V16, V16, V16), _ d: UnsafeMutablePointer<Float>, _ planeStride: Int) {
+    let s = planeStride
+    st(r0.0 - r2.0, d); st(r0.1 - r2.1, d + s); st(r0.2 - r2.2, d + 2 * s); st(r0.3 - r2.3, d + 3 * s)
+    st(r1.0 + r2.0, d + 4 * s); st(r1.1 + r2.1, d + 5 * s); st(r1.2 + r2.2, d + 6 * s); st(r1.3 + r2.3, d + 7 * s)
+    st(r2.0 - r1.0, d + 8 * s); st(r2.1 - r1.1, d + 9 * s); st(r2.2 - r1.2, d + 10 * s); st(r2.3 - r1.3, d + 11 * s)
+    st(r1.0 - r3.0, d + 12 * s); st(r1.1 - r3.1, d + 13 * s); st(r1.2 - r3.2, d + 14 * s); st(r1.3 - r3.3, d + 15 * s)
 }
 
 /// `max(v, 0)` lane-wise, NaN kept (like `relu`).
