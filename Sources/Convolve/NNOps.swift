@@ -301,6 +301,7 @@ extension ConvGeometry {
 /// image's output gradient for one group in wide rows (zeros in the scratch columns); then dW reads the
 /// padded image's shifted rows as Bᵀ, dX adds every tap's row of Wᵀ·dyw straight into the padded input
 /// gradient (no im2col, no col2im), and db sums the wide rows. Per-chunk partials keep it deterministic.
+/// 3×3 layers that Winograd applies to compute dX and dW with it instead (see `Winograd.swift`).
 func shiftedConvBackward(_ geo: ConvGeometry, input: Tensor, weight: Tensor, bias: Tensor?, groups: Int,
                          taps: [Int], fill: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
     let needX = input.requiresGrad, needW = weight.requiresGrad, needB = bias?.requiresGrad == true

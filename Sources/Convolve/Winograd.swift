@@ -1,7 +1,7 @@
 import Foundation
 
-// Winograd's F(2×2, 3×3) for the forward pass of 3×3, unit-stride convolutions (Lavin & Gray, 2015).
-// Each 2×2 block of outputs ("tile") is computed from the 4×4 input patch under it:
+// Winograd's F(2×2, 3×3) for 3×3, unit-stride convolutions (Lavin & Gray, 2015). Each 2×2 block of
+// outputs ("tile") is computed from the 4×4 input patch under it:
 //
 //     Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A
 //
@@ -9,14 +9,16 @@ import Foundation
 // M[ξ] (outC × tiles) = U[ξ] (outC × inC) · V[ξ] (inC × tiles). That is 16 multiplies per tile and
 // channel pair instead of 36 (2.25× fewer); the transforms are additions, done 16 tiles at a time
 // in SIMD lanes (even/odd input columns are de-interleaved, as in the 2×2 pooling kernel).
-// Results differ from the direct sum by rounding only (~1e-6 relative). The backward pass keeps
-// the shifted-rows GEMMs: it computes the exact gradient of the same function.
+// The input gradient is the same forward pass over the output gradient (weights flipped and
+// transposed), the weight gradient its adjoint (below). Results differ from the direct sums by
+// rounding only (~1e-6 of the tensor's largest value).
 
-/// Which algorithm 3×3 convolutions use in their forward pass.
+/// Which algorithm 3×3 convolutions use.
 public enum Winograd {
     /// Whether 3×3, unit-stride, undilated convolutions with at least 16 input and output channels
-    /// per group run their forward pass as Winograd F(2×2, 3×3) (default `true`). `false` uses the
-    /// GEMM over shifted rows, whose sums are ordered like a direct convolution's.
+    /// per group run as Winograd F(2×2, 3×3) (default `true`): the forward pass, the input gradient
+    /// (padding ≤ 2) and the weight gradient (input channels per group a multiple of 16). `false` uses
+    /// the GEMM over shifted rows everywhere, whose sums are ordered like a direct convolution's.
     nonisolated(unsafe) public static var isEnabled = true
     /// Overrides `isEnabled` inside `$override.withValue(…)` for the calling task only (tests compare
     /// both algorithms while other tests run).
@@ -91,20 +93,21 @@ struct WinogradPlan {
     func transformWeights(_ wt: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>) {
         let c = geo.c
         u.update(repeating: 0, count: uCount)
+        let xiStride = ocPanels * 8 * c
         for oc in 0..<outChannels { for ci in 0..<c {
-            let g = wt + (oc * c + ci) * 9
-            // Rows of G g (4×3), then each row times Gᵀ (4 values).
-            var t = [Float](repeating: 0, count: 12)
-            for j in 0..<3 {
+            let g = wt + (oc * c + ci) * 9, u0 = u + (oc / 8 * c + ci) * 8 + oc % 8
+            // Row i of G g (a 3-vector) times Gᵀ gives U's row i: (a, (a+b+c)/2, (a−b+c)/2, c).
+            @inline(__always) func put(_ i: Int, _ a: Float, _ b: Float, _ cc: Float) {
+                u0[(4 * i) * xiStride] = a; u0[(4 * i + 1) * xiStride] = 0.5 * (a + b + cc)
+                u0[(4 * i + 2) * xiStride] = 0.5 * (a - b + cc); u0[(4 * i + 3) * xiStride] = cc
+            }
+            // Column j of G g: (g0, (g0 + g1 + g2)/2, (g0 − g1 + g2)/2, g2) down kernel column j.
+            @inline(__always) func gColumn(_ j: Int) -> (Float, Float, Float, Float) {
                 let a = g[j], b = g[3 + j], cc = g[6 + j]
-                t[j] = a; t[3 + j] = 0.5 * (a + b + cc); t[6 + j] = 0.5 * (a - b + cc); t[9 + j] = cc
+                return (a, 0.5 * (a + b + cc), 0.5 * (a - b + cc), cc)
             }
-            let base = (oc / 8 * c + ci) * 8 + oc % 8, xiStride = ocPanels * 8 * c
-            for i in 0..<4 {
-                let a = t[3 * i], b = t[3 * i + 1], cc = t[3 * i + 2]
-                let row = [a, 0.5 * (a + b + cc), 0.5 * (a - b + cc), cc]
-                for j in 0..<4 { u[(i * 4 + j) * xiStride + base] = row[j] }
-            }
+            let c0 = gColumn(0), c1 = gColumn(1), c2 = gColumn(2)
+            put(0, c0.0, c1.0, c2.0); put(1, c0.1, c1.1, c2.1); put(2, c0.2, c1.2, c2.2); put(3, c0.3, c1.3, c2.3)
         } }
     }
 
