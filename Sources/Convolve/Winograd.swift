@@ -21,7 +21,8 @@ public enum Winograd {
     /// the GEMM over shifted rows everywhere, whose sums are ordered like a direct convolution's.
     nonisolated(unsafe) public static var isEnabled = true
     /// Overrides `isEnabled` inside `$override.withValue(…)` for the calling task only (tests compare
-    /// both algorithms while other tests run).
+    /// both algorithms while other tests run). Read where an op is called: ops that `inferInSlices`
+    /// runs on the worker pool's threads see `isEnabled`.
     @TaskLocal static var override: Bool?
     static var active: Bool { override ?? isEnabled }
 }
