@@ -908,11 +908,11 @@ public func oneHot(_ labels: [Int], classes: Int) -> Tensor {
 /// for the backward pass.
 func maxPool2x2(_ input: Tensor, _ n: Int, _ c: Int, _ h: Int, _ w: Int) -> Tensor {
     let oh = h / 2, ow = w / 2, planes = n * c, total = planes * oh * ow
-    var arg = [UInt8](repeating: 0, count: total)
+    var arg = [UInt8](unsafeUninitializedCapacity: total) { _, count in count = total }   // every byte is written
     let out = input.storage.withUnsafeBufferPointer { px in
         arg.withUnsafeMutableBufferPointer { pa in
             uninitializedFloats(total) { po in
-                Parallel.forChunks(planes, work: total * 4) { range in
+                Parallel.forChunks(planes, work: total * 8) { range in   // 4 reads, 2 writes, selects per output
                     for pl in range {
                         maxPool2x2Plane(px.baseAddress! + pl * h * w, rowStride: w, oh: oh, ow: ow,
                                         po.baseAddress! + pl * oh * ow, pa.baseAddress! + pl * oh * ow)
@@ -945,9 +945,9 @@ func maxPool2x2Plane(_ x: UnsafePointer<Float>, rowStride: Int, oh: Int, ow: Int
     for oy in 0..<oh {
         let r0 = x + 2 * oy * rowStride, r1 = r0 + rowStride
         let o = out + oy * ow, k = arg + oy * ow
-        var ox = 0
-        // 8 outputs at a time: de-interleave even/odd columns of both rows.
-        while ox + 8 <= ow {
+        // 8 outputs at a time: de-interleave even/odd columns of both rows. A row of at least 8 ends
+        // with 8 that overlap the ones before (the same values again) instead of a scalar tail.
+        @inline(__always) func eight(_ ox: Int) {
             let v0 = UnsafeRawPointer(r0 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
             let v1 = UnsafeRawPointer(r1 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
             let a = v0.evenHalf, b = v0.oddHalf, cc = v1.evenHalf, d = v1.oddHalf
@@ -959,8 +959,10 @@ func maxPool2x2Plane(_ x: UnsafePointer<Float>, rowStride: Int, oh: Int, ow: Int
             let k2 = SIMD8<Int32>(repeating: 2).replacing(with: 3, where: cd)
             UnsafeMutableRawPointer(k + ox).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: k1.replacing(with: k2, where: second)),
                                                        as: SIMD8<UInt8>.self)
-            ox += 8
         }
+        var ox = 0
+        while ox + 8 <= ow { eight(ox); ox += 8 }
+        if ox < ow && ow >= 8 { eight(ow - 8); ox = ow }
         while ox < ow {
             let a = r0[2 * ox], b = r0[2 * ox + 1], cc = r1[2 * ox], d = r1[2 * ox + 1]
             let ab = b > a || b.isNaN, cd = d > cc || d.isNaN
