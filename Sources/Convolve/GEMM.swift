@@ -203,7 +203,7 @@ private func packB(_ trans: Bool, _ b: UnsafePointer<Float>, _ ldb: Int, _ rows:
 
 /// Packs op(A)[ic..<ic+mc, pc..<pc+kc] as consecutive kc×8 panels, zero-padding the last panel.
 @inline(__always)
-func packA(_ trans: Bool, _ a: UnsafePointer<Float>, _ lda: Int, _ ic: Int, _ mc: Int,
+private func packA(_ trans: Bool, _ a: UnsafePointer<Float>, _ lda: Int, _ ic: Int, _ mc: Int,
                    _ pc: Int, _ kc: Int, _ out: UnsafeMutablePointer<Float>) {
     var i = 0
     while i < mc {
@@ -350,30 +350,23 @@ func microKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>
     }
     }
     let al = V16(repeating: alpha)
-    if mr == MR && nr == NR {
+    if mr == MR && (nr == NR || nr == 16) {
+        // Whole rows of 32, or of 16 (a half-width edge tile: only the first vector of each row).
+        let full = nr == NR
+        @inline(__always) func put(_ v: V16, _ p: UnsafeMutablePointer<Float>, _ bias: Float?) {
+            var r = al * v
+            if accumulate { r += ld(p) }
+            if let bias { r += V16(repeating: bias) }
+            if relu { r = r.replacing(with: 0, where: r .< 0) }
+            st(r, p)
+        }
         @inline(__always) func upd(_ r: Int, _ v0: V16, _ v1: V16) {
-            let p = c + (cRows?[r] ?? r * ldc)
-            var r0 = al * v0, r1 = al * v1
-            if accumulate { r0 += ld(p); r1 += ld(p + 16) }
-            if let bias { let bv = V16(repeating: bias[r]); r0 += bv; r1 += bv }
-            if relu { r0 = r0.replacing(with: 0, where: r0 .< 0); r1 = r1.replacing(with: 0, where: r1 .< 0) }
-            st(r0, p); st(r1, p + 16)
+            let p = c + (cRows?[r] ?? r * ldc), b = bias.map { $0[r] }
+            put(v0, p, b)
+            if full { put(v1, p + 16, b) }
         }
         upd(0, c00, c01); upd(1, c10, c11); upd(2, c20, c21); upd(3, c30, c31)
         upd(4, c40, c41); upd(5, c50, c51); upd(6, c60, c61); upd(7, c70, c71)
-        return
-    }
-    if mr == MR && nr == 16 {
-        // A half-width edge tile: one vector per row.
-        @inline(__always) func upd(_ r: Int, _ v0: V16) {
-            let p = c + (cRows?[r] ?? r * ldc)
-            var r0 = al * v0
-            if accumulate { r0 += ld(p) }
-            if let bias { r0 += V16(repeating: bias[r]) }
-            if relu { r0 = r0.replacing(with: 0, where: r0 .< 0) }
-            st(r0, p)
-        }
-        upd(0, c00); upd(1, c10); upd(2, c20); upd(3, c30); upd(4, c40); upd(5, c50); upd(6, c60); upd(7, c70)
         return
     }
     withUnsafeTemporaryAllocation(of: V16.self, capacity: 16) { t in
