@@ -110,7 +110,7 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
     let direct = geo.prefersDirect(outChannels: ocg)
     let shifted = !direct && geo.usesShiftedRows
     let taps = shifted ? geo.tapOffsets() : []
-    let wino = shifted && WinogradPlan.applies(geo, outChannels: ocg) ? WinogradPlan(geo, outChannels: ocg) : nil
+    let wino = shifted ? WinogradPlan(geo, outChannels: ocg) : nil
     let uBuf = wino.map { weight.winogradWeights($0, groups: groups) }
     defer { uBuf?.deallocate() }
 
@@ -142,8 +142,7 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                         wino.load(x + s * inPer + g * cg * h * w, ws)
                         wino.forward(ws, u + g * wino.uCount, bias: bp.map { $0 + g * ocg },
                                      .full(stage, relu: fusedReLU))
-                        let os = o + s * outPer + g * ocg * ohw
-                        for r in 0..<(ocg * oh) { copyFloats(os + r * ow, stage + r * wino.stageStride, ow) }
+                        wino.copyFull(stage, into: o + s * outPer + g * ocg * ohw)
                     } }
                 }
                 return
@@ -316,8 +315,7 @@ func shiftedConvBackward(_ geo: ConvGeometry, input: Tensor, weight: Tensor, bia
     // [position, channel] once (a few K floats), then each panel of B (one kernel tap's 32 channels) is
     // read in place along the output positions, instead of transposing im2col-sized rows into panels;
     // K runs over the real output positions only (no wide scratch columns).
-    let winoW = needW && WinogradPlan.applies(geo, outChannels: ocg) ? WinogradPlan(geo, outChannels: ocg) : nil
-    let winoDW = winoW?.handlesWeightGradient == true ? winoW : nil
+    let winoDW = needW ? WinogradPlan(geo, outChannels: ocg).flatMap { $0.handlesWeightGradient ? $0 : nil } : nil
     let hwc = needW && winoDW == nil && cg % 32 == 0
     let taps9 = geo.kh * geo.kw, ohw = geo.ohw
     let pRows = hwc ? (0..<ohw).map { (($0 / geo.ow) * geo.wp + $0 % geo.ow) * cg } : []
@@ -336,8 +334,9 @@ func shiftedConvBackward(_ geo: ConvGeometry, input: Tensor, weight: Tensor, bia
     taps.withUnsafeBufferPointer { tp in pRows.withUnsafeBufferPointer { prow in panelCols.withUnsafeBufferPointer { pcol in
         let x = px.baseAddress!, wt = pw.baseAddress!, pBase = pp.baseAddress, dxBase = pdx.baseAddress
         Parallel.forChunksIndexed(n, work: work) { chunk, range in
-            let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * P)
-            let dxp = UnsafeMutablePointer<Float>.allocate(capacity: cg * P)
+            // the GEMM paths' padded image (dW) and padded input gradient (dX)
+            let xp = UnsafeMutablePointer<Float>.allocate(capacity: needW && winoDW == nil && !hwc ? cg * P : 0)
+            let dxp = UnsafeMutablePointer<Float>.allocate(capacity: needX && winoX == nil ? cg * P : 0)
             let dyw = UnsafeMutablePointer<Float>.allocate(capacity: ocg * L)
             // channels-last path: the image, the compact output gradient, dW in [oc, tap, channel] order
             let xh = UnsafeMutablePointer<Float>.allocate(capacity: hwc ? geo.hp * geo.wp * cg : 0)
@@ -383,8 +382,7 @@ func shiftedConvBackward(_ geo: ConvGeometry, input: Tensor, weight: Tensor, bia
                         winoX.load(dyw, wsX, rowStride: geo.wp, planeStride: L)
                         winoX.forward(wsX, uX + gi * winoX.uCount, bias: nil, .full(stageX, relu: false))
                     }
-                    let dx = dxBase! + s * inPer + gi * cg * geo.h * geo.w
-                    for r in 0..<(cg * geo.h) { copyFloats(dx + r * geo.w, stageX + r * winoX.stageStride, geo.w) }
+                    winoX.copyFull(stageX, into: dxBase! + s * inPer + gi * cg * geo.h * geo.w)
                 } else if needX {
                     dxp.update(repeating: 0, count: cg * P)
                     Profiler.measure("conv bwd dX gemm") {
@@ -439,7 +437,7 @@ public func conv2dReLUMaxPool2x2(_ input: Tensor, weight: Tensor, bias: Tensor? 
     let (ph, pw) = (geo.oh / 2, geo.ow / 2), pooled = ph * pw, outPer = cout * pooled
     let L = geo.wideLength, inPer = cg * groups * geo.h * geo.w, kSize = geo.kSize
     let taps = geo.tapOffsets()
-    let wino = WinogradPlan.applies(geo, outChannels: ocg) ? WinogradPlan(geo, outChannels: ocg) : nil
+    let wino = WinogradPlan(geo, outChannels: ocg)
     let uBuf = wino.map { weight.winogradWeights($0, groups: groups) }
     defer { uBuf?.deallocate() }
     var out = [Float](unsafeUninitializedCapacity: n * outPer) { _, c in c = n * outPer }

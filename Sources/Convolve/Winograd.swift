@@ -48,13 +48,11 @@ struct WinogradPlan {
     var stageStride: Int { (2 * tw + 32 + 15) / 16 * 16 }
     var poolStride: Int { (tw + 16 + 15) / 16 * 16 }
 
-    /// Whether the Winograd forward applies to this layer (and is enabled).
-    static func applies(_ geo: ConvGeometry, outChannels: Int) -> Bool {
-        Winograd.active && geo.kh == 3 && geo.kw == 3 && geo.usesShiftedRows
-            && geo.c >= 16 && outChannels >= 16
-    }
-
-    init(_ geo: ConvGeometry, outChannels: Int) {
+    /// The plan for this layer, or nil where Winograd does not apply (or is disabled): it needs a 3×3,
+    /// unit-stride, undilated kernel and at least 16 input and output channels per group.
+    init?(_ geo: ConvGeometry, outChannels: Int) {
+        guard Winograd.active && geo.kh == 3 && geo.kw == 3 && geo.usesShiftedRows
+            && geo.c >= 16 && outChannels >= 16 else { return nil }
         self.geo = geo
         self.outChannels = outChannels
         th = (geo.oh + 1) / 2
@@ -146,7 +144,6 @@ struct WinogradPlan {
         guard geo.ph <= 2 && geo.pw <= 2 else { return nil }
         let t = ConvGeometry(c: outChannels, h: geo.oh, w: geo.ow, kh: 3, kw: 3, sh: 1, sw: 1,
                              ph: 2 - geo.ph, pw: 2 - geo.pw, dh: 1, dw: 1, oh: geo.h, ow: geo.w)
-        guard applies(t, outChannels: geo.c) else { return nil }
         return WinogradPlan(t, outChannels: geo.c)
     }
 
@@ -158,6 +155,11 @@ struct WinogradPlan {
         /// `max_pool2d(relu(conv + bias), 2)`: each tile is one pooling window. Maxima and which of the
         /// four won (0…3, row-major, ties to the first) into `[outC][oh/2][poolStride]` staging rows.
         case reluPool(UnsafeMutablePointer<Float>, UnsafeMutablePointer<UInt8>)
+    }
+
+    /// Copies `.full` staging rows into compact `[outC][oh][ow]` planes.
+    func copyFull(_ stage: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+        for r in 0..<(outChannels * geo.oh) { copyFloats(out + r * geo.ow, stage + r * stageStride, geo.ow) }
     }
 
     /// The forward pass of the image loaded into `ws0`, written as `output` says.
