@@ -127,12 +127,8 @@ struct Accumulator64 {
 }
 
 extension ConvGeometry {
-    /// Whether the direct convolution suits this layer: unit stride and dilation, few output
-    /// channels × kernel taps (where im2col + GEMM would waste the 8×32 micro-kernel).
-    func prefersDirect(outChannels: Int) -> Bool {
-        sh == 1 && sw == 1 && dh == 1 && dw == 1 && outChannels * kSize <= 512
-    }
-
+    // The direct convolution suits layers with unit stride and dilation and few output channels ×
+    // kernel taps, where im2col + GEMM would waste the 8×32 micro-kernel (`ConvAlgorithm` chooses).
     // The direct convolution works on "wide" rows: each input plane is zero-padded to Hp×Wp (plus
     // kw floats of slack), and an output plane is computed as OH rows of Wp values, so that every
     // kernel tap is one long contiguous multiply-add over OH·Wp floats (the last Wp−OW values of
@@ -145,10 +141,9 @@ extension ConvGeometry {
     /// Wide length rounded up to whole SIMD16 vectors (the scratch buffer's size).
     var wideCapacity: Int { (wideLength + 63) / 64 * 64 }
 
-    /// Whether the GEMM path reads shifted rows of the padded image instead of im2col columns: with
-    /// unit stride and dilation, kernel tap (ci, ki, kj) over the wide output is the padded plane
-    /// read from `ci·P + ki·Wp + kj` on, so GEMM rows can point straight into the image.
-    var usesShiftedRows: Bool { sh == 1 && sw == 1 && dh == 1 && dw == 1 && !isPointwise }
+    // The shifted-rows GEMM path reads rows of the padded image instead of im2col columns: with
+    // unit stride and dilation, kernel tap (ci, ki, kj) over the wide output is the padded plane
+    // read from `ci·P + ki·Wp + kj` on, so GEMM rows can point straight into the image.
 
     /// Start of each kernel tap's row, `k = (ci·kh + ki)·kw + kj`, in the padded layout.
     func tapOffsets() -> [Int] {

@@ -91,6 +91,46 @@ func convGeometry(_ input: Tensor, _ weight: Tensor, _ bias: Tensor?, _ stride: 
                         ph: padding.0, pw: padding.1, dh: dilation.0, dw: dilation.1, oh: oh, ow: ow)
 }
 
+/// How one convolution computes its output and each of its gradients. This is the only place the
+/// choice is made (the ops below and the fused conv + ReLU + pool read it); every fast path is entered
+/// only with a geometry its own predicate accepts.
+///
+/// * `direct` — few output channels × taps (≤ 512), unit stride and dilation: the wide-row kernels of
+///   `Kernels.swift` for the forward pass and both gradients.
+/// * `shiftedRows` — other unit-stride, undilated, non-pointwise layers: GEMM over shifted rows of the
+///   padded image. Within it, Winograd F(2×2, 3×3) takes the forward pass, the input gradient and the
+///   weight gradient wherever `WinogradPlan`'s predicates allow (and `Winograd.active`); the weight
+///   gradient without Winograd reads a channels-last image when a group's channels fill 32-wide panels.
+/// * `im2col` — strided, dilated or pointwise layers: im2col (skipped for 1×1) + GEMM per image.
+struct ConvAlgorithm {
+    enum Family { case direct, shiftedRows, im2col }
+    let family: Family
+    /// Winograd plans for the forward pass, the input gradient and the weight gradient (nil: GEMM).
+    let forwardWinograd: WinogradPlan?
+    let inputGradientWinograd: WinogradPlan?
+    let weightGradientWinograd: WinogradPlan?
+    /// The shifted-rows weight gradient reads a channels-last copy of the image (no Winograd dW).
+    let weightGradientChannelsLast: Bool
+
+    init(_ geo: ConvGeometry, outChannels: Int) {
+        let unit = geo.sh == 1 && geo.sw == 1 && geo.dh == 1 && geo.dw == 1
+        if unit && outChannels * geo.kSize <= 512 {
+            family = .direct
+        } else if unit && !geo.isPointwise {
+            family = .shiftedRows
+        } else {
+            family = .im2col
+        }
+        let winograd = family == .shiftedRows && Winograd.active
+        forwardWinograd = winograd && WinogradPlan.handles(geo, outChannels: outChannels)
+            ? WinogradPlan(geo, outChannels: outChannels) : nil
+        inputGradientWinograd = winograd && WinogradPlan.handlesInputGradient(of: geo, outChannels: outChannels)
+            ? WinogradPlan(inputGradientOf: geo, outChannels: outChannels) : nil
+        weightGradientWinograd = forwardWinograd.flatMap { $0.handlesWeightGradient ? $0 : nil }
+        weightGradientChannelsLast = family == .shiftedRows && weightGradientWinograd == nil && geo.c % 32 == 0
+    }
+}
+
 /// 2-D convolution (cross-correlation) of NCHW `input` with `weight` `[out, in/groups, kh, kw]`
 /// and optional `bias` `[out]`, like `torch.nn.functional.conv2d`. Bias is fused into the GEMM output pass.
 /// With `fusedReLU` the result is `relu(conv2d(...))`, the ReLU applied as the output is written (one
@@ -107,10 +147,10 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
     // Every output element is written below (bias fill or beta-0 GEMM, or the direct kernel's rows).
     var out = [Float](unsafeUninitializedCapacity: n * outPer) { _, count in count = n * outPer }
     let work = n * cout * ohw * kSize
-    let direct = geo.prefersDirect(outChannels: ocg)
-    let shifted = !direct && geo.usesShiftedRows
+    let algorithm = ConvAlgorithm(geo, outChannels: ocg)
+    let direct = algorithm.family == .direct, shifted = algorithm.family == .shiftedRows
     let taps = shifted ? geo.tapOffsets() : []
-    let wino = shifted ? WinogradPlan(geo, outChannels: ocg) : nil
+    let wino = algorithm.forwardWinograd
     let uBuf = wino.map { weight.winogradWeights($0, groups: groups) }
     defer { uBuf?.deallocate() }
 
@@ -187,7 +227,8 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
         if shifted {
             // The fused ReLU's mask is applied as each image's gradient is copied into wide rows.
             gOut.withUnsafeBufferPointer { pg in out.withUnsafeBufferPointer { po in
-                shiftedConvBackward(geo, input: input, weight: weight, bias: bias, groups: groups, taps: taps) { s, gi, dyw in
+                shiftedConvBackward(geo, algorithm, input: input, weight: weight, bias: bias, groups: groups,
+                                    taps: taps) { s, gi, dyw in
                     let off = (s * cout + gi * ocg) * ohw
                     geo.widen(pg.baseAddress! + off, into: dyw, channels: ocg,
                               reluOutput: fusedReLU ? po.baseAddress! + off : nil)
@@ -288,7 +329,7 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
 
 extension ConvGeometry {
     /// `wide = relu?(W · shifted rows of xp + bias)` for one padded image and group: the GEMM's B rows
-    /// point into `xp` (see `usesShiftedRows`), the output keeps Wp-wide rows.
+    /// point into `xp` (see `ConvAlgorithm`), the output keeps Wp-wide rows.
     func wideForward(_ xp: UnsafePointer<Float>, _ wt: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                      _ wide: UnsafeMutablePointer<Float>, outChannels: Int, relu: Bool, taps: UnsafePointer<Int>) {
         sgemm(transA: false, transB: false, m: outChannels, n: wideLength, k: kSize, a: wt, lda: kSize,
@@ -301,7 +342,8 @@ extension ConvGeometry {
 /// padded image's shifted rows as Bᵀ, dX adds every tap's row of Wᵀ·dyw straight into the padded input
 /// gradient (no im2col, no col2im), and db sums the wide rows. Per-chunk partials keep it deterministic.
 /// 3×3 layers that Winograd applies to compute dX and dW with it instead (see `Winograd.swift`).
-func shiftedConvBackward(_ geo: ConvGeometry, input: Tensor, weight: Tensor, bias: Tensor?, groups: Int,
+func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input: Tensor, weight: Tensor,
+                         bias: Tensor?, groups: Int,
                          taps: [Int], fill: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
     let needX = input.requiresGrad, needW = weight.requiresGrad, needB = bias?.requiresGrad == true
     if !needX && !needW && !needB { return }
@@ -315,8 +357,8 @@ func shiftedConvBackward(_ geo: ConvGeometry, input: Tensor, weight: Tensor, bia
     // [position, channel] once (a few K floats), then each panel of B (one kernel tap's 32 channels) is
     // read in place along the output positions, instead of transposing im2col-sized rows into panels;
     // K runs over the real output positions only (no wide scratch columns).
-    let winoDW = needW ? WinogradPlan(geo, outChannels: ocg).flatMap { $0.handlesWeightGradient ? $0 : nil } : nil
-    let hwc = needW && winoDW == nil && cg % 32 == 0
+    let winoDW = needW ? algorithm.weightGradientWinograd : nil
+    let hwc = needW && algorithm.weightGradientChannelsLast
     let taps9 = geo.kh * geo.kw, ohw = geo.ohw
     let pRows = hwc ? (0..<ohw).map { (($0 / geo.ow) * geo.wp + $0 % geo.ow) * cg } : []
     let panelCols = hwc ? (0..<(kSize / 32)).map { j -> Int in
@@ -324,7 +366,7 @@ func shiftedConvBackward(_ geo: ConvGeometry, input: Tensor, weight: Tensor, bia
         return ((tap / geo.kw) * geo.wp + tap % geo.kw) * cg + ci0
     } : []
     // dX as a Winograd forward pass over the output gradient, where it applies.
-    let winoX = needX ? WinogradPlan.inputGradient(of: geo, outChannels: ocg) : nil
+    let winoX = needX ? algorithm.inputGradientWinograd : nil
     let uX = winoX.map { weight.winogradWeights($0, groups: groups, flipped: true) }
     defer { uX?.deallocate() }
     // Every image's input gradient is stored exactly once (per group) below: no zero fill.
@@ -430,14 +472,15 @@ public func conv2dReLUMaxPool2x2(_ input: Tensor, weight: Tensor, bias: Tensor? 
                                  padding: (Int, Int) = (0, 0), groups: Int = 1) -> Tensor {
     let geo = convGeometry(input, weight, bias, (1, 1), padding, (1, 1), groups)
     let n = input.shape[0], cout = weight.shape[0], ocg = cout / groups, cg = geo.c
-    guard geo.usesShiftedRows && !geo.prefersDirect(outChannels: ocg) && geo.oh >= 2 && geo.ow >= 2 else {
+    let algorithm = ConvAlgorithm(geo, outChannels: ocg)
+    guard algorithm.family == .shiftedRows && geo.oh >= 2 && geo.ow >= 2 else {
         return maxPool2d(conv2d(input, weight: weight, bias: bias, padding: padding, groups: groups, fusedReLU: true),
                          kernelSize: (2, 2))
     }
     let (ph, pw) = (geo.oh / 2, geo.ow / 2), pooled = ph * pw, outPer = cout * pooled
     let L = geo.wideLength, inPer = cg * groups * geo.h * geo.w, kSize = geo.kSize
     let taps = geo.tapOffsets()
-    let wino = WinogradPlan(geo, outChannels: ocg)
+    let wino = algorithm.forwardWinograd
     let uBuf = wino.map { weight.winogradWeights($0, groups: groups) }
     defer { uBuf?.deallocate() }
     var out = [Float](unsafeUninitializedCapacity: n * outPer) { _, c in c = n * outPer }
@@ -482,7 +525,8 @@ public func conv2dReLUMaxPool2x2(_ input: Tensor, weight: Tensor, bias: Tensor? 
     if let bias { inputs.append(bias) }
     return Tensor.result(out, [n, cout, ph, pw], inputs, op: "conv2dReLUMaxPool2x2") { g in
         g.withUnsafeBufferPointer { pg in out.withUnsafeBufferPointer { po in arg.withUnsafeBufferPointer { pa in
-            shiftedConvBackward(geo, input: input, weight: weight, bias: bias, groups: groups, taps: taps) { s, gi, dyw in
+            shiftedConvBackward(geo, algorithm, input: input, weight: weight, bias: bias, groups: groups,
+                                taps: taps) { s, gi, dyw in
                 for oc in 0..<ocg {
                     let o = (s * cout + gi * ocg + oc) * pooled
                     // The winner gets the gradient where the pooled (ReLU) output is positive.

@@ -48,11 +48,26 @@ struct WinogradPlan {
     var stageStride: Int { (2 * tw + 32 + 15) / 16 * 16 }
     var poolStride: Int { (tw + 16 + 15) / 16 * 16 }
 
-    /// The plan for this layer, or nil where Winograd does not apply (or is disabled): it needs a 3×3,
-    /// unit-stride, undilated kernel and at least 16 input and output channels per group.
-    init?(_ geo: ConvGeometry, outChannels: Int) {
-        guard Winograd.active && geo.kh == 3 && geo.kw == 3 && geo.usesShiftedRows
-            && geo.c >= 16 && outChannels >= 16 else { return nil }
+    /// Whether F(2×2, 3×3) computes this layer's forward pass: a 3×3, unit-stride, undilated kernel
+    /// and at least 16 input and output channels per group. `ConvAlgorithm` asks this (and
+    /// `Winograd.active`) before it makes a plan; the plan's initializer requires it.
+    static func handles(_ geo: ConvGeometry, outChannels: Int) -> Bool {
+        geo.kh == 3 && geo.kw == 3 && geo.sh == 1 && geo.sw == 1 && geo.dh == 1 && geo.dw == 1
+            && geo.c >= 16 && outChannels >= 16
+    }
+
+    /// Whether the input gradient of this layer can be computed as a Winograd forward pass over the
+    /// output gradient (`init(inputGradientOf:outChannels:)`): the layer itself must be one that
+    /// `handles` takes, with padding ≤ 2 (the transposed pass pads by 2 − p).
+    static func handlesInputGradient(of geo: ConvGeometry, outChannels: Int) -> Bool {
+        handles(geo, outChannels: outChannels) && geo.ph <= 2 && geo.pw <= 2
+    }
+
+    /// The plan for a layer that `handles` takes (a precondition: `ConvAlgorithm` chooses).
+    init(_ geo: ConvGeometry, outChannels: Int) {
+        precondition(WinogradPlan.handles(geo, outChannels: outChannels),
+                     "Winograd F(2x2, 3x3) cannot compute a \(geo.kh)x\(geo.kw) convolution with stride "
+                        + "(\(geo.sh), \(geo.sw)), dilation (\(geo.dh), \(geo.dw)), \(geo.c) -> \(outChannels) channels")
         self.geo = geo
         self.outChannels = outChannels
         th = (geo.oh + 1) / 2
@@ -139,12 +154,14 @@ struct WinogradPlan {
 
     /// The plan that computes a 3×3 convolution's input gradient as a Winograd forward pass: the
     /// output gradient (`outChannels` planes of oh×ow) correlated with the weights flipped in space
-    /// and transposed in channels, with padding 2 − p. Nil where that padding would be negative.
-    static func inputGradient(of geo: ConvGeometry, outChannels: Int) -> WinogradPlan? {
-        guard geo.ph <= 2 && geo.pw <= 2 else { return nil }
+    /// and transposed in channels, with padding 2 − p. Requires `handlesInputGradient(of:)`.
+    init(inputGradientOf geo: ConvGeometry, outChannels: Int) {
+        precondition(WinogradPlan.handlesInputGradient(of: geo, outChannels: outChannels),
+                     "Winograd cannot compute the input gradient of a \(geo.kh)x\(geo.kw) convolution with padding "
+                        + "(\(geo.ph), \(geo.pw)), stride (\(geo.sh), \(geo.sw)), \(geo.c) -> \(outChannels) channels")
         let t = ConvGeometry(c: outChannels, h: geo.oh, w: geo.ow, kh: 3, kw: 3, sh: 1, sw: 1,
                              ph: 2 - geo.ph, pw: 2 - geo.pw, dh: 1, dw: 1, oh: geo.h, ow: geo.w)
-        return WinogradPlan(t, outChannels: geo.c)
+        self.init(t, outChannels: geo.c)
     }
 
     /// How the block's outputs are written.
