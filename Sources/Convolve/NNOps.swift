@@ -736,12 +736,12 @@ public func dropout(_ input: Tensor, p: Float, training: Bool, generator: Random
     // from their own generators, seeded in order from `generator`, so the mask is built in parallel and
     // depends only on the seed (not on the thread count).
     let block = 1 << 15, blocks = (n + block - 1) / block
-    let seeds = (0..<blocks).map { _ in generator.next() }
+    let seeds = generator.withState { rng in (0..<blocks).map { _ in rng.next() } }
     let mask = [UInt8](unsafeUninitializedCapacity: n) { m, c in
         Parallel.forChunks(blocks, work: n * 8) { r in
             for bi in r {
-                let g = RandomGenerator(seed: seeds[bi])
-                for i in (bi * block)..<Swift.min(n, (bi + 1) * block) { m[i] = g.nextFloat() >= p ? 1 : 0 }
+                var rng = Xoshiro256StarStar(seed: seeds[bi])
+                for i in (bi * block)..<Swift.min(n, (bi + 1) * block) { m[i] = rng.nextFloat() >= p ? 1 : 0 }
             }
         }
         c = n

@@ -1,19 +1,16 @@
 import Foundation
+import Synchronization
 
-/// A small, fast, seedable pseudo-random generator (xoshiro256**), used for initialization,
-/// dropout masks and data shuffling so that runs are reproducible from one seed.
-public final class RandomGenerator: RandomNumberGenerator {
-    private var s0: UInt64 = 0, s1: UInt64 = 0, s2: UInt64 = 0, s3: UInt64 = 0
-    private var spareNormal: Float?
+/// The xoshiro256** generator's state as a value: fast, seedable, and owned by one thread at a time.
+/// Hot loops (dropout masks, bulk sampling) advance one of these without any locking; shared use goes
+/// through `RandomGenerator`, which guards one with a lock.
+public struct Xoshiro256StarStar: RandomNumberGenerator, Sendable, Equatable {
+    var s0: UInt64 = 0, s1: UInt64 = 0, s2: UInt64 = 0, s3: UInt64 = 0
+    /// The second value of the last Box–Muller pair, not yet returned.
+    var spareNormal: Float?
 
-    /// The process-wide generator; `manualSeed` reseeds it.
-    nonisolated(unsafe) public static let global = RandomGenerator(seed: 0x5EED)
-
-    /// Creates a generator whose sequence is fully determined by `seed`.
-    public init(seed: UInt64) { reseed(seed) }
-
-    /// Restarts the sequence from `seed`.
-    public func reseed(_ seed: UInt64) {
+    /// A state whose sequence is fully determined by `seed` (splitmix64 expands it to 256 bits).
+    public init(seed: UInt64) {
         var x = seed
         func splitmix() -> UInt64 {
             x &+= 0x9E3779B97F4A7C15
@@ -23,11 +20,10 @@ public final class RandomGenerator: RandomNumberGenerator {
             return z ^ (z >> 31)
         }
         s0 = splitmix(); s1 = splitmix(); s2 = splitmix(); s3 = splitmix()
-        spareNormal = nil
     }
 
     /// The next 64 random bits.
-    @inline(__always) public func next() -> UInt64 {
+    @inline(__always) public mutating func next() -> UInt64 {
         let result = ((s1 &* 5) << 7 | (s1 &* 5) >> 57) &* 9
         let t = s1 << 17
         s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t
@@ -36,12 +32,12 @@ public final class RandomGenerator: RandomNumberGenerator {
     }
 
     /// A uniform Float in [0, 1) with 24 random bits.
-    @inline(__always) public func nextFloat() -> Float {
+    @inline(__always) public mutating func nextFloat() -> Float {
         Float(next() >> 40) * (1.0 / 16_777_216.0)
     }
 
     /// A standard normal sample (Box–Muller, pairs cached).
-    public func nextNormal() -> Float {
+    public mutating func nextNormal() -> Float {
         if let s = spareNormal { spareNormal = nil; return s }
         var u1 = Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
         if u1 < 1e-300 { u1 = 1e-300 }
@@ -51,12 +47,8 @@ public final class RandomGenerator: RandomNumberGenerator {
         return Float(r * Foundation.cos(2 * Double.pi * u2))
     }
 
-    /// A uniform integer in `0..<n`.
-    public func nextInt(_ n: Int) -> Int { Int.random(in: 0..<n, using: &unsafeSelfRef) }
-    private var unsafeSelfRef: RandomGenerator { get { self } set {} }
-
     /// A uniformly random permutation of `0..<n` (Fisher–Yates).
-    public func permutation(_ n: Int) -> [Int] {
+    public mutating func permutation(_ n: Int) -> [Int] {
         var p = Array(0..<n)
         if n < 2 { return p }
         for i in stride(from: n - 1, to: 0, by: -1) {
@@ -65,6 +57,68 @@ public final class RandomGenerator: RandomNumberGenerator {
         }
         return p
     }
+
+    /// The state as five words (the last encodes the cached normal), for checkpoints.
+    public var words: [UInt64] {
+        [s0, s1, s2, s3, spareNormal.map { 1 << 32 | UInt64($0.bitPattern) } ?? 0]
+    }
+
+    /// Restores a state saved by `words`; nil if the words cannot be one (wrong count, all-zero state).
+    public init?(words: [UInt64]) {
+        guard words.count == 5, words[0] | words[1] | words[2] | words[3] != 0, words[4] >> 33 == 0 else {
+            return nil
+        }
+        s0 = words[0]; s1 = words[1]; s2 = words[2]; s3 = words[3]
+        spareNormal = words[4] >> 32 == 1 ? Float(bitPattern: UInt32(truncatingIfNeeded: words[4])) : nil
+    }
+}
+
+/// A seedable random generator that any thread may use (like PyTorch's `torch.Generator`): a lock
+/// guards its `Xoshiro256StarStar` state, taken once per call, so bulk draws (`fill`, `permutation`,
+/// `withState`) lock once for the whole loop. Used for initialization, dropout and shuffling so that
+/// runs are reproducible from one seed.
+public final class RandomGenerator: RandomNumberGenerator, Sendable {
+    private let state: Mutex<Xoshiro256StarStar>
+
+    /// The process-wide default generator behind initializers, dropout and `Tensor.uniform`/`normal`;
+    /// `manualSeed` reseeds it. Safe to use from several threads at once: two threads drawing from it
+    /// get disjoint parts of one sequence (which parts depends on timing, as in PyTorch).
+    public static let global = RandomGenerator(seed: 0x5EED)
+
+    /// Creates a generator whose sequence is fully determined by `seed`.
+    public init(seed: UInt64) { state = Mutex(Xoshiro256StarStar(seed: seed)) }
+
+    /// Restarts the sequence from `seed`.
+    public func reseed(_ seed: UInt64) { state.withLock { $0 = Xoshiro256StarStar(seed: seed) } }
+
+    /// Runs `body` with exclusive access to the state: the way to draw many values under one lock.
+    public func withState<R>(_ body: (inout Xoshiro256StarStar) throws -> R) rethrows -> R {
+        try state.withLock { s in
+            var local = s
+            defer { s = local }
+            return try body(&local)
+        }
+    }
+
+    /// A copy of the current state (for checkpoints); `restore` puts one back.
+    public var snapshot: Xoshiro256StarStar { state.withLock { $0 } }
+    /// Continues the sequence from a saved `snapshot`.
+    public func restore(_ saved: Xoshiro256StarStar) { state.withLock { $0 = saved } }
+
+    /// The next 64 random bits.
+    public func next() -> UInt64 { state.withLock { $0.next() } }
+
+    /// A uniform Float in [0, 1) with 24 random bits.
+    public func nextFloat() -> Float { state.withLock { $0.nextFloat() } }
+
+    /// A standard normal sample.
+    public func nextNormal() -> Float { state.withLock { $0.nextNormal() } }
+
+    /// A uniform integer in `0..<n`.
+    public func nextInt(_ n: Int) -> Int { withState { Int.random(in: 0..<n, using: &$0) } }
+
+    /// A uniformly random permutation of `0..<n` (Fisher–Yates), drawn under one lock.
+    public func permutation(_ n: Int) -> [Int] { withState { $0.permutation(n) } }
 }
 
 /// Reseeds the global generator (PyTorch's `torch.manual_seed`).

@@ -82,7 +82,7 @@ public final class Tensor {
                                generator: RandomGenerator = .global, requiresGrad: Bool = false) -> Tensor {
         let n = shape.reduce(1, *)
         var out = [Float](repeating: 0, count: n)
-        for i in 0..<n { out[i] = low + (high - low) * generator.nextFloat() }
+        generator.withState { rng in for i in 0..<n { out[i] = low + (high - low) * rng.nextFloat() } }
         return Tensor(out, shape: shape, requiresGrad: requiresGrad)
     }
     /// Normal samples with the given mean and standard deviation.
@@ -90,14 +90,14 @@ public final class Tensor {
                               generator: RandomGenerator = .global, requiresGrad: Bool = false) -> Tensor {
         let n = shape.reduce(1, *)
         var out = [Float](repeating: 0, count: n)
-        for i in 0..<n { out[i] = mean + std * generator.nextNormal() }
+        generator.withState { rng in for i in 0..<n { out[i] = mean + std * rng.nextNormal() } }
         return Tensor(out, shape: shape, requiresGrad: requiresGrad)
     }
     /// Bernoulli samples: 1 with probability `p`, else 0.
     public static func bernoulli(_ shape: [Int], p: Float, generator: RandomGenerator = .global) -> Tensor {
         let n = shape.reduce(1, *)
         var out = [Float](repeating: 0, count: n)
-        for i in 0..<n { out[i] = generator.nextFloat() < p ? 1 : 0 }
+        generator.withState { rng in for i in 0..<n { out[i] = rng.nextFloat() < p ? 1 : 0 } }
         return Tensor(out, shape: shape)
     }
 

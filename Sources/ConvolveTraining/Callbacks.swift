@@ -109,9 +109,13 @@ final class ProgressBar {
         if verbose > 0 { emit("Epoch \(epoch + 1)/\(epochs)\n") }
     }
 
+    /// Writes through C's `stdout`, the stream `print` uses, so progress and a program's own output
+    /// appear in the order they were written (also when stdout is a file or a pipe); a redrawn line
+    /// is flushed at once so a terminal shows it.
     func emit(_ s: String) {
         guard case .standardOutput = output else { return }
-        FileHandle.standardOutput.write(Data(s.utf8))
+        fputs(s, stdout)
+        if interactive { fflush(stdout) }
     }
 
     static func metrics(_ logs: [String: Double]) -> String {

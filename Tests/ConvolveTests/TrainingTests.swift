@@ -150,6 +150,32 @@ import ConvolveTraining
         #expect(lines.count == 7 && lines[0] == "epoch,accuracy,loss,val_accuracy,val_loss")
     }
 
+    /// Progress lines and the program's own `print`s reach a file or pipe in the order they were written
+    /// (progress once went straight to the file descriptor, ahead of buffered prints).
+    @Test func progressKeepsTheProgramsOutputOrder() throws {
+        let dir = TempDir(), path = dir.path + "/stdout.txt"
+        let model = Model(inputShape: [4]) { Dense(2, activation: .softmax) }
+        model.compile(optimizer: .sgd(lr: 0.1), loss: .categoricalCrossentropy, metrics: ["accuracy"])
+        let x = Tensor.uniform([20, 4], generator: RandomGenerator(seed: 1)), y = oneHot((0..<20).map { $0 % 2 }, classes: 2)
+        fflush(stdout)
+        let saved = dup(STDOUT_FILENO), file = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        try #require(saved >= 0 && file >= 0)
+        dup2(file, STDOUT_FILENO); close(file)
+        // A program whose stdout is a file is fully buffered (the test runner makes it line-buffered).
+        setvbuf(stdout, nil, _IOFBF, 1 << 16)
+        print("printed before fit")
+        _ = model.fit(x: x, y: y, batchSize: 5, epochs: 1, verbose: 1)
+        print("printed after fit")
+        fflush(stdout)
+        setvbuf(stdout, nil, _IOLBF, 0)
+        dup2(saved, STDOUT_FILENO); close(saved)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let before = try #require(text.range(of: "printed before fit")), epoch = try #require(text.range(of: "Epoch 1/1"))
+        let line = try #require(text.range(of: "4/4 [")), after = try #require(text.range(of: "printed after fit"))
+        #expect(before.lowerBound < epoch.lowerBound && epoch.lowerBound < line.lowerBound
+                && line.lowerBound < after.lowerBound, "order in \(text)")
+    }
+
     @Test func earlyStoppingStops() {
         let model = Model(inputShape: [4]) { Dense(2, activation: .softmax) }
         model.compile(optimizer: .sgd(lr: 0), loss: .categoricalCrossentropy, metrics: ["accuracy"])
