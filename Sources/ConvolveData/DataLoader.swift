@@ -42,6 +42,18 @@ public final class DataLoader<Source: BatchSource>: Sequence {
 
     public func makeIterator() -> Iterator { Iterator(loader: self, order: nextEpochOrder()) }
 
+    /// Iterates the batches of a given epoch order from batch `startBatch` on (a run resumed
+    /// mid-epoch). Does not advance the shuffle generator.
+    public func makeIterator(order: [Int], startBatch: Int = 0) -> Iterator {
+        var it = Iterator(loader: self, order: order)
+        it.index = Swift.max(0, startBatch)
+        return it
+    }
+
+    /// The shuffle generator's state (checkpoints save it; `restoreShuffleState` puts it back).
+    public var shuffleState: Xoshiro256StarStar { generator.snapshot }
+    public func restoreShuffleState(_ state: Xoshiro256StarStar) { generator.restore(state) }
+
     /// Builds batch `b` of `order`.
     func makeBatch(_ order: [Int], _ b: Int) -> (Tensor, [Int]) {
         let lo = b * batchSize, hi = Swift.min(order.count, lo + batchSize)
@@ -51,7 +63,8 @@ public final class DataLoader<Source: BatchSource>: Sequence {
     /// Iterates one epoch's batches.
     public struct Iterator: IteratorProtocol {
         let loader: DataLoader
-        let order: [Int]
+        /// This epoch's sample order.
+        public let order: [Int]
         var index = 0
         var pending: Pending?
 

@@ -153,6 +153,7 @@ open class Module: CustomStringConvertible {
 public enum StateDictError: Error, CustomStringConvertible, Equatable {
     case keyMismatch(missing: [String], unexpected: [String])
     case shapeMismatch(key: String, expected: [Int], got: [Int])
+    case badValue(key: String, reason: String)
 
     public var description: String {
         switch self {
@@ -163,6 +164,8 @@ public enum StateDictError: Error, CustomStringConvertible, Equatable {
             return "Error(s) in loading state dict: " + parts.joined(separator: "; ")
         case let .shapeMismatch(key, expected, got):
             return "size mismatch for \(key): copying a param with shape \(got) from checkpoint, the shape in current model is \(expected)"
+        case let .badValue(key, reason):
+            return "bad value for \(key): \(reason)"
         }
     }
 }

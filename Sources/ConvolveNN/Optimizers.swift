@@ -85,9 +85,23 @@ open class Optimizer {
             b.values = t.storage
             newState[i][parts[2]] = b
         }
+        // Values from a file: checked before use (a NaN or huge step count must not trap).
+        var steps = stepCount, rate = lr
+        if let s = dict["step"] {
+            guard s.count == 1, let v = s.storage.first, v.isFinite, v >= 0, v <= 16_777_216, v == v.rounded() else {
+                throw StateDictError.badValue(key: "step", reason: "must be one whole number in 0...16777216, got \(s.storage.prefix(3))")
+            }
+            steps = Int(v)
+        }
+        if let l = dict["lr"] {
+            guard l.count == 1, let v = l.storage.first, v.isFinite, v >= 0 else {
+                throw StateDictError.badValue(key: "lr", reason: "must be one finite, non-negative number, got \(l.storage.prefix(3))")
+            }
+            rate = Double(v)
+        }
         state = newState
-        if let s = dict["step"] { stepCount = Int(s.storage.first ?? 0) }
-        if let l = dict["lr"] { lr = Double(l.storage.first ?? Float(lr)) }
+        stepCount = steps
+        lr = rate
     }
 }
 

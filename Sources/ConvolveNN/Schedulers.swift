@@ -6,6 +6,11 @@ public protocol LRScheduler: AnyObject {
     var optimizer: Optimizer { get }
     /// Advances the schedule by one step and sets the optimizer's learning rate.
     func step()
+    /// Steps taken so far (PyTorch's `last_epoch`): what a checkpoint saves.
+    var stepsTaken: Int { get }
+    /// Continues a schedule after `stepsTaken` steps: sets the count and the optimizer's learning rate
+    /// from the schedule's own initial rate (never from the optimizer's current, already-scheduled one).
+    func restore(stepsTaken: Int)
 }
 
 /// Multiplies the learning rate by `gamma` every `stepSize` steps (`StepLR`).
@@ -16,8 +21,10 @@ public final class StepLR: LRScheduler {
     public init(_ optimizer: Optimizer, stepSize: Int, gamma: Double = 0.1) {
         self.optimizer = optimizer; self.stepSize = stepSize; self.gamma = gamma; baseLR = optimizer.lr
     }
-    public func step() {
-        lastEpoch += 1
+    public func step() { restore(stepsTaken: lastEpoch + 1) }
+    public var stepsTaken: Int { lastEpoch }
+    public func restore(stepsTaken: Int) {
+        lastEpoch = stepsTaken
         optimizer.lr = baseLR * Foundation.pow(gamma, Double(lastEpoch / stepSize))
     }
 }
@@ -30,8 +37,10 @@ public final class CosineAnnealingLR: LRScheduler {
     public init(_ optimizer: Optimizer, tMax: Int, etaMin: Double = 0) {
         self.optimizer = optimizer; self.tMax = tMax; self.etaMin = etaMin; baseLR = optimizer.lr
     }
-    public func step() {
-        lastEpoch += 1
+    public func step() { restore(stepsTaken: lastEpoch + 1) }
+    public var stepsTaken: Int { lastEpoch }
+    public func restore(stepsTaken: Int) {
+        lastEpoch = stepsTaken
         optimizer.lr = etaMin + (baseLR - etaMin) * (1 + Foundation.cos(Double.pi * Double(lastEpoch) / Double(tMax))) / 2
     }
 }
@@ -49,8 +58,10 @@ public final class OneCycleLR: LRScheduler {
         self.divFactor = divFactor; self.finalDivFactor = finalDivFactor
         optimizer.lr = maxLR / divFactor
     }
-    public func step() {
-        stepNumber += 1
+    public func step() { restore(stepsTaken: stepNumber + 1) }
+    public var stepsTaken: Int { stepNumber }
+    public func restore(stepsTaken: Int) {
+        stepNumber = stepsTaken
         let initial = maxLR / divFactor, minLR = initial / finalDivFactor
         let phase1End = pctStart * Double(totalSteps) - 1
         let s = Double(Swift.min(stepNumber, totalSteps - 1))

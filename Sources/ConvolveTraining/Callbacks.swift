@@ -3,158 +3,114 @@ import Convolve
 import ConvolveNN
 import ConvolveData
 
-/// Hooks called by `Model.fit` (Keras' `keras.callbacks.Callback`).
-public protocol Callback: AnyObject {
-    func onTrainBegin(_ model: Model)
-    func onEpochEnd(_ epoch: Int, logs: [String: Double], model: Model)
-    func onTrainEnd(_ model: Model)
-}
-extension Callback {
-    public func onTrainBegin(_ model: Model) {}
-    public func onTrainEnd(_ model: Model) {}
-}
-
-/// Stops training when a monitored metric stops improving (`EarlyStopping`).
+/// Stops training when a monitored metric stops improving (Keras' `EarlyStopping`).
 public final class EarlyStopping: Callback {
-    public let monitor: String, minDelta: Double, patience: Int, restoreBestWeights: Bool
+    public let monitor: Monitor, patience: Int, restoreBestWeights: Bool
     public private(set) var stoppedEpoch: Int?
-    private var best = Double.infinity, wait = 0, bestWeights: [(String, [Float])]?
-    private let sign: Double
+    /// Best value so far and epochs without improvement (saved by the run driver for resume).
+    public var best: Double?, wait = 0
+    private var bestWeights: [(String, [Float])]?
 
-    /// `mode` is inferred as Keras does: metrics containing "acc" are maximized, others minimized.
-    public init(monitor: String = "val_loss", minDelta: Double = 0, patience: Int = 0, restoreBestWeights: Bool = false) {
-        self.monitor = monitor; self.minDelta = Swift.abs(minDelta); self.patience = patience
+    /// - Parameters:
+    ///   - monitor: the metric watched (`val_loss`, `val_accuracy`, …).
+    ///   - mode: `.min` or `.max`; nil infers it from the name (accuracy-like: maximise).
+    ///   - minDelta: smallest change that counts as an improvement.
+    ///   - patience: epochs without improvement before stopping.
+    ///   - restoreBestWeights: put back the best epoch's weights when stopping.
+    public init(monitor: String = "val_loss", mode: Monitor.Mode? = nil, minDelta: Double = 0, patience: Int = 0,
+                restoreBestWeights: Bool = false) {
+        self.monitor = Monitor(monitor, mode: mode, minDelta: minDelta)
+        self.patience = patience
         self.restoreBestWeights = restoreBestWeights
-        sign = monitor.contains("acc") ? -1 : 1
     }
-    public func onTrainBegin(_ model: Model) { best = .infinity; wait = 0; stoppedEpoch = nil; bestWeights = nil }
-    public func onEpochEnd(_ epoch: Int, logs: [String: Double], model: Model) {
-        guard let v = logs[monitor] else { return }
-        let value = sign * v
-        if value < best - minDelta {
+    public func onTrainBegin(_ trainer: Trainer) { stoppedEpoch = nil; bestWeights = nil }
+    public func onEpochEnd(_ epoch: Int, logs: Logs, trainer: Trainer) {
+        guard let value = monitor.value(in: logs) else { return }
+        if monitor.isImprovement(value, over: best) {
             best = value; wait = 0
-            if restoreBestWeights { bestWeights = model.stateDict().map { ($0.0, $0.1.storage) } }
-        } else {
-            wait += 1
-            if wait > patience {
-                stoppedEpoch = epoch
-                model.stopTraining = true
-                if let bestWeights {
-                    let current = Dictionary(uniqueKeysWithValues: model.stateDict())
-                    for (k, v) in bestWeights { current[k]?.storage = v }
-                }
-            }
+            if restoreBestWeights { bestWeights = trainer.model.stateDict().map { ($0.0, $0.1.storage) } }
+            return
+        }
+        wait += 1
+        guard wait > patience else { return }
+        stoppedEpoch = epoch
+        trainer.stopTraining = true
+        if let bestWeights {
+            let current = Dictionary(uniqueKeysWithValues: trainer.model.stateDict())
+            for (k, v) in bestWeights { current[k]?.storage = v }
         }
     }
 }
 
 /// Saves the model after each epoch, or only when the monitored metric improves (`ModelCheckpoint`).
 public final class ModelCheckpoint: Callback {
-    public let path: String, monitor: String, saveBestOnly: Bool
+    public let path: String, monitor: Monitor, saveBestOnly: Bool
     public let metadata: [String: String]
-    private var best = Double.infinity
-    private let sign: Double
+    public var best: Double?
     /// Errors from saving (training continues; the caller can inspect them).
     public private(set) var errors: [Error] = []
 
-    /// `path` may contain `{epoch}` (1-based, zero-padded to 2 digits).
-    public init(path: String, monitor: String = "val_loss", saveBestOnly: Bool = false, metadata: [String: String] = [:]) {
-        self.path = path; self.monitor = monitor; self.saveBestOnly = saveBestOnly; self.metadata = metadata
-        sign = monitor.contains("acc") ? -1 : 1
+    /// - Parameters:
+    ///   - path: file to write; `{epoch}` is replaced by the 1-based epoch, zero-padded to 2 digits.
+    ///   - monitor: the metric that decides "best" (`mode` nil: inferred from its name).
+    ///   - saveBestOnly: write only when the monitored metric improves.
+    ///   - metadata: safetensors metadata stored with the weights.
+    public init(path: String, monitor: String = "val_loss", mode: Monitor.Mode? = nil, saveBestOnly: Bool = false,
+                metadata: [String: String] = [:]) {
+        self.path = path; self.monitor = Monitor(monitor, mode: mode); self.saveBestOnly = saveBestOnly
+        self.metadata = metadata
     }
-    public func onEpochEnd(_ epoch: Int, logs: [String: Double], model: Model) {
+    public func onEpochEnd(_ epoch: Int, logs: Logs, trainer: Trainer) {
         if saveBestOnly {
-            guard let v = logs[monitor], sign * v < best else { return }
-            best = sign * v
+            guard let v = monitor.value(in: logs), monitor.isImprovement(v, over: best) else { return }
+            best = v
         }
         let p = path.replacingOccurrences(of: "{epoch}", with: String(format: "%02d", epoch + 1))
-        do { try SafeTensors.write(model.stateDict(), metadata: metadata, to: p) } catch { errors.append(error) }
+        do { try SafeTensors.write(trainer.model.stateDict(), metadata: metadata, to: p) } catch { errors.append(error) }
     }
 }
 
-/// Appends one CSV row of metrics per epoch (`CSVLogger`), rewriting the file atomically.
+/// Writes one CSV row of metrics per epoch (`CSVLogger`), rewriting the file atomically each epoch.
 public final class CSVLogger: Callback {
     public let path: String
-    private var rows: [String] = []
-    private var columns: [String] = []
+    /// Rows written so far (a resumed run passes the earlier epochs' logs).
+    public private(set) var rows: [(epoch: Int, logs: Logs)]
+    private let fixedColumns: [String]?
     public private(set) var errors: [Error] = []
-    public init(path: String) { self.path = path }
-    public func onTrainBegin(_ model: Model) { rows = []; columns = [] }
-    public func onEpochEnd(_ epoch: Int, logs: [String: Double], model: Model) {
-        if columns.isEmpty { columns = logs.keys.sorted() }
-        rows.append(([String(epoch)] + columns.map { logs[$0].map { String($0) } ?? "" }).joined(separator: ","))
-        let text = (["epoch," + columns.joined(separator: ",")] + rows).joined(separator: "\n") + "\n"
-        do { try writeAtomically(Data(text.utf8), to: path) } catch { errors.append(error) }
+
+    /// - Parameters:
+    ///   - path: the CSV file.
+    ///   - columns: the metric columns in order (default: the first epoch's metrics, sorted).
+    ///   - epochBase: 0 (Keras' numbering) or 1 for the `epoch` column.
+    ///   - previous: rows of epochs already done (a resumed run).
+    public init(path: String, columns: [String]? = nil, epochBase: Int = 0, previous: [(epoch: Int, logs: Logs)] = []) {
+        self.path = path; fixedColumns = columns; self.epochBase = epochBase; rows = previous
+    }
+    private let epochBase: Int
+    public func onTrainBegin(_ trainer: Trainer) { rows.removeAll { $0.epoch >= trainer.epoch } }
+    public func onEpochEnd(_ epoch: Int, logs: Logs, trainer: Trainer) {
+        rows.removeAll { $0.epoch >= epoch }
+        rows.append((epoch, logs))
+        do { try writeAtomically(Data(csv.utf8), to: path) } catch { errors.append(error) }
+    }
+    /// The file's text.
+    public var csv: String {
+        let columns = fixedColumns ?? rows.first.map { $0.logs.keys.filter { !$0.hasPrefix("batch_") }.sorted() } ?? []
+        let lines = rows.map { row in
+            ([String(row.epoch + epochBase)] + columns.map { row.logs[$0].map { String($0) } ?? "" }).joined(separator: ",")
+        }
+        return (["epoch," + columns.joined(separator: ",")] + lines).joined(separator: "\n") + "\n"
     }
 }
 
-/// Where progress lines go.
-public enum ProgressOutput: Sendable {
-    case standardOutput
-    case silent
-}
-
-/// Keras' per-epoch progress line: redraws on a terminal, one line per epoch otherwise.
-final class ProgressBar {
-    let total: Int, epoch: Int, epochs: Int, verbose: Int
-    let interactive: Bool
-    let start = Date()
-    var lastDraw = Date.distantPast
-    var step = 0
-    let output: ProgressOutput
-
-    init(total: Int, epoch: Int, epochs: Int, verbose: Int, output: ProgressOutput) {
-        self.total = total; self.epoch = epoch; self.epochs = epochs; self.verbose = verbose; self.output = output
-        interactive = isatty(STDOUT_FILENO) != 0
-        if verbose > 0 { emit("Epoch \(epoch + 1)/\(epochs)\n") }
-    }
-
-    /// Writes through C's `stdout`, the stream `print` uses, so progress and a program's own output
-    /// appear in the order they were written (also when stdout is a file or a pipe); a redrawn line
-    /// is flushed at once so a terminal shows it.
-    func emit(_ s: String) {
-        guard case .standardOutput = output else { return }
-        fputs(s, stdout)
-        if interactive { fflush(stdout) }
-    }
-
-    static func metrics(_ logs: [String: Double]) -> String {
-        let order = ["loss", "accuracy", "val_loss", "val_accuracy"]
-        let keys = order.filter { logs[$0] != nil } + logs.keys.filter { !order.contains($0) }.sorted()
-        return keys.map { k in
-            let v = logs[k]!
-            return " - \(k): " + (Swift.abs(v) > 1e-3 || v == 0 ? String(format: "%.4f", v) : String(format: "%.4e", v))
-        }.joined()
-    }
-
-    func bar(_ done: Int) -> String {
-        let width = 30
-        let filled = total > 0 ? width * done / total : width
-        if done >= total { return "[" + String(repeating: "=", count: width) + "]" }
-        return "[" + String(repeating: "=", count: Swift.max(0, filled - 1)) + ">" + String(repeating: ".", count: width - Swift.max(filled, 1)) + "]"
-    }
-
-    func update(_ logs: @autoclosure () -> [String: Double], showAccuracy: Bool) {
-        step += 1
-        guard verbose == 1, interactive else { return }
-        let now = Date()
-        guard now.timeIntervalSince(lastDraw) > 0.1 || step == total else { return }
-        lastDraw = now
-        var l = logs()
-        if !showAccuracy { l["accuracy"] = nil }
-        let elapsed = now.timeIntervalSince(start)
-        let eta = elapsed / Double(step) * Double(total - step)
-        let w = String(total).count
-        emit("\r" + String(repeating: " ", count: w - String(step).count) + "\(step)/\(total) \(bar(step)) - ETA: \(Int(eta))s" + Self.metrics(l))
-    }
-
-    func finish(_ logs: [String: Double]) {
-        guard verbose > 0 else { return }
-        let elapsed = Date().timeIntervalSince(start)
-        let perStep = elapsed / Double(Swift.max(step, 1))
-        let unit = perStep >= 1 ? String(format: "%.0fs/step", perStep)
-            : perStep >= 1e-3 ? String(format: "%.0fms/step", perStep * 1e3) : String(format: "%.0fus/step", perStep * 1e6)
-        let line = "\(total)/\(total) \(bar(total)) - \(Int(elapsed.rounded()))s \(unit)" + Self.metrics(logs)
-        emit((interactive ? "\r\u{1B}[K" : "") + line + "\n")
-    }
+/// Steps a learning-rate schedule after every epoch (or every batch, for `OneCycleLR`).
+public final class LRSchedule: Callback {
+    public let scheduler: any LRScheduler
+    public let perBatch: Bool
+    /// - Parameters:
+    ///   - scheduler: the schedule; it sets its optimizer's learning rate.
+    ///   - perBatch: step after every batch instead of every epoch.
+    public init(_ scheduler: any LRScheduler, perBatch: Bool = false) { self.scheduler = scheduler; self.perBatch = perBatch }
+    public func onBatchEnd(_ batch: Int, logs: Logs, trainer: Trainer) { if perBatch { scheduler.step() } }
+    public func onEpochEnd(_ epoch: Int, logs: Logs, trainer: Trainer) { if !perBatch { scheduler.step() } }
 }

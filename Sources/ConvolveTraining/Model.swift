@@ -74,8 +74,6 @@ public final class Model: Module, Layer {
     public private(set) var optimizer: Optimizer?
     public private(set) var loss: LossSpec = .categoricalCrossentropy
     public private(set) var metrics: [String] = []
-    /// Set by callbacks (EarlyStopping) to end `fit` after the current epoch.
-    public var stopTraining = false
 
     public init(name: String = "sequential", inputShape: [Int]? = nil, @LayerBuilder _ build: () -> [any Layer] = { [] }) {
         self.name = name
@@ -146,30 +144,20 @@ public final class Model: Module, Layer {
         self.optimizer = optimizer; self.loss = loss; self.metrics = metrics
     }
 
-    /// Loss of one batch (fused softmax cross-entropy when the model ends in softmax).
-    func lossValue(_ x: Tensor, _ labels: [Int], classes: Int) -> (loss: Tensor, outputs: Tensor) {
-        let fused = fusesSoftmax
-        let out = fused ? forwardLogits(x)! : self(x)
-        return (lossValue(outputs: out, logits: fused, labels), out)
-    }
-
-    /// Whether the loss is computed from the final softmax layer's logits (fused cross-entropy).
-    var fusesSoftmax: Bool {
+    /// What this model outputs and the loss it trains on: probabilities, and a cross-entropy fused
+    /// with the final softmax (from its logits) when the model ends in one, as Keras' TensorFlow
+    /// backend does; the compiled loss otherwise.
+    public var objective: Objective {
+        let final = (layers.last as? Dense)?.activation
+        let output: Objective.Output = final == .softmax ? .probabilities : .logits
         switch loss {
         case .categoricalCrossentropy, .sparseCategoricalCrossentropy:
-            return (layers.last as? Dense)?.activation == .softmax
-        case .meanSquaredError: return false
-        }
-    }
-
-    /// The compiled loss of `outputs` (logits when `logits`, else the model's outputs).
-    func lossValue(outputs out: Tensor, logits: Bool, _ labels: [Int]) -> Tensor {
-        switch loss {
-        case .categoricalCrossentropy, .sparseCategoricalCrossentropy:
-            if logits { return crossEntropy(out, labels) }
-            return categoricalCrossEntropy(out, oneHot(labels, classes: out.shape[1]))
+            if final == .softmax {
+                return Objective(output: .probabilities, loss: .crossEntropyOnLogits, scores: { [unowned self] in self.logits($0) })
+            }
+            return Objective(output: output, loss: .crossEntropyOnProbabilities, scores: { [unowned self] in self($0) })
         case .meanSquaredError:
-            return mseLoss(out, oneHot(labels, classes: out.shape[1]))
+            return Objective(output: output, loss: .meanSquaredError, scores: { [unowned self] in self($0) })
         }
     }
 
@@ -201,76 +189,32 @@ public final class Model: Module, Layer {
                    callbacks: callbacks, verbose: verbose, seed: seed)
     }
 
-    /// Trains on any batch source (e.g. an `ImageDataset` straight from the IDX bytes).
+    /// Trains on any batch source (e.g. an `ImageDataset` straight from the IDX bytes), through the
+    /// `Trainer`: Keras' progress bar (`verbose`) is its first callback, then `callbacks`.
     @discardableResult
-    public func fit<S: BatchSource, V: BatchSource>(_ data: S, batchSize: Int = 32, epochs: Int = 1, initialEpoch: Int = 0,
-                                                    validation: V?, shuffle: Bool = true, callbacks: [Callback] = [],
-                                                    verbose: Int = 1, seed: UInt64? = nil,
-                                                    output: ProgressOutput = .standardOutput,
-                                                    loader existing: DataLoader<S>? = nil) -> History {
+    public func fit<S: BatchSource>(_ data: S, batchSize: Int = 32, epochs: Int = 1, initialEpoch: Int = 0,
+                                    validation: (any BatchSource)? = nil, shuffle: Bool = true,
+                                    callbacks: [Callback] = [], verbose: Int = 1, seed: UInt64? = nil,
+                                    output: ProgressOutput = .standardOutput) -> History {
+        let loader = DataLoader(data, batchSize: batchSize, shuffle: shuffle, seed: seed)
+        // Skip the shuffles of epochs already done so that a resumed run sees the same order.
+        for _ in 0..<initialEpoch { _ = loader.nextEpochOrder() }
+        let trainer = makeTrainer(callbacks: [ProgressBar(verbose: verbose, output: output)] + callbacks)
+        trainer.validationBatchSize = Swift.max(batchSize, 256)
+        return trainer.fit(loader, epochs: epochs, initialEpoch: initialEpoch, validation: validation)
+    }
+
+    /// A `Trainer` for this compiled model (its optimizer, objective and metrics).
+    public func makeTrainer(callbacks: [Callback] = []) -> Trainer {
         guard let optimizer else { preconditionFailure("call compile() before fit()") }
-        let loader: DataLoader<S>
-        if let existing { loader = existing } else {
-            loader = DataLoader(data, batchSize: batchSize, shuffle: shuffle, seed: seed)
-            // Skip the shuffles of epochs already done so that a resumed run sees the same order.
-            for _ in 0..<initialEpoch { _ = loader.nextEpochOrder() }
-        }
-        var history = History()
-        stopTraining = false
-        for cb in callbacks { cb.onTrainBegin(self) }
-        for epoch in initialEpoch..<epochs {
-            train()
-            let progress = ProgressBar(total: loader.count, epoch: epoch, epochs: epochs, verbose: verbose, output: output)
-            var lossSum = 0.0, correct = 0, seen = 0
-            for (x, y) in loader {
-                optimizer.zeroGrad()
-                let (loss, out) = lossValue(x, y, classes: data.classCount)
-                loss.backward()
-                optimizer.step()
-                let n = y.count
-                lossSum += Double(loss.item) * Double(n)
-                correct += zip(out.argmax(dim: 1), y).filter { $0 == $1 }.count
-                seen += n
-                progress.update(["loss": lossSum / Double(seen), "accuracy": Double(correct) / Double(seen)],
-                                showAccuracy: !metrics.isEmpty)
-            }
-            var logs: [String: Double] = ["loss": lossSum / Double(Swift.max(seen, 1))]
-            if !metrics.isEmpty { logs["accuracy"] = Double(correct) / Double(Swift.max(seen, 1)) }
-            if let validation {
-                let (vl, va) = evaluate(validation, batchSize: Swift.max(batchSize, 256))
-                logs["val_loss"] = vl
-                if !metrics.isEmpty { logs["val_accuracy"] = va }
-            }
-            progress.finish(logs)
-            history.append(epoch, logs)
-            for cb in callbacks { cb.onEpochEnd(epoch, logs: logs, model: self) }
-            if stopTraining { break }
-        }
-        for cb in callbacks { cb.onTrainEnd(self) }
-        eval()
-        return history
+        return Trainer(model: self, optimizer: optimizer, objective: objective, callbacks: callbacks,
+                       reportsAccuracy: metrics.contains { $0 == "accuracy" || $0 == "acc" })
     }
 
     /// Mean loss and accuracy over a batch source, in inference mode.
     public func evaluate<S: BatchSource>(_ data: S, batchSize: Int = 1000) -> (loss: Double, accuracy: Double) {
-        let wasTraining = training
-        eval()
-        defer { train(wasTraining) }
-        var lossSum = 0.0, correct = 0
-        let fused = fusesSoftmax
-        releaseUnusedMemory()   // after training's buffers: evaluation's slices should not raise the peak
-        withNoGrad {
-            // No prefetch: building a batch is ~1% of evaluating it, and a second batch-1000 buffer
-            // would raise peak memory.
-            for (x, y) in DataLoader(data, batchSize: batchSize, prefetch: false) {
-                let out = inferInSlices(x) { fused ? self.forwardLogits($0)! : self($0) }
-                let loss = lossValue(outputs: out, logits: fused, y)
-                lossSum += Double(loss.item) * Double(y.count)
-                correct += zip(out.argmax(dim: 1), y).filter { $0 == $1 }.count
-            }
-        }
-        let n = Double(Swift.max(data.count, 1))
-        return (lossSum / n, Double(correct) / n)
+        let result = Evaluator(self, objective: objective, batchSize: batchSize).evaluate(data)
+        return (result.loss, result.accuracy)
     }
 
     /// Keras' `evaluate(x, y)` with one-hot `y`.

@@ -13,9 +13,15 @@ public struct RunConfig: Codable, Sendable, Equatable {
     /// Use only the first N training / test images (quick runs and CI).
     public var trainLimit: Int?
     public var testLimit: Int?
-    /// Evaluate the seed-tutorial way too: one image at a time with BatchNorm left in training mode.
-    public var tutorialEval: Bool = false
 
+    /// - Parameters:
+    ///   - model: the zoo model to train.
+    ///   - dataset: the dataset to train and test on.
+    ///   - recipe: hyper-parameters (default: the model's own).
+    ///   - seed: seeds initialization, shuffling and dropout.
+    ///   - threads: worker threads (results depend on the thread count, not on scheduling).
+    ///   - trainLimit: train on only the first N images.
+    ///   - testLimit: test on only the first N images.
     public init(model: ZooModel, dataset: DatasetKind = .mnist, recipe: Recipe? = nil, seed: UInt64 = 0,
                 threads: Int = Parallel.threads, trainLimit: Int? = nil, testLimit: Int? = nil) {
         self.model = model.rawValue; self.dataset = dataset.rawValue; self.recipe = recipe ?? model.defaults
@@ -23,12 +29,44 @@ public struct RunConfig: Codable, Sendable, Equatable {
     }
 }
 
-/// State written after every epoch so that an interrupted run can resume.
+/// Everything needed to continue a run exactly: written into every checkpoint's metadata (and, for
+/// people and `--resume`'s settings check, as `run.json`).
 public struct RunState: Codable, Sendable {
     public var config: RunConfig
     public var completedEpochs: Int
     public var bestAccuracy: Double?
     public var history: [[String: Double]]
+    /// Steps the learning-rate schedule has taken.
+    public var schedulerSteps: Int?
+    /// The loader's shuffle generator, ready to draw the next epoch's order.
+    public var shuffleState: [UInt64]?
+    /// The default generator (dropout masks) at a mid-epoch checkpoint.
+    public var randomState: [UInt64]?
+    /// Set when the checkpoint was taken inside an epoch: that epoch's order, batches done, tally.
+    public var position: EpochPosition?
+
+    /// Checks values read from a file before they are used; `trainCount` and `batches` are the
+    /// run's training images and batches per epoch.
+    func validate(_ path: String, trainCount: Int, batches: Int) throws {
+        func bad(_ what: String) -> RunError { RunError("\(path): cannot resume: \(what)") }
+        guard completedEpochs >= 0 else { throw bad("completedEpochs is \(completedEpochs)") }
+        guard history.count == completedEpochs else {
+            throw bad("\(history.count) epochs of history for \(completedEpochs) completed epochs")
+        }
+        if let s = schedulerSteps, s < 0 { throw bad("schedulerSteps is \(s)") }
+        if let w = shuffleState, Xoshiro256StarStar(words: w) == nil { throw bad("shuffleState is not a generator state") }
+        if let w = randomState, Xoshiro256StarStar(words: w) == nil { throw bad("randomState is not a generator state") }
+        if let p = position {
+            guard p.batch > 0 && p.batch < batches else { throw bad("position.batch \(p.batch) is outside 1..<\(batches)") }
+            guard p.order.count == trainCount, Set(p.order).count == trainCount,
+                  p.order.allSatisfy({ $0 >= 0 && $0 < trainCount }) else {
+                throw bad("position.order is not an order of the \(trainCount) training images")
+            }
+            let t = p.tally
+            guard t.count >= 0, t.correct >= 0, t.correct <= t.count, t.batches == p.batch,
+                  t.lossSum.isFinite, t.batchLossSum.isFinite else { throw bad("position.tally is inconsistent") }
+        }
+    }
 }
 
 /// Errors of the training driver (bad checkpoint, mismatched resume, …), naming the file.
@@ -46,20 +84,40 @@ public struct RunResult: Sendable {
     public let history: [[String: Double]]
 }
 
-/// Runs `convolve train`: loads data, builds the model, trains with the half-appropriate loop and
-/// printing, evaluates on the test set every epoch, and writes into `outputDir`:
+/// How often `convolve train` checkpoints inside an epoch (it always does at every epoch's end).
+public enum CheckpointInterval: Sendable, Equatable {
+    case never
+    case seconds(Double)
+    case batches(Int)
+}
+
+/// Runs `convolve train`: loads data, builds the model and the recipe's optimizer and schedule, and
+/// trains it with the `Trainer`, printing in the style of its tutorial half and evaluating on the test
+/// set every epoch. Writes into `outputDir` (every file through a temporary name and a rename):
 /// `model.safetensors` (latest weights, PyTorch `state_dict` keys), `best.safetensors`,
-/// `checkpoint.safetensors` (weights + optimizer state, for `--resume`), `metrics.csv`, `run.json`.
+/// `checkpoint.safetensors` (weights, optimizer state and, in its metadata, the whole `RunState`:
+/// schedule, generators, position in the epoch — what `--resume` needs), `metrics.csv`, `run.json`.
+/// One run at a time may write a directory (`.lock`, released by the system if the run dies).
 public final class TrainingRun {
     public let config: RunConfig
     public let outputDir: String
     public let dataLocation: DataLocation
+    public var checkpointInterval: CheckpointInterval
     let log: (String) -> Void
     let progress: ProgressOutput
 
+    /// - Parameters:
+    ///   - config: what to train.
+    ///   - outputDir: where checkpoints and metrics go (created if needed).
+    ///   - dataLocation: where datasets are found or cached.
+    ///   - checkpointInterval: mid-epoch checkpoints (default every 5 minutes).
+    ///   - progress: Keras-style progress lines to stdout, or none.
+    ///   - log: where the PyTorch-style lines go.
     public init(config: RunConfig, outputDir: String, dataLocation: DataLocation = DataLocation(),
+                checkpointInterval: CheckpointInterval = .seconds(300),
                 progress: ProgressOutput = .standardOutput, log: @escaping (String) -> Void = { print($0) }) {
         self.config = config; self.outputDir = outputDir; self.dataLocation = dataLocation
+        self.checkpointInterval = checkpointInterval
         self.log = log; self.progress = progress
     }
 
@@ -69,7 +127,7 @@ public final class TrainingRun {
     var statePath: String { outputDir + "/run.json" }
     var metricsPath: String { outputDir + "/metrics.csv" }
 
-    /// Reads a previous run's `run.json`.
+    /// Reads a previous run's `run.json` (its settings; the exact resume state is in the checkpoint).
     public static func loadState(_ dir: String) throws -> RunState {
         let path = dir + "/run.json"
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -79,30 +137,21 @@ public final class TrainingRun {
         catch { throw RunError("\(path): not a Convolve run file (\(error))") }
     }
 
-    /// Loads datasets for the config, applying the recipe's normalization.
+    /// Loads datasets for the config, with the recipe's transform.
     public func loadData() throws -> (train: ImageDataset, test: ImageDataset) {
         guard let kind = DatasetKind(rawValue: config.dataset) else { throw RunError("unknown dataset \(config.dataset)") }
         var train = try dataLocation.load(kind, train: true)
         var test = try dataLocation.load(kind, train: false)
         if let n = config.trainLimit { train = train.prefix(n) }
         if let n = config.testLimit { test = test.prefix(n) }
-        let t: any Transform = config.recipe.normalizeMean.map {
-            Compose(ToTensor(), Normalize(mean: [Float($0)], std: [Float(config.recipe.normalizeStd ?? 1)]))
-        } ?? ToTensor()
+        guard train.count > 0 else { throw RunError("\(kind.displayName): the training set is empty") }
+        guard test.count > 0 else { throw RunError("\(kind.displayName): the test set is empty") }
+        let t = config.recipe.transform
         return (train.with(transform: t), test.with(transform: t))
     }
 
-    /// Builds the optimizer the recipe names.
-    public static func makeOptimizer(_ recipe: Recipe, _ params: [Tensor], keras: Bool) throws -> Optimizer {
-        switch recipe.optimizer.lowercased() {
-        case "adam": return Adam(params, lr: recipe.lr, eps: keras ? 1e-7 : 1e-8, epsilonStyle: keras ? .keras : .pytorch)
-        case "adamw": return AdamW(params, lr: recipe.lr)
-        case "sgd": return SGD(params, lr: recipe.lr, momentum: 0.9)
-        case "rmsprop": return RMSprop(params, lr: recipe.lr)
-        case "adadelta": return Adadelta(params, lr: recipe.lr)
-        default: throw RunError("unknown optimizer \(recipe.optimizer) (use adam, adamw, sgd, rmsprop or adadelta)")
-        }
-    }
+    /// The seed of the default generator (dropout masks) at the start of `epoch`.
+    func epochSeed(_ epoch: Int) -> UInt64 { config.seed &+ UInt64(epoch + 1) &* 0x9E3779B9 }
 
     /// Trains (or resumes) and returns the final test metrics.
     @discardableResult
@@ -112,118 +161,102 @@ public final class TrainingRun {
         let (train, test) = try loadData()   // before creating anything: bad data leaves no output behind
         do { try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true) }
         catch { throw RunError("\(outputDir): cannot create output directory: \(error.localizedDescription)") }
+        let lock = try OutputLock(directory: outputDir)
+        defer { lock.release() }
+
         manualSeed(config.seed)
         let model = zoo.make()
-        let optimizer = try Self.makeOptimizer(config.recipe, model.parameters(), keras: zoo.isKeras)
+        let optimizer = try config.recipe.makeOptimizer(model.parameters())
+        let scheduler = config.recipe.makeScheduler(optimizer)
+        (model as? Model)?.compile(optimizer: optimizer, loss: .categoricalCrossentropy, metrics: ["accuracy"])
+        let loader = DataLoader(train, batchSize: config.recipe.batchSize, shuffle: true, seed: config.seed)
         var state = RunState(config: config, completedEpochs: 0, bestAccuracy: nil, history: [])
         if resume {
-            let previous = try Self.loadState(outputDir)
-            var a = previous.config, b = config
-            a.recipe.epochs = 0; b.recipe.epochs = 0
-            guard a == b else { throw RunError("\(statePath): settings differ from the run being resumed; resume with the same model, data, recipe, seed and threads") }
-            try restore(model: model, optimizer: optimizer)
-            state.completedEpochs = previous.completedEpochs
-            state.bestAccuracy = previous.bestAccuracy
-            state.history = previous.history
-        }
-        let scheduler = config.recipe.stepLRGamma.map { StepLR(optimizer, stepSize: 1, gamma: $0) }
-        if resume, let scheduler { for _ in 0..<state.completedEpochs { scheduler.step() } }
-
-        let loader = DataLoader(train, batchSize: config.recipe.batchSize, shuffle: true, seed: config.seed)
-        for _ in 0..<state.completedEpochs { _ = loader.nextEpochOrder() }
-        let epochs = config.recipe.epochs
-        let keras = model as? Model
-        if let keras { keras.compile(optimizer: optimizer, loss: .categoricalCrossentropy, metrics: ["accuracy"]) }
-
-        var epoch = state.completedEpochs
-        while epoch < epochs {
-            manualSeed(config.seed &+ UInt64(epoch + 1) &* 0x9E3779B9)  // dropout masks: reproducible per epoch
-            let start = Date()
-            var logs: [String: Double]
-            if let keras {
-                let h = keras.fit(train, batchSize: config.recipe.batchSize, epochs: epoch + 1, initialEpoch: epoch,
-                                  validation: test, shuffle: true, verbose: progress == .silent ? 0 : 1,
-                                  seed: nil, output: progress, loader: loader)
-                logs = h.history.mapValues { $0.last ?? 0 }
+            state = try restore(model: model, optimizer: optimizer, trainCount: train.count, batches: loader.count)
+            optimizer.lr = config.recipe.lr
+            scheduler?.restore(stepsTaken: state.schedulerSteps ?? state.completedEpochs)
+            if let words = state.shuffleState, let s = Xoshiro256StarStar(words: words) {
+                loader.restoreShuffleState(s)
             } else {
-                model.train()
-                var running = 0.0, batches = 0, correct = 0, seen = 0
-                for (x, y) in loader {
-                    optimizer.zeroGrad()
-                    let out = model(x)
-                    let loss = crossEntropy(out, y)
-                    loss.backward()
-                    optimizer.step()
-                    running += Double(loss.item); batches += 1
-                    correct += zip(out.argmax(dim: 1), y).filter { $0 == $1 }.count; seen += y.count
-                }
-                scheduler?.step()
-                log("Epoch \(epoch + 1) - Training loss: \(running / Double(Swift.max(batches, 1)))")
-                let (tl, ta) = Self.evaluate(model, test)
-                logs = ["loss": running / Double(Swift.max(batches, 1)), "accuracy": Double(correct) / Double(Swift.max(seen, 1)),
-                        "val_loss": tl, "val_accuracy": ta]
+                for _ in 0..<state.completedEpochs { _ = loader.nextEpochOrder() }
             }
-            logs["seconds"] = Date().timeIntervalSince(start)
-            epoch += 1
-            state.completedEpochs = epoch
-            state.history.append(logs)
-            try saveEpoch(model: model, optimizer: optimizer, state: &state, logs: logs)
+            if state.position != nil, let words = state.randomState, let s = Xoshiro256StarStar(words: words) {
+                RandomGenerator.global.restore(s)
+            }
+            state.config.recipe.epochs = config.recipe.epochs
         }
-        let (testLoss, testAcc) = Self.evaluate(model, test)
-        if keras == nil {
+
+        let recorder = RunRecorder(run: self, state: state, loader: loader, scheduler: scheduler)
+        var callbacks: [Callback] = config.recipe.style == .keras
+            ? [ProgressBar(verbose: progress == .silent ? 0 : 1, output: progress)] : [TutorialEpochLog(log: log)]
+        if let scheduler { callbacks.append(LRSchedule(scheduler)) }
+        callbacks.append(recorder)   // last: saves after the schedule has stepped
+        let trainer = Trainer(model: model, optimizer: optimizer, callbacks: callbacks)
+        trainer.fit(loader, epochs: config.recipe.epochs, initialEpoch: state.completedEpochs,
+                    validation: test, resume: state.position)
+        if let error = recorder.error { throw error }
+        state = recorder.state
+
+        let final: (loss: Double, accuracy: Double)
+        if let last = state.history.last, recorder.epochsRun > 0, let l = last["val_loss"], let a = last["val_accuracy"] {
+            final = (l, a)   // the model has not changed since the last epoch's evaluation
+        } else {
+            let e = trainer.evaluate(test)
+            final = (e.loss, e.accuracy)
+        }
+        if config.recipe.style == .pytorch {
             log("Number Of Images Tested = \(test.count)")
-            log("\nModel Accuracy = \(testAcc)")
+            log("\nModel Accuracy = \(final.accuracy)")
         }
-        return RunResult(testAccuracy: testAcc, testLoss: testLoss, epochsRun: epoch, history: state.history)
+        return RunResult(testAccuracy: final.accuracy, testLoss: final.loss, epochsRun: state.completedEpochs,
+                         history: state.history)
     }
 
-    /// Test loss and accuracy in eval mode, batches of 1000.
-    public static func evaluate<S: BatchSource>(_ model: Module & Layer, _ data: S) -> (Double, Double) {
-        if let keras = model as? Model { return keras.evaluate(data, batchSize: 1000) }
-        let was = model.training
-        model.eval()
-        defer { model.train(was) }
-        var lossSum = 0.0, correct = 0
-        releaseUnusedMemory()   // after training's buffers: evaluation's slices should not raise the peak
-        withNoGrad {
-            for (x, y) in DataLoader(data, batchSize: 1000, prefetch: false) {
-                let out = inferInSlices(x) { model($0) }
-                lossSum += Double(crossEntropy(out, y, reduction: .sum).item)
-                correct += zip(out.argmax(dim: 1), y).filter { $0 == $1 }.count
-            }
-        }
-        return (lossSum / Double(Swift.max(data.count, 1)), Double(correct) / Double(Swift.max(data.count, 1)))
-    }
-
-    func metadata(_ state: RunState) -> [String: String] {
-        let cfg = (try? JSONEncoder().encode(state.config)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    func metadata(_ state: RunState) throws -> [String: String] {
+        let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
+        let cfg = String(decoding: try enc.encode(state.config), as: UTF8.self)
         return ["format": "convolve", "model": config.model, "dataset": config.dataset,
                 "epoch": String(state.completedEpochs), "config": cfg]
     }
 
-    func saveEpoch(model: Module, optimizer: Optimizer, state: inout RunState, logs: [String: Double]) throws {
-        let meta = metadata(state)
+    /// Writes the checkpoint (weights, optimizer state, the run state in its metadata) and `run.json`;
+    /// at an epoch's end also the latest and best weights and the metrics CSV.
+    func save(model: Module, optimizer: Optimizer, state: RunState, epochEnd: Bool, bestImproved: Bool,
+              metrics: String) throws {
+        let meta = try metadata(state)
         let weights = model.stateDict()
-        try SafeTensors.write(weights, metadata: meta, to: modelPath)
-        let acc = logs["val_accuracy"] ?? 0
-        if acc > (state.bestAccuracy ?? -1) {
-            state.bestAccuracy = acc
-            try SafeTensors.write(weights, metadata: meta.merging(["val_accuracy": String(acc)]) { $1 }, to: bestPath)
-        }
-        try SafeTensors.write(weights + optimizer.stateDict().map { ("optimizer." + $0.0, $0.1) }, metadata: meta,
-                              to: checkpointPath)
-        let cols = ["loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
-        var csv = "epoch," + cols.joined(separator: ",") + "\n"
-        for (i, h) in state.history.enumerated() {
-            csv += "\(i + 1)," + cols.map { h[$0].map { String($0) } ?? "" }.joined(separator: ",") + "\n"
-        }
-        try writeAtomically(Data(csv.utf8), to: metricsPath)
-        let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try writeAtomically(try enc.encode(state), to: statePath)
+        do {
+            if epochEnd {
+                try SafeTensors.write(weights, metadata: meta, to: modelPath)
+                if bestImproved, let acc = state.bestAccuracy {
+                    try SafeTensors.write(weights, metadata: meta.merging(["val_accuracy": String(acc)]) { $1 }, to: bestPath)
+                }
+                try writeAtomically(Data(metrics.utf8), to: metricsPath)
+            }
+            let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let stateJSON = try enc.encode(state)
+            try SafeTensors.write(weights + optimizer.stateDict().map { ("optimizer." + $0.0, $0.1) },
+                                  metadata: meta.merging(["run_state": String(decoding: stateJSON, as: UTF8.self)]) { $1 },
+                                  to: checkpointPath)
+            try writeAtomically(stateJSON, to: statePath)
+        } catch let e as DataError { throw RunError("\(e)") }
     }
 
-    func restore(model: Module, optimizer: Optimizer) throws {
-        let (tensors, _, _) = try SafeTensors.read(checkpointPath)
+    /// Loads `checkpoint.safetensors` into the model and optimizer and returns the run state it holds.
+    func restore(model: Module, optimizer: Optimizer, trainCount: Int, batches: Int) throws -> RunState {
+        let previous = try Self.loadState(outputDir)
+        var a = previous.config, b = config
+        a.recipe.epochs = 0; b.recipe.epochs = 0
+        guard a == b else {
+            throw RunError("\(statePath): settings differ from the run being resumed; resume with the same model, data, recipe, seed and threads")
+        }
+        let (tensors, meta, _) = try SafeTensors.read(checkpointPath)
+        var state = previous
+        if let text = meta["run_state"] {
+            do { state = try JSONDecoder().decode(RunState.self, from: Data(text.utf8)) }
+            catch { throw RunError("\(checkpointPath): the run state in its metadata is unreadable (\(error))") }
+        }
+        try state.validate(checkpointPath, trainCount: trainCount, batches: batches)
         var weights: [String: Tensor] = [:], opt: [String: Tensor] = [:]
         for (k, v) in tensors {
             if k.hasPrefix("optimizer.") { opt[String(k.dropFirst("optimizer.".count))] = v } else { weights[k] = v }
@@ -232,10 +265,100 @@ public final class TrainingRun {
             try model.loadStateDict(weights)
             try optimizer.loadStateDict(opt)
         } catch { throw RunError("\(checkpointPath): \(error)") }
+        return state
     }
 }
 
-extension ProgressOutput: Equatable {}
+/// The run driver's callback: reseeds the default generator per epoch (dropout masks do not depend
+/// on where a run was resumed), keeps the history and best accuracy, and checkpoints at every
+/// epoch's end and at the run's `checkpointInterval` inside epochs. A failed write stops training and
+/// is rethrown by `TrainingRun.run`.
+final class RunRecorder: Callback {
+    unowned let run: TrainingRun
+    var state: RunState
+    let loader: DataLoader<ImageDataset>
+    let scheduler: (any LRScheduler)?
+    var error: Error?
+    var epochsRun = 0
+    private var epochStart = Date(), lastSave = Date()
+    private let best = Monitor("val_accuracy")
+    private let csv: CSVLogger
+
+    init(run: TrainingRun, state: RunState, loader: DataLoader<ImageDataset>, scheduler: (any LRScheduler)?) {
+        self.run = run; self.state = state; self.loader = loader; self.scheduler = scheduler
+        csv = CSVLogger(path: run.metricsPath, columns: ["loss", "accuracy", "val_loss", "val_accuracy", "seconds"],
+                        epochBase: 1, previous: state.history.enumerated().map { ($0.offset, $0.element) })
+    }
+
+    func onEpochBegin(_ epoch: Int, trainer: Trainer) {
+        epochStart = Date(); lastSave = Date()
+        if trainer.batch == 0 { manualSeed(run.epochSeed(epoch)) }   // mid-epoch: the saved state was restored
+    }
+
+    func onBatchEnd(_ batch: Int, logs: Logs, trainer: Trainer) {
+        guard error == nil, batch + 1 < trainer.batchesPerEpoch else { return }
+        let due: Bool
+        switch run.checkpointInterval {
+        case .never: due = false
+        case let .seconds(s): due = Date().timeIntervalSince(lastSave) >= s
+        case let .batches(n): due = n > 0 && (batch + 1) % n == 0
+        }
+        guard due else { return }
+        var mid = state
+        mid.position = trainer.position
+        mid.shuffleState = loader.shuffleState.words
+        mid.randomState = RandomGenerator.global.snapshot.words
+        mid.schedulerSteps = scheduler?.stepsTaken
+        write(trainer, mid, epochEnd: false, bestImproved: false)
+        lastSave = Date()
+    }
+
+    func onEpochEnd(_ epoch: Int, logs: Logs, trainer: Trainer) {
+        guard error == nil else { return }
+        var logs = logs
+        logs["seconds"] = Date().timeIntervalSince(epochStart)
+        state.completedEpochs = epoch + 1
+        state.history.append(logs)
+        state.position = nil
+        state.randomState = nil
+        state.shuffleState = loader.shuffleState.words
+        state.schedulerSteps = scheduler?.stepsTaken
+        var improved = false
+        if let acc = best.value(in: logs), best.isImprovement(acc, over: state.bestAccuracy) {
+            state.bestAccuracy = acc; improved = true
+        }
+        csv.onEpochEnd(epoch, logs: logs, trainer: trainer)
+        write(trainer, state, epochEnd: true, bestImproved: improved)
+        epochsRun += 1
+    }
+
+    private func write(_ trainer: Trainer, _ s: RunState, epochEnd: Bool, bestImproved: Bool) {
+        do {
+            try run.save(model: trainer.model, optimizer: trainer.optimizer, state: s, epochEnd: epochEnd,
+                         bestImproved: bestImproved, metrics: csv.csv)
+        } catch {
+            self.error = error
+            trainer.stopTraining = true
+        }
+    }
+}
+
+/// An exclusive lock on an output directory (`flock` on `DIR/.lock`, which the system releases when
+/// the process ends, however it ends), so two runs never interleave their files.
+final class OutputLock {
+    private var fd: Int32
+    init(directory: String) throws {
+        let path = directory + "/.lock"
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw RunError("\(path): cannot create the run lock: \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd); fd = -1
+            throw RunError("\(directory): another convolve train is writing to this directory; wait for it to finish or use another --output")
+        }
+    }
+    func release() { if fd >= 0 { flock(fd, LOCK_UN); close(fd); fd = -1 } }
+    deinit { release() }
+}
 
 /// Loads a checkpoint written by `convolve train` (or any safetensors file with the model's keys)
 /// into a fresh zoo model, strictly. The model name comes from the file's metadata unless given.

@@ -1,6 +1,7 @@
 import Foundation
 import Convolve
 import ConvolveNN
+import ConvolveData
 
 /// The tutorial's PyTorch model: Conv-BN-ReLU-MaxPool ×2 + Linear(196, 10); 2,174 parameters.
 public final class TorchSeedNet: Module, Layer {
@@ -68,20 +69,20 @@ public enum ZooModel: String, CaseIterable, Sendable {
     case lenet5
     case mnistCNN = "mnist-cnn"
 
-    /// Whether the model uses the Keras-style API (and prints Keras-style).
-    public var isKeras: Bool { self == .kerasSeed }
-
     /// Default hyper-parameters (the tutorial's for the seeds, pytorch/examples' for mnist-cnn).
     public var defaults: Recipe {
         switch self {
         case .torchSeed: return Recipe(epochs: 10, batchSize: 64, lr: 0.01, optimizer: "adam", normalize: (0.5, 0.5))
-        case .kerasSeed: return Recipe(epochs: 10, batchSize: 32, lr: 0.001, optimizer: "adam", normalize: nil)
+        case .kerasSeed: return Recipe(epochs: 10, batchSize: 32, lr: 0.001, optimizer: "adam", normalize: nil, style: .keras)
         case .lenet5: return Recipe(epochs: 5, batchSize: 64, lr: 0.002, optimizer: "adam", normalize: (0.1307, 0.3081),
                                     stepLRGamma: 0.6)
         case .mnistCNN: return Recipe(epochs: 5, batchSize: 64, lr: 1.0, optimizer: "adadelta", normalize: (0.1307, 0.3081),
                                       stepLRGamma: 0.7)
         }
     }
+
+    /// The input one sample must have, `[channels, height, width]`.
+    public var inputShape: [Int] { [1, 28, 28] }
 
     /// A new, randomly initialized instance (uses the global generator: seed it first).
     public func make() -> Module & Layer {
@@ -94,7 +95,11 @@ public enum ZooModel: String, CaseIterable, Sendable {
     }
 }
 
-/// Training hyper-parameters.
+/// Which tutorial half a recipe follows: how `convolve train` prints (PyTorch's epoch lines or Keras'
+/// progress bar) and Keras' Adam epsilon (1e-7, added before bias correction) or PyTorch's (1e-8).
+public enum TrainingStyle: String, Sendable, Codable { case pytorch, keras }
+
+/// Training hyper-parameters: the single source of a run's normalization, optimizer and schedule.
 public struct Recipe: Sendable, Codable, Equatable {
     public var epochs: Int
     public var batchSize: Int
@@ -105,10 +110,66 @@ public struct Recipe: Sendable, Codable, Equatable {
     public var normalizeStd: Double?
     /// Per-epoch StepLR decay (pytorch/examples uses 0.7), or nil.
     public var stepLRGamma: Double?
+    public var style: TrainingStyle
 
+    /// - Parameters:
+    ///   - epochs: passes over the training set.
+    ///   - batchSize: images per training step.
+    ///   - lr: initial learning rate.
+    ///   - optimizer: one of `Recipe.optimizerNames`.
+    ///   - normalize: `(mean, std)` applied after scaling pixels to [0, 1]; nil: only the scaling.
+    ///   - stepLRGamma: learning-rate decay per epoch (StepLR with step 1), or nil for none.
+    ///   - style: which tutorial half the run follows (printing, Adam's epsilon).
     public init(epochs: Int, batchSize: Int, lr: Double, optimizer: String, normalize: (Double, Double)?,
-                stepLRGamma: Double? = nil) {
+                stepLRGamma: Double? = nil, style: TrainingStyle = .pytorch) {
         self.epochs = epochs; self.batchSize = batchSize; self.lr = lr; self.optimizer = optimizer
-        normalizeMean = normalize?.0; normalizeStd = normalize?.1; self.stepLRGamma = stepLRGamma
+        normalizeMean = normalize?.0; normalizeStd = normalize?.1; self.stepLRGamma = stepLRGamma; self.style = style
+    }
+
+    enum CodingKeys: String, CodingKey { case epochs, batchSize, lr, optimizer, normalizeMean, normalizeStd, stepLRGamma, style }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        epochs = try c.decode(Int.self, forKey: .epochs)
+        batchSize = try c.decode(Int.self, forKey: .batchSize)
+        lr = try c.decode(Double.self, forKey: .lr)
+        optimizer = try c.decode(String.self, forKey: .optimizer)
+        normalizeMean = try c.decodeIfPresent(Double.self, forKey: .normalizeMean)
+        normalizeStd = try c.decodeIfPresent(Double.self, forKey: .normalizeStd)
+        stepLRGamma = try c.decodeIfPresent(Double.self, forKey: .stepLRGamma)
+        style = try c.decodeIfPresent(TrainingStyle.self, forKey: .style) ?? .pytorch
+    }
+
+    /// The optimizers a recipe can name.
+    public static let optimizerNames = ["adam", "adamw", "sgd", "rmsprop", "adadelta"]
+
+    /// The optimizer this recipe names, over `parameters`.
+    public func makeOptimizer(_ parameters: [Tensor]) throws -> Optimizer {
+        let keras = style == .keras
+        switch optimizer.lowercased() {
+        case "adam": return Adam(parameters, lr: lr, eps: keras ? 1e-7 : 1e-8, epsilonStyle: keras ? .keras : .pytorch)
+        case "adamw": return AdamW(parameters, lr: lr)
+        case "sgd": return SGD(parameters, lr: lr, momentum: 0.9)
+        case "rmsprop": return RMSprop(parameters, lr: lr)
+        case "adadelta": return Adadelta(parameters, lr: lr)
+        default:
+            throw RunError("unknown optimizer \(optimizer) (use " + Self.optimizerNames.joined(separator: ", ") + ")")
+        }
+    }
+
+    /// The learning-rate schedule, stepped once per epoch, or nil.
+    public func makeScheduler(_ optimizer: Optimizer) -> (any LRScheduler)? {
+        stepLRGamma.map { StepLR(optimizer, stepSize: 1, gamma: $0) }
+    }
+
+    /// The per-batch transform: pixels to [0, 1], then the recipe's normalization.
+    public var transform: any Transform {
+        normalizeMean.map { Compose(ToTensor(), Normalize(mean: [Float($0)], std: [Float(normalizeStd ?? 1)])) } ?? ToTensor()
+    }
+
+    /// Raw pixel bytes `shape` (`[N, C, H, W]`) as the tensor `transform` makes of them.
+    public func tensor(pixels: [UInt8], shape: [Int]) -> Tensor {
+        var values = pixels.map { Float($0) }
+        values.withUnsafeMutableBufferPointer { transform.apply($0, shape: shape) }
+        return Tensor(values, shape: shape)
     }
 }

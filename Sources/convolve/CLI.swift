@@ -42,7 +42,7 @@ struct Train: ParsableCommand {
     @Option(help: "Epochs (default: the model's recipe).") var epochs: Int?
     @Option(help: "Batch size (default: the model's recipe).") var batchSize: Int?
     @Option(help: "Learning rate (default: the model's recipe).") var lr: Double?
-    @Option(help: "Optimizer: adam, adamw, sgd, rmsprop, adadelta.") var optimizer: String?
+    @Option(help: "Optimizer: \(Recipe.optimizerNames.joined(separator: ", ")).") var optimizer: String?
     @Option(help: "Random seed (initialization, shuffling, dropout).") var seed: UInt64 = 0
     @Option(help: "CPU threads (default: all cores).") var threads: Int?
     @OptionGroup var data: DataOptions
@@ -51,16 +51,20 @@ struct Train: ParsableCommand {
     @Option(help: "Train on only the first N training images.") var trainLimit: Int?
     @Option(help: "Test on only the first N test images.") var testLimit: Int?
     @Flag(help: "Print only the final result.") var quiet = false
+    @Option(help: "Also checkpoint every M minutes inside an epoch (0: only at epoch ends).") var checkpointMinutes: Double = 5
+    @Option(help: "Also checkpoint every N batches inside an epoch (overrides --checkpoint-minutes).") var checkpointBatches: Int?
 
     func validate() throws {
+        if !(checkpointMinutes >= 0) { throw ValidationError("--checkpoint-minutes must not be negative") }
+        if let checkpointBatches, checkpointBatches < 1 { throw ValidationError("--checkpoint-batches must be at least 1") }
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1") }
         if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
         if let lr, !(lr > 0) { throw ValidationError("--lr must be positive") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1") }
-        if let optimizer, !["adam", "adamw", "sgd", "rmsprop", "adadelta"].contains(optimizer.lowercased()) {
-            throw ValidationError("unknown optimizer '\(optimizer)' (use adam, adamw, sgd, rmsprop or adadelta)")
+        if let optimizer, !Recipe.optimizerNames.contains(optimizer.lowercased()) {
+            throw ValidationError("unknown optimizer '\(optimizer)' (use " + Recipe.optimizerNames.joined(separator: ", ") + ")")
         }
     }
 
@@ -80,7 +84,9 @@ struct Train: ParsableCommand {
                 config = RunConfig(model: model, dataset: dataset, recipe: recipe, seed: seed,
                                    threads: threads ?? Parallel.threads, trainLimit: trainLimit, testLimit: testLimit)
             }
-            let run = TrainingRun(config: config, outputDir: out, dataLocation: data.location,
+            let interval: CheckpointInterval = checkpointBatches.map { .batches($0) }
+                ?? (checkpointMinutes > 0 ? .seconds(checkpointMinutes * 60) : .never)
+            let run = TrainingRun(config: config, outputDir: out, dataLocation: data.location, checkpointInterval: interval,
                                   progress: quiet ? .silent : .standardOutput, log: quiet ? { _ in } : { print($0) })
             let result = try run.run(resume: resume)
             if quiet { print("test accuracy \(result.testAccuracy)") }
@@ -106,33 +112,23 @@ struct Evaluate: ParsableCommand {
             let kind = dataset ?? meta["dataset"].flatMap(DatasetKind.init(rawValue:)) ?? .mnist
             var test = try data.location.load(kind, train: false)
             if let limit { test = test.prefix(limit) }
-            let recipe = zoo.defaults
-            let t: any Transform = recipe.normalizeMean.map {
-                Compose(ToTensor(), Normalize(mean: [Float($0)], std: [Float(recipe.normalizeStd ?? 1)])) } ?? ToTensor()
-            test = test.with(transform: t)
-            let classes = test.classCount
-            var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
-            var lossSum = 0.0
-            withNoGrad {
-                for (x, y) in DataLoader(test, batchSize: 1000) {
-                    let out = inferInSlices(x) { net($0) }
-                    let logits = zoo.isKeras ? out.clamp(min: 1e-7, max: 1).log() : out   // Keras models output probabilities
-                    lossSum += Double(zoo.isKeras ? nllLoss(logits, y, reduction: .sum).item : crossEntropy(logits, y, reduction: .sum).item)
-                    for (p, t) in zip(out.argmax(dim: 1), y) { confusion[t][p] += 1 }
-                }
+            guard test.count > 0 else { throw DataError.badShape(path: "\(kind.rawValue) test", reason: "no test images to evaluate") }
+            guard test.sampleShape == zoo.inputShape else {
+                throw DataError.badShape(path: "\(kind.rawValue) test",
+                                         reason: "images are \(test.sampleShape) but \(zoo.rawValue) takes \(zoo.inputShape) (channels, height, width)")
             }
-            let correct = (0..<classes).reduce(0) { $0 + confusion[$1][$1] }
-            let acc = Double(correct) / Double(test.count)
-            let perClass = (0..<classes).map { c -> Double in
-                let n = confusion[c].reduce(0, +); return n == 0 ? 0 : Double(confusion[c][c]) / Double(n) }
+            test = test.with(transform: zoo.defaults.transform)
+            let result = Evaluator(net).evaluate(test)
+            let (acc, loss, confusion, classes) = (result.accuracy, result.loss, result.confusion, test.classCount)
+            let perClass = result.perClassAccuracy.map { $0 ?? 0 }
             if json {
-                let obj: [String: Any] = ["accuracy": acc, "loss": lossSum / Double(test.count), "count": test.count,
+                let obj: [String: Any] = ["accuracy": acc, "loss": loss, "count": test.count,
                                           "per_class_accuracy": perClass, "confusion_matrix": confusion]
                 print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
                 return
             }
             print("Model: \(zoo.rawValue)  dataset: \(kind.displayName) test (\(test.count) images)")
-            print(String(format: "Accuracy: %.4f   Loss: %.4f", acc, lossSum / Double(test.count)))
+            print(String(format: "Accuracy: %.4f   Loss: %.4f", acc, loss))
             print("Per-class accuracy:")
             for c in 0..<classes { print(String(format: "  %@ %.4f", test.classNames[c].padding(toLength: 12, withPad: " ", startingAt: 0), perClass[c])) }
             print("Confusion matrix (rows: true class, columns: predicted):")
@@ -179,11 +175,11 @@ struct Predict: ParsableCommand {
                     }
                 }
             }
-            let recipe = zoo.defaults
-            let mean = Float(recipe.normalizeMean ?? 0), std = Float(recipe.normalizeStd ?? 1)
-            let x = Tensor(items.flatMap { $0.1.map { (Float($0) / 255 - mean) / std } }, shape: [items.count, 1, 28, 28])
-            let out = inferInSlices(x) { net($0) }
-            let probs = zoo.isKeras ? out : out.softmax(dim: 1)
+            guard !items.isEmpty else {
+                throw DataError.badShape(path: images.joined(separator: ", "), reason: "no images to classify")
+            }
+            let x = zoo.defaults.tensor(pixels: items.flatMap { $0.1 }, shape: [items.count] + zoo.inputShape)
+            let probs = objective(for: net).probabilities(inferInSlices(x) { net($0) })
             var results: [[String: Any]] = []
             for (i, item) in items.enumerated() {
                 let p = Array(probs.storage[(i * 10)..<((i + 1) * 10)])

@@ -1,0 +1,97 @@
+import Foundation
+import Convolve
+import ConvolveNN
+import ConvolveData
+
+/// Counts of one evaluation (or of one epoch's training batches): loss sum, correct predictions, and
+/// the confusion matrix when asked for. The only place accuracy is counted.
+public struct ClassificationTally: Sendable {
+    public private(set) var count = 0
+    public private(set) var lossSum = 0.0
+    public private(set) var correct = 0
+    /// `confusion[true][predicted]`, or empty when not kept.
+    public private(set) var confusion: [[Int]]
+
+    /// - Parameter classes: keep a confusion matrix of this many classes (nil: only counts).
+    public init(classes: Int? = nil) {
+        confusion = classes.map { [[Int]](repeating: [Int](repeating: 0, count: $0), count: $0) } ?? []
+    }
+
+    /// Adds a batch: its scores `[N, classes]`, labels, and its loss summed over the batch.
+    public mutating func add(scores: Tensor, labels: [Int], lossSum batchLoss: Double) {
+        let predicted = scores.argmax(dim: 1)
+        for (p, y) in zip(predicted, labels) {
+            if p == y { correct += 1 }
+            if !confusion.isEmpty && y < confusion.count && p < confusion.count { confusion[y][p] += 1 }
+        }
+        count += labels.count
+        lossSum += batchLoss
+    }
+
+    /// Mean loss per sample (NaN when empty).
+    public var loss: Double { count > 0 ? lossSum / Double(count) : .nan }
+    /// Share of correct predictions (NaN when empty).
+    public var accuracy: Double { count > 0 ? Double(correct) / Double(count) : .nan }
+}
+
+/// The result of `Evaluator.evaluate`: loss, accuracy, per-class accuracy and confusion matrix.
+public struct Evaluation: Sendable {
+    public let count: Int
+    public let loss: Double
+    public let accuracy: Double
+    /// `confusion[true][predicted]`.
+    public let confusion: [[Int]]
+    /// Accuracy of each class over its own samples (nil for a class with none).
+    public var perClassAccuracy: [Double?] {
+        confusion.enumerated().map { c, row in
+            let n = row.reduce(0, +)
+            return n > 0 ? Double(row[c]) / Double(n) : nil
+        }
+    }
+}
+
+/// The only evaluation loop: runs a model in eval mode without gradients over a batch source in
+/// batches (each split into 64-image slices across the worker pool, `inferInSlices`) and tallies
+/// loss, accuracy and the confusion matrix. Used by `Model.evaluate`, the `Trainer`'s validation,
+/// the run driver and `convolve evaluate`.
+public struct Evaluator {
+    public let model: Module & Layer
+    public let objective: Objective
+    public let batchSize: Int
+
+    /// - Parameters:
+    ///   - model: the classifier (put in eval mode for the evaluation, then restored).
+    ///   - objective: its outputs and loss (default: `objective(for: model)`).
+    ///   - batchSize: images per batch (each batch is evaluated in slices of 64 in parallel).
+    public init(_ model: Module & Layer, objective: Objective? = nil, batchSize: Int = 1000) {
+        self.model = model
+        self.objective = objective ?? ConvolveTraining.objective(for: model)
+        self.batchSize = Swift.max(1, batchSize)
+    }
+
+    /// Evaluates `data`; `callbacks` get the test events.
+    public func evaluate<S: BatchSource>(_ data: S, callbacks: [Callback] = []) -> Evaluation {
+        let wasTraining = model.training
+        model.eval()
+        defer { model.train(wasTraining) }
+        releaseUnusedMemory()   // after training's buffers: evaluation's slices should not raise the peak
+        var tally = ClassificationTally(classes: data.classCount)
+        // No prefetch: building a batch is ~1% of evaluating it, and a second batch buffer would raise
+        // peak memory.
+        let loader = DataLoader(data, batchSize: batchSize, prefetch: false)
+        for cb in callbacks { cb.onTestBegin(batches: loader.count) }
+        withNoGrad {
+            for (b, (x, y)) in loader.enumerated() {
+                let scores = inferInSlices(x) { objective.scores($0) }
+                tally.add(scores: scores, labels: y, lossSum: Double(objective.lossValue(scores, y, reduction: .sum).item))
+                if !callbacks.isEmpty {
+                    let logs: Logs = ["loss": tally.loss, "accuracy": tally.accuracy]
+                    for cb in callbacks { cb.onTestBatchEnd(b, logs: logs) }
+                }
+            }
+        }
+        let result = Evaluation(count: tally.count, loss: tally.loss, accuracy: tally.accuracy, confusion: tally.confusion)
+        for cb in callbacks { cb.onTestEnd(logs: ["loss": result.loss, "accuracy": result.accuracy]) }
+        return result
+    }
+}

@@ -1,0 +1,170 @@
+import Foundation
+import Convolve
+import ConvolveNN
+import ConvolveData
+
+/// What one training step did.
+public struct StepResult: Sendable {
+    /// The batch's mean loss.
+    public let loss: Double
+    /// Images in the batch, and how many of them the model classified correctly (before the update).
+    public let count: Int
+    public let correct: Int
+}
+
+/// The training engine: the one place a training step happens (forward, loss, backward, the
+/// after-backward hooks, optimizer step, metrics), and the epoch loop around it with callbacks at
+/// every event. Keras' `Model.fit`, the run driver behind `convolve train` and the benchmarks all
+/// train through it; a hand-written PyTorch-style loop needs none of it.
+///
+/// ```swift
+/// let trainer = Trainer(model: net, optimizer: Adam(net.parameters(), lr: 1e-3),
+///                       callbacks: [LRSchedule(StepLR(optimizer, stepSize: 1, gamma: 0.7))])
+/// let history = trainer.fit(DataLoader(train, batchSize: 64, shuffle: true), epochs: 5, validation: test)
+/// ```
+///
+/// Learning-rate schedules, progress lines, logging and checkpoints are callbacks; a callback ends
+/// training after the current epoch by setting `stopTraining`.
+public final class Trainer {
+    public let model: Module & Layer
+    public let optimizer: Optimizer
+    public let objective: Objective
+    public var callbacks: [Callback]
+    /// Whether `accuracy` (and `val_accuracy`) are reported (Keras: `metrics: ["accuracy"]`).
+    public var reportsAccuracy: Bool
+    /// Runs after every backward pass, before the optimizer step: where gradients are averaged across
+    /// processes in data-parallel training, or clipped.
+    public var afterBackward: [(Trainer) -> Void] = []
+    /// Set by a callback to end `fit` after the current epoch.
+    public var stopTraining = false
+    /// The epoch being trained (0-based) and the batch within it.
+    public private(set) var epoch = 0
+    public private(set) var batch = 0
+    /// Epochs of the current `fit` (its `epochs` argument) and batches in each.
+    public private(set) var epochs = 0
+    public private(set) var batchesPerEpoch = 0
+    /// Training steps taken by this trainer (across `fit` calls).
+    public private(set) var globalStep = 0
+    /// Batch size of validation passes.
+    public var validationBatchSize = 1000
+
+    /// - Parameters:
+    ///   - model: the classifier to train (its `parameters()` are the optimizer's).
+    ///   - optimizer: updates the parameters from their gradients.
+    ///   - objective: the model's outputs and loss (default: `objective(for: model)`: a Keras `Model`'s
+    ///     compiled loss, cross-entropy on logits for other modules).
+    ///   - callbacks: observers and controllers of training, called in order.
+    ///   - reportsAccuracy: report `accuracy` and `val_accuracy` in the logs.
+    public init(model: Module & Layer, optimizer: Optimizer, objective: Objective? = nil,
+                callbacks: [Callback] = [], reportsAccuracy: Bool = true) {
+        self.model = model
+        self.optimizer = optimizer
+        self.objective = objective ?? ConvolveTraining.objective(for: model)
+        self.callbacks = callbacks
+        self.reportsAccuracy = reportsAccuracy
+    }
+
+    /// The training step: zero gradients, forward, loss, backward, after-backward hooks, optimizer step.
+    /// Counts correct predictions from the same forward pass. The model should be in training mode.
+    @discardableResult
+    public func trainStep(_ x: Tensor, _ labels: [Int]) -> StepResult {
+        optimizer.zeroGrad()
+        let scores = Profiler.measure("loss forward") { objective.scores(x) }
+        let loss = objective.lossValue(scores, labels)
+        Profiler.measure("backward (total)") { loss.backward() }
+        for hook in afterBackward { hook(self) }
+        optimizer.step()
+        globalStep += 1
+        let predicted = reportsAccuracy ? scores.argmax(dim: 1) : []
+        return StepResult(loss: Double(loss.item), count: labels.count,
+                          correct: zip(predicted, labels).reduce(0) { $0 + ($1.0 == $1.1 ? 1 : 0) })
+    }
+
+    /// Trains epochs `initialEpoch..<epochs` over `loader`, evaluating `validation` after each epoch
+    /// (`val_loss`, `val_accuracy`), and returns the per-epoch logs. `resume` continues the first
+    /// epoch from a saved position (a run resumed mid-epoch: that epoch's order, batches done, tally).
+    @discardableResult
+    public func fit<S: BatchSource>(_ loader: DataLoader<S>, epochs: Int, initialEpoch: Int = 0,
+                                    validation: (any BatchSource)? = nil, resume: EpochPosition? = nil) -> History {
+        var history = History()
+        stopTraining = false
+        self.epochs = epochs
+        batchesPerEpoch = loader.count
+        epoch = initialEpoch
+        batch = resume?.batch ?? 0
+        for cb in callbacks { cb.onTrainBegin(self) }
+        var last: Logs = [:]
+        for e in initialEpoch..<epochs {
+            epoch = e
+            for cb in callbacks { cb.onEpochBegin(e, trainer: self) }
+            model.train()
+            let start = e == initialEpoch ? resume : nil
+            var tally = start?.tally ?? EpochTally()
+            currentTally = tally
+            var iterator = start.map { loader.makeIterator(order: $0.order, startBatch: $0.batch) } ?? loader.makeIterator()
+            batch = start?.batch ?? 0
+            currentOrder = iterator.order
+            while let (x, y) = Profiler.measure("data (wait for batch)", { iterator.next() }) {
+                for cb in callbacks { cb.onBatchBegin(batch, trainer: self) }
+                let step = trainStep(x, y)
+                tally.add(step)
+                currentTally = tally
+                var logs = tally.logs(accuracy: reportsAccuracy)
+                logs["batch_loss"] = step.loss
+                logs["batch_size"] = Double(step.count)
+                batch += 1
+                for cb in callbacks { cb.onBatchEnd(batch - 1, logs: logs, trainer: self) }
+            }
+            var logs = tally.logs(accuracy: reportsAccuracy)
+            if let validation {
+                let v = evaluate(validation)
+                logs["val_loss"] = v.loss
+                if reportsAccuracy { logs["val_accuracy"] = v.accuracy }
+            }
+            history.append(e, logs)
+            last = logs
+            for cb in callbacks { cb.onEpochEnd(e, logs: logs, trainer: self) }
+            if stopTraining { break }
+        }
+        for cb in callbacks { cb.onTrainEnd(self, logs: last) }
+        model.eval()
+        return history
+    }
+
+    /// Evaluates the model on `data` with this trainer's objective; the callbacks get the test events.
+    public func evaluate(_ data: some BatchSource) -> Evaluation {
+        Evaluator(model, objective: objective, batchSize: validationBatchSize).evaluate(data, callbacks: callbacks)
+    }
+
+    /// Where the current epoch is: its sample order, the batches done and their running tally
+    /// (for a checkpoint taken mid-epoch).
+    public var position: EpochPosition { EpochPosition(order: currentOrder, batch: batch, tally: currentTally) }
+    private var currentOrder: [Int] = []
+    private var currentTally = EpochTally()
+}
+
+/// Running means of one epoch's training batches.
+public struct EpochTally: Sendable, Codable, Equatable {
+    public var count = 0, correct = 0, batches = 0
+    /// Σ batch mean loss × batch size, and Σ batch mean loss.
+    public var lossSum = 0.0, batchLossSum = 0.0
+    public init() {}
+    mutating func add(_ s: StepResult) {
+        count += s.count; correct += s.correct; batches += 1
+        lossSum += s.loss * Double(s.count); batchLossSum += s.loss
+    }
+    /// `loss` (per sample) and `accuracy` so far.
+    func logs(accuracy: Bool) -> Logs {
+        var l: Logs = ["loss": count > 0 ? lossSum / Double(count) : .nan]
+        if accuracy { l["accuracy"] = count > 0 ? Double(correct) / Double(count) : .nan }
+        return l
+    }
+}
+
+/// A point inside an epoch: the epoch's sample order, the next batch, and the tally so far.
+public struct EpochPosition: Sendable, Codable, Equatable {
+    public var order: [Int]
+    public var batch: Int
+    public var tally: EpochTally
+    public init(order: [Int], batch: Int, tally: EpochTally) { self.order = order; self.batch = batch; self.tally = tally }
+}
