@@ -149,9 +149,13 @@ for w in workloads {
     let train = trainRaw.prefix(limit).with(transform: transform)
     let test = testRaw.with(transform: transform)
     let model = zoo.make()
-    let keras = model as? Model
-    let optimizer: Optimizer = keras != nil ? Adam(model.parameters(), lr: lr, eps: 1e-7, epsilonStyle: .keras)
-                                            : Adam(model.parameters(), lr: lr)
+    var recipe = zoo.defaults
+    recipe.lr = lr; recipe.optimizer = "adam"
+    // The engine's own train step (Trainer.trainStep), batch by batch.
+    let optimizer: Optimizer
+    do { optimizer = try recipe.makeOptimizer(model.parameters()) }
+    catch { FileHandle.standardError.write(Data("convolve-bench: \(error)\n".utf8)); exit(1) }
+    let trainer = Trainer(model: model, optimizer: optimizer)
     let loader = DataLoader(train, batchSize: batch, shuffle: true, seed: 0)
     var firstStep = Double.nan
     var rates: [Double] = []
@@ -165,12 +169,7 @@ for w in workloads {
         while true {
             guard let (x, y) = Profiler.measure("data (wait for batch)", { it.next() }) else { break }
             if firstStep.isNaN { firstStep = processAgeSeconds() }
-            optimizer.zeroGrad()
-            let loss = Profiler.measure("loss forward") {
-                keras.map { crossEntropy($0.logits(x), y) } ?? crossEntropy(model(x), y)
-            }
-            Profiler.measure("backward (total)") { loss.backward() }
-            optimizer.step()
+            trainer.trainStep(x, y)
             n += y.count
             steps += 1
         }
