@@ -77,9 +77,10 @@ public struct Xoshiro256StarStar: RandomNumberGenerator, Sendable, Equatable {
 /// `withState`) lock once for the whole loop. Used for initialization, dropout and shuffling so that
 /// runs are reproducible from one seed.
 public final class RandomGenerator: RandomNumberGenerator, @unchecked Sendable {
-    // A pthread mutex (NSLock), not `Synchronization.Mutex`: ThreadSanitizer understands it, so the
-    // suite's TSan run checks the generator's users instead of reporting the lock itself.
-    private let lock = NSLock()
+    // A recursive pthread mutex, not `Synchronization.Mutex`: ThreadSanitizer understands it (the
+    // suite's TSan run checks the generator's users, not the lock), and `exclusively` can hold it
+    // across draws of its own.
+    private let lock = NSRecursiveLock()
     private var state: Xoshiro256StarStar
 
     /// The process-wide default generator behind initializers, dropout and `Tensor.uniform`/`normal`;
@@ -94,6 +95,13 @@ public final class RandomGenerator: RandomNumberGenerator, @unchecked Sendable {
     public func withState<R>(_ body: (inout Xoshiro256StarStar) throws -> R) rethrows -> R {
         lock.lock(); defer { lock.unlock() }
         return try body(&state)
+    }
+
+    /// Runs `body` while no other thread can draw from this generator: `manualSeed` then building a
+    /// model inside it gives the same weights whatever other threads do with the default generator.
+    public func exclusively<R>(_ body: () throws -> R) rethrows -> R {
+        lock.lock(); defer { lock.unlock() }
+        return try body()
     }
 
     /// Restarts the sequence from `seed`.

@@ -37,13 +37,30 @@ public final class Identity: Module, Layer {
 }
 
 /// Randomly zeroes elements with probability `p` in training mode (`torch.nn.Dropout`).
-public final class Dropout: Module, Layer {
+public final class Dropout: Module, Layer, StochasticLayer {
     public let p: Double
     public let inplace: Bool
+    /// Draws the masks (default: the process-wide generator, as in PyTorch).
+    public var generator: RandomGenerator = .global
     public init(_ p: Double = 0.5, inplace: Bool = false) {
         precondition(p >= 0 && p <= 1, "dropout probability has to be between 0 and 1, but got \(p)")
         self.p = p; self.inplace = inplace
     }
-    public func callAsFunction(_ input: Tensor) -> Tensor { dropout(input, p: Float(p), training: training) }
+    public func callAsFunction(_ input: Tensor) -> Tensor {
+        dropout(input, p: Float(p), training: training, generator: generator)
+    }
     public override var extraDescription: String { "p=\(pyRepr(p)), inplace=\(inplace ? "True" : "False")" }
+}
+
+/// A layer that draws random numbers while training (dropout): its generator can be replaced, so a
+/// run can give its model a generator of its own (`Module.useGenerator`).
+public protocol StochasticLayer: AnyObject {
+    var generator: RandomGenerator { get set }
+}
+
+extension Module {
+    /// Makes every stochastic layer in this module (and its children) draw from `generator`.
+    public func useGenerator(_ generator: RandomGenerator) {
+        for (_, m) in namedModules() { (m as? StochasticLayer)?.generator = generator }
+    }
 }

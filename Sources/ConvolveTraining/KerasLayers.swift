@@ -149,12 +149,16 @@ public final class Dense: KerasLayer {
 }
 
 /// Dropout (`keras.layers.Dropout`), active only while fitting.
-public final class KerasDropout: KerasLayer {
+public final class KerasDropout: KerasLayer, StochasticLayer {
     public let rate: Double
+    /// Draws the masks (default: the process-wide generator).
+    public var generator: RandomGenerator = .global
     public init(_ rate: Double) { self.rate = rate; super.init() }
     public override var kerasClassName: String { "Dropout" }
     public override var nameStem: String { "dropout" }
-    public override func callAsFunction(_ input: Tensor) -> Tensor { dropout(input, p: Float(rate), training: training) }
+    public override func callAsFunction(_ input: Tensor) -> Tensor {
+        dropout(input, p: Float(rate), training: training, generator: generator)
+    }
 }
 
 /// A standalone activation (`keras.layers.Activation`).

@@ -40,7 +40,7 @@ public struct RunState: Codable, Sendable {
     public var schedulerSteps: Int?
     /// The loader's shuffle generator, ready to draw the next epoch's order.
     public var shuffleState: [UInt64]?
-    /// The default generator (dropout masks) at a mid-epoch checkpoint.
+    /// The run's dropout generator at a mid-epoch checkpoint.
     public var randomState: [UInt64]?
     /// Set when the checkpoint was taken inside an epoch: that epoch's order, batches done, tally.
     public var position: EpochPosition?
@@ -103,6 +103,9 @@ public final class TrainingRun {
     public let outputDir: String
     public let dataLocation: DataLocation
     public var checkpointInterval: CheckpointInterval
+    /// More callbacks for the run's `Trainer` (after the progress output, before the run's own
+    /// checkpointing, which always comes last).
+    public var callbacks: [Callback] = []
     let log: (String) -> Void
     let progress: ProgressOutput
 
@@ -150,7 +153,7 @@ public final class TrainingRun {
         return (train.with(transform: t), test.with(transform: t))
     }
 
-    /// The seed of the default generator (dropout masks) at the start of `epoch`.
+    /// The seed of the run's dropout generator at the start of `epoch`.
     func epochSeed(_ epoch: Int) -> UInt64 { config.seed &+ UInt64(epoch + 1) &* 0x9E3779B9 }
 
     /// Trains (or resumes) and returns the final test metrics.
@@ -164,8 +167,11 @@ public final class TrainingRun {
         let lock = try OutputLock(directory: outputDir)
         defer { lock.release() }
 
-        manualSeed(config.seed)
-        let model = zoo.make()
+        let model = RandomGenerator.global.exclusively { manualSeed(config.seed); return zoo.make() }
+        // Dropout draws from the run's own generator, reseeded per epoch: masks do not depend on where
+        // a run was resumed, nor on other threads using the default generator.
+        let dropoutGenerator = RandomGenerator(seed: epochSeed(0))
+        model.useGenerator(dropoutGenerator)
         let optimizer = try config.recipe.makeOptimizer(model.parameters())
         let scheduler = config.recipe.makeScheduler(optimizer)
         (model as? Model)?.compile(optimizer: optimizer, loss: .categoricalCrossentropy, metrics: ["accuracy"])
@@ -181,15 +187,16 @@ public final class TrainingRun {
                 for _ in 0..<state.completedEpochs { _ = loader.nextEpochOrder() }
             }
             if state.position != nil, let words = state.randomState, let s = Xoshiro256StarStar(words: words) {
-                RandomGenerator.global.restore(s)
+                dropoutGenerator.restore(s)
             }
             state.config.recipe.epochs = config.recipe.epochs
         }
 
-        let recorder = RunRecorder(run: self, state: state, loader: loader, scheduler: scheduler)
+        let recorder = RunRecorder(run: self, state: state, loader: loader, scheduler: scheduler, dropout: dropoutGenerator)
         var callbacks: [Callback] = config.recipe.style == .keras
             ? [ProgressBar(verbose: progress == .silent ? 0 : 1, output: progress)] : [TutorialEpochLog(log: log)]
         if let scheduler { callbacks.append(LRSchedule(scheduler)) }
+        callbacks += self.callbacks
         callbacks.append(recorder)   // last: saves after the schedule has stepped
         let trainer = Trainer(model: model, optimizer: optimizer, callbacks: callbacks)
         trainer.fit(loader, epochs: config.recipe.epochs, initialEpoch: state.completedEpochs,
@@ -269,8 +276,8 @@ public final class TrainingRun {
     }
 }
 
-/// The run driver's callback: reseeds the default generator per epoch (dropout masks do not depend
-/// on where a run was resumed), keeps the history and best accuracy, and checkpoints at every
+/// The run driver's callback: reseeds the dropout generator per epoch (masks do not depend on where a
+/// run was resumed), keeps the history and best accuracy, and checkpoints at every
 /// epoch's end and at the run's `checkpointInterval` inside epochs. A failed write stops training and
 /// is rethrown by `TrainingRun.run`.
 final class RunRecorder: Callback {
@@ -278,21 +285,23 @@ final class RunRecorder: Callback {
     var state: RunState
     let loader: DataLoader<ImageDataset>
     let scheduler: (any LRScheduler)?
+    let dropout: RandomGenerator
     var error: Error?
     var epochsRun = 0
     private var epochStart = Date(), lastSave = Date()
     private let best = Monitor("val_accuracy")
     private let csv: CSVLogger
 
-    init(run: TrainingRun, state: RunState, loader: DataLoader<ImageDataset>, scheduler: (any LRScheduler)?) {
-        self.run = run; self.state = state; self.loader = loader; self.scheduler = scheduler
+    init(run: TrainingRun, state: RunState, loader: DataLoader<ImageDataset>, scheduler: (any LRScheduler)?,
+         dropout: RandomGenerator) {
+        self.run = run; self.state = state; self.loader = loader; self.scheduler = scheduler; self.dropout = dropout
         csv = CSVLogger(path: run.metricsPath, columns: ["loss", "accuracy", "val_loss", "val_accuracy", "seconds"],
                         epochBase: 1, previous: state.history.enumerated().map { ($0.offset, $0.element) })
     }
 
     func onEpochBegin(_ epoch: Int, trainer: Trainer) {
         epochStart = Date(); lastSave = Date()
-        if trainer.batch == 0 { manualSeed(run.epochSeed(epoch)) }   // mid-epoch: the saved state was restored
+        if trainer.batch == 0 { dropout.reseed(run.epochSeed(epoch)) }   // mid-epoch: the saved state was restored
     }
 
     func onBatchEnd(_ batch: Int, logs: Logs, trainer: Trainer) {
@@ -307,7 +316,7 @@ final class RunRecorder: Callback {
         var mid = state
         mid.position = trainer.position
         mid.shuffleState = loader.shuffleState.words
-        mid.randomState = RandomGenerator.global.snapshot.words
+        mid.randomState = dropout.snapshot.words
         mid.schedulerSteps = scheduler?.stepsTaken
         write(trainer, mid, epochEnd: false, bestImproved: false)
         lastSave = Date()

@@ -23,8 +23,9 @@ public struct StepResult: Sendable {
 /// let history = trainer.fit(DataLoader(train, batchSize: 64, shuffle: true), epochs: 5, validation: test)
 /// ```
 ///
-/// Learning-rate schedules, progress lines, logging and checkpoints are callbacks; a callback ends
-/// training after the current epoch by setting `stopTraining`.
+/// Learning-rate schedules, progress lines, logging and checkpoints are callbacks. A callback ends
+/// training by setting `stopTraining`: in `onEpochEnd` after that epoch, in `onBatchEnd` right after
+/// that batch (the unfinished epoch then gets no validation and no `onEpochEnd`).
 public final class Trainer {
     public let model: Module & Layer
     public let optimizer: Optimizer
@@ -114,7 +115,11 @@ public final class Trainer {
                 logs["batch_size"] = Double(step.count)
                 batch += 1
                 for cb in callbacks { cb.onBatchEnd(batch - 1, logs: logs, trainer: self) }
+                if stopTraining { break }
             }
+            // Stopped inside the epoch (a callback's decision, or a failed checkpoint): the epoch did
+            // not end, so it is neither validated nor reported as ended.
+            if stopTraining && batch < batchesPerEpoch { break }
             var logs = tally.logs(accuracy: reportsAccuracy)
             if let validation {
                 let v = evaluate(validation)
