@@ -38,7 +38,7 @@ enum CLIError: Error { case missing(String) }
         #expect(bad.status != 0 && bad.err.contains("resnet"))
     }
 
-    @Test func trainEvaluatePredictShowOnRealData() throws {
+    @Test(needsMNIST) func trainEvaluatePredictShowOnRealData() throws {
         guard let data = mnistDirectory() else { _ = requireMNIST(); return }
         let dir = TempDir()
         let run = dir.path + "/run"

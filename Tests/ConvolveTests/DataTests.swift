@@ -4,12 +4,26 @@ import Convolve
 @testable import ConvolveData
 
 /// The real MNIST directory: `CONVOLVE_DATA_DIR`, else `../shared/datasets/mnist` beside the repo.
-func mnistDirectory() -> String? {
-    if let d = ProcessInfo.processInfo.environment["CONVOLVE_DATA_DIR"], !d.isEmpty { return d }
-    let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let candidate = repo.deletingLastPathComponent().appendingPathComponent("shared/datasets/mnist").path
-    return FileManager.default.fileExists(atPath: candidate) ? candidate : nil
-}
+/// Where the tests find real MNIST, as a user's Convolve would: the data-directory setting
+/// (`CONVOLVE_DATA_DIR`), else the cache, filled by a verified download where the network allows.
+let realMNISTDirectory: String? = {
+    if let d = ProcessInfo.processInfo.environment[DataLocation.environmentVariable], !d.isEmpty { return d }
+    let location = DataLocation(readEnvironment: false)
+    guard (try? location.load(.mnist, train: true, progress: false)) != nil,
+          (try? location.load(.mnist, train: false, progress: false)) != nil else { return nil }
+    return DataLocation.cacheRoot + "/" + DatasetKind.mnist.rawValue
+}()
+
+func mnistDirectory() -> String? { realMNISTDirectory }
+
+/// CI sets `CONVOLVE_REQUIRE_DATA=1`: there a missing data set fails the real-data tests instead of
+/// skipping them.
+let realDataRequired = ProcessInfo.processInfo.environment["CONVOLVE_REQUIRE_DATA"] == "1"
+
+/// The trait of every test on real MNIST: skipped, with the reason shown, where the data cannot be had.
+let needsMNIST: ConditionTrait = .enabled(
+    if: realMNISTDirectory != nil || realDataRequired,
+    "real MNIST not found: set CONVOLVE_DATA_DIR to a directory with the four gzip IDX files, or allow the verified download into the cache")
 
 /// Loads real MNIST once per process (both splits).
 let realMNIST: (train: ImageDataset, test: ImageDataset)? = {
@@ -203,7 +217,7 @@ func syntheticPair(_ dir: TempDir, n: Int = 20, h: Int = 4, w: Int = 3, gzip: Bo
 }
 
 @Suite struct RealMNISTTests {
-    @Test func countsHistogramsAndPixelStatistics() throws {
+    @Test(needsMNIST) func countsHistogramsAndPixelStatistics() throws {
         guard let (train, test) = requireMNIST() else { return }
         #expect(train.count == 60000 && test.count == 10000)
         #expect(train.labelHistogram == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])

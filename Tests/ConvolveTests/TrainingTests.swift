@@ -240,7 +240,7 @@ import ConvolveTraining
 
 @Suite(.serialized) struct EndToEndTests {
     /// Issue 2's proof: the seed Net trained for a few hundred steps on real MNIST.
-    @Test func seedNetLearnsRealMNIST() throws {
+    @Test(needsMNIST) func seedNetLearnsRealMNIST() throws {
         guard let (train, test) = requireMNIST() else { return }
         manualSeed(0)
         let net = TorchSeedNet()
@@ -264,7 +264,7 @@ import ConvolveTraining
 
     /// CI's short real-data runs of both tutorial halves through the training driver, and of
     /// mnist-cnn (whose 3×3 layer trains through the Winograd kernels) on 6,400 images.
-    @Test(arguments: [ZooModel.torchSeed, .kerasSeed, .mnistCNN])
+    @Test(needsMNIST, arguments: [ZooModel.torchSeed, .kerasSeed, .mnistCNN])
     func shortRealRun(_ zoo: ZooModel) throws {
         guard mnistDirectory() != nil else { _ = requireMNIST(); return }
         let dir = TempDir()
@@ -290,7 +290,7 @@ import ConvolveTraining
     }
 
     /// Stop after epoch 1, resume, finish: the same final weights as an uninterrupted run.
-    @Test(arguments: [ZooModel.torchSeed, .kerasSeed])
+    @Test(needsMNIST, arguments: [ZooModel.torchSeed, .kerasSeed])
     func resumeGivesTheSameWeights(_ zoo: ZooModel) throws {
         guard let data = mnistDirectory() else { _ = requireMNIST(); return }
         var recipe = zoo.defaults; recipe.epochs = 2
