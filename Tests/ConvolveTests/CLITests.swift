@@ -1,20 +1,12 @@
 import Foundation
 import Testing
 import ConvolveData
+import ConvolveTraining
 
 /// Runs the built `convolve` executable (from the same build folder as the tests).
 func runCLI(_ args: [String], env: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
-    let buildDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    var exe = buildDir.appendingPathComponent("convolve")
-    if !FileManager.default.fileExists(atPath: exe.path) {
-        // swift-testing may run from inside the .xctest bundle
-        exe = buildDir.deletingLastPathComponent().appendingPathComponent("convolve")
-    }
-    guard FileManager.default.fileExists(atPath: exe.path) else {
-        throw CLIError.missing(exe.path)
-    }
     let p = Process()
-    p.executableURL = exe
+    p.executableURL = try cliExecutable()
     p.arguments = args
     var environment = ProcessInfo.processInfo.environment
     for (k, v) in env { environment[k] = v }
@@ -27,6 +19,28 @@ func runCLI(_ args: [String], env: [String: String] = [:]) throws -> (status: In
     return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
 }
 enum CLIError: Error { case missing(String) }
+
+/// The built `convolve` executable (from the same build folder as the tests).
+func cliExecutable() throws -> URL {
+    let buildDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    var exe = buildDir.appendingPathComponent("convolve")
+    if !FileManager.default.fileExists(atPath: exe.path) {
+        // swift-testing may run from inside the .xctest bundle
+        exe = buildDir.deletingLastPathComponent().appendingPathComponent("convolve")
+    }
+    guard FileManager.default.fileExists(atPath: exe.path) else { throw CLIError.missing(exe.path) }
+    return exe
+}
+
+/// Starts `convolve` without waiting for it (its output is discarded).
+func startCLI(_ args: [String]) throws -> Process {
+    let p = Process()
+    p.executableURL = try cliExecutable()
+    p.arguments = args
+    p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
+    try p.run()
+    return p
+}
 
 @Suite(.serialized) struct CLITests {
     @Test func summaryPrintsBothStylesAndRejectsUnknownModels() throws {
@@ -75,6 +89,38 @@ enum CLIError: Error { case missing(String) }
         // Resume continues from the checkpoint.
         let r = try runCLI(["train", "--resume", "--epochs", "2", "--output", run, "--data-dir", data])
         #expect(r.status == 0 && r.out.contains("Epoch 2 - Training loss: ") && !r.out.contains("Epoch 1 -"), "\(r.err)")
+    }
+
+    /// `kill -9` during training (whenever it lands: inside an epoch, at its end, during a checkpoint
+    /// write), then `--resume`: the same final weights as an uninterrupted run. A second run on the
+    /// same output directory meanwhile is refused, and the killed run's lock does not stay stuck.
+    @Test(needsMNIST) func killedRunResumesExactlyAndOneWriterPerDirectory() throws {
+        guard let data = mnistDirectory() else { _ = requireMNIST(); return }
+        let dir = TempDir()
+        let args = ["train", "--model", "lenet5", "--epochs", "2", "--train-limit", "3200", "--test-limit", "200",
+                    "--seed", "5", "--threads", "2", "--data-dir", data, "--checkpoint-batches", "4", "--quiet"]
+        let reference = try runCLI(args + ["--output", dir.path + "/reference"])
+        #expect(reference.status == 0, "\(reference.err)")
+        for (k, delay) in [0.0, 0.3, 0.8].enumerated() {
+            let out = dir.path + "/killed\(k)"
+            let victim = try startCLI(args + ["--output", out])
+            let deadline = Date().addingTimeInterval(30)
+            while !FileManager.default.fileExists(atPath: out + "/checkpoint.safetensors") && victim.isRunning && Date() < deadline {
+                usleep(2_000)
+            }
+            if k == 0 && victim.isRunning {
+                let second = try runCLI(args + ["--output", out])
+                #expect(second.status != 0 && second.err.contains("another convolve train is writing"), "\(second.err)")
+            }
+            usleep(useconds_t(delay * 1e6))
+            kill(victim.processIdentifier, SIGKILL)
+            victim.waitUntilExit()
+            let resumed = try runCLI(["train", "--resume", "--output", out, "--data-dir", data, "--checkpoint-batches", "4", "--quiet"])
+            #expect(resumed.status == 0, "\(resumed.err)")
+            let a = try SafeTensors.read(dir.path + "/reference/model.safetensors").tensors
+            let b = try SafeTensors.read(out + "/model.safetensors").tensors
+            for (key, t) in a { #expect(t.storage == b[key]?.storage, "killed after \(delay) s: \(key) differs") }
+        }
     }
 
     @Test func badInputsGiveOneMessageAndNonZeroExit() throws {

@@ -97,13 +97,13 @@ public final class Trainer {
         var last: Logs = [:]
         for e in initialEpoch..<epochs {
             epoch = e
-            for cb in callbacks { cb.onEpochBegin(e, trainer: self) }
-            model.train()
             let start = e == initialEpoch ? resume : nil
+            batch = start?.batch ?? 0
             var tally = start?.tally ?? EpochTally()
             currentTally = tally
+            for cb in callbacks { cb.onEpochBegin(e, trainer: self) }
+            model.train()
             var iterator = start.map { loader.makeIterator(order: $0.order, startBatch: $0.batch) } ?? loader.makeIterator()
-            batch = start?.batch ?? 0
             currentOrder = iterator.order
             while let (x, y) = Profiler.measure("data (wait for batch)", { iterator.next() }) {
                 for cb in callbacks { cb.onBatchBegin(batch, trainer: self) }
