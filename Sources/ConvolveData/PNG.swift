@@ -70,8 +70,9 @@ public struct Image: Sendable, Equatable {
     }
 }
 
-/// Minimal PNG codec: reads 8-bit gray, gray+alpha, RGB, RGBA and palette images (non-interlaced;
-/// 1/2/4-bit gray and palette too), writes 8-bit gray or RGB.
+/// Minimal PNG codec: reads every non-interlaced PNG — gray, gray + alpha, RGB, RGBA at 8 or 16 bits,
+/// gray at 1/2/4 bits, palette images at 1–8 bits (with `tRNS` transparency) — checking each chunk's
+/// CRC as libpng does; writes 8-bit gray or RGB. Alpha is composited on black (MNIST's background).
 public enum PNG {
     static let signature: [UInt8] = [137, 80, 78, 71, 13, 10, 26, 10]
 
@@ -82,7 +83,7 @@ public enum PNG {
             out += be32(UInt32(data.count))
             let body = Array(type.utf8) + data
             out += body
-            out += be32(UInt32(body.withUnsafeBufferPointer { crc32(0, $0.baseAddress, uInt($0.count)) }))
+            out += be32(crc(body[...]))
         }
         chunk("IHDR", be32(UInt32(image.width)) + be32(UInt32(image.height)) + [8, image.channels == 3 ? 2 : 0, 0, 0, 0])
         let stride = image.width * image.channels
@@ -109,42 +110,59 @@ public enum PNG {
 
     struct PNGDecodeError: Error { let reason: String }
 
+    /// CRC-32 of a chunk's type and data (zlib's, the one PNG uses).
+    static func crc(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+        UInt32(bytes.withUnsafeBufferPointer { crc32(0, $0.baseAddress, uInt($0.count)) })
+    }
+
     /// Decodes PNG bytes to 8-bit gray (1 channel) or RGB (3 channels); alpha is composited on black.
     public static func decode(_ bytes: [UInt8]) throws -> Image {
         func fail(_ r: String) -> PNGDecodeError { PNGDecodeError(reason: r) }
         guard bytes.count >= 8, Array(bytes[0..<8]) == signature else { throw fail("missing PNG signature") }
         var pos = 8
-        var width = 0, height = 0, depth = 0, color = 0, interlace = 0
-        var idat = [UInt8](), palette = [UInt8]()
-        while pos + 8 <= bytes.count {
+        var width = 0, height = 0, depth = 0, color = -1, interlace = 0, sawEnd = false
+        var idat = [UInt8](), palette = [UInt8](), transparency = [UInt8]()
+        while pos + 12 <= bytes.count && !sawEnd {
             let len = Int(rd32(bytes, pos)); let type = String(decoding: bytes[(pos + 4)..<(pos + 8)], as: UTF8.self)
-            guard len >= 0, pos + 12 + len <= bytes.count else { throw fail("chunk \(type) runs past the end of the file") }
-            let body = Array(bytes[(pos + 8)..<(pos + 8 + len)])
+            guard len <= bytes.count - pos - 12 else { throw fail("chunk \(type) runs past the end of the file") }
+            let stored = rd32(bytes, pos + 8 + len)
+            guard crc(bytes[(pos + 4)..<(pos + 8 + len)]) == stored else { throw fail("chunk \(type) has a wrong CRC") }
+            let body = bytes[(pos + 8)..<(pos + 8 + len)]
+            if color < 0 && type != "IHDR" { throw fail("the first chunk is \(type), not IHDR") }
             switch type {
             case "IHDR":
                 guard len == 13 else { throw fail("bad IHDR") }
-                width = Int(rd32(body, 0)); height = Int(rd32(body, 4)); depth = Int(body[8]); color = Int(body[9])
-                interlace = Int(body[12])
-            case "PLTE": palette = body
+                let h = Array(body)
+                width = Int(rd32(h, 0)); height = Int(rd32(h, 4)); depth = Int(h[8]); color = Int(h[9]); interlace = Int(h[12])
+            case "PLTE": palette = Array(body)
+            case "tRNS": transparency = Array(body)
             case "IDAT": idat += body
-            case "IEND": pos = bytes.count
+            case "IEND": sawEnd = true
             default: break
             }
             pos += 12 + len
         }
+        guard color >= 0 else { throw fail("no IHDR chunk") }
         guard width > 0, height > 0, width <= 16384, height <= 16384 else { throw fail("bad size \(width)x\(height)") }
         guard interlace == 0 else { throw fail("interlaced PNGs are not supported") }
         let samples: Int
         switch color { case 0: samples = 1; case 2: samples = 3; case 3: samples = 1; case 4: samples = 2; case 6: samples = 4
         default: throw fail("unknown color type \(color)") }
-        guard [1, 2, 4, 8].contains(depth) && (depth == 8 || color == 0 || color == 3) else {
-            throw fail("bit depth \(depth) with color type \(color) is not supported (use 8-bit)")
-        }
+        let allowed: [Int] = color == 0 ? [1, 2, 4, 8, 16] : color == 3 ? [1, 2, 4, 8] : [8, 16]
+        guard allowed.contains(depth) else { throw fail("bit depth \(depth) is not valid for color type \(color)") }
+        if color == 3 && (palette.isEmpty || palette.count % 3 != 0) { throw fail("palette image without a valid PLTE chunk") }
+        guard !idat.isEmpty else { throw fail("no image data (IDAT)") }
         let bitsPerPixel = samples * depth
         let stride = (width * bitsPerPixel + 7) / 8
         let bpp = Swift.max(1, bitsPerPixel / 8)
-        let raw = try zlibDecompress(idat, expected: (stride + 1) * height)
-        guard raw.count >= (stride + 1) * height else { throw fail("image data is truncated") }
+        let expected = (stride + 1) * height
+        // Deflate expands at most ~1032:1: a header demanding more than the data can hold is refused
+        // before anything of that size is allocated.
+        guard expected / 1032 <= idat.count else {
+            throw fail("image data is truncated (\(idat.count) compressed bytes for \(width)x\(height))")
+        }
+        let raw = try zlibDecompress(idat, expected: expected)
+        guard raw.count >= expected else { throw fail("image data is truncated") }
         var cur = [UInt8](repeating: 0, count: stride), prev = [UInt8](repeating: 0, count: stride)
         var rows = [UInt8](); rows.reserveCapacity(stride * height)
         for y in 0..<height {
@@ -168,27 +186,33 @@ public enum PNG {
             rows += cur
             swap(&cur, &prev)
         }
-        func sample(_ row: Int, _ index: Int) -> Int {   // sub-byte samples
-            let bit = index * depth
-            let byte = rows[row * stride + bit / 8]
-            return Int(byte >> (8 - depth - bit % 8)) & ((1 << depth) - 1)
+        /// Sample `index` of `row` (0-based across the row's samples), as a value scaled to 0…255.
+        func sample(_ row: Int, _ index: Int) -> Int {
+            switch depth {
+            case 8: return Int(rows[row * stride + index])
+            case 16:   // high byte first; rounded to 8 bits as libpng's png_set_scale_16 does
+                let v = Int(rows[row * stride + 2 * index]) << 8 | Int(rows[row * stride + 2 * index + 1])
+                return (v * 255 + 32767) / 65535
+            default:
+                let bit = index * depth, byte = rows[row * stride + bit / 8]
+                let v = Int(byte >> (8 - depth - bit % 8)) & ((1 << depth) - 1)
+                return color == 3 ? v : v * 255 / ((1 << depth) - 1)
+            }
         }
         let gray = color == 0 || color == 4
         var out = [UInt8](repeating: 0, count: width * height * (gray ? 1 : 3))
         for y in 0..<height { for x in 0..<width {
             switch color {
-            case 0: out[y * width + x] = UInt8(sample(y, x) * 255 / ((1 << depth) - 1))
-            case 4:
-                let g = Int(rows[y * stride + x * 2]), al = Int(rows[y * stride + x * 2 + 1])
-                out[y * width + x] = UInt8(g * al / 255)
+            case 0: out[y * width + x] = UInt8(sample(y, x))
+            case 4: out[y * width + x] = UInt8(sample(y, 2 * x) * sample(y, 2 * x + 1) / 255)
             case 3:
                 let idx = sample(y, x)
                 guard idx * 3 + 2 < palette.count else { throw fail("palette index \(idx) out of range") }
-                for ch in 0..<3 { out[(y * width + x) * 3 + ch] = palette[idx * 3 + ch] }
+                let al = idx < transparency.count ? Int(transparency[idx]) : 255
+                for ch in 0..<3 { out[(y * width + x) * 3 + ch] = UInt8(Int(palette[idx * 3 + ch]) * al / 255) }
             default:
-                let p = y * stride + x * samples
-                let al = samples == 4 ? Int(rows[p + 3]) : 255
-                for ch in 0..<3 { out[(y * width + x) * 3 + ch] = UInt8(Int(rows[p + ch]) * al / 255) }
+                let al = samples == 4 ? sample(y, x * 4 + 3) : 255
+                for ch in 0..<3 { out[(y * width + x) * 3 + ch] = UInt8(sample(y, x * samples + ch) * al / 255) }
             }
         } }
         return Image(width: width, height: height, channels: gray ? 1 : 3, pixels: out)
