@@ -48,6 +48,13 @@ final class ByteStream {
     private let inBuf = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 16)
     private var zDone = false
     private var zInit = false
+    /// The file's size in bytes.
+    let fileSize: Int
+    /// Whether the file is gzip-compressed.
+    var isCompressed: Bool { gzip }
+    /// The most bytes the stream can yield: the file itself, or for gzip the file times deflate's
+    /// largest expansion (1032:1), so a header can be checked against it before anything is allocated.
+    var maxDecodedBytes: Int { gzip ? fileSize.multipliedReportingOverflow(by: 1032).partialValue : fileSize }
 
     init(path: String) throws {
         self.path = path
@@ -59,6 +66,8 @@ final class ByteStream {
             throw DataError.unreadable(path: path, reason: String(cString: strerror(errno)))
         }
         file = f
+        var info = stat()
+        fileSize = fstat(fileno(f), &info) == 0 ? Int(info.st_size) : Int.max
         // Sniff the gzip magic rather than trusting the extension.
         let b0 = fgetc(f), b1 = fgetc(f)
         rewind(f)
@@ -186,6 +195,16 @@ public enum IDX {
         }
         total = shape.reduce(1, *)
         let nbytes = total * type.size
+        // Check the declared size against the bytes that can be there before allocating for it.
+        let header = 4 + 4 * rank
+        if stream.isCompressed {
+            if nbytes > stream.maxDecodedBytes {
+                throw DataError.badShape(path: path, reason: "header declares \(shape) (\(nbytes) bytes), more than "
+                    + "\(stream.fileSize) compressed bytes can hold")
+            }
+        } else if nbytes > stream.fileSize - header {
+            throw DataError.truncated(path: path, expected: nbytes, got: Swift.max(0, stream.fileSize - header))
+        }
         var bytes = [UInt8](repeating: 0, count: nbytes)
         try bytes.withUnsafeMutableBytes { try stream.readExactly(into: $0.baseAddress!, count: nbytes) }
         // Convert big-endian multi-byte elements to host order in place.

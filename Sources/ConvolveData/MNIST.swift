@@ -22,6 +22,9 @@ public enum DatasetKind: String, CaseIterable, Sendable {
         }
     }
 
+    /// The shape every image must have: 28×28, one channel.
+    public var imageShape: (height: Int, width: Int, channels: Int) { (28, 28, 1) }
+
     /// The four standard file names (gzip), train images/labels then test images/labels.
     public static let fileNames = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                                    "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
@@ -78,15 +81,26 @@ public enum DatasetKind: String, CaseIterable, Sendable {
             throw DataError.unreadable(path: directory, reason: "no such directory")
         }
         let imagesPath = try find("\(base)-images-idx3-ubyte"), labelsPath = try find("\(base)-labels-idx1-ubyte")
-        return try Self.loadPair(images: imagesPath, labels: labelsPath, name: displayName, classNames: classNames)
+        return try Self.loadPair(images: imagesPath, labels: labelsPath, name: displayName, classNames: classNames,
+                                 imageShape: imageShape)
     }
 
-    /// Reads and validates an images/labels IDX pair.
+    /// Reads and validates an images/labels IDX pair: unsigned-byte images `[N, H, W]` or `[N, H, W, C]`
+    /// (of `imageShape` when given), at least one of them, and as many labels, each below the class count.
     public static func loadPair(images imagesPath: String, labels labelsPath: String, name: String,
-                                classNames: [String]) throws -> ImageDataset {
+                                classNames: [String], imageShape: (height: Int, width: Int, channels: Int)? = nil)
+        throws -> ImageDataset {
         let images = try IDX.read(imagesPath)
         guard images.type == .uint8, images.shape.count == 3 || images.shape.count == 4 else {
             throw DataError.badShape(path: imagesPath, reason: "expected unsigned-byte images [N, H, W] or [N, H, W, C], got \(images.type) \(images.shape)")
+        }
+        let declared = (h: images.shape[1], w: images.shape[2], c: images.shape.count == 4 ? images.shape[3] : 1)
+        if let e = imageShape, declared != (e.height, e.width, e.channels) {
+            throw DataError.badShape(path: imagesPath, reason: "\(name) images must be \(e.height)x\(e.width) with \(e.channels) channel(s), "
+                + "the file holds \(images.shape[0]) of \(declared.h)x\(declared.w) with \(declared.c) channel(s)")
+        }
+        guard images.shape[0] >= 1, declared.h >= 1, declared.w >= 1, declared.c >= 1 else {
+            throw DataError.badShape(path: imagesPath, reason: "no images (shape \(images.shape))")
         }
         let labels = try IDX.read(labelsPath)
         guard labels.type == .uint8, labels.shape.count == 1 else {

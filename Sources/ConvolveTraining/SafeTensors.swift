@@ -112,9 +112,10 @@ public enum SafeTensors {
         for (a, b) in zip(entries, entries.dropFirst()) where a.end > b.begin {
             throw fail("entries \"\(a.name)\" and \"\(b.name)\" overlap")
         }
-        guard let body = try handle.read(upToCount: dataSize), body.count == dataSize else {
-            throw fail("data section is shorter than the header says")
-        }
+        // An empty data section (metadata only, or only zero-size tensors) is valid: reading zero
+        // bytes gives nil.
+        let body = dataSize == 0 ? Data() : (try handle.read(upToCount: dataSize) ?? Data())
+        guard body.count == dataSize else { throw fail("data section is shorter than the header says") }
         var tensors: [String: Tensor] = [:]
         body.withUnsafeBytes { raw in
             for e in entries {

@@ -102,10 +102,12 @@ func syntheticPair(_ dir: TempDir, n: Int = 20, h: Int = 4, w: Int = 3, gzip: Bo
 
     @Test func loadsSyntheticDatasetAndTransforms() throws {
         let dir = TempDir()
-        _ = syntheticPair(dir, n: 20, prefix: "train")
-        _ = syntheticPair(dir, n: 10, gzip: false, prefix: "t10k")
-        let train = try DatasetKind.mnist.load(train: true, directory: dir.path)
-        let test = try DatasetKind.mnist.load(train: false, directory: dir.path)
+        // 4×3 images: a pair of IDX files of any image size (MNIST's loader requires 28×28).
+        let (trainImages, trainLabels) = syntheticPair(dir, n: 20, prefix: "train")
+        let (testImages, testLabels) = syntheticPair(dir, n: 10, gzip: false, prefix: "t10k")
+        let classes = DatasetKind.mnist.classNames
+        let train = try DatasetKind.loadPair(images: trainImages, labels: trainLabels, name: "tiny", classNames: classes)
+        let test = try DatasetKind.loadPair(images: testImages, labels: testLabels, name: "tiny", classNames: classes)
         #expect(train.count == 20 && test.count == 10)
         #expect(train.sampleShape == [1, 4, 3])
         #expect(train.labelHistogram == [2, 2, 2, 2, 2, 2, 2, 2, 2, 2])
@@ -284,7 +286,7 @@ func syntheticPair(_ dir: TempDir, n: Int = 20, h: Int = 4, w: Int = 3, gzip: Bo
     @Test func dataLocationDownloadsIntoCacheThenLoads() throws {
         let dir = TempDir()
         let src = TempDir()
-        _ = syntheticPair(src, n: 12, prefix: "t10k")
+        _ = syntheticPair(src, n: 12, h: 28, w: 28, prefix: "t10k")
         let names = ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
         var routes: [String: TestHTTPServer.Route] = [:], sums: [String: String] = [:]
         for name in names {
