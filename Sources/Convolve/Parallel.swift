@@ -4,8 +4,14 @@ import Synchronization
 
 /// Thread settings and the parallel loop used by CPU kernels.
 public enum Parallel {
-    /// Threads kernels may use (default: the machine's active cores). `--threads N` sets it.
-    nonisolated(unsafe) public static var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// Threads kernels may use (default: the machine's active cores). `--threads N` sets it. Set it
+    /// before starting work: an op that is running on another thread sizes its per-chunk buffers
+    /// from it. Stored atomically, so reading it from any thread is safe.
+    public static var threads: Int {
+        get { threadSetting.load(ordering: .relaxed) }
+        set { threadSetting.store(Swift.max(1, newValue), ordering: .relaxed) }
+    }
+    private static let threadSetting = Atomic<Int>(ProcessInfo.processInfo.activeProcessorCount)
 
     /// Work (in multiply-adds or element visits) below which splitting costs more than it saves.
     /// The pool's workers spin briefly between jobs, so handing work over costs ~1–2 µs while

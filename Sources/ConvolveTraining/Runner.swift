@@ -160,7 +160,7 @@ public final class TrainingRun {
     @discardableResult
     public func run(resume: Bool = false) throws -> RunResult {
         guard let zoo = ZooModel(rawValue: config.model) else { throw RunError("unknown model \(config.model)") }
-        Parallel.threads = Swift.max(1, config.threads)
+        if Parallel.threads != Swift.max(1, config.threads) { Parallel.threads = config.threads }
         let (train, test) = try loadData()   // before creating anything: bad data leaves no output behind
         do { try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true) }
         catch { throw RunError("\(outputDir): cannot create output directory: \(error.localizedDescription)") }
