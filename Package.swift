@@ -37,6 +37,9 @@ let package = Package(
         .executableTarget(name: "convolve-bench",
                           dependencies: ["Convolve", "ConvolveNN", "ConvolveData", "ConvolveTraining"],
                           swiftSettings: native),
+        // Fuzz targets for the readers of untrusted bytes (RELIABILITY.md); a corpus runner when built normally.
+        .executableTarget(name: "convolve-fuzz", dependencies: ["Convolve", "ConvolveData", "ConvolveTraining"],
+                          swiftSettings: native),
         .executableTarget(name: "torch-tutorial", dependencies: ["ConvolveTraining"], path: "Examples/TorchTutorial",
                           swiftSettings: native),
         .executableTarget(name: "keras-tutorial", dependencies: ["ConvolveTraining"], path: "Examples/KerasTutorial",

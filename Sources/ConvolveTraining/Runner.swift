@@ -45,6 +45,15 @@ public struct RunState: Codable, Sendable {
     /// Set when the checkpoint was taken inside an epoch: that epoch's order, batches done, tally.
     public var position: EpochPosition?
 
+    /// Decodes a run state from JSON and validates it (what `--resume` does with a checkpoint's metadata).
+    public static func decodeAndValidate(_ data: Data, path: String, trainCount: Int, batches: Int) throws -> RunState {
+        let state: RunState
+        do { state = try JSONDecoder().decode(RunState.self, from: data) }
+        catch { throw RunError("\(path): the run state in its metadata is unreadable (\(error))") }
+        try state.validate(path, trainCount: trainCount, batches: batches)
+        return state
+    }
+
     /// Checks values read from a file before they are used; `trainCount` and `batches` are the
     /// run's training images and batches per epoch.
     func validate(_ path: String, trainCount: Int, batches: Int) throws {
@@ -260,10 +269,10 @@ public final class TrainingRun {
         let (tensors, meta, _) = try SafeTensors.read(checkpointPath)
         var state = previous
         if let text = meta["run_state"] {
-            do { state = try JSONDecoder().decode(RunState.self, from: Data(text.utf8)) }
-            catch { throw RunError("\(checkpointPath): the run state in its metadata is unreadable (\(error))") }
+            state = try RunState.decodeAndValidate(Data(text.utf8), path: checkpointPath, trainCount: trainCount, batches: batches)
+        } else {
+            try state.validate(checkpointPath, trainCount: trainCount, batches: batches)
         }
-        try state.validate(checkpointPath, trainCount: trainCount, batches: batches)
         var weights: [String: Tensor] = [:], opt: [String: Tensor] = [:]
         for (k, v) in tensors {
             if k.hasPrefix("optimizer.") { opt[String(k.dropFirst("optimizer.".count))] = v } else { weights[k] = v }

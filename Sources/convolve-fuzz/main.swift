@@ -1,0 +1,67 @@
+import Foundation
+import Convolve
+import ConvolveData
+import ConvolveTraining
+
+// Fuzz targets for every reader of untrusted bytes. Built normally, this is a regression runner:
+// `convolve-fuzz TARGET FILE...` feeds each file to TARGET once (CI runs the committed corpora this
+// way). Built with `-sanitize=fuzzer,address`, libFuzzer's `main` drives `LLVMFuzzerTestOneInput`
+// below and `CONVOLVE_FUZZ_TARGET` names the target (see RELIABILITY.md for the commands).
+// A target may reject its input with an error; it must never crash, trap or leak.
+
+/// The readers, by name: each takes raw bytes.
+let targets: [String: ([UInt8]) -> Void] = [
+    "idx": { bytes in withTempFile(bytes) { _ = try? IDX.read($0) } },
+    "mnist": { bytes in
+        // The images file of an MNIST pair (labels fixed: 2 images' worth).
+        withTempFile(bytes) { images in
+            withTempFile([0, 0, 8, 1, 0, 0, 0, 2, 3, 7]) { labels in
+                _ = try? DatasetKind.loadPair(images: images, labels: labels, name: "fuzz",
+                                              classNames: DatasetKind.mnist.classNames,
+                                              imageShape: DatasetKind.mnist.imageShape)
+            }
+        }
+    },
+    "png": { bytes in _ = try? PNG.decode(bytes) },
+    "safetensors": { bytes in withTempFile(bytes) { _ = try? SafeTensors.read($0) } },
+    "run-state": { bytes in _ = try? RunState.decodeAndValidate(Data(bytes), path: "fuzz", trainCount: 64, batches: 4) },
+]
+
+/// Writes `bytes` to a fresh temporary file, runs `body` on its path, removes it.
+func withTempFile(_ bytes: [UInt8], _ body: (String) -> Void) {
+    let path = NSTemporaryDirectory() + "convolve-fuzz-\(getpid())-\(UUID().uuidString)"
+    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    defer { unlink(path) }
+    body(path)
+}
+
+let selected = ProcessInfo.processInfo.environment["CONVOLVE_FUZZ_TARGET"] ?? ""
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    guard let target = targets[selected] else {
+        fputs("convolve-fuzz: set CONVOLVE_FUZZ_TARGET to one of \(targets.keys.sorted().joined(separator: ", "))\n", stderr)
+        exit(2)
+    }
+    target(data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [])
+    return 0
+}
+
+// Regression runner (normal builds).
+let args = Array(CommandLine.arguments.dropFirst())
+guard let name = args.first, let target = targets[name] else {
+    fputs("usage: convolve-fuzz TARGET FILE|DIR... (targets: \(targets.keys.sorted().joined(separator: ", ")))\n", stderr)
+    exit(2)
+}
+var files: [String] = []
+for arg in args.dropFirst() {
+    var isDir: ObjCBool = false
+    if FileManager.default.fileExists(atPath: arg, isDirectory: &isDir), isDir.boolValue {
+        files += ((try? FileManager.default.contentsOfDirectory(atPath: arg)) ?? []).sorted().map { arg + "/" + $0 }
+    } else { files.append(arg) }
+}
+for f in files {
+    guard let d = FileManager.default.contents(atPath: f) else { fputs("convolve-fuzz: cannot read \(f)\n", stderr); exit(1) }
+    target([UInt8](d))
+}
+print("\(name): \(files.count) inputs, no crash")
