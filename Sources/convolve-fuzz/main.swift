@@ -47,6 +47,17 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     return 0
 }
 
+// Built with -sanitize=fuzzer, libFuzzer is linked in: hand it the command line (its flags and corpus
+// directories). Looked up at run time, so the normal build links without it.
+typealias FuzzerDriver = @convention(c) (UnsafeMutablePointer<Int32>, UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                                         @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
+if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "LLVMFuzzerRunDriver") {
+    let driver = unsafeBitCast(symbol, to: FuzzerDriver.self)
+    var argc = CommandLine.argc
+    var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+    exit(driver(&argc, &argv, { data, size in fuzzOne(data, size) }))
+}
+
 // Regression runner (normal builds).
 let args = Array(CommandLine.arguments.dropFirst())
 guard let name = args.first, let target = targets[name] else {

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Files Convolve writes, read by their real consumers (CI runs this after the tests).
+
+    python3 Tools/interop_check.py .build/release/convolve DATA_DIR
+needs: pillow, numpy, safetensors (a venv outside the repo; .ci/run makes one).
+Checks: a training checkpoint loads with the safetensors library with PyTorch's state_dict keys,
+shapes and dtypes; the PNG grid of `convolve show` opens in Pillow and holds the dataset's pixels;
+a safetensors file written by the safetensors library loads in Convolve (`convolve evaluate`).
+"""
+import gzip
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+from PIL import Image
+from safetensors.numpy import load_file, save_file
+
+exe, data = sys.argv[1], sys.argv[2]
+tmp = tempfile.mkdtemp(prefix="convolve-interop-")
+failures = []
+checks = 0
+
+
+def check(ok, what):
+    global checks
+    checks += 1
+    print(("ok   " if ok else "FAIL ") + what)
+    if not ok:
+        failures.append(what)
+
+
+def run(*args):
+    return subprocess.run([exe, *args], capture_output=True, text=True)
+
+
+# 1. A checkpoint, read by the safetensors library: the tutorial model's PyTorch state_dict.
+r = run("train", "--model", "torch-seed", "--epochs", "1", "--train-limit", "640", "--test-limit", "100",
+        "--data-dir", data, "--output", tmp + "/run", "--quiet")
+check(r.returncode == 0, "convolve train: " + r.stderr.strip()[:200])
+sd = load_file(tmp + "/run/model.safetensors")
+expected = {
+    "cnn_layers.0.weight": (4, 1, 3, 3), "cnn_layers.0.bias": (4,),
+    "cnn_layers.1.weight": (4,), "cnn_layers.1.bias": (4,), "cnn_layers.1.running_mean": (4,),
+    "cnn_layers.1.running_var": (4,), "cnn_layers.1.num_batches_tracked": (),
+    "cnn_layers.4.weight": (4, 4, 3, 3), "cnn_layers.4.bias": (4,),
+    "cnn_layers.5.weight": (4,), "cnn_layers.5.bias": (4,), "cnn_layers.5.running_mean": (4,),
+    "cnn_layers.5.running_var": (4,), "cnn_layers.5.num_batches_tracked": (),
+    "linear_layers.0.weight": (10, 196), "linear_layers.0.bias": (10,),
+}
+check(set(sd) == set(expected), "state_dict keys are PyTorch's: %s" % sorted(set(sd) ^ set(expected)))
+check(all(sd[k].shape == s for k, s in expected.items() if k in sd), "state_dict shapes")
+check(sd["cnn_layers.1.num_batches_tracked"].dtype == np.int64 and int(sd["cnn_layers.1.num_batches_tracked"]) == 10,
+      "num_batches_tracked is int64 and counts the 10 steps")
+check(all(np.isfinite(v).all() for k, v in sd.items()), "weights are finite")
+
+# 2. The PNG grid, read by Pillow: image k of the grid is dataset image k scaled x2.
+r = run("show", "--count", "4", "--data-dir", data, "--output", tmp + "/grid.png")
+check(r.returncode == 0, "convolve show")
+with Image.open(tmp + "/grid.png") as im:
+    im.verify()
+grid = np.asarray(Image.open(tmp + "/grid.png").convert("L"))
+raw = gzip.open(os.path.join(data, "train-images-idx3-ubyte.gz")).read()
+first = np.frombuffer(raw[16:16 + 784], dtype=np.uint8).reshape(28, 28)
+check(np.array_equal(grid[4:60:2, 4:60:2], first), "the grid's first cell holds training image 0")
+
+# 3. A file written by the safetensors library, read by Convolve.
+save_file({k: v for k, v in sd.items()}, tmp + "/python.safetensors", metadata={"model": "torch-seed"})
+r = run("evaluate", tmp + "/python.safetensors", "--data-dir", data, "--limit", "100", "--json")
+check(r.returncode == 0 and '"accuracy"' in r.stdout, "convolve evaluate reads a file the safetensors library wrote")
+
+print("interop: %d of %d checks ok" % (checks - len(failures), checks))
+sys.exit(1 if failures else 0)
