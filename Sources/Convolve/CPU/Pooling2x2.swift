@@ -1,0 +1,94 @@
+import Foundation
+
+/// 2×2, stride-2 max pooling (the common case), with the winner's position in its window (0…3) kept
+/// for the backward pass.
+func maxPool2x2(_ input: Tensor, _ n: Int, _ c: Int, _ h: Int, _ w: Int) -> Tensor {
+    let oh = h / 2, ow = w / 2, planes = n * c, total = planes * oh * ow
+    var arg = [UInt8](unsafeUninitializedCapacity: total) { _, count in count = total }   // every byte is written
+    let out = input.storage.withUnsafeBufferPointer { px in
+        arg.withUnsafeMutableBufferPointer { pa in
+            uninitializedFloats(total) { po in
+                Parallel.forChunks(planes, work: total * 8) { range in   // 4 reads, 2 writes, selects per output
+                    for pl in range {
+                        maxPool2x2Plane(px.baseAddress! + pl * h * w, rowStride: w, oh: oh, ow: ow,
+                                        po.baseAddress! + pl * oh * ow, pa.baseAddress! + pl * oh * ow)
+                    }
+                }
+            }
+        }
+    }
+    return Tensor.result(out, [n, c, oh, ow], [input], op: "maxPool2d") { g in
+        let dx = arg.withUnsafeBufferPointer { pa in g.withUnsafeBufferPointer { pg in
+            uninitializedFloats(planes * h * w) { d in
+                Parallel.forChunks(planes, work: total * 8) { range in
+                    for pl in range {
+                        unpool2x2Plane(pg.baseAddress! + pl * oh * ow, pa.baseAddress! + pl * oh * ow, mask: nil,
+                                       oh: oh, ow: ow, rows: h, rowStride: w, into: d.baseAddress! + pl * h * w)
+                    }
+                }
+            }
+        } }
+        input.accumulate(dx)
+    }
+}
+
+/// 2×2, stride-2 max pooling of one plane whose rows are `rowStride` apart: `out` (oh×ow) and which of
+/// each window's four elements won (0…3 in row-major order; ties keep the first and NaN wins — the
+/// last NaN — as in PyTorch's loop). Branch-free (selects): random activations make branches mispredict.
+@inline(__always)
+func maxPool2x2Plane(_ x: UnsafePointer<Float>, rowStride: Int, oh: Int, ow: Int,
+                     _ out: UnsafeMutablePointer<Float>, _ arg: UnsafeMutablePointer<UInt8>) {
+    for oy in 0..<oh {
+        let r0 = x + 2 * oy * rowStride, r1 = r0 + rowStride
+        let o = out + oy * ow, k = arg + oy * ow
+        // 8 outputs at a time: de-interleave even/odd columns of both rows. A row of at least 8 ends
+        // with 8 that overlap the ones before (the same values again) instead of a scalar tail.
+        @inline(__always) func eight(_ ox: Int) {
+            let v0 = UnsafeRawPointer(r0 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
+            let v1 = UnsafeRawPointer(r1 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
+            let a = v0.evenHalf, b = v0.oddHalf, cc = v1.evenHalf, d = v1.oddHalf
+            let ab = b .> a .| b .!= b, cd = d .> cc .| d .!= d
+            let m1 = a.replacing(with: b, where: ab), m2 = cc.replacing(with: d, where: cd)
+            let second = m2 .> m1 .| m2 .!= m2
+            UnsafeMutableRawPointer(o + ox).storeBytes(of: m1.replacing(with: m2, where: second), as: SIMD8<Float>.self)
+            let k1 = SIMD8<Int32>(repeating: 0).replacing(with: 1, where: ab)
+            let k2 = SIMD8<Int32>(repeating: 2).replacing(with: 3, where: cd)
+            UnsafeMutableRawPointer(k + ox).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: k1.replacing(with: k2, where: second)),
+                                                       as: SIMD8<UInt8>.self)
+        }
+        var ox = 0
+        while ox + 8 <= ow { eight(ox); ox += 8 }
+        if ox < ow && ow >= 8 { eight(ow - 8); ox = ow }
+        while ox < ow {
+            let a = r0[2 * ox], b = r0[2 * ox + 1], cc = r1[2 * ox], d = r1[2 * ox + 1]
+            let ab = b > a || b.isNaN, cd = d > cc || d.isNaN
+            let m1 = ab ? b : a, m2 = cd ? d : cc
+            let second = m2 > m1 || m2.isNaN
+            o[ox] = second ? m2 : m1
+            k[ox] = second ? (cd ? 3 : 2) : (ab ? 1 : 0)
+            ox += 1
+        }
+    }
+}
+
+/// The adjoint of `maxPool2x2Plane`: writes every position of a `rows`-row plane (rows `rowStride`
+/// apart) — the window's winner gets the pooled gradient, everything else 0 — so the destination needs
+/// no zero fill. With `mask` (a fused ReLU's pooled output) the gradient passes only where it is > 0.
+@inline(__always)
+func unpool2x2Plane(_ g: UnsafePointer<Float>, _ arg: UnsafePointer<UInt8>, mask: UnsafePointer<Float>?,
+                    oh: Int, ow: Int, rows: Int, rowStride: Int, into d: UnsafeMutablePointer<Float>) {
+    for oy in 0..<oh {
+        let r0 = d + 2 * oy * rowStride, r1 = r0 + rowStride
+        for ox in 0..<ow {
+            let i = oy * ow + ox, k = arg[i]
+            var v = g[i]
+            if let mask { v = mask[i] > 0 ? v : 0 }
+            r0[2 * ox] = k == 0 ? v : 0
+            r0[2 * ox + 1] = k == 1 ? v : 0
+            r1[2 * ox] = k == 2 ? v : 0
+            r1[2 * ox + 1] = k == 3 ? v : 0
+        }
+        for x in (2 * ow)..<rowStride { r0[x] = 0; r1[x] = 0 }
+    }
+    for y in (2 * oh)..<rows { (d + y * rowStride).update(repeating: 0, count: rowStride) }
+}

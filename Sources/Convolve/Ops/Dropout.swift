@@ -1,0 +1,35 @@
+import Foundation
+import RealModule
+
+/// Randomly zeroes elements with probability `p` and scales the rest by `1/(1-p)` when `training`.
+public func dropout(_ input: Tensor, p: Float, training: Bool, generator: RandomGenerator = .global) -> Tensor {
+    precondition(p >= 0 && p <= 1, "dropout probability must be in [0, 1], got \(p)")
+    if !training || p == 0 { return input }
+    let scale: Float = p < 1 ? 1 / (1 - p) : 0
+    let n = input.count
+    // One byte per element (kept = 1): a quarter of a float mask's memory. Blocks of 32K elements draw
+    // from their own generators, seeded in order from `generator`, so the mask is built in parallel and
+    // depends only on the seed (not on the thread count).
+    let block = 1 << 15, blocks = (n + block - 1) / block
+    let seeds = generator.withState { rng in (0..<blocks).map { _ in rng.next() } }
+    let mask = [UInt8](unsafeUninitializedCapacity: n) { m, c in
+        Parallel.forChunks(blocks, work: n * 8) { r in
+            for bi in r {
+                var rng = Xoshiro256StarStar(seed: seeds[bi])
+                for i in (bi * block)..<Swift.min(n, (bi + 1) * block) { m[i] = rng.nextFloat() >= p ? 1 : 0 }
+            }
+        }
+        c = n
+    }
+    let out = input.storage.withUnsafeBufferPointer { x in mask.withUnsafeBufferPointer { m in
+        uninitializedFloats(n) { o in for i in 0..<n { o[i] = x[i] * (m[i] != 0 ? scale : 0) } }
+    } }
+    return Tensor.result(out, input.shape, [input]) { g in
+        mask.withUnsafeBufferPointer { m in
+            input.accumulate(overwriting: { d, fresh in
+                if fresh { for i in 0..<n { d[i] = g[i] * (m[i] != 0 ? scale : 0) } }
+                else { for i in 0..<n { d[i] += g[i] * (m[i] != 0 ? scale : 0) } }
+            })
+        }
+    }
+}
