@@ -40,7 +40,7 @@ extension Tensor {
     /// Builds an op's output tensor and, if any input needs a gradient and grad mode is on,
     /// records `backward`, which receives the output gradient and must call `accumulate` on inputs.
     @inline(__always)
-    static func result(_ storage: [Float], _ shape: [Int], _ inputs: [Tensor], op: StaticString = "op",
+    static func result(_ storage: [Float], _ shape: [Int], _ inputs: [Tensor], op: StaticString,
                        backward: @escaping ([Float]) -> Void) -> Tensor {
         let out = Tensor(storage, shape: shape)
         if GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) {

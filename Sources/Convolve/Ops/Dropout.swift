@@ -24,7 +24,7 @@ public func dropout(_ input: Tensor, p: Float, training: Bool, generator: Random
     let out = input.storage.withUnsafeBufferPointer { x in mask.withUnsafeBufferPointer { m in
         uninitializedFloats(n) { o in for i in 0..<n { o[i] = x[i] * (m[i] != 0 ? scale : 0) } }
     } }
-    return Tensor.result(out, input.shape, [input]) { g in
+    return Tensor.result(out, input.shape, [input], op: "dropout") { g in
         mask.withUnsafeBufferPointer { m in
             input.accumulate(overwriting: { d, fresh in
                 if fresh { for i in 0..<n { d[i] = g[i] * (m[i] != 0 ? scale : 0) } }

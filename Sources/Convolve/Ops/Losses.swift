@@ -82,7 +82,7 @@ public func nllLoss(_ logProbs: Tensor, _ targets: [Int], reduction: Reduction =
     checkTargets(targets, n, c)
     let per = (0..<n).map { -logProbs.storage[$0 * c + targets[$0]] }
     let (out, shape) = reduceLoss(per, reduction)
-    return Tensor.result(out, shape, [logProbs]) { g in
+    return Tensor.result(out, shape, [logProbs], op: "nllLoss") { g in
         logProbs.accumulate { d in
             for i in 0..<n { d[i * c + targets[i]] -= lossGrad(g, i, n, reduction) }
         }
@@ -124,7 +124,7 @@ public func softmaxCrossEntropy(_ logits: Tensor, _ targets: Tensor, reduction: 
         }
     }
     let (out, shape) = reduceLoss(per, reduction)
-    return Tensor.result(out, shape, [logits]) { g in
+    return Tensor.result(out, shape, [logits], op: "softmaxCrossEntropy") { g in
         logits.accumulate { d in
             for i in 0..<n {
                 let gi = lossGrad(g, i, n, reduction), row = i * c

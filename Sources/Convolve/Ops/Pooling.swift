@@ -92,7 +92,7 @@ public func avgPool2d(_ input: Tensor, kernelSize: (Int, Int), stride: (Int, Int
             }
         }
     }
-    return Tensor.result(out, [n, c, oh, ow], [input]) { g in
+    return Tensor.result(out, [n, c, oh, ow], [input], op: "avgPool2d") { g in
         input.accumulate { d in
             for pl in 0..<planes {
                 for (i, win) in windows.enumerated() {

@@ -113,10 +113,10 @@ func sumTo(_ g: [Float], from: [Int], to: [Int]) -> [Float] {
 // MARK: - Elementwise binary operations
 
 extension Tensor {
-    static func binary(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float,
+    static func binary(_ op: StaticString, _ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float,
                        _ grads: @escaping (_ g: [Float], _ shape: [Int]) -> ([Float]?, [Float]?)) -> Tensor {
         let (data, shape) = broadcastMap(a.storage, a.shape, b.storage, b.shape, f)
-        return result(data, shape, [a, b]) { g in
+        return result(data, shape, [a, b], op: op) { g in
             let (ga, gb) = grads(g, shape)
             if let ga { a.accumulate(sumTo(ga, from: shape, to: a.shape)) }
             if let gb { b.accumulate(sumTo(gb, from: shape, to: b.shape)) }
@@ -125,22 +125,22 @@ extension Tensor {
 
     /// Elementwise sum with broadcasting.
     public static func + (a: Tensor, b: Tensor) -> Tensor {
-        binary(a, b, +) { g, _ in (a.requiresGrad ? g : nil, b.requiresGrad ? g : nil) }
+        binary("add", a, b, +) { g, _ in (a.requiresGrad ? g : nil, b.requiresGrad ? g : nil) }
     }
     /// Elementwise difference with broadcasting.
     public static func - (a: Tensor, b: Tensor) -> Tensor {
-        binary(a, b, -) { g, _ in (a.requiresGrad ? g : nil, b.requiresGrad ? g.map { -$0 } : nil) }
+        binary("sub", a, b, -) { g, _ in (a.requiresGrad ? g : nil, b.requiresGrad ? g.map { -$0 } : nil) }
     }
     /// Elementwise product with broadcasting.
     public static func * (a: Tensor, b: Tensor) -> Tensor {
-        binary(a, b, *) { g, shape in
+        binary("mul", a, b, *) { g, shape in
             (a.requiresGrad ? broadcastMap(g, shape, b.storage, b.shape, *).0 : nil,
              b.requiresGrad ? broadcastMap(g, shape, a.storage, a.shape, *).0 : nil)
         }
     }
     /// Elementwise quotient with broadcasting.
     public static func / (a: Tensor, b: Tensor) -> Tensor {
-        binary(a, b, /) { g, shape in
+        binary("div", a, b, /) { g, shape in
             let ga = a.requiresGrad ? broadcastMap(g, shape, b.storage, b.shape, /).0 : nil
             var gb: [Float]? = nil
             if b.requiresGrad {
@@ -292,7 +292,7 @@ extension Tensor {
             }
         } }
         let input = self
-        return Tensor.result(out, newShape, [self]) { g in
+        return Tensor.result(out, newShape, [self], op: "permute") { g in
             input.accumulate { d in
                 forEachRow(newShape, sa, zero) { o, a, _, n, ia, _ in
                     for j in 0..<n { d[a + j * ia] += g[o + j] }
@@ -318,7 +318,7 @@ extension Tensor {
         let lo = range.lowerBound * inner, hi = range.upperBound * inner
         var s = shape; s[0] = range.count
         let input = self
-        return Tensor.result(Array(storage[lo..<hi]), s, [self]) { g in
+        return Tensor.result(Array(storage[lo..<hi]), s, [self], op: "slice") { g in
             input.accumulate { d in for i in 0..<(hi - lo) { d[lo + i] += g[i] } }
         }
     }
@@ -334,7 +334,7 @@ extension Tensor {
         for t in tensors { data.append(contentsOf: t.storage) }
         let n = tensors.reduce(0) { $0 + $1.shape[0] }
         let counts = tensors.map(\.count)
-        return result(data, [n] + tail, tensors) { g in
+        return result(data, [n] + tail, tensors, op: "cat") { g in
             var off = 0
             for (t, c) in zip(tensors, counts) { t.accumulate(Array(g[off..<(off + c)])); off += c }
         }
@@ -361,7 +361,7 @@ extension Tensor {
         var s: Float = 0
         storage.withUnsafeBufferPointer { for v in $0 { s += v } }
         let input = self
-        return Tensor.result([s], [], [self]) { g in
+        return Tensor.result([s], [], [self], op: "sum") { g in
             input.accumulate { d in for i in 0..<d.count { d[i] += g[0] } }
         }
     }
@@ -377,7 +377,7 @@ extension Tensor {
                 for i in 0..<inner { y[o * inner + i] += x[base + i] } } }
         } }
         let input = self
-        return Tensor.result(out, reducedShape(dim, keepDim: keepDim), [self]) { g in
+        return Tensor.result(out, reducedShape(dim, keepDim: keepDim), [self], op: "sum(dim:)") { g in
             input.accumulate { d in
                 for o in 0..<outer { for r in 0..<n { let base = (o * n + r) * inner
                     for i in 0..<inner { d[base + i] += g[o * inner + i] } } }
@@ -418,7 +418,7 @@ extension Tensor {
             } }
         }
         let input = self
-        return Tensor.result(out, reducedShape(dim, keepDim: keepDim), [self]) { g in
+        return Tensor.result(out, reducedShape(dim, keepDim: keepDim), [self], op: "max(dim:)") { g in
             input.accumulate { d in
                 for o in 0..<outer { for i in 0..<inner {
                     d[(o * n + arg[o * inner + i]) * inner + i] += g[o * inner + i]
@@ -475,7 +475,7 @@ extension Tensor {
                           b: pb.baseAddress! + i * k * n, ldb: n, c: pc.baseAddress! + i * m * n, ldc: n)
                 }
             } } }
-            return Tensor.result(out, [bs, m, n], [a, b]) { g in
+            return Tensor.result(out, [bs, m, n], [a, b], op: "bmm") { g in
                 g.withUnsafeBufferPointer { pg in
                     a.accumulate { da in b.storage.withUnsafeBufferPointer { pb in
                         for i in 0..<bs {
@@ -504,7 +504,7 @@ extension Tensor {
         } } }
         var outShape = Array(a.shape.dropLast())
         if b.rank == 2 { outShape.append(n) }
-        return Tensor.result(out, outShape, [a, b]) { g in
+        return Tensor.result(out, outShape, [a, b], op: "matmul") { g in
             g.withUnsafeBufferPointer { pg in
                 a.accumulate { da in b.storage.withUnsafeBufferPointer { pb in
                     sgemm(transA: false, transB: true, m: m, n: k, k: n, a: pg.baseAddress!, lda: n,
@@ -538,7 +538,7 @@ extension Tensor {
             } }
         } }
         let input = self, y = out
-        return Tensor.result(out, shape, [self]) { g in
+        return Tensor.result(out, shape, [self], op: "softmax") { g in
             input.accumulate { d in
                 for o in 0..<outer { for i in 0..<inner {
                     let base = o * n * inner + i
@@ -566,7 +566,7 @@ extension Tensor {
             } }
         } }
         let input = self, y = out
-        return Tensor.result(out, shape, [self]) { g in
+        return Tensor.result(out, shape, [self], op: "logSoftmax") { g in
             input.accumulate { d in
                 for o in 0..<outer { for i in 0..<inner {
                     let base = o * n * inner + i
