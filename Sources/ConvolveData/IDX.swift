@@ -45,7 +45,7 @@ final class ByteStream {
     private let file: UnsafeMutablePointer<FILE>
     private var z = z_stream()
     private let gzip: Bool
-    private let inBuf = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 16)
+    private let inBuf: UnsafeMutablePointer<UInt8>
     private var zDone = false
     private var zInit = false
     /// The file's size in bytes.
@@ -77,6 +77,7 @@ final class ByteStream {
             guard rc == Z_OK else { fclose(f); throw DataError.corruptGzip(path: path, reason: "inflateInit failed (\(rc))") }
             zInit = true
         }
+        inBuf = .allocate(capacity: 1 << 16)   // last: no throw can leave it allocated
     }
     deinit {
         if zInit { inflateEnd(&z) }
