@@ -1,5 +1,6 @@
 import Foundation
 import CZlib
+@_exported import ConvolveIO
 
 /// A data-loading failure. Every case names the file and what is wrong with it.
 public enum DataError: Error, CustomStringConvertible, Equatable {
@@ -229,25 +230,5 @@ public enum IDX {
         for d in shape { data.append(contentsOf: [UInt8(d >> 24 & 255), UInt8(d >> 16 & 255), UInt8(d >> 8 & 255), UInt8(d & 255)]) }
         data.append(contentsOf: bytes)
         try writeAtomically(data, to: path)
-    }
-}
-
-/// Writes `data` to a temporary file beside `path`, then renames it into place, so that a crash or
-/// error never leaves a partial file under the final name.
-public func writeAtomically(_ data: Data, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    let dir = url.deletingLastPathComponent()
-    let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-    do {
-        try data.write(to: tmp)
-        if rename(tmp.path, url.path) != 0 {
-            let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(at: tmp)
-            throw DataError.unreadable(path: path, reason: "cannot write: \(reason)")
-        }
-    } catch let e as DataError { throw e }
-    catch {
-        try? FileManager.default.removeItem(at: tmp)
-        throw DataError.unreadable(path: path, reason: "cannot write: \(error.localizedDescription)")
     }
 }

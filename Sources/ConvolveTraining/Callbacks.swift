@@ -96,10 +96,9 @@ public final class CSVLogger: Callback {
     /// The file's text.
     public var csv: String {
         let columns = fixedColumns ?? rows.first.map { $0.logs.keys.filter { !$0.hasPrefix("batch_") }.sorted() } ?? []
-        let lines = rows.map { row in
-            ([String(row.epoch + epochBase)] + columns.map { row.logs[$0].map { String($0) } ?? "" }).joined(separator: ",")
-        }
-        return (["epoch," + columns.joined(separator: ",")] + lines).joined(separator: "\n") + "\n"
+        return CSV.text(header: ["epoch"] + columns, rows: rows.map { row in
+            [String(row.epoch + epochBase)] + columns.map { row.logs[$0].map { String($0) } ?? "" }
+        })
     }
 }
 

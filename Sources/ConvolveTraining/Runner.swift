@@ -255,7 +255,7 @@ public final class TrainingRun {
                                   metadata: meta.merging(["run_state": String(decoding: stateJSON, as: UTF8.self)]) { $1 },
                                   to: checkpointPath)
             try writeAtomically(stateJSON, to: statePath)
-        } catch let e as DataError { throw RunError("\(e)") }
+        } catch let e as IOError { throw RunError("\(e)") }
     }
 
     /// Loads `checkpoint.safetensors` into the model and optimizer and returns the run state it holds.

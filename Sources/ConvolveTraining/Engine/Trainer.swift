@@ -2,6 +2,7 @@ import Foundation
 import Convolve
 import ConvolveNN
 import ConvolveData
+@_exported import ConvolveIO
 
 /// What one training step did.
 public struct StepResult: Sendable {

@@ -1,6 +1,5 @@
 import Foundation
 import Convolve
-import ConvolveData
 
 /// Reads and writes the safetensors format: an 8-byte little-endian header length, a JSON header
 /// (`{"name": {"dtype", "shape", "data_offsets"}, "__metadata__": {…}}`), then little-endian data.
