@@ -21,6 +21,11 @@ public final class Tensor {
     var pendingGrad: [Float]?
 
     /// Creates a tensor from elements and a shape. The element count must match the shape.
+    ///
+    /// - Parameters:
+    ///   - storage: the elements, row-major (NCHW for images).
+    ///   - shape: the dimensions; their product must equal `storage.count`.
+    ///   - requiresGrad: record ops on this tensor so `backward()` fills its `grad`.
     public init(_ storage: [Float], shape: [Int], requiresGrad: Bool = false) {
         _ = allocatorTuned
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shape)")

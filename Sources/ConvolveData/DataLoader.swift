@@ -19,6 +19,19 @@ public final class DataLoader<Source: BatchSource>: Sequence {
     private let generator: RandomGenerator
 
     /// `seed` fixes the shuffle order (default: drawn from the global generator, itself seedable).
+    ///
+    /// Batches of `[batchSize, C, H, W]` floats (the dataset's transform applied) and their labels.
+    ///
+    /// - Parameters:
+    ///   - dataset: the samples.
+    ///   - batchSize: samples per batch (the last batch may be smaller).
+    ///   - shuffle: a new random order every epoch.
+    ///   - dropLast: drop a last, smaller batch.
+    ///   - seed: fixes the shuffle order (default: drawn from the default generator, itself seedable).
+    ///   - prefetch: build the next batch on a background thread.
+    ///
+    /// ### See Also
+    /// - ``ImageDataset``, ``TensorDataset``, ``Transform``
     public init(_ dataset: Source, batchSize: Int = 1, shuffle: Bool = false, dropLast: Bool = false,
                 seed: UInt64? = nil, prefetch: Bool = true) {
         precondition(batchSize > 0, "batch size must be positive")

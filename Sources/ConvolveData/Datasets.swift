@@ -52,6 +52,15 @@ public struct ImageDataset: BatchSource, Sendable {
     /// Applied by loaders to each batch (default: ToTensor, i.e. /255).
     public var transform: (any Transform)?
 
+    /// - Parameters:
+    ///   - name: shown in messages.
+    ///   - pixels: `count × channels × height × width` bytes, row-major (CHW per image).
+    ///   - labels: one class index per image.
+    ///   - channels: channels per image.
+    ///   - height: image height.
+    ///   - width: image width.
+    ///   - classNames: a name per class, by label.
+    ///   - transform: applied by loaders to each batch (default: scale to [0, 1]).
     public init(name: String, pixels: [UInt8], labels: [UInt8], channels: Int, height: Int, width: Int,
                 classNames: [String], transform: (any Transform)? = ToTensor()) {
         self.init(name: name, pixels: pixels[...], labels: labels[...], channels: channels, height: height,
@@ -133,6 +142,10 @@ public struct TensorDataset: BatchSource {
     public let x: Tensor
     public let y: [Int]
     public let classCount: Int
+    /// - Parameters:
+    ///   - x: samples along the first dimension (`[N, ...]`).
+    ///   - y: one label per sample.
+    ///   - classCount: number of classes (default: the largest label + 1).
     public init(_ x: Tensor, _ y: [Int], classCount: Int? = nil) {
         precondition(x.rank >= 1 && x.shape[0] == y.count, "x has \(x.rank >= 1 ? x.shape[0] : 0) samples, y has \(y.count)")
         self.x = x; self.y = y
@@ -169,6 +182,11 @@ public struct ToTensor: Transform {
 /// Per-channel `(x - mean) / std` (`transforms.Normalize`). One value applies to every channel.
 public struct Normalize: Transform {
     public let mean: [Float], std: [Float]
+    /// `(x − mean) / std` per channel (one value for all channels, or one per channel).
+    ///
+    /// - Parameters:
+    ///   - mean: channel means.
+    ///   - std: channel standard deviations (non-zero).
     public init(mean: [Float], std: [Float]) {
         precondition(mean.count == std.count && !mean.isEmpty && std.allSatisfy { $0 != 0 }, "bad Normalize parameters")
         self.mean = mean; self.std = std

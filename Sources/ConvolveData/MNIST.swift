@@ -140,6 +140,10 @@ public struct DataLocation: Sendable {
     public let directory: String?
 
     /// `directory` wins; otherwise `CONVOLVE_DATA_DIR` is read unless `readEnvironment` is false.
+    ///
+    /// - Parameters:
+    ///   - directory: a directory holding the files (skips cache and network).
+    ///   - readEnvironment: fall back to `CONVOLVE_DATA_DIR` when `directory` is nil.
     public init(directory: String? = nil, readEnvironment: Bool = true) {
         let env = readEnvironment ? ProcessInfo.processInfo.environment[Self.environmentVariable] : nil
         self.directory = directory ?? env.flatMap { $0.isEmpty ? nil : $0 }

@@ -4,6 +4,7 @@ import Convolve
 /// `max(x, 0)` (`torch.nn.ReLU`). `inplace` only affects the printed tree: outputs are never aliased.
 public final class ReLU: Module, Layer {
     public let inplace: Bool
+    /// - Parameter inplace: printed only, as in PyTorch's tree.
     public init(inplace: Bool = false) { self.inplace = inplace }
     public func callAsFunction(_ input: Tensor) -> Tensor { Profiler.measure("ReLU forward") { input.relu() } }
     public override var extraDescription: String { inplace ? "inplace=True" : "" }
@@ -24,6 +25,7 @@ public final class Tanh: Module, Layer {
 /// Softmax along `dim` (`torch.nn.Softmax`).
 public final class Softmax: Module, Layer {
     public let dim: Int
+    /// - Parameter dim: the dimension normalized (negative counts from the end).
     public init(dim: Int = -1) { self.dim = dim }
     public func callAsFunction(_ input: Tensor) -> Tensor { input.softmax(dim: dim) }
     public override var extraDescription: String { "dim=\(dim)" }
@@ -32,6 +34,7 @@ public final class Softmax: Module, Layer {
 /// Log-softmax along `dim` (`torch.nn.LogSoftmax`).
 public final class LogSoftmax: Module, Layer {
     public let dim: Int
+    /// - Parameter dim: the dimension normalized (negative counts from the end).
     public init(dim: Int = -1) { self.dim = dim }
     public func callAsFunction(_ input: Tensor) -> Tensor { input.logSoftmax(dim: dim) }
     public override var extraDescription: String { "dim=\(dim)" }

@@ -11,6 +11,22 @@ public final class Conv2d: Module, Layer {
     /// Per-output-channel bias, or nil.
     public var bias: Tensor?
 
+    /// A convolution over NCHW input `[N, inChannels, H, W]`, giving `[N, outChannels, OH, OW]`.
+    ///
+    /// - Parameters:
+    ///   - inChannels: channels of the input.
+    ///   - outChannels: channels of the output (filters).
+    ///   - kernelSize: kernel height and width.
+    ///   - stride: step between windows, down and across.
+    ///   - padding: zeros added on each side, down and across.
+    ///   - dilation: spacing between kernel taps.
+    ///   - groups: split channels into this many independent groups (both counts must divide by it).
+    ///   - bias: learn a per-output-channel bias.
+    ///   - initialization: PyTorch's (Kaiming uniform) or Keras' (Glorot uniform) initial weights.
+    ///
+    /// ### See Also
+    /// - `conv2d`, the op it calls
+    /// - ``MaxPool2d``, ``BatchNorm2d``
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: (Int, Int), stride: (Int, Int) = (1, 1),
                 padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1, bias: Bool = true,
                 initialization: Initialization = .pytorch) {
@@ -27,6 +43,17 @@ public final class Conv2d: Module, Layer {
     }
 
     /// Square-kernel convenience, as in `nn.Conv2d(1, 4, kernel_size=3, stride=1, padding=1)`.
+    ///
+    /// - Parameters:
+    ///   - inChannels: channels of the input (NCHW).
+    ///   - outChannels: channels of the output.
+    ///   - kernelSize: kernel height and width.
+    ///   - stride: step between windows in both directions.
+    ///   - padding: zeros added on every side.
+    ///   - dilation: spacing between kernel taps.
+    ///   - groups: independent channel groups.
+    ///   - bias: learn a per-output-channel bias.
+    ///   - initialization: PyTorch's or Keras' initial weights.
     public convenience init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1,
                             padding: Int = 0, dilation: Int = 1, groups: Int = 1, bias: Bool = true,
                             initialization: Initialization = .pytorch) {

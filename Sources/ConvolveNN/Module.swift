@@ -203,7 +203,10 @@ public final class Sequential: Module, Layer {
     /// The layers, in application order.
     public private(set) var layers: [any Layer]
 
+    /// - Parameter build: the layers in order (`Sequential { Conv2d(…); ReLU() }`); children are named
+    ///   `0`, `1`, … as in PyTorch.
     public init(@LayerBuilder _ build: () -> [any Layer]) { layers = build() }
+    /// - Parameter layers: the layers in order.
     public init(_ layers: [any Layer]) { self.layers = layers }
 
     /// Adds a layer at the end.

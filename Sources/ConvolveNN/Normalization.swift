@@ -14,6 +14,17 @@ public final class BatchNorm2d: Module, Layer {
     /// Count of training batches seen (an integer in PyTorch; stored as a one-element float tensor).
     public var numBatchesTracked: Tensor?
 
+    /// Batch normalization of NCHW input `[N, numFeatures, H, W]` per channel.
+    ///
+    /// - Parameters:
+    ///   - numFeatures: channels of the input.
+    ///   - eps: added to the variance before the square root.
+    ///   - momentum: weight of each batch in the running statistics.
+    ///   - affine: learn a per-channel scale (`weight`) and shift (`bias`).
+    ///   - trackRunningStats: keep running mean and variance for eval mode.
+    ///
+    /// ### See Also
+    /// - `batchNorm`, ``Conv2d``
     public init(_ numFeatures: Int, eps: Double = 1e-5, momentum: Double = 0.1, affine: Bool = true,
                 trackRunningStats: Bool = true) {
         self.numFeatures = numFeatures; self.eps = eps; self.momentum = momentum

@@ -12,6 +12,9 @@ open class Optimizer {
     /// Per-parameter state buffers by name (e.g. "exp_avg"); `state[i]` belongs to `parameters[i]`.
     public internal(set) var state: [[String: StateBuffer]]
 
+    /// - Parameters:
+    ///   - parameters: the tensors updated by `step()` (usually `model.parameters()`).
+    ///   - lr: learning rate.
     public init(_ parameters: [Tensor], lr: Double) {
         self.parameters = parameters
         self.lr = lr
@@ -114,6 +117,16 @@ public final class StateBuffer {
 /// Stochastic gradient descent with momentum, dampening, Nesterov and weight decay (`torch.optim.SGD`).
 public final class SGD: Optimizer {
     public let momentum: Float, dampening: Float, weightDecay: Float, nesterov: Bool
+    /// - Parameters:
+    ///   - parameters: the tensors updated by `step()`.
+    ///   - lr: learning rate.
+    ///   - momentum: momentum factor (0: plain SGD).
+    ///   - dampening: dampening of the momentum.
+    ///   - weightDecay: L2 penalty added to the gradient.
+    ///   - nesterov: Nesterov momentum.
+    ///
+    /// ### See Also
+    /// - ``StepLR``, ``OneCycleLR``
     public init(_ parameters: [Tensor], lr: Double, momentum: Double = 0, dampening: Double = 0,
                 weightDecay: Double = 0, nesterov: Bool = false) {
         self.momentum = Float(momentum); self.dampening = Float(dampening)
@@ -145,6 +158,16 @@ public class Adam: Optimizer {
     public let beta1: Float, beta2: Float, eps: Float, weightDecay: Float
     public let decoupled: Bool, epsilonStyle: EpsilonStyle
 
+    /// - Parameters:
+    ///   - parameters: the tensors updated by `step()`.
+    ///   - lr: learning rate.
+    ///   - betas: decay rates of the first and second moment estimates.
+    ///   - eps: added to the denominator.
+    ///   - weightDecay: L2 penalty added to the gradient.
+    ///   - epsilonStyle: where epsilon goes (PyTorch's or Keras' placement).
+    ///
+    /// ### See Also
+    /// - ``AdamW``
     public init(_ parameters: [Tensor], lr: Double = 1e-3, betas: (Double, Double) = (0.9, 0.999),
                 eps: Double = 1e-8, weightDecay: Double = 0, epsilonStyle: EpsilonStyle = .pytorch) {
         beta1 = Float(betas.0); beta2 = Float(betas.1); self.eps = Float(eps); self.weightDecay = Float(weightDecay)
@@ -205,6 +228,12 @@ public class Adam: Optimizer {
 
 /// Adam with decoupled weight decay (`torch.optim.AdamW`, default weight decay 0.01).
 public final class AdamW: Adam {
+    /// - Parameters:
+    ///   - parameters: the tensors updated by `step()`.
+    ///   - lr: learning rate.
+    ///   - betas: decay rates of the moment estimates.
+    ///   - eps: added to the denominator.
+    ///   - weightDecay: decoupled weight decay (applied to the weights, not the gradient).
     public init(_ parameters: [Tensor], lr: Double = 1e-3, betas: (Double, Double) = (0.9, 0.999),
                 eps: Double = 1e-8, weightDecay: Double = 0.01) {
         super.init(parameters, lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupled: true)
@@ -214,6 +243,14 @@ public final class AdamW: Adam {
 /// RMSprop (`torch.optim.RMSprop`), with optional momentum and centering.
 public final class RMSprop: Optimizer {
     public let alpha: Float, eps: Float, weightDecay: Float, momentum: Float, centered: Bool
+    /// - Parameters:
+    ///   - parameters: the tensors updated by `step()`.
+    ///   - lr: learning rate.
+    ///   - alpha: smoothing constant of the squared-gradient average.
+    ///   - eps: added to the denominator.
+    ///   - weightDecay: L2 penalty added to the gradient.
+    ///   - momentum: momentum factor.
+    ///   - centered: normalize by the gradient's estimated variance.
     public init(_ parameters: [Tensor], lr: Double = 1e-2, alpha: Double = 0.99, eps: Double = 1e-8,
                 weightDecay: Double = 0, momentum: Double = 0, centered: Bool = false) {
         self.alpha = Float(alpha); self.eps = Float(eps); self.weightDecay = Float(weightDecay)
@@ -256,6 +293,12 @@ public final class RMSprop: Optimizer {
 /// Adadelta (`torch.optim.Adadelta`, lr 1.0 by default as in pytorch/examples' MNIST).
 public final class Adadelta: Optimizer {
     public let rho: Float, eps: Float, weightDecay: Float
+    /// - Parameters:
+    ///   - parameters: the tensors updated by `step()`.
+    ///   - lr: scale of the update.
+    ///   - rho: decay of the running averages.
+    ///   - eps: added inside the square roots.
+    ///   - weightDecay: L2 penalty added to the gradient.
     public init(_ parameters: [Tensor], lr: Double = 1.0, rho: Double = 0.9, eps: Double = 1e-6, weightDecay: Double = 0) {
         self.rho = Float(rho); self.eps = Float(eps); self.weightDecay = Float(weightDecay)
         super.init(parameters, lr: lr)

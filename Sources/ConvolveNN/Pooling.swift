@@ -7,11 +7,30 @@ public final class MaxPool2d: Module, Layer {
     public let ceilMode: Bool
     private let square: Bool
 
+    /// Max pooling over NCHW input.
+    ///
+    /// - Parameters:
+    ///   - kernelSize: window height and width.
+    ///   - stride: step between windows (default: the window size).
+    ///   - padding: implicit −∞ padding on each side (at most half the window).
+    ///   - dilation: spacing between window elements.
+    ///   - ceilMode: round the output size up instead of down.
+    ///
+    /// ### See Also
+    /// - `maxPool2d`, ``AvgPool2d``
     public init(kernelSize: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0),
                 dilation: (Int, Int) = (1, 1), ceilMode: Bool = false) {
         self.kernelSize = kernelSize; self.stride = stride ?? kernelSize; self.padding = padding
         self.dilation = dilation; self.ceilMode = ceilMode; square = false
     }
+    /// Square max pooling over NCHW input.
+    ///
+    /// - Parameters:
+    ///   - kernelSize: window size.
+    ///   - stride: step between windows (default: the window size).
+    ///   - padding: implicit −∞ padding on each side.
+    ///   - dilation: spacing between window elements.
+    ///   - ceilMode: round the output size up.
     public init(kernelSize: Int, stride: Int? = nil, padding: Int = 0, dilation: Int = 1, ceilMode: Bool = false) {
         self.kernelSize = (kernelSize, kernelSize); self.stride = (stride ?? kernelSize, stride ?? kernelSize)
         self.padding = (padding, padding); self.dilation = (dilation, dilation); self.ceilMode = ceilMode
@@ -40,11 +59,30 @@ public final class AvgPool2d: Module, Layer {
     public let ceilMode: Bool, countIncludePad: Bool
     private let square: Bool
 
+    /// Average pooling over NCHW input.
+    ///
+    /// - Parameters:
+    ///   - kernelSize: window height and width.
+    ///   - stride: step between windows (default: the window size).
+    ///   - padding: implicit zero padding on each side.
+    ///   - ceilMode: round the output size up.
+    ///   - countIncludePad: divide by the whole window, padding included (PyTorch's default).
+    ///
+    /// ### See Also
+    /// - `avgPool2d`, ``MaxPool2d``
     public init(kernelSize: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0),
                 ceilMode: Bool = false, countIncludePad: Bool = true) {
         self.kernelSize = kernelSize; self.stride = stride ?? kernelSize; self.padding = padding
         self.ceilMode = ceilMode; self.countIncludePad = countIncludePad; square = false
     }
+    /// Square average pooling over NCHW input.
+    ///
+    /// - Parameters:
+    ///   - kernelSize: window size.
+    ///   - stride: step between windows (default: the window size).
+    ///   - padding: implicit zero padding on each side.
+    ///   - ceilMode: round the output size up.
+    ///   - countIncludePad: divide by the whole window, padding included.
     public init(kernelSize: Int, stride: Int? = nil, padding: Int = 0, ceilMode: Bool = false,
                 countIncludePad: Bool = true) {
         self.kernelSize = (kernelSize, kernelSize); self.stride = (stride ?? kernelSize, stride ?? kernelSize)

@@ -18,6 +18,13 @@ public final class StepLR: LRScheduler {
     public let optimizer: Optimizer
     public let stepSize: Int, gamma: Double, baseLR: Double
     public private(set) var lastEpoch = 0
+    /// - Parameters:
+    ///   - optimizer: whose learning rate is set; its current rate is the schedule's initial rate.
+    ///   - stepSize: steps between decays.
+    ///   - gamma: factor applied at each decay.
+    ///
+    /// ### See Also
+    /// - `LRSchedule` (ConvolveTraining), which steps it from the training engine
     public init(_ optimizer: Optimizer, stepSize: Int, gamma: Double = 0.1) {
         self.optimizer = optimizer; self.stepSize = stepSize; self.gamma = gamma; baseLR = optimizer.lr
     }
@@ -34,6 +41,10 @@ public final class CosineAnnealingLR: LRScheduler {
     public let optimizer: Optimizer
     public let tMax: Int, etaMin: Double, baseLR: Double
     public private(set) var lastEpoch = 0
+    /// - Parameters:
+    ///   - optimizer: whose learning rate is set; its current rate is the schedule's initial rate.
+    ///   - tMax: steps of one half cosine.
+    ///   - etaMin: the rate at the end.
     public init(_ optimizer: Optimizer, tMax: Int, etaMin: Double = 0) {
         self.optimizer = optimizer; self.tMax = tMax; self.etaMin = etaMin; baseLR = optimizer.lr
     }
@@ -52,6 +63,13 @@ public final class OneCycleLR: LRScheduler {
     public let optimizer: Optimizer
     public let maxLR: Double, totalSteps: Int, pctStart: Double, divFactor: Double, finalDivFactor: Double
     public private(set) var stepNumber = 0
+    /// - Parameters:
+    ///   - optimizer: whose learning rate is set (to `maxLR / divFactor` at once).
+    ///   - maxLR: the peak rate.
+    ///   - totalSteps: steps of the whole cycle (step it per batch).
+    ///   - pctStart: share of the steps spent warming up.
+    ///   - divFactor: initial rate = `maxLR / divFactor`.
+    ///   - finalDivFactor: final rate = initial rate / `finalDivFactor`.
     public init(_ optimizer: Optimizer, maxLR: Double, totalSteps: Int, pctStart: Double = 0.3,
                 divFactor: Double = 25, finalDivFactor: Double = 1e4) {
         self.optimizer = optimizer; self.maxLR = maxLR; self.totalSteps = totalSteps; self.pctStart = pctStart

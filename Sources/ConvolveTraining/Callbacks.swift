@@ -52,7 +52,8 @@ public final class ModelCheckpoint: Callback {
 
     /// - Parameters:
     ///   - path: file to write; `{epoch}` is replaced by the 1-based epoch, zero-padded to 2 digits.
-    ///   - monitor: the metric that decides "best" (`mode` nil: inferred from its name).
+    ///   - monitor: the metric that decides "best".
+    ///   - mode: `.min` or `.max`; nil infers it from the metric's name.
     ///   - saveBestOnly: write only when the monitored metric improves.
     ///   - metadata: safetensors metadata stored with the weights.
     public init(path: String, monitor: String = "val_loss", mode: Monitor.Mode? = nil, saveBestOnly: Bool = false,

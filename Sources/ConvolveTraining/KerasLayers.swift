@@ -53,12 +53,33 @@ public final class Conv2D: KerasLayer {
     public let activation: Activation, useBias: Bool
     public private(set) var conv: Conv2d?
 
+    /// A Keras convolution; inputs are channels-last in the `Model`'s API (`[N, H, W, C]`), NCHW inside.
+    ///
+    /// - Parameters:
+    ///   - filters: output channels.
+    ///   - kernelSize: kernel height and width.
+    ///   - strides: step between windows.
+    ///   - padding: `.valid` (none) or `.same` (output size = input size / stride).
+    ///   - activation: applied to the output (`.relu` is fused into the convolution).
+    ///   - useBias: learn a bias.
+    ///   - inputShape: `[H, W, C]` when this is the model's first layer.
+    ///
+    /// ### See Also
+    /// - `Conv2d` (the module it wraps), ``Model``
     public init(_ filters: Int, kernelSize: (Int, Int), strides: (Int, Int) = (1, 1), padding: Padding = .valid,
                 activation: Activation = .linear, useBias: Bool = true, inputShape: [Int]? = nil) {
         self.filters = filters; self.kernelSize = kernelSize; self.strides = strides; self.padding = padding
         self.activation = activation; self.useBias = useBias
         super.init(inputShape: inputShape)
     }
+    /// - Parameters:
+    ///   - filters: output channels.
+    ///   - kernelSize: square kernel size.
+    ///   - strides: step between windows.
+    ///   - padding: `.valid` or `.same`.
+    ///   - activation: applied to the output.
+    ///   - useBias: learn a bias.
+    ///   - inputShape: `[H, W, C]` when this is the model's first layer.
     public convenience init(_ filters: Int, _ kernelSize: Int, strides: Int = 1, padding: Padding = .valid,
                             activation: Activation = .linear, useBias: Bool = true, inputShape: [Int]? = nil) {
         self.init(filters, kernelSize: (kernelSize, kernelSize), strides: (strides, strides), padding: padding,
@@ -132,6 +153,14 @@ public final class KerasFlatten: KerasLayer {
 public final class Dense: KerasLayer {
     public let units: Int, activation: Activation, useBias: Bool
     public private(set) var linear: Linear?
+    /// - Parameters:
+    ///   - units: output features.
+    ///   - activation: applied to the output (`.softmax` is fused into the cross-entropy when training).
+    ///   - useBias: learn a bias.
+    ///   - inputShape: `[features]` when this is the model's first layer.
+    ///
+    /// ### See Also
+    /// - `Linear` (the module it wraps), ``Objective``
     public init(_ units: Int, activation: Activation = .linear, useBias: Bool = true, inputShape: [Int]? = nil) {
         self.units = units; self.activation = activation; self.useBias = useBias
         super.init(inputShape: inputShape)
@@ -153,6 +182,7 @@ public final class KerasDropout: KerasLayer, StochasticLayer {
     public let rate: Double
     /// Draws the masks (default: the process-wide generator).
     public var generator: RandomGenerator = .global
+    /// - Parameter rate: share of inputs zeroed while fitting.
     public init(_ rate: Double) { self.rate = rate; super.init() }
     public override var kerasClassName: String { "Dropout" }
     public override var nameStem: String { "dropout" }
@@ -164,6 +194,7 @@ public final class KerasDropout: KerasLayer, StochasticLayer {
 /// A standalone activation (`keras.layers.Activation`).
 public final class KerasActivation: KerasLayer {
     public let activation: Activation
+    /// - Parameter activation: the function applied.
     public init(_ activation: Activation) { self.activation = activation; super.init() }
     public override var kerasClassName: String { "Activation" }
     public override var nameStem: String { "activation" }

@@ -75,6 +75,13 @@ public final class Model: Module, Layer {
     public private(set) var loss: LossSpec = .categoricalCrossentropy
     public private(set) var metrics: [String] = []
 
+    /// - Parameters:
+    ///   - name: shown by `summary()`.
+    ///   - inputShape: one sample's shape, channels-last (`[28, 28, 1]`), unless the first layer declares it.
+    ///   - build: the layers in order (Keras-style layers: `Conv2D`, `Dense`, …).
+    ///
+    /// ### See Also
+    /// - ``Trainer``, which `fit` runs; <doc:GettingStartedKeras>
     public init(name: String = "sequential", inputShape: [Int]? = nil, @LayerBuilder _ build: () -> [any Layer] = { [] }) {
         self.name = name
         self.inputShape = inputShape
