@@ -90,6 +90,27 @@ import Convolve
         Self.expectOneError(try runCLI(resume), naming: checkpoint, "unreadable")
     }
 
+    /// Item 6: a write that fails (here: a directory where `metrics.csv` goes, which no rename can
+    /// replace, even as root) stops the run with one message naming the file and exit 1; the previous
+    /// checkpoint stays intact and `--resume` continues once the path is writable again.
+    @Test func failedWriteStopsTheRunAndKeepsThePreviousCheckpoint() throws {
+        let dir = TempDir(), run = dir.path + "/run"
+        Self.syntheticMNIST(dir)
+        let args = ["train", "--model", "torch-seed", "--data-dir", dir.path, "--output", run, "--quiet"]
+        #expect(try runCLI(args + ["--epochs", "1"]).status == 0)
+        let before = try Data(contentsOf: URL(fileURLWithPath: run + "/checkpoint.safetensors"))
+        try FileManager.default.removeItem(atPath: run + "/metrics.csv")
+        try FileManager.default.createDirectory(atPath: run + "/metrics.csv/blocker", withIntermediateDirectories: true)
+        let failed = try runCLI(["train", "--resume", "--epochs", "2", "--output", run, "--data-dir", dir.path, "--quiet"])
+        Self.expectOneError(failed, naming: run + "/metrics.csv", "cannot write")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: run + "/checkpoint.safetensors")) == before)
+        #expect(!(try FileManager.default.contentsOfDirectory(atPath: run)).contains { $0.contains(".tmp-") },
+                "no temporary file left behind")
+        try FileManager.default.removeItem(atPath: run + "/metrics.csv")
+        let resumed = try runCLI(["train", "--resume", "--epochs", "2", "--output", run, "--data-dir", dir.path, "--quiet"])
+        #expect(resumed.status == 0, "\(resumed.err)")
+    }
+
     /// Item 9: a safetensors file with an empty data section (metadata only, or zero-size tensors, as
     /// the safetensors library writes them) is valid.
     @Test func emptyDataSectionIsValid() throws {
