@@ -31,7 +31,7 @@ func uninitializedFloats(_ n: Int, _ body: (UnsafeMutableBufferPointer<Float>) -
 
 @inline(__always) func simdSum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
     var acc = SIMD16<Float>(), i = 0
-    while i + 16 <= n { acc += UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self); i += 16 }
+    while i + 16 <= n { acc += ld(p + i); i += 16 }
     var s = acc.sum()
     while i < n { s += p[i]; i += 1 }
     return s
@@ -41,7 +41,7 @@ func uninitializedFloats(_ n: Int, _ body: (UnsafeMutableBufferPointer<Float>) -
     var acc = SIMD16<Float>(), i = 0
     let m = SIMD16<Float>(repeating: mean)
     while i + 16 <= n {
-        let d = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self) - m
+        let d = ld(p + i) - m
         acc.addProduct(d, d); i += 16
     }
     var s = acc.sum()
@@ -52,8 +52,8 @@ func uninitializedFloats(_ n: Int, _ body: (UnsafeMutableBufferPointer<Float>) -
 @inline(__always) func simdDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
     var acc = SIMD16<Float>(), i = 0
     while i + 16 <= n {
-        acc.addProduct(UnsafeRawPointer(a + i).loadUnaligned(as: SIMD16<Float>.self),
-                       UnsafeRawPointer(b + i).loadUnaligned(as: SIMD16<Float>.self))
+        acc.addProduct(ld(a + i),
+                       ld(b + i))
         i += 16
     }
     var s = acc.sum()
@@ -63,7 +63,6 @@ func uninitializedFloats(_ n: Int, _ body: (UnsafeMutableBufferPointer<Float>) -
 
 /// Dot product with four independent accumulators (hides the multiply-add latency).
 @inline(__always) func simdDot4(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-    @inline(__always) func ld(_ p: UnsafePointer<Float>) -> SIMD16<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self) }
     var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), s2 = SIMD16<Float>(), s3 = SIMD16<Float>(), i = 0
     while i + 64 <= n {
         s0.addProduct(ld(a + i), ld(b + i)); s1.addProduct(ld(a + i + 16), ld(b + i + 16))
@@ -83,8 +82,8 @@ func uninitializedFloats(_ n: Int, _ body: (UnsafeMutableBufferPointer<Float>) -
     var i = 0
     while i + 16 <= n {
         var v = bv
-        v.addProduct(sv, UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<Float>.self))
-        UnsafeMutableRawPointer(dst + i).storeBytes(of: v, as: SIMD16<Float>.self)
+        v.addProduct(sv, ld(src + i))
+        st(v, dst + i)
         i += 16
     }
     while i < n { dst[i] = src[i] * scale + shift; i += 1 }
@@ -97,9 +96,9 @@ func uninitializedFloats(_ n: Int, _ body: (UnsafeMutableBufferPointer<Float>) -
     var i = 0
     while i + 16 <= n {
         var v = bv
-        v.addProduct(av, UnsafeRawPointer(g + i).loadUnaligned(as: SIMD16<Float>.self))
-        v.addProduct(kv, UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self))
-        UnsafeMutableRawPointer(dst + i).storeBytes(of: v, as: SIMD16<Float>.self)
+        v.addProduct(av, ld(g + i))
+        v.addProduct(kv, ld(x + i))
+        st(v, dst + i)
         i += 16
     }
     while i < n { dst[i] = a * g[i] + k * x[i] + b; i += 1 }
@@ -203,9 +202,6 @@ extension ConvGeometry {
         for oc in 0..<outChannels {
             let b = SIMD16<Float>(repeating: bias?[oc] ?? 0)
             let wo = wt + oc * c * taps
-            @inline(__always) func load(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
-                UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
-            }
             var i = 0
             // Four independent accumulators (64 outputs) hide the multiply-add latency.
             while i + 64 <= L {
@@ -226,10 +222,10 @@ extension ConvGeometry {
                     let plane = xp + ci * P + i, wc = wo + ci * taps
                     for ki in 0..<kh {
                         let row = plane + ki * wp
-                        for kj in 0..<kw { acc.addProduct(SIMD16<Float>(repeating: wc[ki * kw + kj]), load(row + kj)) }
+                        for kj in 0..<kw { acc.addProduct(SIMD16<Float>(repeating: wc[ki * kw + kj]), ld(row + kj)) }
                     }
                 }
-                UnsafeMutableRawPointer(wide + i).storeBytes(of: acc, as: SIMD16<Float>.self)
+                st(acc, wide + i)
                 i += 16
             }
             let o = out + oc * ohw

@@ -237,8 +237,6 @@ private func packA(_ trans: Bool, _ a: UnsafePointer<Float>, _ lda: Int, _ ic: I
     }
 }
 
-typealias V16 = SIMD16<Float>
-
 /// One round of a perfect unshuffle of the `count`×16 floats held in `v` into `w` (even elements first,
 /// then odd ones). For 2^k vectors of 16, `k + 4` rounds transpose; fewer rounds rotate the index bits.
 @inline(__always)
@@ -274,13 +272,6 @@ func transpose8x16(_ src: UnsafePointer<Float>, _ lds: Int, _ dst: UnsafeMutable
         unshuffle(v, w, 8); unshuffle(w, v, 8); unshuffle(v, w, 8); unshuffle(w, v, 8)
         for i in 0..<8 { st(v[i], dst + i * 16) }
     } }
-}
-
-@inline(__always) func ld(_ p: UnsafePointer<Float>) -> V16 {
-    UnsafeRawPointer(p).loadUnaligned(as: V16.self)
-}
-@inline(__always) func st(_ v: V16, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: V16.self)
 }
 
 /// C[0..<mr, 0..<nr] += alpha * Apanel(8×kc) * Bpanel(kc×32) (`=` when not `accumulate`); row r of C

@@ -44,8 +44,8 @@ func maxPool2x2Plane(_ x: UnsafePointer<Float>, rowStride: Int, oh: Int, ow: Int
         // 8 outputs at a time: de-interleave even/odd columns of both rows. A row of at least 8 ends
         // with 8 that overlap the ones before (the same values again) instead of a scalar tail.
         @inline(__always) func eight(_ ox: Int) {
-            let v0 = UnsafeRawPointer(r0 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
-            let v1 = UnsafeRawPointer(r1 + 2 * ox).loadUnaligned(as: SIMD16<Float>.self)
+            let v0 = ld(r0 + 2 * ox)
+            let v1 = ld(r1 + 2 * ox)
             let a = v0.evenHalf, b = v0.oddHalf, cc = v1.evenHalf, d = v1.oddHalf
             let ab = b .> a .| b .!= b, cd = d .> cc .| d .!= d
             let m1 = a.replacing(with: b, where: ab), m2 = cc.replacing(with: d, where: cd)
