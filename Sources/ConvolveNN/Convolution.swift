@@ -13,10 +13,15 @@ public final class Conv2d: Module, Layer {
 
     /// A convolution over NCHW input `[N, inChannels, H, W]`, giving `[N, outChannels, OH, OW]`.
     ///
+    /// ```swift
+    /// Conv2d(1, 4, kernelSize: 3, stride: 1, padding: 1)     // nn.Conv2d(1, 4, kernel_size=3, stride=1, padding=1)
+    /// Conv2d(8, 16, kernelSize: [3, 1], padding: [1, 0])
+    /// ```
+    ///
     /// - Parameters:
     ///   - inChannels: channels of the input.
     ///   - outChannels: channels of the output (filters).
-    ///   - kernelSize: kernel height and width.
+    ///   - kernelSize: kernel height and width (one number: square).
     ///   - stride: step between windows, down and across.
     ///   - padding: zeros added on each side, down and across.
     ///   - dilation: spacing between kernel taps.
@@ -26,40 +31,21 @@ public final class Conv2d: Module, Layer {
     ///
     /// ### See Also
     /// - `conv2d`, the op it calls
-    /// - ``MaxPool2d``, ``BatchNorm2d``
-    public init(_ inChannels: Int, _ outChannels: Int, kernelSize: (Int, Int), stride: (Int, Int) = (1, 1),
-                padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1, bias: Bool = true,
+    /// - ``MaxPool2d``, ``BatchNorm2d``, ``IntOrPair``
+    public init(_ inChannels: Int, _ outChannels: Int, kernelSize: IntOrPair, stride: IntOrPair = 1,
+                padding: IntOrPair = 0, dilation: IntOrPair = 1, groups: Int = 1, bias: Bool = true,
                 initialization: Initialization = .pytorch) {
         precondition(inChannels % groups == 0 && outChannels % groups == 0, "channels must divide by groups")
         self.inChannels = inChannels; self.outChannels = outChannels
-        self.kernelSize = kernelSize; self.stride = stride; self.padding = padding; self.dilation = dilation
+        self.kernelSize = kernelSize.pair; self.stride = stride.pair; self.padding = padding.pair
+        self.dilation = dilation.pair
         self.groups = groups
-        let receptive = kernelSize.0 * kernelSize.1
+        let receptive = kernelSize.first * kernelSize.second
         (weight, self.bias) = Init.weightAndBias(initialization,
-            weightShape: [outChannels, inChannels / groups, kernelSize.0, kernelSize.1],
+            weightShape: [outChannels, inChannels / groups, kernelSize.first, kernelSize.second],
             biasCount: bias ? outChannels : nil,
             fanIn: inChannels / groups * receptive, fanOut: outChannels / groups * receptive)
         super.init()
-    }
-
-    /// Square-kernel convenience, as in `nn.Conv2d(1, 4, kernel_size=3, stride=1, padding=1)`.
-    ///
-    /// - Parameters:
-    ///   - inChannels: channels of the input (NCHW).
-    ///   - outChannels: channels of the output.
-    ///   - kernelSize: kernel height and width.
-    ///   - stride: step between windows in both directions.
-    ///   - padding: zeros added on every side.
-    ///   - dilation: spacing between kernel taps.
-    ///   - groups: independent channel groups.
-    ///   - bias: learn a per-output-channel bias.
-    ///   - initialization: PyTorch's or Keras' initial weights.
-    public convenience init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1,
-                            padding: Int = 0, dilation: Int = 1, groups: Int = 1, bias: Bool = true,
-                            initialization: Initialization = .pytorch) {
-        self.init(inChannels, outChannels, kernelSize: (kernelSize, kernelSize), stride: (stride, stride),
-                  padding: (padding, padding), dilation: (dilation, dilation), groups: groups, bias: bias,
-                  initialization: initialization)
     }
 
     public func callAsFunction(_ input: Tensor) -> Tensor { callAsFunction(input, fusedReLU: false) }

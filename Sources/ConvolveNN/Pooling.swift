@@ -5,36 +5,25 @@ import Convolve
 public final class MaxPool2d: Module, Layer {
     public let kernelSize: (Int, Int), stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int)
     public let ceilMode: Bool
-    private let square: Bool
+    /// The arguments as given (one number or a pair), for PyTorch's repr.
+    private let given: [IntOrPair]
 
     /// Max pooling over NCHW input.
     ///
     /// - Parameters:
-    ///   - kernelSize: window height and width.
+    ///   - kernelSize: window height and width (one number: square).
     ///   - stride: step between windows (default: the window size).
     ///   - padding: implicit −∞ padding on each side (at most half the window).
     ///   - dilation: spacing between window elements.
     ///   - ceilMode: round the output size up instead of down.
     ///
     /// ### See Also
-    /// - `maxPool2d`, ``AvgPool2d``
-    public init(kernelSize: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0),
-                dilation: (Int, Int) = (1, 1), ceilMode: Bool = false) {
-        self.kernelSize = kernelSize; self.stride = stride ?? kernelSize; self.padding = padding
-        self.dilation = dilation; self.ceilMode = ceilMode; square = false
-    }
-    /// Square max pooling over NCHW input.
-    ///
-    /// - Parameters:
-    ///   - kernelSize: window size.
-    ///   - stride: step between windows (default: the window size).
-    ///   - padding: implicit −∞ padding on each side.
-    ///   - dilation: spacing between window elements.
-    ///   - ceilMode: round the output size up.
-    public init(kernelSize: Int, stride: Int? = nil, padding: Int = 0, dilation: Int = 1, ceilMode: Bool = false) {
-        self.kernelSize = (kernelSize, kernelSize); self.stride = (stride ?? kernelSize, stride ?? kernelSize)
-        self.padding = (padding, padding); self.dilation = (dilation, dilation); self.ceilMode = ceilMode
-        square = true
+    /// - `maxPool2d`, ``AvgPool2d``, ``IntOrPair``
+    public init(kernelSize: IntOrPair, stride: IntOrPair? = nil, padding: IntOrPair = 0, dilation: IntOrPair = 1,
+                ceilMode: Bool = false) {
+        self.kernelSize = kernelSize.pair; self.stride = (stride ?? kernelSize).pair; self.padding = padding.pair
+        self.dilation = dilation.pair; self.ceilMode = ceilMode
+        given = [kernelSize, stride ?? kernelSize, padding, dilation]
     }
 
     public func callAsFunction(_ input: Tensor) -> Tensor {
@@ -48,8 +37,9 @@ public final class MaxPool2d: Module, Layer {
          convOutputSize(w, kernel: kernelSize.1, stride: stride.1, padding: padding.1, dilation: dilation.1, ceilMode: ceilMode))
     }
     public override var extraDescription: String {
-        func f(_ t: (Int, Int)) -> String { square ? "\(t.0)" : tup(t) }
-        return "kernel_size=\(f(kernelSize)), stride=\(f(stride)), padding=\(f(padding)), dilation=\(f(dilation)), ceil_mode=\(ceilMode ? "True" : "False")"
+        let (k, s, p, d) = (given[0].pythonDescription, given[1].pythonDescription, given[2].pythonDescription,
+                            given[3].pythonDescription)
+        return "kernel_size=\(k), stride=\(s), padding=\(p), dilation=\(d), ceil_mode=\(ceilMode ? "True" : "False")"
     }
 }
 
@@ -57,37 +47,25 @@ public final class MaxPool2d: Module, Layer {
 public final class AvgPool2d: Module, Layer {
     public let kernelSize: (Int, Int), stride: (Int, Int), padding: (Int, Int)
     public let ceilMode: Bool, countIncludePad: Bool
-    private let square: Bool
+    /// The arguments as given (one number or a pair), for PyTorch's repr.
+    private let given: [IntOrPair]
 
     /// Average pooling over NCHW input.
     ///
     /// - Parameters:
-    ///   - kernelSize: window height and width.
+    ///   - kernelSize: window height and width (one number: square).
     ///   - stride: step between windows (default: the window size).
     ///   - padding: implicit zero padding on each side.
     ///   - ceilMode: round the output size up.
     ///   - countIncludePad: divide by the whole window, padding included (PyTorch's default).
     ///
     /// ### See Also
-    /// - `avgPool2d`, ``MaxPool2d``
-    public init(kernelSize: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0),
-                ceilMode: Bool = false, countIncludePad: Bool = true) {
-        self.kernelSize = kernelSize; self.stride = stride ?? kernelSize; self.padding = padding
-        self.ceilMode = ceilMode; self.countIncludePad = countIncludePad; square = false
-    }
-    /// Square average pooling over NCHW input.
-    ///
-    /// - Parameters:
-    ///   - kernelSize: window size.
-    ///   - stride: step between windows (default: the window size).
-    ///   - padding: implicit zero padding on each side.
-    ///   - ceilMode: round the output size up.
-    ///   - countIncludePad: divide by the whole window, padding included.
-    public init(kernelSize: Int, stride: Int? = nil, padding: Int = 0, ceilMode: Bool = false,
+    /// - `avgPool2d`, ``MaxPool2d``, ``IntOrPair``
+    public init(kernelSize: IntOrPair, stride: IntOrPair? = nil, padding: IntOrPair = 0, ceilMode: Bool = false,
                 countIncludePad: Bool = true) {
-        self.kernelSize = (kernelSize, kernelSize); self.stride = (stride ?? kernelSize, stride ?? kernelSize)
-        self.padding = (padding, padding); self.ceilMode = ceilMode; self.countIncludePad = countIncludePad
-        square = true
+        self.kernelSize = kernelSize.pair; self.stride = (stride ?? kernelSize).pair; self.padding = padding.pair
+        self.ceilMode = ceilMode; self.countIncludePad = countIncludePad
+        given = [kernelSize, stride ?? kernelSize, padding]
     }
     public func callAsFunction(_ input: Tensor) -> Tensor {
         avgPool2d(input, kernelSize: kernelSize, stride: stride, padding: padding, ceilMode: ceilMode,
@@ -98,7 +76,6 @@ public final class AvgPool2d: Module, Layer {
          convOutputSize(w, kernel: kernelSize.1, stride: stride.1, padding: padding.1, ceilMode: ceilMode))
     }
     public override var extraDescription: String {
-        func f(_ t: (Int, Int)) -> String { square ? "\(t.0)" : tup(t) }
-        return "kernel_size=\(f(kernelSize)), stride=\(f(stride)), padding=\(f(padding))"
+        "kernel_size=\(given[0].pythonDescription), stride=\(given[1].pythonDescription), padding=\(given[2].pythonDescription)"
     }
 }

@@ -57,7 +57,7 @@ public final class Conv2D: KerasLayer {
     ///
     /// - Parameters:
     ///   - filters: output channels.
-    ///   - kernelSize: kernel height and width.
+    ///   - kernelSize: kernel height and width (one number: square).
     ///   - strides: step between windows.
     ///   - padding: `.valid` (none) or `.same` (output size = input size / stride).
     ///   - activation: applied to the output (`.relu` is fused into the convolution).
@@ -66,30 +66,17 @@ public final class Conv2D: KerasLayer {
     ///
     /// ### See Also
     /// - `Conv2d` (the module it wraps), ``Model``
-    public init(_ filters: Int, kernelSize: (Int, Int), strides: (Int, Int) = (1, 1), padding: Padding = .valid,
+    public init(_ filters: Int, _ kernelSize: IntOrPair, strides: IntOrPair = 1, padding: Padding = .valid,
                 activation: Activation = .linear, useBias: Bool = true, inputShape: [Int]? = nil) {
-        self.filters = filters; self.kernelSize = kernelSize; self.strides = strides; self.padding = padding
+        self.filters = filters; self.kernelSize = kernelSize.pair; self.strides = strides.pair; self.padding = padding
         self.activation = activation; self.useBias = useBias
         super.init(inputShape: inputShape)
-    }
-    /// - Parameters:
-    ///   - filters: output channels.
-    ///   - kernelSize: square kernel size.
-    ///   - strides: step between windows.
-    ///   - padding: `.valid` or `.same`.
-    ///   - activation: applied to the output.
-    ///   - useBias: learn a bias.
-    ///   - inputShape: `[H, W, C]` when this is the model's first layer.
-    public convenience init(_ filters: Int, _ kernelSize: Int, strides: Int = 1, padding: Padding = .valid,
-                            activation: Activation = .linear, useBias: Bool = true, inputShape: [Int]? = nil) {
-        self.init(filters, kernelSize: (kernelSize, kernelSize), strides: (strides, strides), padding: padding,
-                  activation: activation, useBias: useBias, inputShape: inputShape)
     }
     public override var nameStem: String { "conv2d" }
     public override func build(_ s: [Int]) -> [Int] {
         precondition(s.count == 3, "Conv2D expects (height, width, channels) input, got \(s)")
         let pad = padding == .same ? ((kernelSize.0 - 1) / 2, (kernelSize.1 - 1) / 2) : (0, 0)
-        let c = Conv2d(s[2], filters, kernelSize: kernelSize, stride: strides, padding: pad, bias: useBias,
+        let c = Conv2d(s[2], filters, kernelSize: IntOrPair(kernelSize), stride: IntOrPair(strides), padding: IntOrPair(pad), bias: useBias,
                        initialization: .keras)
         conv = c
         let (oh, ow) = c.outputSize(s[0], s[1])
@@ -123,18 +110,21 @@ public class KerasPooling: KerasLayer {
 
 /// Max pooling (`keras.layers.MaxPooling2D`); strides default to the pool size.
 public final class MaxPooling2D: KerasPooling {
-    public init(_ poolSize: (Int, Int) = (2, 2), strides: (Int, Int)? = nil) {
+    /// - Parameters:
+    ///   - poolSize: window height and width (one number: square).
+    ///   - strides: step between windows (default: the pool size).
+    public init(_ poolSize: IntOrPair = 2, strides: IntOrPair? = nil) {
         super.init(MaxPool2d(kernelSize: poolSize, stride: strides ?? poolSize))
-    }
-    public convenience init(_ poolSize: Int, strides: Int? = nil) {
-        self.init((poolSize, poolSize), strides: strides.map { ($0, $0) })
     }
     public override var nameStem: String { "max_pooling2d" }
 }
 
 /// Average pooling (`keras.layers.AveragePooling2D`); strides default to the pool size.
 public final class AveragePooling2D: KerasPooling {
-    public init(_ poolSize: (Int, Int) = (2, 2), strides: (Int, Int)? = nil) {
+    /// - Parameters:
+    ///   - poolSize: window height and width (one number: square).
+    ///   - strides: step between windows (default: the pool size).
+    public init(_ poolSize: IntOrPair = 2, strides: IntOrPair? = nil) {
         super.init(AvgPool2d(kernelSize: poolSize, stride: strides ?? poolSize))
     }
     public override var nameStem: String { "average_pooling2d" }

@@ -88,7 +88,7 @@ func keras(_ inputShape: [Int], _ layer: @escaping @Sendable () -> any Layer) ->
                   parameters: 2, scalars: 15, buffers: 0),
         LayerCase(name: "MaxPooling2D", make: keras([4, 6, 2]) { MaxPooling2D(2) }, input: [2, 4, 6, 2], output: [2, 2, 2, 3],
                   parameters: 0, scalars: 0, buffers: 0),
-        LayerCase(name: "AveragePooling2D", make: keras([4, 6, 2]) { AveragePooling2D((2, 2)) }, input: [2, 4, 6, 2], output: [2, 2, 2, 3],
+        LayerCase(name: "AveragePooling2D", make: keras([4, 6, 2]) { AveragePooling2D(2) }, input: [2, 4, 6, 2], output: [2, 2, 2, 3],
                   parameters: 0, scalars: 0, buffers: 0),
         LayerCase(name: "Flatten (Keras)", make: keras([2, 2, 3]) { Keras.Flatten() }, input: [2, 2, 2, 3], output: [2, 12],
                   parameters: 0, scalars: 0, buffers: 0),
