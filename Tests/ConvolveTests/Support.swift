@@ -97,3 +97,16 @@ final class SeedNet: Module, Layer {
     override var typeName: String { "Net" }
     func callAsFunction(_ x: Tensor) -> Tensor { linearLayers(cnnLayers(x).flatten(startDim: 1)) }
 }
+
+/// One convolution geometry: NCHW input `[n, c, h, w]`, weight `[oc, c/groups, k.0, k.1]`, stride,
+/// padding, dilation, and whether there is a bias (the gradient, reference and path tests share it).
+struct ConvCase: Sendable, CustomTestStringConvertible {
+    var n, c, h, w, oc, groups: Int
+    var k, s, p, d: (Int, Int)
+    var bias: Bool
+    var oh: Int { convOutputSize(h, kernel: k.0, stride: s.0, padding: p.0, dilation: d.0) }
+    var ow: Int { convOutputSize(w, kernel: k.1, stride: s.1, padding: p.1, dilation: d.1) }
+    /// Multiply-adds of the forward pass.
+    var work: Int { n * oc * oh * ow * (c / groups) * k.0 * k.1 }
+    var testDescription: String { "n\(n) c\(c)→\(oc) \(h)x\(w) k\(k) s\(s) p\(p) d\(d) g\(groups)" + (bias ? " bias" : "") }
+}

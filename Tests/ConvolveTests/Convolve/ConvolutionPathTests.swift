@@ -8,23 +8,9 @@ import Testing
 /// and each case is compared, values and all gradients, with a plain float64 reference written here.
 /// The test also counts how often each path was taken, so it cannot silently stop covering one.
 @Suite struct ConvolutionPathTests {
-    /// One convolution geometry (NCHW input, `[oc, c/groups, kh, kw]` weight).
-    struct Geometry: CustomStringConvertible, Sendable {
-        var n, c, h, w, oc, groups: Int
-        var k, s, p, d: (Int, Int)
-        var bias: Bool
-        var oh: Int { convOutputSize(h, kernel: k.0, stride: s.0, padding: p.0, dilation: d.0) }
-        var ow: Int { convOutputSize(w, kernel: k.1, stride: s.1, padding: p.1, dilation: d.1) }
-        var work: Int { n * oc * oh * ow * (c / groups) * k.0 * k.1 }
-        var description: String {
-            "n\(n) c\(c)→\(oc) g\(groups) \(h)x\(w) k\(k.0)x\(k.1) s\(s.0),\(s.1) p\(p.0),\(p.1) d\(d.0),\(d.1)"
-                + (bias ? " bias" : "")
-        }
-    }
-
     /// Draws a geometry; channel counts straddle the direct (ocg·taps ≤ 512), Winograd (≥ 16) and
     /// channels-last (multiple of 16 / 32) boundaries, kernels run 1…5 with 3×3 drawn often.
-    static func draw(_ rng: RandomGenerator) -> Geometry {
+    static func draw(_ rng: RandomGenerator) -> ConvCase {
         func pick<T>(_ options: [T]) -> T { options[rng.nextInt(options.count)] }
         while true {
             let groups = pick([1, 1, 1, 1, 2, 3])
@@ -36,14 +22,14 @@ import Testing
             let s = unit ? (1, 1) : (1 + rng.nextInt(2), 1 + rng.nextInt(2))
             let d = unit || rng.nextInt(2) == 0 ? (1, 1) : (1 + rng.nextInt(2), 1 + rng.nextInt(2))
             let p = rng.nextInt(3) == 0 ? (0, 0) : (rng.nextInt(4), rng.nextInt(4))
-            let g = Geometry(n: 1 + rng.nextInt(3), c: cg * groups, h: 1 + rng.nextInt(11), w: 1 + rng.nextInt(13),
+            let g = ConvCase(n: 1 + rng.nextInt(3), c: cg * groups, h: 1 + rng.nextInt(11), w: 1 + rng.nextInt(13),
                              oc: ocg * groups, groups: groups, k: k, s: s, p: p, d: d, bias: rng.nextInt(3) != 0)
             if g.oh > 0 && g.ow > 0 && g.work <= 400_000 { return g }
         }
     }
 
     /// The convolution and its three gradients for upstream gradient `gy`, by the definition, in float64.
-    static func reference(_ g: Geometry, x: [Float], w: [Float], b: [Float]?, gy: [Float])
+    static func reference(_ g: ConvCase, x: [Float], w: [Float], b: [Float]?, gy: [Float])
         -> (y: [Float], dx: [Float], dw: [Float], db: [Float]) {
         let (cg, ocg, oh, ow) = (g.c / g.groups, g.oc / g.groups, g.oh, g.ow)
         var y = [Double](repeating: 0, count: g.n * g.oc * oh * ow)
@@ -74,16 +60,16 @@ import Testing
 
     /// Largest difference, allowed relative to the tensor's largest magnitude (Winograd and long float32
     /// sums round relative to the size of the terms, not of each result).
-    static func expectNear(_ a: [Float], _ b: [Float], _ what: String, _ g: Geometry,
+    static func expectNear(_ a: [Float], _ b: [Float], _ what: String, _ g: ConvCase,
                            sourceLocation: SourceLocation = #_sourceLocation) {
         let scale = b.map(abs).max() ?? 0
         let worst = a.count == b.count ? zip(a, b).map { abs($0 - $1) }.max() ?? 0 : .infinity
         #expect(worst.isFinite && worst <= 2e-5 * scale + 1e-5,
-                "\(g) \(what): off by \(worst) (scale \(scale))", sourceLocation: sourceLocation)
+                "\(g.testDescription) \(what): off by \(worst) (scale \(scale))", sourceLocation: sourceLocation)
     }
 
     /// Which of `ConvAlgorithm`'s paths a geometry takes.
-    static func paths(_ g: Geometry) -> [String] {
+    static func paths(_ g: ConvCase) -> [String] {
         let geo = ConvGeometry(c: g.c / g.groups, h: g.h, w: g.w, kh: g.k.0, kw: g.k.1, sh: g.s.0, sw: g.s.1,
                                ph: g.p.0, pw: g.p.1, dh: g.d.0, dw: g.d.1, oh: g.oh, ow: g.ow)
         let a = ConvAlgorithm(geo, outChannels: g.oc / g.groups)
@@ -101,7 +87,7 @@ import Testing
 
     /// Runs conv2d (plain, fused ReLU, fused ReLU + 2×2 pool) on `g` and checks every output and
     /// gradient against the reference.
-    static func check(_ g: Geometry, seed: UInt64) {
+    static func check(_ g: ConvCase, seed: UInt64) {
         let rng = RandomGenerator(seed: seed)
         func values(_ count: Int) -> [Float] { (0..<count).map { _ in rng.nextFloat() * 2 - 1 } }
         let xv = values(g.n * g.c * g.h * g.w), wv = values(g.oc * (g.c / g.groups) * g.k.0 * g.k.1)
@@ -172,14 +158,14 @@ import Testing
 
     /// The layers of the input-gradient defect (issue 17): stride 1, non-3×3 kernels, ≥ 16 channels.
     @Test(arguments: [
-        Geometry(n: 3, c: 32, h: 10, w: 9, oc: 16, groups: 1, k: (5, 5), s: (1, 1), p: (2, 2), d: (1, 1), bias: true),
-        Geometry(n: 1, c: 16, h: 2, w: 2, oc: 16, groups: 1, k: (2, 2), s: (1, 1), p: (0, 0), d: (1, 1), bias: false),
-        Geometry(n: 2, c: 16, h: 6, w: 7, oc: 16, groups: 1, k: (1, 3), s: (1, 1), p: (0, 1), d: (1, 1), bias: true),
-        Geometry(n: 2, c: 16, h: 7, w: 6, oc: 32, groups: 1, k: (3, 1), s: (1, 1), p: (1, 0), d: (1, 1), bias: true),
-        Geometry(n: 1, c: 32, h: 8, w: 8, oc: 32, groups: 2, k: (4, 4), s: (1, 1), p: (1, 2), d: (1, 1), bias: true),
-        Geometry(n: 1, c: 16, h: 9, w: 9, oc: 16, groups: 1, k: (5, 3), s: (1, 1), p: (2, 1), d: (1, 1), bias: false),
+        ConvCase(n: 3, c: 32, h: 10, w: 9, oc: 16, groups: 1, k: (5, 5), s: (1, 1), p: (2, 2), d: (1, 1), bias: true),
+        ConvCase(n: 1, c: 16, h: 2, w: 2, oc: 16, groups: 1, k: (2, 2), s: (1, 1), p: (0, 0), d: (1, 1), bias: false),
+        ConvCase(n: 2, c: 16, h: 6, w: 7, oc: 16, groups: 1, k: (1, 3), s: (1, 1), p: (0, 1), d: (1, 1), bias: true),
+        ConvCase(n: 2, c: 16, h: 7, w: 6, oc: 32, groups: 1, k: (3, 1), s: (1, 1), p: (1, 0), d: (1, 1), bias: true),
+        ConvCase(n: 1, c: 32, h: 8, w: 8, oc: 32, groups: 2, k: (4, 4), s: (1, 1), p: (1, 2), d: (1, 1), bias: true),
+        ConvCase(n: 1, c: 16, h: 9, w: 9, oc: 16, groups: 1, k: (5, 3), s: (1, 1), p: (2, 1), d: (1, 1), bias: false),
     ])
-    func nonSquareKernelsWithManyChannels(_ g: Geometry) {
+    func nonSquareKernelsWithManyChannels(_ g: ConvCase) {
         Self.check(g, seed: 17)
     }
 

@@ -75,12 +75,6 @@ import ConvolveNN
         gradCheck([a]) { $0[0].logSoftmax(dim: -1) }
     }
 
-    struct ConvCase: Sendable, CustomTestStringConvertible {
-        let n, c, h, w, oc, groups: Int
-        let k, s, p, d: (Int, Int)
-        let bias: Bool
-        var testDescription: String { "c\(c)→\(oc) \(h)x\(w) k\(k) s\(s) p\(p) d\(d) g\(groups)" }
-    }
     static let convCases: [ConvCase] = [
         ConvCase(n: 2, c: 3, h: 7, w: 6, oc: 4, groups: 1, k: (3, 3), s: (1, 1), p: (1, 1), d: (1, 1), bias: true),
         ConvCase(n: 1, c: 2, h: 9, w: 7, oc: 3, groups: 1, k: (3, 3), s: (2, 2), p: (1, 1), d: (1, 1), bias: true),
