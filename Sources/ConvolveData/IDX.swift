@@ -174,6 +174,7 @@ public enum IDX {
     public static let maxElements = 1 << 31
 
     /// Reads a whole IDX file of any element type and rank.
+    /// - Parameter path: a raw or gzip IDX file (sniffed, not by extension).
     public static func read(_ path: String) throws -> IDXArray {
         let stream = try ByteStream(path: path)
         var magic = [UInt8](repeating: 0, count: 4)
@@ -225,6 +226,10 @@ public enum IDX {
     }
 
     /// Writes an IDX file of unsigned bytes (used by tests and `convolve` to export samples).
+    /// - Parameters:
+    ///   - bytes: the elements, row-major.
+    ///   - shape: the dimensions.
+    ///   - path: the file (written atomically).
     public static func writeUInt8(_ bytes: [UInt8], shape: [Int], to path: String) throws {
         var data = Data([0, 0, IDXType.uint8.rawValue, UInt8(shape.count)])
         for d in shape { data.append(contentsOf: [UInt8(d >> 24 & 255), UInt8(d >> 16 & 255), UInt8(d >> 8 & 255), UInt8(d & 255)]) }

@@ -65,6 +65,9 @@ public enum DatasetKind: String, CaseIterable, Sendable {
 
     /// Loads the train or test split from `directory`, which holds the four files (gzipped or not),
     /// directly or in a `<kind>` subfolder. Never touches the network.
+    /// - Parameters:
+    ///   - train: the training split (else the test split).
+    ///   - directory: holds the files, directly or in a subfolder named after the dataset.
     public func load(train: Bool, directory: String) throws -> ImageDataset {
         let base = train ? "train" : "t10k"
         func find(_ stem: String) throws -> String {
@@ -87,6 +90,13 @@ public enum DatasetKind: String, CaseIterable, Sendable {
 
     /// Reads and validates an images/labels IDX pair: unsigned-byte images `[N, H, W]` or `[N, H, W, C]`
     /// (of `imageShape` when given), at least one of them, and as many labels, each below the class count.
+    ///
+    /// - Parameters:
+    ///   - imagesPath: the images file.
+    ///   - labelsPath: the labels file.
+    ///   - name: the dataset's name, for messages.
+    ///   - classNames: one name per class.
+    ///   - imageShape: the shape every image must have, or nil for any.
     public static func loadPair(images imagesPath: String, labels labelsPath: String, name: String,
                                 classNames: [String], imageShape: (height: Int, width: Int, channels: Int)? = nil)
         throws -> ImageDataset {
@@ -158,6 +168,13 @@ public struct DataLocation: Sendable {
 
     /// Loads a split: from the explicit directory, or from the cache after downloading missing files.
     /// `mirrors` and `checksums` override the dataset's own (for private mirrors and tests).
+    ///
+    /// - Parameters:
+    ///   - kind: the dataset.
+    ///   - train: the training split (else the test split).
+    ///   - mirrors: download sources to use instead of the dataset's own.
+    ///   - checksums: SHA-256 per file name instead of the dataset's own.
+    ///   - progress: show a download progress line.
     public func load(_ kind: DatasetKind, train: Bool, mirrors: [String]? = nil, checksums: [String: String]? = nil,
                      progress: Bool = isatty(STDERR_FILENO) != 0) throws -> ImageDataset {
         if let directory { return try kind.load(train: train, directory: directory) }

@@ -25,6 +25,7 @@ public struct Image: Sendable, Equatable {
     /// light background), crop to the ink's bounding box, scale to fit 20×20 keeping the aspect
     /// ratio, and place it so its center of mass is at the image center. A 28×28 input is kept as is
     /// (apart from inversion).
+    /// - Parameter invert: the drawing is dark on light.
     public func mnistStyle(invert: Bool) -> Image {
         var g = grayscale()
         if invert { g.pixels = g.pixels.map { 255 - $0 } }
@@ -77,6 +78,7 @@ public enum PNG {
     static let signature: [UInt8] = [137, 80, 78, 71, 13, 10, 26, 10]
 
     /// Encodes an image as PNG bytes.
+    /// - Parameter image: 8-bit grey or RGB.
     public static func encode(_ image: Image) -> [UInt8] {
         var out = signature
         func chunk(_ type: String, _ data: [UInt8]) {
@@ -95,11 +97,15 @@ public enum PNG {
     }
 
     /// Writes a PNG file atomically.
+    /// - Parameters:
+    ///   - image: 8-bit grey or RGB.
+    ///   - path: the file.
     public static func write(_ image: Image, to path: String) throws {
         try writeAtomically(Data(encode(image)), to: path)
     }
 
     /// Reads a PNG file; errors name the file and the problem.
+    /// - Parameter path: a PNG file.
     public static func read(_ path: String) throws -> Image {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DataError.unreadable(path: path, reason: "no such file or not readable")
@@ -116,6 +122,7 @@ public enum PNG {
     }
 
     /// Decodes PNG bytes to 8-bit gray (1 channel) or RGB (3 channels); alpha is composited on black.
+    /// - Parameter bytes: a whole PNG file.
     public static func decode(_ bytes: [UInt8]) throws -> Image {
         func fail(_ r: String) -> PNGDecodeError { PNGDecodeError(reason: r) }
         guard bytes.count >= 8, Array(bytes[0..<8]) == signature else { throw fail("missing PNG signature") }

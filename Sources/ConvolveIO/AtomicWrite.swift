@@ -12,6 +12,10 @@ public struct IOError: Error, CustomStringConvertible, Equatable {
 
 /// Writes `data` to a temporary file beside `path`, then renames it into place, so that a crash or
 /// error never leaves a partial file under the final name.
+///
+/// - Parameters:
+///   - data: the file's contents.
+///   - path: the file.
 public func writeAtomically(_ data: Data, to path: String) throws {
     let url = URL(fileURLWithPath: path)
     let dir = url.deletingLastPathComponent()

@@ -66,6 +66,7 @@ public struct SHA256 {
     }
 
     /// SHA-256 of a file, read in chunks.
+    /// - Parameter path: the file.
     public static func file(_ path: String) throws -> String {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw IOError(path: path, reason: "cannot open")

@@ -16,6 +16,11 @@ public enum SafeTensors {
     public static let maxHeaderBytes = 100_000_000
 
     /// Writes tensors (in the given order) and string metadata atomically to `path`.
+    ///
+    /// - Parameters:
+    ///   - tensors: names and tensors, in file order (a `stateDict()`).
+    ///   - metadata: string pairs stored in `__metadata__`.
+    ///   - path: the file.
     public static func write(_ tensors: [(String, Tensor)], metadata: [String: String] = [:], to path: String) throws {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
@@ -46,6 +51,9 @@ public enum SafeTensors {
 
     /// Reads all tensors and the metadata. Validates the header (sizes, offsets, dtypes, shapes)
     /// against the file size before allocating any tensor.
+    ///
+    /// - Parameter path: the file.
+    /// - Returns: the tensors by name, the metadata, and the names in file order.
     public static func read(_ path: String) throws -> (tensors: [String: Tensor], metadata: [String: String], order: [String]) {
         func fail(_ reason: String) -> FormatError { FormatError(path: path, reason: reason) }
         guard let handle = FileHandle(forReadingAtPath: path) else {

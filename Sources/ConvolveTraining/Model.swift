@@ -90,6 +90,7 @@ public final class Model: Module, Layer {
     }
 
     /// Appends a layer (it must be a Keras-style layer) and builds it if the input shape is known.
+    /// - Parameter layer: a Keras-style layer (built now if the input shape is known).
     public func add(_ layer: any Layer) {
         guard let k = layer as? KerasLayer else {
             preconditionFailure("Model.add expects Keras-style layers (Conv2D, Dense, …), got \(type(of: layer))")
@@ -137,6 +138,10 @@ public final class Model: Module, Layer {
     }
 
     /// Configures training (`model.compile`).
+    /// - Parameters:
+    ///   - optimizer: Keras' optimizer and its settings (`.adam()`: lr 1e-3, epsilon 1e-7).
+    ///   - loss: the loss; with a final softmax, cross-entropy is computed from its logits.
+    ///   - metrics: `["accuracy"]` to report accuracy.
     public func compile(optimizer: OptimizerSpec = .adam(), loss: LossSpec = .categoricalCrossentropy,
                         metrics: [String] = []) {
         precondition(layers.allSatisfy { !$0.outputShape.isEmpty || $0.nameStem == "dropout" },
@@ -147,6 +152,10 @@ public final class Model: Module, Layer {
     }
 
     /// Uses an existing optimizer instance (e.g. restored from a checkpoint).
+    /// - Parameters:
+    ///   - optimizer: an optimizer over this model's parameters.
+    ///   - loss: the loss.
+    ///   - metrics: `["accuracy"]` to report accuracy.
     public func compile(optimizer: Optimizer, loss: LossSpec, metrics: [String] = []) {
         self.optimizer = optimizer; self.loss = loss; self.metrics = metrics
     }
@@ -169,6 +178,18 @@ public final class Model: Module, Layer {
     }
 
     /// Trains on `x` (`[N, H, W, C]` or NCHW) with one-hot `y` `[N, classes]` (Keras' `fit`).
+    /// - Parameters:
+    ///   - x: `[N, H, W, C]` (or NCHW) samples.
+    ///   - y: `[N, classes]` one-hot targets (or `[N]` class indices).
+    ///   - batchSize: samples per step.
+    ///   - epochs: passes over the data.
+    ///   - validationData: `(x, y)` evaluated after each epoch.
+    ///   - validationSplit: hold out this last share of the data for validation (before shuffling).
+    ///   - shuffle: a new order every epoch.
+    ///   - callbacks: observers of training (after the progress bar).
+    ///   - verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+    ///   - seed: fixes the shuffle order.
+    /// - Returns: per-epoch metrics.
     @discardableResult
     public func fit(x: Tensor, y: Tensor, batchSize: Int = 32, epochs: Int = 1,
                     validationData: (Tensor, Tensor)? = nil, validationSplit: Double = 0, shuffle: Bool = true,
@@ -180,6 +201,18 @@ public final class Model: Module, Layer {
     }
 
     /// Trains on `x` with integer labels.
+    /// - Parameters:
+    ///   - x: `[N, H, W, C]` (or NCHW) samples.
+    ///   - labels: class indices.
+    ///   - classes: number of classes (default: the largest label + 1).
+    ///   - batchSize: samples per step.
+    ///   - epochs: passes over the data.
+    ///   - validationData: `(x, labels)` evaluated after each epoch.
+    ///   - validationSplit: hold out this last share of the data for validation.
+    ///   - shuffle: a new order every epoch.
+    ///   - callbacks: observers of training.
+    ///   - verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+    ///   - seed: fixes the shuffle order.
     @discardableResult
     public func fit(x: Tensor, labels: [Int], classes: Int? = nil, batchSize: Int = 32, epochs: Int = 1,
                     validationData: (Tensor, [Int])? = nil, validationSplit: Double = 0, shuffle: Bool = true,
@@ -198,6 +231,18 @@ public final class Model: Module, Layer {
 
     /// Trains on any batch source (e.g. an `ImageDataset` straight from the IDX bytes), through the
     /// `Trainer`: Keras' progress bar (`verbose`) is its first callback, then `callbacks`.
+    ///
+    /// - Parameters:
+    ///   - data: the training samples (NCHW, transformed by their own transform).
+    ///   - batchSize: samples per step.
+    ///   - epochs: the epoch to stop before.
+    ///   - initialEpoch: the epoch to start at (a resumed run; earlier shuffles are replayed).
+    ///   - validation: evaluated after each epoch.
+    ///   - shuffle: a new order every epoch.
+    ///   - callbacks: observers of training.
+    ///   - verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+    ///   - seed: fixes the shuffle order.
+    ///   - output: where the progress lines go.
     @discardableResult
     public func fit<S: BatchSource>(_ data: S, batchSize: Int = 32, epochs: Int = 1, initialEpoch: Int = 0,
                                     validation: (any BatchSource)? = nil, shuffle: Bool = true,
@@ -212,6 +257,7 @@ public final class Model: Module, Layer {
     }
 
     /// A `Trainer` for this compiled model (its optimizer, objective and metrics).
+    /// - Parameter callbacks: the trainer's callbacks.
     public func makeTrainer(callbacks: [Callback] = []) -> Trainer {
         guard let optimizer else { preconditionFailure("call compile() before fit()") }
         return Trainer(model: self, optimizer: optimizer, objective: objective, callbacks: callbacks,
@@ -219,12 +265,19 @@ public final class Model: Module, Layer {
     }
 
     /// Mean loss and accuracy over a batch source, in inference mode.
+    /// - Parameters:
+    ///   - data: the samples.
+    ///   - batchSize: samples per batch.
     public func evaluate<S: BatchSource>(_ data: S, batchSize: Int = 1000) -> (loss: Double, accuracy: Double) {
         let result = Evaluator(self, objective: objective, batchSize: batchSize).evaluate(data)
         return (result.loss, result.accuracy)
     }
 
     /// Keras' `evaluate(x, y)` with one-hot `y`.
+    /// - Parameters:
+    ///   - x: `[N, H, W, C]` (or NCHW) samples.
+    ///   - y: `[N, classes]` one-hot targets (or `[N]` class indices).
+    ///   - batchSize: samples per batch.
     public func evaluate(x: Tensor, y: Tensor, batchSize: Int = 32) -> (loss: Double, accuracy: Double) {
         let labels = y.rank == 2 ? y.argmax(dim: 1) : y.storage.map { Int($0) }
         return evaluate(TensorDataset(toInternal(x).detach(), labels, classCount: y.rank == 2 ? y.shape[1] : nil),
@@ -232,6 +285,10 @@ public final class Model: Module, Layer {
     }
 
     /// Model outputs (probabilities for a softmax model) for `x`, in batches, without gradients.
+    /// - Parameters:
+    ///   - x: `[N, H, W, C]` (or NCHW) samples.
+    ///   - batchSize: samples per batch.
+    /// - Returns: `[N, classes]` outputs.
     public func predict(x: Tensor, batchSize: Int = 32) -> Tensor {
         let wasTraining = training
         eval()

@@ -46,6 +46,11 @@ public struct RunState: Codable, Sendable {
     public var position: EpochPosition?
 
     /// Decodes a run state from JSON and validates it (what `--resume` does with a checkpoint's metadata).
+    /// - Parameters:
+    ///   - data: the JSON.
+    ///   - path: the file it came from, for messages.
+    ///   - trainCount: training images of the run.
+    ///   - batches: batches per epoch of the run.
     public static func decodeAndValidate(_ data: Data, path: String, trainCount: Int, batches: Int) throws -> RunState {
         let state: RunState
         do { state = try JSONDecoder().decode(RunState.self, from: data) }
@@ -140,6 +145,7 @@ public final class TrainingRun {
     var metricsPath: String { outputDir + "/metrics.csv" }
 
     /// Reads a previous run's `run.json` (its settings; the exact resume state is in the checkpoint).
+    /// - Parameter dir: the run's output directory.
     public static func loadState(_ dir: String) throws -> RunState {
         let path = dir + "/run.json"
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -166,6 +172,7 @@ public final class TrainingRun {
     func epochSeed(_ epoch: Int) -> UInt64 { config.seed &+ UInt64(epoch + 1) &* 0x9E3779B9 }
 
     /// Trains (or resumes) and returns the final test metrics.
+    /// - Parameter resume: continue the run in `outputDir` from its checkpoint (exactly, also mid-epoch).
     @discardableResult
     public func run(resume: Bool = false) throws -> RunResult {
         guard let zoo = ZooModel(rawValue: config.model) else { throw RunError("unknown model \(config.model)") }
@@ -380,6 +387,11 @@ final class OutputLock {
 
 /// Loads a checkpoint written by `convolve train` (or any safetensors file with the model's keys)
 /// into a fresh zoo model, strictly. The model name comes from the file's metadata unless given.
+///
+/// - Parameters:
+///   - path: a `.safetensors` file.
+///   - name: the zoo model, when the file's metadata does not name it.
+/// - Returns: the zoo model, the loaded module (in eval mode) and the file's metadata.
 public func loadCheckpoint(_ path: String, model name: String? = nil) throws -> (ZooModel, Module & Layer, [String: String]) {
     let (tensors, meta, _) = try SafeTensors.read(path)
     guard let modelName = name ?? meta["model"] else {

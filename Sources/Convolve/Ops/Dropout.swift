@@ -2,6 +2,12 @@ import Foundation
 import RealModule
 
 /// Randomly zeroes elements with probability `p` and scales the rest by `1/(1-p)` when `training`.
+///
+/// - Parameters:
+///   - input: any shape.
+///   - p: probability of zeroing an element.
+///   - training: apply dropout (otherwise the input is returned as is).
+///   - generator: draws the mask (one seed per 32K-element block, so the mask depends on the seed only).
 public func dropout(_ input: Tensor, p: Float, training: Bool, generator: RandomGenerator = .global) -> Tensor {
     precondition(p >= 0 && p <= 1, "dropout probability must be in [0, 1], got \(p)")
     if !training || p == 0 { return input }

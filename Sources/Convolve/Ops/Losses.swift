@@ -39,6 +39,12 @@ func softmaxRow(_ x: UnsafePointer<Float>, _ c: Int, into probs: inout [Float], 
 
 /// Cross-entropy between `logits` `[N, C]` and integer class `targets` (`torch.nn.functional.cross_entropy`).
 /// Log-softmax and negative log-likelihood are fused: the backward pass is `softmax − onehot`.
+///
+/// - Parameters:
+///   - logits: `[N, C]` unnormalized scores.
+///   - targets: `N` class indices in `0..<C`.
+///   - reduction: mean, sum, or one value per sample.
+///   - labelSmoothing: share of the target mass spread evenly over all classes.
 public func crossEntropy(_ logits: Tensor, _ targets: [Int], reduction: Reduction = .mean,
                          labelSmoothing: Float = 0) -> Tensor {
     precondition(logits.rank == 2, "crossEntropy expects [N, C] logits, got \(logits.shape)")
@@ -76,6 +82,11 @@ public func crossEntropy(_ logits: Tensor, _ targets: [Int], reduction: Reductio
 }
 
 /// Negative log-likelihood of log-probabilities `[N, C]` at integer `targets` (`nll_loss`).
+///
+/// - Parameters:
+///   - logProbs: `[N, C]` log-probabilities.
+///   - targets: `N` class indices.
+///   - reduction: mean, sum, or one value per sample.
 public func nllLoss(_ logProbs: Tensor, _ targets: [Int], reduction: Reduction = .mean) -> Tensor {
     precondition(logProbs.rank == 2, "nllLoss expects [N, C] input, got \(logProbs.shape)")
     let n = logProbs.shape[0], c = logProbs.shape[1]
@@ -92,6 +103,12 @@ public func nllLoss(_ logProbs: Tensor, _ targets: [Int], reduction: Reduction =
 /// Keras' `categorical_crossentropy` on probabilities `[N, C]` with one-hot (or soft) `targets`:
 /// probabilities are renormalized to sum to 1, clipped to `[epsilon, 1 − epsilon]`, and
 /// `−Σ y·log p` is averaged over the batch. The gradient is zero where clipping was active.
+///
+/// - Parameters:
+///   - probs: `[N, C]` probabilities.
+///   - targets: `[N, C]` one-hot or soft targets.
+///   - epsilon: clipping bound.
+///   - reduction: mean, sum, or one value per sample.
 public func categoricalCrossEntropy(_ probs: Tensor, _ targets: Tensor, epsilon: Float = 1e-7,
                                     reduction: Reduction = .mean) -> Tensor {
     precondition(probs.shape == targets.shape && probs.rank == 2,
@@ -107,6 +124,11 @@ public func categoricalCrossEntropy(_ probs: Tensor, _ targets: Tensor, epsilon:
 
 /// Cross-entropy between softmax(`logits`) and one-hot/soft `targets` `[N, C]`, fused (what Keras
 /// computes when a softmax output feeds `categorical_crossentropy`).
+///
+/// - Parameters:
+///   - logits: `[N, C]` unnormalized scores.
+///   - targets: `[N, C]` one-hot or soft targets.
+///   - reduction: mean, sum, or one value per sample.
 public func softmaxCrossEntropy(_ logits: Tensor, _ targets: Tensor, reduction: Reduction = .mean) -> Tensor {
     precondition(logits.shape == targets.shape && logits.rank == 2,
                  "softmaxCrossEntropy: logits \(logits.shape) and targets \(targets.shape) differ")
@@ -137,6 +159,11 @@ public func softmaxCrossEntropy(_ logits: Tensor, _ targets: Tensor, reduction: 
 }
 
 /// Mean squared error (`torch.nn.functional.mse_loss`).
+///
+/// - Parameters:
+///   - input: predictions.
+///   - target: targets of the same shape.
+///   - reduction: mean, sum, or elementwise.
 public func mseLoss(_ input: Tensor, _ target: Tensor, reduction: Reduction = .mean) -> Tensor {
     let sq = (input - target).square()
     switch reduction {
@@ -147,6 +174,10 @@ public func mseLoss(_ input: Tensor, _ target: Tensor, reduction: Reduction = .m
 }
 
 /// One-hot encoding of integer labels as `[N, classes]` floats.
+///
+/// - Parameters:
+///   - labels: class indices (out-of-range labels give a row of zeros).
+///   - classes: number of columns.
 public func oneHot(_ labels: [Int], classes: Int) -> Tensor {
     var out = [Float](repeating: 0, count: labels.count * classes)
     for (i, l) in labels.enumerated() where l >= 0 && l < classes { out[i * classes + l] = 1 }

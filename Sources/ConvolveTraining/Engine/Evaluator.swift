@@ -70,6 +70,10 @@ public struct Evaluator {
     }
 
     /// Evaluates `data`; `callbacks` get the test events.
+    ///
+    /// - Parameters:
+    ///   - data: the samples (with their transform).
+    ///   - callbacks: receive `onTestBegin`, `onTestBatchEnd` and `onTestEnd`.
     public func evaluate<S: BatchSource>(_ data: S, callbacks: [Callback] = []) -> Evaluation {
         let wasTraining = model.training
         model.eval()

@@ -36,11 +36,16 @@ public struct Objective {
     }
 
     /// A module that returns logits, trained on cross-entropy (every PyTorch-style zoo model).
+    /// - Parameter model: a module returning logits.
     public static func crossEntropy(_ model: some Layer) -> Objective {
         Objective(output: .logits, loss: .crossEntropyOnLogits, scores: { model($0) })
     }
 
     /// Mean (or summed) loss of `scores` for integer labels.
+    /// - Parameters:
+    ///   - scores: what `scores` returned for the batch.
+    ///   - labels: class indices.
+    ///   - reduction: mean or sum over the batch.
     public func lossValue(_ scores: Tensor, _ labels: [Int], reduction: Reduction = .mean) -> Tensor {
         switch loss {
         case .crossEntropyOnLogits:
@@ -54,12 +59,14 @@ public struct Objective {
     }
 
     /// Class probabilities from the model's outputs (softmax of logits).
+    /// - Parameter outputs: what the model returned, `[N, classes]`.
     public func probabilities(_ outputs: Tensor) -> Tensor {
         output == .logits ? outputs.softmax(dim: 1) : outputs
     }
 }
 
 /// The objective of any classifier: a Keras `Model`'s compiled one, cross-entropy on logits otherwise.
+/// - Parameter model: any classifier.
 public func objective(for model: Module & Layer) -> Objective {
     if let keras = model as? Model { return keras.objective }
     return .crossEntropy(model)

@@ -68,6 +68,10 @@ public final class Trainer {
 
     /// The training step: zero gradients, forward, loss, backward, after-backward hooks, optimizer step.
     /// Counts correct predictions from the same forward pass. The model should be in training mode.
+    ///
+    /// - Parameters:
+    ///   - x: a batch of inputs.
+    ///   - labels: their class indices.
     @discardableResult
     public func trainStep(_ x: Tensor, _ labels: [Int]) -> StepResult {
         optimizer.zeroGrad()
@@ -85,6 +89,13 @@ public final class Trainer {
     /// Trains epochs `initialEpoch..<epochs` over `loader`, evaluating `validation` after each epoch
     /// (`val_loss`, `val_accuracy`), and returns the per-epoch logs. `resume` continues the first
     /// epoch from a saved position (a run resumed mid-epoch: that epoch's order, batches done, tally).
+    ///
+    /// - Parameters:
+    ///   - loader: the training batches (it shuffles).
+    ///   - epochs: the epoch to stop before.
+    ///   - initialEpoch: the epoch to start at.
+    ///   - validation: evaluated after each epoch, or nil.
+    ///   - resume: where to continue inside `initialEpoch`, or nil.
     @discardableResult
     public func fit<S: BatchSource>(_ loader: DataLoader<S>, epochs: Int, initialEpoch: Int = 0,
                                     validation: (any BatchSource)? = nil, resume: EpochPosition? = nil) -> History {
@@ -138,6 +149,7 @@ public final class Trainer {
     }
 
     /// Evaluates the model on `data` with this trainer's objective; the callbacks get the test events.
+    /// - Parameter data: the samples.
     public func evaluate(_ data: some BatchSource) -> Evaluation {
         Evaluator(model, objective: objective, batchSize: validationBatchSize).evaluate(data, callbacks: callbacks)
     }
