@@ -22,6 +22,14 @@ public enum DatasetKind: String, CaseIterable, Sendable {
         }
     }
 
+    /// Images in the training and test splits.
+    public var splitSizes: (train: Int, test: Int) { (60_000, 10_000) }
+
+    /// Approximate size of the four gzip files.
+    public var downloadSize: String {
+        switch self { case .mnist: "11 MB"; case .fashionMNIST: "30 MB"; case .kmnist: "21 MB" }
+    }
+
     /// The shape every image must have: 28×28, one channel.
     public var imageShape: (height: Int, width: Int, channels: Int) { (28, 28, 1) }
 

@@ -44,6 +44,8 @@ public struct RunState: Codable, Sendable {
     public var randomState: [UInt64]?
     /// Set when the checkpoint was taken inside an epoch: that epoch's order, batches done, tally.
     public var position: EpochPosition?
+    /// The Convolve version that wrote this state.
+    public var version: String? = convolveVersion
 
     /// Decodes a run state from JSON and validates it (what `--resume` does with a checkpoint's metadata).
     /// - Parameters:
@@ -209,8 +211,10 @@ public final class TrainingRun {
         }
 
         let recorder = RunRecorder(run: self, state: state, loader: loader, scheduler: scheduler, dropout: dropoutGenerator)
+        // Keras' bar redraws on a terminal by itself; the PyTorch lines get a live status line there.
         var callbacks: [Callback] = config.recipe.style == .keras
-            ? [ProgressBar(verbose: progress == .silent ? 0 : 1, output: progress)] : [TutorialEpochLog(log: log)]
+            ? [ProgressBar(verbose: progress == .silent ? 0 : 1, output: progress)]
+            : [LiveProgress(enabled: progress != .silent && isatty(STDOUT_FILENO) != 0), TutorialEpochLog(log: log)]
         if let scheduler { callbacks.append(LRSchedule(scheduler)) }
         callbacks += self.callbacks
         callbacks.append(recorder)   // last: saves after the schedule has stepped
@@ -238,7 +242,7 @@ public final class TrainingRun {
     func metadata(_ state: RunState) throws -> [String: String] {
         let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
         let cfg = String(decoding: try enc.encode(state.config), as: UTF8.self)
-        return ["format": "convolve", "model": config.model, "dataset": config.dataset,
+        return ["format": "convolve", "convolve_version": convolveVersion, "model": config.model, "dataset": config.dataset,
                 "epoch": String(state.completedEpochs), "config": cfg]
     }
 

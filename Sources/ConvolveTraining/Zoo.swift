@@ -62,6 +62,9 @@ public func kerasSeedModel() -> Model {
     }
 }
 
+/// Convolve's version (`convolve --version`; recorded in every run's `run.json` and checkpoint).
+public let convolveVersion = "0.4.0"
+
 /// Named models shipped with Convolve and the recipe each trains with by default.
 public enum ZooModel: String, CaseIterable, Sendable {
     case torchSeed = "torch-seed"
@@ -78,6 +81,26 @@ public enum ZooModel: String, CaseIterable, Sendable {
                                     stepLRGamma: 0.6)
         case .mnistCNN: return Recipe(epochs: 5, batchSize: 64, lr: 1.0, optimizer: "adadelta", normalize: (0.1307, 0.3081),
                                       stepLRGamma: 0.7)
+        }
+    }
+
+    /// What the recipe reaches on MNIST with its defaults, and in how long on two cores (RESULTS.md).
+    public var expected: (accuracy: String, time: String) {
+        switch self {
+        case .torchSeed: return ("97.75%", "~11 s")
+        case .kerasSeed: return ("97.3% (97.2–97.8% by seed)", "~8 s")
+        case .lenet5: return ("99.1–99.3%", "~13 s")
+        case .mnistCNN: return ("99.1–99.2%", "~140 s")
+        }
+    }
+
+    /// One line on what the model is.
+    public var about: String {
+        switch self {
+        case .torchSeed: return "the tutorial's PyTorch model (Conv-BN-ReLU-MaxPool x2 + Linear)"
+        case .kerasSeed: return "the tutorial's Keras model (Conv2D-MaxPooling2D x2 + Dense softmax)"
+        case .lenet5: return "LeNet-5 with ReLU and max-pooling"
+        case .mnistCNN: return "pytorch/examples' MNIST CNN (two 3x3 convs, dropout, two dense)"
         }
     }
 

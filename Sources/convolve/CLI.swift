@@ -16,8 +16,6 @@ func guarded(_ body: () throws -> Void) throws {
     do { try body() } catch let e as ExitCode { throw e } catch { throw fail(error) }
 }
 
-extension ZooModel: ExpressibleByArgument {}
-extension DatasetKind: ExpressibleByArgument {}
 
 struct DataOptions: ParsableArguments {
     @Option(name: .long, help: "Directory holding the four MNIST-format files (skips the network; also CONVOLVE_DATA_DIR).")
@@ -30,15 +28,31 @@ struct ConvolveCLI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convolve",
         abstract: "Train and run convolutional image classifiers (PyTorch- and Keras-style) in Swift.",
-        subcommands: [Train.self, Evaluate.self, Predict.self, Summary.self, Show.self])
+        discussion: """
+        Examples:
+          convolve train --model lenet5  # 99% MNIST test accuracy in ~13 s
+          convolve evaluate runs/lenet5/model.safetensors
+          convolve models  # the zoo, with expected accuracy and time
+        """,
+        version: convolveVersion,
+        subcommands: [Train.self, Evaluate.self, Predict.self, Summary.self, Show.self, Models.self, Datasets.self,
+                      Download.self])
 }
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a model on an MNIST-format dataset, printing in the style of its tutorial half.")
+        abstract: "Train a model on an MNIST-format dataset, printing in the style of its tutorial half.",
+        discussion: """
+        Examples:
+          convolve train --model torch-seed  # the tutorial's PyTorch half
+          convolve train --model mnist-cnn --dataset fashion-mnist --epochs 3
+          convolve train --resume --output runs/mnist-cnn  # continue a run
+        """)
 
-    @Option(help: "Model: \(ZooModel.allCases.map(\.rawValue).joined(separator: ", ")).") var model: ZooModel = .torchSeed
-    @Option(help: "Dataset: \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", ")).") var dataset: DatasetKind = .mnist
+    @Option(help: "Model: \(ZooModel.allCases.map(\.rawValue).joined(separator: ", ")) (see `convolve models`).",
+            transform: parseModel) var model: ZooModel = .torchSeed
+    @Option(help: "Dataset: \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", ")) (see `convolve datasets`).",
+            transform: parseDataset) var dataset: DatasetKind = .mnist
     @Option(help: "Epochs (default: the model's recipe).") var epochs: Int?
     @Option(help: "Batch size (default: the model's recipe).") var batchSize: Int?
     @Option(help: "Learning rate (default: the model's recipe).") var lr: Double?
@@ -98,10 +112,15 @@ struct Train: ParsableCommand {
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Accuracy, loss, per-class accuracy and confusion matrix of a checkpoint on the test set.")
+        abstract: "Accuracy, loss, per-class accuracy and confusion matrix of a checkpoint on the test set.",
+        discussion: """
+        Examples:
+          convolve evaluate runs/lenet5/model.safetensors
+          convolve evaluate runs/lenet5/best.safetensors --json
+        """)
     @Argument(help: "A .safetensors checkpoint written by `convolve train`.") var checkpoint: String
-    @Option(help: "Model name, if the file has no Convolve metadata.") var model: ZooModel?
-    @Option(help: "Dataset (default: the one the checkpoint was trained on).") var dataset: DatasetKind?
+    @Option(help: "Model name, if the file has no Convolve metadata.", transform: parseModel) var model: ZooModel?
+    @Option(help: "Dataset (default: the one the checkpoint was trained on).", transform: parseDataset) var dataset: DatasetKind?
     @OptionGroup var data: DataOptions
     @Option(help: "Evaluate only the first N test images.") var limit: Int?
     @Flag(help: "Print JSON.") var json = false
@@ -118,7 +137,7 @@ struct Evaluate: ParsableCommand {
                                          reason: "images are \(test.sampleShape) but \(zoo.rawValue) takes \(zoo.inputShape) (channels, height, width)")
             }
             test = test.with(transform: zoo.defaults.transform)
-            let result = Evaluator(net).evaluate(test)
+            let result = Evaluator(net).evaluate(test, callbacks: [LiveProgress(enabled: !json && isatty(STDOUT_FILENO) != 0)])
             let (acc, loss, confusion, classes) = (result.accuracy, result.loss, result.confusion, test.classCount)
             let perClass = result.perClassAccuracy.map { $0 ?? 0 }
             if json {
@@ -140,10 +159,15 @@ struct Evaluate: ParsableCommand {
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Classify PNG images (any size, converted the MNIST way) or IDX image files.")
+        abstract: "Classify PNG images (any size, converted the MNIST way) or IDX image files.",
+        discussion: """
+        Examples:
+          convolve predict runs/lenet5/model.safetensors digit.png --invert
+          convolve predict runs/lenet5/model.safetensors t10k-images-idx3-ubyte --top-k 1 --json
+        """)
     @Argument(help: "A .safetensors checkpoint.") var checkpoint: String
     @Argument(help: "PNG files (8-bit gray or RGB) or IDX image files ([N, 28, 28] bytes).") var images: [String]
-    @Option(help: "Model name, if the file has no Convolve metadata.") var model: ZooModel?
+    @Option(help: "Model name, if the file has no Convolve metadata.", transform: parseModel) var model: ZooModel?
     @Option(help: "How many classes to show.") var topK: Int = 3
     @Flag(help: "Images are dark ink on a light background (invert them first).") var invert = false
     @Flag(help: "Print JSON.") var json = false
@@ -200,8 +224,13 @@ struct Predict: ParsableCommand {
 
 struct Summary: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show a model: Keras' summary table for Keras-style models, the PyTorch module tree otherwise.")
-    @Option(help: "Model: \(ZooModel.allCases.map(\.rawValue).joined(separator: ", ")).") var model: ZooModel
+        abstract: "Show a model: Keras' summary table for Keras-style models, the PyTorch module tree otherwise.",
+        discussion: """
+        Examples:
+          convolve summary --model keras-seed  # Total params: 1,198
+          convolve summary --model torch-seed
+        """)
+    @Option(help: "Model: \(ZooModel.allCases.map(\.rawValue).joined(separator: ", ")).", transform: parseModel) var model: ZooModel
 
     func run() throws {
         let net = model.make()
@@ -214,8 +243,14 @@ struct Summary: ParsableCommand {
 
 struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Look at dataset images: a PNG grid with labels, and a terminal preview on a terminal.")
-    @Option(help: "Dataset: \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", ")).") var dataset: DatasetKind = .mnist
+        abstract: "Look at dataset images: a PNG grid with labels, and a terminal preview on a terminal.",
+        discussion: """
+        Examples:
+          convolve show --count 16 --output grid.png
+          convolve show --dataset fashion-mnist --split test --start 100 --preview
+        """)
+    @Option(help: "Dataset: \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", ")) (see `convolve datasets`).",
+            transform: parseDataset) var dataset: DatasetKind = .mnist
     @Option(help: "train or test.") var split: String = "train"
     @Option(help: "Number of images.") var count: Int = 9
     @Option(help: "Index of the first image.") var start: Int = 0

@@ -123,6 +123,86 @@ func startCLI(_ args: [String]) throws -> Process {
         }
     }
 
+    /// Under a pseudo-terminal the PyTorch-style run redraws a live status line during the epoch (and
+    /// Keras' bar redraws with images/s); without a terminal the output is exactly the tutorial's lines.
+    @Test(needsMNIST) func liveProgressOnATerminalOnly() throws {
+        guard let data = mnistDirectory() else { _ = requireMNIST(); return }
+        let dir = TempDir()
+        let exe = try cliExecutable().path
+        func underTerminal(_ args: [String]) throws -> String {
+            let typescript = dir.path + "/typescript-\(UUID().uuidString)"
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+            p.arguments = ["-q", "-e", "-c", ([exe] + args).joined(separator: " "), typescript]
+            p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
+            p.standardInput = FileHandle.nullDevice
+            try p.run(); p.waitUntilExit()
+            #expect(p.terminationStatus == 0)
+            return try String(contentsOfFile: typescript, encoding: .utf8)
+        }
+        let common = ["--epochs", "1", "--train-limit", "12800", "--test-limit", "1000", "--data-dir", data, "--threads", "2"]
+        let torch = try underTerminal(["train", "--model", "torch-seed", "--output", dir.path + "/t"] + common)
+        let redraws = torch.components(separatedBy: "\r\u{1B}[Kepoch 1/1 ").count - 1
+        #expect(redraws >= 2 && torch.contains("\r\u{1B}[Kepoch 1/1 1/200 ") && torch.contains("img/s")
+                && torch.contains("ETA") && torch.contains("Epoch 1 - Training loss: "), "\(torch.prefix(400))")
+        let keras = try underTerminal(["train", "--model", "keras-seed", "--output", dir.path + "/k"] + common)
+        #expect(keras.contains("/400 [") && keras.contains("img/s") && keras.contains("Epoch 1/1"), "\(keras.prefix(400))")
+
+        let plain = try runCLI(["train", "--model", "torch-seed", "--output", dir.path + "/p"] + common)
+        let lines = plain.out.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        #expect(lines.count == 5 && lines[0].hasPrefix("Epoch 1 - Training loss: ") && lines[1] == "Number Of Images Tested = 1000"
+                && lines[2].isEmpty && lines[3].hasPrefix("Model Accuracy = ") && lines[4].isEmpty, "\(plain.out)")
+        #expect(!plain.out.contains("\r") && !plain.out.contains("img/s"))
+    }
+
+    @Test func versionModelsDatasetsAndNameSuggestions() throws {
+        let v = try runCLI(["--version"])
+        #expect(v.status == 0 && v.out == convolveVersion + "\n")
+        let m = try runCLI(["models"])
+        #expect(m.status == 0 && ZooModel.allCases.allSatisfy { m.out.contains($0.rawValue) } && m.out.contains("1,199,882")
+                && m.out.contains("99.1–99.3%"))
+        let dir = TempDir()
+        let d = try runCLI(["datasets", "--data-dir", dir.path], env: ["XDG_CACHE_HOME": dir.path + "/cache"])
+        #expect(d.status == 0 && d.out.contains("fashion-mnist (Fashion-MNIST): 60,000 training + 10,000 test images")
+                && d.out.contains("not downloaded (convolve download kmnist)"))
+        for (args, hint) in [(["train", "--model", "lenet"], "did you mean 'lenet5'"),
+                             (["train", "--dataset", "fashion"], "did you mean 'fashion-mnist'"),
+                             (["summary", "--model", "keras"], "did you mean 'keras-seed'"),
+                             (["download", "kmnsit"], "did you mean 'kmnist'")] {
+            let r = try runCLI(args)
+            #expect(r.status != 0 && r.err.contains(hint), "\(args): \(r.err)")
+        }
+        for sub in ["train", "evaluate", "predict", "summary", "show", "models", "datasets", "download"] {
+            let h = try runCLI([sub, "--help"])
+            #expect(h.status == 0 && h.out.contains("Examples:\n  convolve \(sub)"), "\(sub) --help")
+        }
+    }
+
+    /// `convolve download` against a local server: a checksum failure leaves nothing and says so, then
+    /// the real files are fetched, verified and loaded, and `datasets` finds them.
+    @Test(needsMNIST) func downloadVerifiesThenLoads() throws {
+        guard let data = mnistDirectory() else { _ = requireMNIST(); return }
+        var real: [String: TestHTTPServer.Route] = [:], corrupt: [String: TestHTTPServer.Route] = [:]
+        for name in DatasetKind.fileNames {
+            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: data + "/" + name)))
+            real["/m/" + name] = .init(status: 200, body: bytes)
+            corrupt["/m/" + name] = .init(status: 200, body: bytes.map { $0 ^ 1 })
+        }
+        let dir = TempDir()
+        let bad = try TestHTTPServer(routes: corrupt)
+        let failed = try runCLI(["download", "mnist", "--data-dir", dir.path, "--mirror", bad.base + "/m/"])
+        #expect(failed.status == 1 && failed.err.contains("SHA-256 mismatch"), "\(failed.err)")
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: dir.path + "/mnist")) ?? []
+        #expect(left.isEmpty, "left behind: \(left)")
+        let good = try TestHTTPServer(routes: real)
+        let ok = try runCLI(["download", "mnist", "--data-dir", dir.path, "--mirror", good.base + "/m/"])
+        #expect(ok.status == 0 && ok.out.contains("MNIST: 60000 training and 10000 test images"), "\(ok.out) \(ok.err)")
+        let again = try runCLI(["download", "mnist", "--data-dir", dir.path, "--mirror", bad.base + "/m/"])
+        #expect(again.status == 0 && again.out.contains("already there, verified"))
+        let d = try runCLI(["datasets", "--data-dir", dir.path])
+        #expect(d.out.contains("available in \(dir.path)/mnist"))
+    }
+
     @Test func badInputsGiveOneMessageAndNonZeroExit() throws {
         let dir = TempDir()
         let junk = dir.write("junk.safetensors", Array("garbage!".utf8) + [UInt8](repeating: 0, count: 10))
