@@ -11,6 +11,7 @@ public final class Downloader: NSObject, URLSessionDataDelegate, @unchecked Send
     private var hasher = SHA256()
     private var received: Int64 = 0
     private var expected: Int64 = -1
+    private var started = Date()
     private var failure: String?
     private var label = ""
     private let done = DispatchSemaphore(value: 0)
@@ -55,7 +56,7 @@ public final class Downloader: NSObject, URLSessionDataDelegate, @unchecked Send
         guard let h = FileHandle(forWritingAtPath: path) else {
             throw DataError.unreadable(path: path, reason: "cannot write")
         }
-        handle = h; hasher = SHA256(); received = 0; expected = -1; failure = nil
+        handle = h; hasher = SHA256(); received = 0; expected = -1; failure = nil; started = Date()
         label = u.lastPathComponent
         let config = URLSessionConfiguration.ephemeral
         config.timeoutIntervalForRequest = timeout
@@ -90,12 +91,17 @@ public final class Downloader: NSObject, URLSessionDataDelegate, @unchecked Send
         received += Int64(data.count)
         if showProgress {
             let line: String
+            let elapsed = Swift.max(Date().timeIntervalSince(started), 1e-3)
+            let rate = Double(received) / elapsed
             if expected > 0 {
                 let frac = Double(received) / Double(expected)
                 let bar = String(repeating: "=", count: Int(frac * 30)).padding(toLength: 30, withPad: " ", startingAt: 0)
-                line = String(format: "\r%@ [%@] %5.1f%% %.1f MB", label, bar, frac * 100, Double(received) / 1e6)
+                let eta = rate > 0 ? Double(expected - received) / rate : 0
+                line = String(format: "\r%@ [%@] %5.1f%% %.1f MB, %.1f MB/s, %.0f s elapsed, ETA %.0f s", label, bar,
+                              frac * 100, Double(received) / 1e6, rate / 1e6, elapsed, eta)
             } else {
-                line = String(format: "\r%@ %.1f MB", label, Double(received) / 1e6)
+                line = String(format: "\r%@ %.1f MB, %.1f MB/s, %.0f s elapsed", label, Double(received) / 1e6,
+                              rate / 1e6, elapsed)
             }
             FileHandle.standardError.write(line.data(using: .utf8)!)
         }
