@@ -2,16 +2,21 @@
 """Files Convolve writes, read by their real consumers (CI runs this after the tests).
 
     python3 Tools/interop_check.py .build/release/convolve DATA_DIR
-needs: pillow, numpy, safetensors (a venv outside the repo; .ci/run makes one).
+needs: pillow, numpy, safetensors, tensorboard (a venv outside the repo; .ci/run makes one).
 Checks: a training checkpoint loads with the safetensors library with PyTorch's state_dict keys,
 shapes and dtypes; the PNG grid of `convolve show` opens in Pillow and holds the dataset's pixels;
-a safetensors file written by the safetensors library loads in Convolve (`convolve evaluate`).
+a safetensors file written by the safetensors library loads in Convolve (`convolve evaluate`); the
+run's TensorBoard event file is read by TensorBoard's own reader (scalars equal metrics.csv, the input
+grid decodes in Pillow, a histogram per parameter and gradient).
 """
 import gzip
 import os
 import subprocess
 import sys
 import tempfile
+
+import csv
+import io
 
 import numpy as np
 from PIL import Image
@@ -54,6 +59,24 @@ check(all(sd[k].shape == s for k, s in expected.items() if k in sd), "state_dict
 check(sd["cnn_layers.1.num_batches_tracked"].dtype == np.int64 and int(sd["cnn_layers.1.num_batches_tracked"]) == 10,
       "num_batches_tracked is int64 and counts the 10 steps")
 check(all(np.isfinite(v).all() for k, v in sd.items()), "weights are finite")
+
+# 1b. The run's TensorBoard events, read by TensorBoard's reader.
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+ea = EventAccumulator(tmp + "/run/tensorboard", size_guidance={"scalars": 0, "images": 0, "histograms": 0})
+ea.Reload()
+tags = ea.Tags()
+rows = list(csv.DictReader(open(tmp + "/run/metrics.csv")))
+check({"epoch/loss", "epoch/accuracy", "epoch/val_loss", "epoch/val_accuracy", "epoch/learning_rate"} <= set(tags["scalars"]),
+      "TensorBoard reads the epoch scalars: %s" % tags["scalars"])
+val = [e.value for e in ea.Scalars("epoch/val_accuracy")]
+check(len(val) == len(rows) and all(abs(v - float(r["val_accuracy"])) < 1e-6 for v, r in zip(val, rows)),
+      "epoch/val_accuracy equals metrics.csv")
+img = ea.Images("train/inputs")[0]
+check(Image.open(io.BytesIO(img.encoded_image_string)).size == (img.width, img.height), "the input grid decodes in Pillow")
+check(all(("parameters/" + k) in tags["histograms"] and ("gradients/" + k) in tags["histograms"]
+          for k in expected if "running" not in k and "num_batches" not in k),
+      "a histogram per parameter and gradient")
 
 # 2. The PNG grid, read by Pillow: image k of the grid is dataset image k scaled x2.
 r = run("show", "--count", "4", "--data-dir", data, "--output", tmp + "/grid.png")

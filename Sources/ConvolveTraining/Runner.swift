@@ -119,6 +119,8 @@ public final class TrainingRun {
     public let outputDir: String
     public let dataLocation: DataLocation
     public var checkpointInterval: CheckpointInterval
+    /// Write TensorBoard event files into `outputDir/tensorboard` (default on).
+    public var tensorBoard = true
     /// More callbacks for the run's `Trainer` (after the progress output, before the run's own
     /// checkpointing, which always comes last).
     public var callbacks: [Callback] = []
@@ -216,12 +218,15 @@ public final class TrainingRun {
             ? [ProgressBar(verbose: progress == .silent ? 0 : 1, output: progress)]
             : [LiveProgress(enabled: progress != .silent && isatty(STDOUT_FILENO) != 0), TutorialEpochLog(log: log)]
         if let scheduler { callbacks.append(LRSchedule(scheduler)) }
+        let board = tensorBoard ? TensorBoard(logDir: outputDir + "/tensorboard") : nil
+        if let board { callbacks.append(board) }
         callbacks += self.callbacks
         callbacks.append(recorder)   // last: saves after the schedule has stepped
         let trainer = Trainer(model: model, optimizer: optimizer, callbacks: callbacks)
         trainer.fit(loader, epochs: config.recipe.epochs, initialEpoch: state.completedEpochs,
                     validation: test, resume: state.position)
         if let error = recorder.error { throw error }
+        if let error = board?.errors.first { throw RunError("\(error)") }
         state = recorder.state
 
         let final: (loss: Double, accuracy: Double)

@@ -67,6 +67,7 @@ struct Train: ParsableCommand {
     @Flag(help: "Print only the final result.") var quiet = false
     @Option(help: "Also checkpoint every M minutes inside an epoch (0: only at epoch ends).") var checkpointMinutes: Double = 5
     @Option(help: "Also checkpoint every N batches inside an epoch (overrides --checkpoint-minutes).") var checkpointBatches: Int?
+    @Flag(help: "Do not write TensorBoard event files (OUTPUT/tensorboard).") var noTensorboard = false
 
     func validate() throws {
         if !(checkpointMinutes >= 0) { throw ValidationError("--checkpoint-minutes must not be negative") }
@@ -102,6 +103,7 @@ struct Train: ParsableCommand {
                 ?? (checkpointMinutes > 0 ? .seconds(checkpointMinutes * 60) : .never)
             let run = TrainingRun(config: config, outputDir: out, dataLocation: data.location, checkpointInterval: interval,
                                   progress: quiet ? .silent : .standardOutput, log: quiet ? { _ in } : { print($0) })
+            run.tensorBoard = !noTensorboard
             let result = try run.run(resume: resume)
             if quiet { print("test accuracy \(result.testAccuracy)") }
             fflush(stdout)

@@ -47,6 +47,8 @@ public final class Trainer {
     public private(set) var batchesPerEpoch = 0
     /// Training steps taken by this trainer (across `fit` calls).
     public private(set) var globalStep = 0
+    /// The inputs of the latest training step (for callbacks that show them, such as ``TensorBoard``).
+    public private(set) var lastInputs: Tensor?
     /// Batch size of validation passes.
     public var validationBatchSize = 1000
 
@@ -74,6 +76,7 @@ public final class Trainer {
     ///   - labels: their class indices.
     @discardableResult
     public func trainStep(_ x: Tensor, _ labels: [Int]) -> StepResult {
+        lastInputs = x
         optimizer.zeroGrad()
         let scores = Profiler.measure("loss forward") { objective.scores(x) }
         let loss = objective.lossValue(scores, labels)
