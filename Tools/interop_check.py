@@ -63,7 +63,7 @@ check(all(np.isfinite(v).all() for k, v in sd.items()), "weights are finite")
 # 1b. The run's TensorBoard events, read by TensorBoard's reader.
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-ea = EventAccumulator(tmp + "/run/tensorboard", size_guidance={"scalars": 0, "images": 0, "histograms": 0})
+ea = EventAccumulator(tmp + "/run/tensorboard", size_guidance={"scalars": 0, "images": 0, "histograms": 0, "tensors": 0})
 ea.Reload()
 tags = ea.Tags()
 rows = list(csv.DictReader(open(tmp + "/run/metrics.csv")))
@@ -74,6 +74,9 @@ check(len(val) == len(rows) and all(abs(v - float(r["val_accuracy"])) < 1e-6 for
       "epoch/val_accuracy equals metrics.csv")
 img = ea.Images("train/inputs")[0]
 check(Image.open(io.BytesIO(img.encoded_image_string)).size == (img.width, img.height), "the input grid decodes in Pillow")
+check("test/mistakes" in tags["images"] and "test/mistakes_labels" in tags["tensors"]
+      and b" \xe2\x86\x92 " in ea.Tensors("test/mistakes_labels")[0].tensor_proto.string_val[0],
+      "misclassified test images and their labels")
 check(all(("parameters/" + k) in tags["histograms"] and ("gradients/" + k) in tags["histograms"]
           for k in expected if "running" not in k and "num_batches" not in k),
       "a histogram per parameter and gradient")

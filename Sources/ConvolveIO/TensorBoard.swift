@@ -80,6 +80,25 @@ public final class SummaryWriter {
         summary([v], step: step, wallTime: nil)
     }
 
+    /// Text (`add_text`), shown in TensorBoard's text tab.
+    /// - Parameters:
+    ///   - tag: the text's name.
+    ///   - text: the text (Markdown).
+    ///   - step: the step it belongs to.
+    public func addText(_ tag: String, _ text: String, step: Int) {
+        // A string tensor (dtype DT_STRING = 7, shape [1]) with the "text" plugin's metadata.
+        var plugin = Protobuf(); plugin.string(1, "text")
+        var metadata = Protobuf(); metadata.message(1, plugin)
+        var dim = Protobuf(); dim.int(1, 1)
+        var shape = Protobuf(); shape.message(2, dim)
+        var tensor = Protobuf(); tensor.int(1, 7); tensor.message(2, shape); tensor.string(8, text)
+        var v = Protobuf()
+        v.string(1, tag)
+        v.message(9, metadata)
+        v.message(8, tensor)
+        summary([v], step: step, wallTime: nil)
+    }
+
     /// A histogram of `values` (`add_histogram`), in buckets whose edges grow geometrically away from
     /// zero, as TensorFlow's default histogram does.
     /// - Parameters:

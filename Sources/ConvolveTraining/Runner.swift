@@ -218,7 +218,7 @@ public final class TrainingRun {
             ? [ProgressBar(verbose: progress == .silent ? 0 : 1, output: progress)]
             : [LiveProgress(enabled: progress != .silent && isatty(STDOUT_FILENO) != 0), TutorialEpochLog(log: log)]
         if let scheduler { callbacks.append(LRSchedule(scheduler)) }
-        let board = tensorBoard ? TensorBoard(logDir: outputDir + "/tensorboard") : nil
+        let board = tensorBoard ? TensorBoard(logDir: outputDir + "/tensorboard", mistakesFrom: test) : nil
         if let board { callbacks.append(board) }
         callbacks += self.callbacks
         callbacks.append(recorder)   // last: saves after the schedule has stepped

@@ -15,6 +15,8 @@ import ConvolveData
 public final class TensorBoard: Callback {
     public let logDir: String
     public let updateEvery: Int, histograms: Bool
+    /// Test data whose first misclassified images are logged at the end of training.
+    public let mistakesFrom: (any BatchSource)?
     /// Errors from writing (training continues; the caller can inspect them).
     public private(set) var errors: [Error] = []
     private var writer: SummaryWriter?
@@ -24,8 +26,11 @@ public final class TensorBoard: Callback {
     ///   - logDir: the event files' directory (`tensorboard --logdir` it or a parent).
     ///   - updateEvery: batches between training-loss points.
     ///   - histograms: write parameter and gradient histograms each epoch.
-    public init(logDir: String, updateEvery: Int = 50, histograms: Bool = true) {
+    ///   - mistakesFrom: test data; at the end, a grid of its first 16 misclassified images is logged
+    ///     (`test/mistakes`) with their labels and predictions as text (`test/mistakes_labels`).
+    public init(logDir: String, updateEvery: Int = 50, histograms: Bool = true, mistakesFrom: (any BatchSource)? = nil) {
         self.logDir = logDir; self.updateEvery = Swift.max(1, updateEvery); self.histograms = histograms
+        self.mistakesFrom = mistakesFrom
     }
 
     /// The event file, once training has begun.
@@ -71,6 +76,19 @@ public final class TensorBoard: Callback {
     }
 
     public func onTrainEnd(_ trainer: Trainer, logs: Logs) {
+        if let writer, let data = mistakesFrom {
+            let result = Evaluator(trainer.model, objective: trainer.objective, batchSize: trainer.validationBatchSize)
+                .evaluate(data, keepMistakes: 16)
+            if !result.mistakes.isEmpty {
+                let (x, _) = data.batch(result.mistakes.map { $0.index })
+                let grid = Self.grid(x)
+                let s = trainer.epoch * trainer.batchesPerEpoch + trainer.batch
+                writer.addImage("test/mistakes", png: PNG.encode(grid), width: grid.width, height: grid.height,
+                                channels: grid.channels, step: s)
+                writer.addText("test/mistakes_labels", result.mistakes.map { "\($0.label) → \($0.predicted)" }
+                    .joined(separator: ", ") + " (true → predicted, row by row)", step: s)
+            }
+        }
         do { try writer?.flush() } catch { errors.append(error) }
     }
 

@@ -11,6 +11,9 @@ public struct ClassificationTally: Sendable {
     public private(set) var correct = 0
     /// `confusion[true][predicted]`, or empty when not kept.
     public private(set) var confusion: [[Int]]
+    /// The first misclassified samples (position in the data, label, prediction), up to `keepMistakes`.
+    public private(set) var mistakes: [(index: Int, label: Int, predicted: Int)] = []
+    public var keepMistakes = 0
 
     /// - Parameter classes: keep a confusion matrix of this many classes (nil: only counts).
     public init(classes: Int? = nil) {
@@ -20,8 +23,8 @@ public struct ClassificationTally: Sendable {
     /// Adds a batch: its scores `[N, classes]`, labels, and its loss summed over the batch.
     public mutating func add(scores: Tensor, labels: [Int], lossSum batchLoss: Double) {
         let predicted = scores.argmax(dim: 1)
-        for (p, y) in zip(predicted, labels) {
-            if p == y { correct += 1 }
+        for (i, (p, y)) in zip(predicted, labels).enumerated() {
+            if p == y { correct += 1 } else if mistakes.count < keepMistakes { mistakes.append((count + i, y, p)) }
             if !confusion.isEmpty && y < confusion.count && p < confusion.count { confusion[y][p] += 1 }
         }
         count += labels.count
@@ -41,6 +44,8 @@ public struct Evaluation: Sendable {
     public let accuracy: Double
     /// `confusion[true][predicted]`.
     public let confusion: [[Int]]
+    /// The first misclassified samples, when asked for (`Evaluator.evaluate(_:keepMistakes:)`).
+    public var mistakes: [(index: Int, label: Int, predicted: Int)] = []
     /// Accuracy of each class over its own samples (nil for a class with none).
     public var perClassAccuracy: [Double?] {
         confusion.enumerated().map { c, row in
@@ -74,12 +79,14 @@ public struct Evaluator {
     /// - Parameters:
     ///   - data: the samples (with their transform).
     ///   - callbacks: receive `onTestBegin`, `onTestBatchEnd` and `onTestEnd`.
-    public func evaluate<S: BatchSource>(_ data: S, callbacks: [Callback] = []) -> Evaluation {
+    ///   - keepMistakes: record the first this many misclassified samples in `mistakes`.
+    public func evaluate<S: BatchSource>(_ data: S, callbacks: [Callback] = [], keepMistakes: Int = 0) -> Evaluation {
         let wasTraining = model.training
         model.eval()
         defer { model.train(wasTraining) }
         releaseUnusedMemory()   // after training's buffers: evaluation's slices should not raise the peak
         var tally = ClassificationTally(classes: data.classCount)
+        tally.keepMistakes = keepMistakes
         // No prefetch: building a batch is ~1% of evaluating it, and a second batch buffer would raise
         // peak memory.
         let loader = DataLoader(data, batchSize: batchSize, prefetch: false)
@@ -94,7 +101,8 @@ public struct Evaluator {
                 }
             }
         }
-        let result = Evaluation(count: tally.count, loss: tally.loss, accuracy: tally.accuracy, confusion: tally.confusion)
+        var result = Evaluation(count: tally.count, loss: tally.loss, accuracy: tally.accuracy, confusion: tally.confusion)
+        result.mistakes = tally.mistakes
         for cb in callbacks { cb.onTestEnd(logs: ["loss": result.loss, "accuracy": result.accuracy]) }
         return result
     }

@@ -102,6 +102,10 @@ final class StopAfter: Callback {
         #expect(result.count == 30 && result.accuracy == Double(correct) / 30)
         #expect(abs(result.loss - Double(crossEntropy(logits, labels).item)) < 1e-5)
         #expect(result.confusion.flatMap { $0 }.reduce(0, +) == 30)
+        let withMistakes = Evaluator(net, batchSize: 7).evaluate(TensorDataset(x, labels), keepMistakes: 4)
+        let wrong = (0..<30).filter { predicted[$0] != labels[$0] }
+        #expect(withMistakes.mistakes.map(\.index) == Array(wrong.prefix(4)))
+        #expect(withMistakes.mistakes.allSatisfy { labels[$0.index] == $0.label && predicted[$0.index] == $0.predicted })
         for c in 0..<3 {
             let mine = (0..<30).filter { labels[$0] == c }
             let right = mine.filter { predicted[$0] == c }.count
