@@ -91,6 +91,16 @@ raw = gzip.open(os.path.join(data, "train-images-idx3-ubyte.gz")).read()
 first = np.frombuffer(raw[16:16 + 784], dtype=np.uint8).reshape(28, 28)
 check(np.array_equal(grid[4:60:2, 4:60:2], first), "the grid's first cell holds training image 0")
 
+# 2b. `convolve plot`'s pictures, read by Pillow.
+r = run("plot", tmp + "/run", "--data-dir", data, "--output", tmp + "/plots")
+check(r.returncode == 0, "convolve plot: " + r.stderr.strip()[:200])
+sizes = {}
+for name in ("curves.png", "confusion.png", "mistakes.png"):
+    with Image.open(os.path.join(tmp, "plots", name)) as im:
+        im.verify()
+    sizes[name] = Image.open(os.path.join(tmp, "plots", name)).size
+check(sizes["curves.png"] == (900, 360) and min(min(s) for s in sizes.values()) > 100, "the plots open in Pillow: %s" % sizes)
+
 # 3. A file written by the safetensors library, read by Convolve.
 save_file({k: v for k, v in sd.items()}, tmp + "/python.safetensors", metadata={"model": "torch-seed"})
 r = run("evaluate", tmp + "/python.safetensors", "--data-dir", data, "--limit", "100", "--json")

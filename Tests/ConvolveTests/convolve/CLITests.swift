@@ -86,6 +86,14 @@ func startCLI(_ args: [String]) throws -> Process {
         let grid = try PNG.read(dir.path + "/grid.png")
         #expect(grid.width > 56 && grid.height > 56)
 
+        // The run's pictures.
+        let plot = try runCLI(["plot", run, "--data-dir", data, "--output", dir.path + "/plots"])
+        #expect(plot.status == 0, "\(plot.err)")
+        for name in ["curves.png", "confusion.png", "mistakes.png"] {
+            let image = try PNG.read(dir.path + "/plots/" + name)
+            #expect(image.width > 100 && image.height > 100, "\(name)")
+        }
+
         // Resume continues from the checkpoint.
         let r = try runCLI(["train", "--resume", "--epochs", "2", "--output", run, "--data-dir", data])
         #expect(r.status == 0 && r.out.contains("Epoch 2 - Training loss: ") && !r.out.contains("Epoch 1 -"), "\(r.err)")
@@ -172,7 +180,7 @@ func startCLI(_ args: [String]) throws -> Process {
             let r = try runCLI(args)
             #expect(r.status != 0 && r.err.contains(hint), "\(args): \(r.err)")
         }
-        for sub in ["train", "evaluate", "predict", "summary", "show", "models", "datasets", "download"] {
+        for sub in ["train", "evaluate", "predict", "summary", "show", "plot", "models", "datasets", "download"] {
             let h = try runCLI([sub, "--help"])
             #expect(h.status == 0 && h.out.contains("Examples:\n  convolve \(sub)"), "\(sub) --help")
         }
