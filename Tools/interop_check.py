@@ -2,12 +2,13 @@
 """Files Convolve writes, read by their real consumers (CI runs this after the tests).
 
     python3 Tools/interop_check.py .build/release/convolve DATA_DIR
-needs: pillow, numpy, safetensors, tensorboard (a venv outside the repo; .ci/run makes one).
+needs: pillow, numpy, safetensors, tensorboard, onnx, onnxruntime (a venv outside the repo; .ci/run makes one).
 Checks: a training checkpoint loads with the safetensors library with PyTorch's state_dict keys,
 shapes and dtypes; the PNG grid of `convolve show` opens in Pillow and holds the dataset's pixels;
 a safetensors file written by the safetensors library loads in Convolve (`convolve evaluate`); the
 run's TensorBoard event file is read by TensorBoard's own reader (scalars equal metrics.csv, the input
-grid decodes in Pillow, a histogram per parameter and gradient).
+grid decodes in Pillow, a histogram per parameter and gradient); the ONNX export of a PyTorch-style and a
+Keras-style model passes ONNX's checker and ONNX Runtime gives Convolve's predictions.
 """
 import gzip
 import os
@@ -105,6 +106,36 @@ check(sizes["curves.png"] == (900, 360) and min(min(s) for s in sizes.values()) 
 save_file({k: v for k, v in sd.items()}, tmp + "/python.safetensors", metadata={"model": "torch-seed"})
 r = run("evaluate", tmp + "/python.safetensors", "--data-dir", data, "--limit", "100", "--json")
 check(r.returncode == 0 and '"accuracy"' in r.stdout, "convolve evaluate reads a file the safetensors library wrote")
+
+# 4. ONNX: `convolve export`, checked by ONNX's checker and run by ONNX Runtime on real test images.
+import json
+
+import onnx
+import onnxruntime as ort
+
+r = run("train", "--model", "keras-seed", "--epochs", "1", "--train-limit", "960", "--test-limit", "100",
+        "--data-dir", data, "--output", tmp + "/keras", "--quiet", "--no-tensorboard")
+check(r.returncode == 0, "convolve train keras-seed")
+raw = gzip.open(os.path.join(data, "t10k-images-idx3-ubyte.gz")).read()
+images = np.frombuffer(raw[16:16 + 300 * 784], dtype=np.uint8).reshape(300, 1, 28, 28)
+with open(tmp + "/three-hundred.idx", "wb") as f:
+    f.write(bytes([0, 0, 8, 3]) + (300).to_bytes(4, "big") + (28).to_bytes(4, "big") + (28).to_bytes(4, "big") + images.tobytes())
+for name, run_dir, (mean, std), probabilities in [("torch-seed", "/run", (0.5, 0.5), False), ("keras-seed", "/keras", (0.0, 1.0), True)]:
+    onnx_path = tmp + "/" + name + ".onnx"
+    r = run("export", tmp + run_dir + "/model.safetensors", "--output", onnx_path)
+    check(r.returncode == 0, "convolve export %s: %s" % (name, r.stderr.strip()[:200]))
+    onnx.checker.check_model(onnx.load(onnx_path), full_check=True)
+    out = ort.InferenceSession(onnx_path).run(None, {"input": (images.astype(np.float32) / 255 - mean) / std})[0]
+    probs = out if probabilities else np.exp(out - out.max(1, keepdims=True))
+    probs = probs / probs.sum(1, keepdims=True)
+    r = run("predict", tmp + run_dir + "/model.safetensors", tmp + "/three-hundred.idx", "--top-k", "10", "--json")
+    ref = np.zeros((300, 10))
+    for i, p in enumerate(json.loads(r.stdout)):
+        for t in p["top"]:
+            ref[i, t["class"]] = t["probability"]
+    worst = float(np.abs(probs - ref).max())
+    check(worst < 1e-5 and (probs.argmax(1) == ref.argmax(1)).all(),
+          "ONNX Runtime runs %s's export with Convolve's predictions (max difference %.1e)" % (name, worst))
 
 print("interop: %d of %d checks ok" % (checks - len(failures), checks))
 sys.exit(1 if failures else 0)

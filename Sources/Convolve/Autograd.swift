@@ -43,6 +43,7 @@ extension Tensor {
     static func result(_ storage: [Float], _ shape: [Int], _ inputs: [Tensor], op: StaticString,
                        backward: @escaping ([Float]) -> Void) -> Tensor {
         let out = Tensor(storage, shape: shape)
+        OpTrace.produced(out, op: op)
         if GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) {
             out.requiresGrad = true
             out.node = Node(inputs: inputs, op: op, backward: backward)

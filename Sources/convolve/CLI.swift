@@ -35,7 +35,7 @@ struct ConvolveCLI: ParsableCommand {
           convolve models  # the zoo, with expected accuracy and time
         """,
         version: convolveVersion,
-        subcommands: [Train.self, Evaluate.self, Predict.self, Summary.self, Show.self, Plot.self, Models.self, Datasets.self,
+        subcommands: [Train.self, Evaluate.self, Predict.self, Summary.self, Show.self, Plot.self, Export.self, Models.self, Datasets.self,
                       Download.self])
 }
 

@@ -53,3 +53,26 @@ struct Plot: ParsableCommand {
         }
     }
 }
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Export a checkpoint to ONNX (opset 13) for ONNX Runtime and other deployment tools.",
+        discussion: """
+        Examples:
+          convolve export runs/lenet5/model.safetensors --output lenet5.onnx
+          python -c "import onnxruntime as ort; ort.InferenceSession('lenet5.onnx')"
+        """)
+    @Argument(help: "A .safetensors checkpoint written by `convolve train`.") var checkpoint: String
+    @Option(help: "The .onnx file to write.") var output: String
+    @Option(help: "Model name, if the file has no Convolve metadata.", transform: parseModel) var model: ZooModel?
+
+    func run() throws {
+        try guarded {
+            let (zoo, net, _) = try loadCheckpoint(checkpoint, model: model?.rawValue)
+            do { try ONNXExport.export(net, inputShape: zoo.inputShape, to: output) }
+            catch let e as ONNX.ExportError { throw RunError("\(checkpoint): \(e)") }
+            print("wrote \(output): input [batch, \(zoo.inputShape.map(String.init).joined(separator: ", "))], "
+                  + "output [batch, 10] \(objective(for: net).output == .logits ? "logits" : "probabilities")")
+        }
+    }
+}

@@ -78,25 +78,8 @@ struct ConvAlgorithm {
     }
 }
 
-/// 2-D convolution (cross-correlation) of NCHW `input` with `weight` `[out, in/groups, kh, kw]`
-/// and optional `bias` `[out]`, like `torch.nn.functional.conv2d`. Bias is fused into the GEMM output pass.
-/// With `fusedReLU` the result is `relu(conv2d(...))`, the ReLU applied as the output is written (one
-/// tensor and one pass fewer than `conv2d(...).relu()`, same values and gradients).
-///
-/// - Parameters:
-///   - input: `[N, C, H, W]`.
-///   - weight: `[outC, C / groups, kh, kw]`.
-///   - bias: `[outC]`, or nil.
-///   - stride: step between windows, down and across.
-///   - padding: zeros added on each side, down and across.
-///   - dilation: spacing between kernel taps.
-///   - groups: independent channel groups.
-///   - fusedReLU: apply a ReLU as the output is written.
-/// - Returns: `[N, outC, OH, OW]`.
-///
-/// ### See Also
-/// - ``conv2dReLUMaxPool2x2(_:weight:bias:padding:groups:)``
-public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
+/// The untraced body of `conv2d` (see there).
+func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                    stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
                    dilation: (Int, Int) = (1, 1), groups: Int = 1, fusedReLU: Bool = false) -> Tensor {
     let geo = convGeometry(input, weight, bias, stride, padding, dilation, groups)
@@ -424,20 +407,8 @@ func reducePartials(into t: Tensor, _ partial: [Float], chunks: Int, stride: Int
     }
 }
 
-/// `max_pool2d(relu(conv2d(input, ...)), 2)` as one op: each image's convolution output stays in a
-/// cache-sized wide buffer and only the pooled maxima (and which of the four won) are kept, so the
-/// full-size activation and its gradient never exist. Same values and gradients as the three ops
-/// (ties go to the first maximum, as in PyTorch); layers the shifted-rows GEMM path does not take
-/// (strided, dilated, pointwise or few-channel ones) run as the separate ops.
-///
-/// - Parameters:
-///   - input: `[N, C, H, W]`.
-///   - weight: `[outC, C / groups, kh, kw]` (unit stride and dilation).
-///   - bias: `[outC]`, or nil.
-///   - padding: zeros added on each side, down and across.
-///   - groups: independent channel groups.
-/// - Returns: `[N, outC, OH / 2, OW / 2]`.
-public func conv2dReLUMaxPool2x2(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
+/// The untraced body of `conv2dReLUMaxPool2x2` (see there).
+func conv2dReLUMaxPool2x2Untraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                                  padding: (Int, Int) = (0, 0), groups: Int = 1) -> Tensor {
     let geo = convGeometry(input, weight, bias, (1, 1), padding, (1, 1), groups)
     let n = input.shape[0], cout = weight.shape[0], ocg = cout / groups, cg = geo.c

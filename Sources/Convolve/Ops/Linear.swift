@@ -1,15 +1,8 @@
 import Foundation
 import RealModule
 
-/// `input · weightᵀ + bias` for `input` `[..., in]`, `weight` `[out, in]`, `bias` `[out]`
-/// (`torch.nn.functional.linear`), with the bias fused into the output pass.
-///
-/// - Parameters:
-///   - input: `[..., in]`.
-///   - weight: `[out, in]` (PyTorch's layout).
-///   - bias: `[out]`, or nil.
-/// - Returns: `[..., out]`.
-public func linear(_ input: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
+/// The untraced body of `linear` (see there).
+func linearUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
     let k = weight.shape[1], nOut = weight.shape[0]
     precondition(input.rank >= 1 && input.shape[input.rank - 1] == k,
                  "linear: input \(input.shape) does not end in \(k) features")

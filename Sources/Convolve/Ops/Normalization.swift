@@ -1,20 +1,8 @@
 import Foundation
 import RealModule
 
-/// Batch normalization over the channel dimension (dim 1) of `[N, C]` or `[N, C, ...]` input,
-/// like `torch.nn.functional.batch_norm`. In training it normalizes with the batch's statistics and
-/// updates `runningMean`/`runningVar` in place (`momentum`, unbiased variance); otherwise it uses them.
-///
-/// - Parameters:
-///   - input: `[N, C]` or `[N, C, ...]`.
-///   - runningMean: `[C]`, updated in training, or nil (always batch statistics).
-///   - runningVar: `[C]`, updated in training, or nil.
-///   - weight: `[C]` scale, or nil.
-///   - bias: `[C]` shift, or nil.
-///   - training: normalize with the batch's statistics (and update the running ones).
-///   - momentum: weight of the batch in the running statistics.
-///   - eps: added to the variance.
-public func batchNorm(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor?, weight: Tensor?, bias: Tensor?,
+/// The untraced body of `batchNorm` (see there).
+func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor?, weight: Tensor?, bias: Tensor?,
                       training: Bool, momentum: Float = 0.1, eps: Float = 1e-5) -> Tensor {
     precondition(input.rank >= 2, "batch norm expects [N, C, ...] input, got \(input.shape)")
     let n = input.shape[0], c = input.shape[1]

@@ -15,17 +15,8 @@ extension Tensor {
     }
 }
 
-/// 2-D max pooling over NCHW input, like `torch.nn.functional.max_pool2d`.
-///
-/// - Parameters:
-///   - input: `[N, C, H, W]`.
-///   - kernelSize: window height and width.
-///   - stride: step between windows (default: the window).
-///   - padding: implicit −∞ padding (at most half the window).
-///   - dilation: spacing between window elements.
-///   - ceilMode: round the output size up.
-/// - Returns: `[N, C, OH, OW]`; NaN wins a window, as in PyTorch.
-public func maxPool2d(_ input: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? = nil,
+/// The untraced body of `maxPool2d` (see there).
+func maxPool2dUntraced(_ input: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? = nil,
                       padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), ceilMode: Bool = false) -> Tensor {
     let s = stride ?? kernelSize
     let (n, c, h, w, oh, ow) = input.poolDims(kernelSize, s, padding, dilation, ceilMode)
@@ -73,17 +64,8 @@ public func maxPool2d(_ input: Tensor, kernelSize: (Int, Int), stride: (Int, Int
     }
 }
 
-/// 2-D average pooling over NCHW input, like `torch.nn.functional.avg_pool2d`.
-///
-/// - Parameters:
-///   - input: `[N, C, H, W]`.
-///   - kernelSize: window height and width.
-///   - stride: step between windows (default: the window).
-///   - padding: implicit zero padding.
-///   - ceilMode: round the output size up.
-///   - countIncludePad: divide by the whole window, padding included.
-/// - Returns: `[N, C, OH, OW]`.
-public func avgPool2d(_ input: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? = nil,
+/// The untraced body of `avgPool2d` (see there).
+func avgPool2dUntraced(_ input: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? = nil,
                       padding: (Int, Int) = (0, 0), ceilMode: Bool = false, countIncludePad: Bool = true) -> Tensor {
     let s = stride ?? kernelSize
     let (n, c, h, w, oh, ow) = input.poolDims(kernelSize, s, padding, (1, 1), ceilMode)

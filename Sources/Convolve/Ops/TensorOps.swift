@@ -116,11 +116,14 @@ extension Tensor {
     static func binary(_ op: StaticString, _ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float,
                        _ grads: @escaping (_ g: [Float], _ shape: [Int]) -> ([Float]?, [Float]?)) -> Tensor {
         let (data, shape) = broadcastMap(a.storage, a.shape, b.storage, b.shape, f)
-        return result(data, shape, [a, b], op: op) { g in
+        let y = result(data, shape, [a, b], op: op) { g in
             let (ga, gb) = grads(g, shape)
             if let ga { a.accumulate(sumTo(ga, from: shape, to: a.shape)) }
             if let gb { b.accumulate(sumTo(gb, from: shape, to: b.shape)) }
         }
+        let names: [String: String] = ["add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div"]
+        OpTrace.record(names["\(op)"] ?? "\(op)", [a, b], output: y)
+        return y
     }
 
     /// Elementwise sum with broadcasting.
@@ -152,15 +155,15 @@ extension Tensor {
             return (ga, gb)
         }
     }
-    public static func + (a: Tensor, s: Float) -> Tensor { a.unary({ $0 + s }) { g, _, _ in g } }
+    public static func + (a: Tensor, s: Float) -> Tensor { a.unary({ $0 + s }, op: "addScalar") { g, _, _ in g } }
     public static func + (s: Float, a: Tensor) -> Tensor { a + s }
     public static func - (a: Tensor, s: Float) -> Tensor { a + (-s) }
-    public static func - (s: Float, a: Tensor) -> Tensor { a.unary({ s - $0 }) { g, _, _ in -g } }
-    public static func * (a: Tensor, s: Float) -> Tensor { a.unary({ $0 * s }) { g, _, _ in g * s } }
+    public static func - (s: Float, a: Tensor) -> Tensor { a.unary({ s - $0 }, op: "rsubScalar") { g, _, _ in -g } }
+    public static func * (a: Tensor, s: Float) -> Tensor { a.unary({ $0 * s }, op: "mulScalar") { g, _, _ in g * s } }
     public static func * (s: Float, a: Tensor) -> Tensor { a * s }
     public static func / (a: Tensor, s: Float) -> Tensor { a * (1 / s) }
     public static func / (s: Float, a: Tensor) -> Tensor {
-        a.unary({ s / $0 }) { g, x, _ in -g * s / (x * x) }
+        a.unary({ s / $0 }, op: "rdivScalar") { g, x, _ in -g * s / (x * x) }
     }
     /// Elementwise negation.
     public static prefix func - (a: Tensor) -> Tensor { a * -1 }
@@ -172,7 +175,7 @@ extension Tensor {
     /// Applies `f` elementwise; `df(g, x, y)` is the input gradient given output gradient `g`,
     /// input `x` and output `y`.
     @inline(__always)
-    func unary(_ f: (Float) -> Float, op: StaticString = "unary", _ df: @escaping (Float, Float, Float) -> Float) -> Tensor {
+    func unary(_ f: (Float) -> Float, op: StaticString, _ df: @escaping (Float, Float, Float) -> Float) -> Tensor {
         var out = [Float](repeating: 0, count: count)
         storage.withUnsafeBufferPointer { x in out.withUnsafeMutableBufferPointer { y in
             for i in 0..<y.count { y[i] = f(x[i]) }
@@ -197,38 +200,38 @@ extension Tensor {
             }
         }
         let input = self
-        return Tensor.result(out, shape, [self], op: "relu") { g in
+        return traced("Relu", Tensor.result(out, shape, [self], op: "relu") { g in
             // Gradient passes where the output is positive (the input was > 0).
             input.accumulate(reluMask(g, out))
-        }
+        })
     }
     /// `x` for positive values, `slope * x` otherwise.
     public func leakyRelu(_ slope: Float = 0.01) -> Tensor {
-        unary({ $0 > 0 ? $0 : slope * $0 }) { g, x, _ in x > 0 ? g : slope * g }
+        unary({ $0 > 0 ? $0 : slope * $0 }, op: "leakyRelu") { g, x, _ in x > 0 ? g : slope * g }
     }
     /// The logistic function `1 / (1 + e^-x)`.
     public func sigmoid() -> Tensor {
-        unary({ 1 / (1 + Float.exp(-$0)) }) { g, _, y in g * y * (1 - y) }
+        traced("Sigmoid", unary({ 1 / (1 + Float.exp(-$0)) }, op: "sigmoid") { g, _, y in g * y * (1 - y) })
     }
     /// Hyperbolic tangent.
-    public func tanh() -> Tensor { unary({ Float.tanh($0) }) { g, _, y in g * (1 - y * y) } }
+    public func tanh() -> Tensor { traced("Tanh", unary({ Float.tanh($0) }, op: "tanh") { g, _, y in g * (1 - y * y) }) }
     /// `e^x` elementwise.
-    public func exp() -> Tensor { unary({ Float.exp($0) }) { g, _, y in g * y } }
+    public func exp() -> Tensor { unary({ Float.exp($0) }, op: "exp") { g, _, y in g * y } }
     /// Natural logarithm elementwise.
-    public func log() -> Tensor { unary({ Float.log($0) }) { g, x, _ in g / x } }
+    public func log() -> Tensor { unary({ Float.log($0) }, op: "log") { g, x, _ in g / x } }
     /// Square root elementwise.
-    public func sqrt() -> Tensor { unary({ $0.squareRoot() }) { g, _, y in g / (2 * y) } }
+    public func sqrt() -> Tensor { unary({ $0.squareRoot() }, op: "sqrt") { g, _, y in g / (2 * y) } }
     /// `x²` elementwise.
-    public func square() -> Tensor { unary({ $0 * $0 }) { g, x, _ in 2 * x * g } }
+    public func square() -> Tensor { unary({ $0 * $0 }, op: "square") { g, x, _ in 2 * x * g } }
     /// `x^p` elementwise for a constant exponent.
     public func pow(_ p: Float) -> Tensor {
-        unary({ Float.pow($0, p) }) { g, x, _ in g * p * Float.pow(x, p - 1) }
+        unary({ Float.pow($0, p) }, op: "pow") { g, x, _ in g * p * Float.pow(x, p - 1) }
     }
     /// Absolute value elementwise.
-    public func abs() -> Tensor { unary({ Swift.abs($0) }) { g, x, _ in x > 0 ? g : (x < 0 ? -g : 0) } }
+    public func abs() -> Tensor { unary({ Swift.abs($0) }, op: "abs") { g, x, _ in x > 0 ? g : (x < 0 ? -g : 0) } }
     /// Clamps values to `[low, high]`; the gradient passes only inside the range.
     public func clamp(min low: Float, max high: Float) -> Tensor {
-        unary({ Swift.min(Swift.max($0, low), high) }) { g, x, _ in (x >= low && x <= high) ? g : 0 }
+        unary({ Swift.min(Swift.max($0, low), high) }, op: "clamp") { g, x, _ in (x >= low && x <= high) ? g : 0 }
     }
 }
 
@@ -245,7 +248,13 @@ extension Tensor {
         }
         precondition(s.reduce(1, *) == count, "cannot reshape \(shape) to \(newShape)")
         let input = self
-        return Tensor.result(storage, s, [self], op: "reshape") { g in input.accumulate(g) }
+        let y = Tensor.result(storage, s, [self], op: "reshape") { g in input.accumulate(g) }
+        if let trace = OpTrace.current {
+            // The batch dimension stays dynamic (0 = copy it from the input).
+            let target = s.enumerated().map { $0.offset == 0 && rank > 0 && $0.element == shape[0] ? 0 : $0.element }
+            trace.add("Reshape", [trace.id(self), trace.int64Constant(target)], output: y)
+        }
+        return y
     }
     /// PyTorch's `view`: same as `reshape` (storage is always contiguous here).
     public func view(_ newShape: Int...) -> Tensor { reshape(newShape) }
@@ -292,13 +301,13 @@ extension Tensor {
             }
         } }
         let input = self
-        return Tensor.result(out, newShape, [self], op: "permute") { g in
+        return traced("Transpose", Tensor.result(out, newShape, [self], op: "permute") { g in
             input.accumulate { d in
                 forEachRow(newShape, sa, zero) { o, a, _, n, ia, _ in
                     for j in 0..<n { d[a + j * ia] += g[o + j] }
                 }
             }
-        }
+        }, [("perm", .ints(p))])
     }
     public func permute(_ dims: Int...) -> Tensor { permute(dims) }
     /// Swaps two dimensions.
@@ -538,7 +547,7 @@ extension Tensor {
             } }
         } }
         let input = self, y = out
-        return Tensor.result(out, shape, [self], op: "softmax") { g in
+        return traced("Softmax", Tensor.result(out, shape, [self], op: "softmax") { g in
             input.accumulate { d in
                 for o in 0..<outer { for i in 0..<inner {
                     let base = o * n * inner + i
@@ -547,7 +556,7 @@ extension Tensor {
                     for r in 0..<n { let j = base + r * inner; d[j] += y[j] * (g[j] - dot) }
                 } }
             }
-        }
+        }, [("axis", .int(normalizeDim(dim, rank)))])
     }
 
     /// Log-softmax along `dim` (numerically stable).
@@ -566,7 +575,7 @@ extension Tensor {
             } }
         } }
         let input = self, y = out
-        return Tensor.result(out, shape, [self], op: "logSoftmax") { g in
+        return traced("LogSoftmax", Tensor.result(out, shape, [self], op: "logSoftmax") { g in
             input.accumulate { d in
                 for o in 0..<outer { for i in 0..<inner {
                     let base = o * n * inner + i
@@ -575,6 +584,6 @@ extension Tensor {
                     for r in 0..<n { let j = base + r * inner; d[j] += g[j] - Float.exp(y[j]) * gs }
                 } }
             }
-        }
+        }, [("axis", .int(normalizeDim(dim, rank)))])
     }
 }

@@ -1,0 +1,92 @@
+import Foundation
+
+/// Records the ops of one forward pass as a graph of named ops with attributes, for exporting a model
+/// (ONNX). Ops that can be exported describe themselves with `OpTrace.record`; every other op's
+/// output is remembered as unexported, so a graph that uses one is refused instead of silently
+/// freezing its result as a constant. Trace on the calling thread only (not inside `inferInSlices`).
+///
+/// ```swift
+/// let (y, trace) = OpTrace.recording { model(x) }
+/// ```
+public final class OpTrace {
+    /// An attribute value of an op.
+    public enum Attribute: Equatable, Sendable { case int(Int), ints([Int]), float(Float) }
+    /// One op: its ONNX type, the ids of its inputs (nil: an optional input left out), its output id.
+    public struct Node: Sendable {
+        public let op: String
+        public let inputs: [Int?]
+        public let output: Int
+        public let attributes: [(String, Attribute)]
+    }
+    public private(set) var nodes: [Node] = []
+    /// Tensors seen, by id (kept alive so identifiers are not reused while tracing).
+    public private(set) var tensors: [Int: Tensor] = [:]
+    /// Ops that produced a tensor without describing themselves.
+    public private(set) var unexported: [Int: String] = [:]
+    private var ids: [ObjectIdentifier: Int] = [:]
+    private var nextID = 0
+    private var suppression = 0
+
+    @TaskLocal static var current: OpTrace?
+
+    /// Runs `body` and returns its result with the trace of the ops it ran.
+    public static func recording<R>(_ body: () throws -> R) rethrows -> (R, OpTrace) {
+        let trace = OpTrace()
+        let r = try $current.withValue(trace) { try body() }
+        return (r, trace)
+    }
+
+    /// The id of `t` (a new one the first time it is seen).
+    public func id(_ t: Tensor) -> Int {
+        if let i = ids[ObjectIdentifier(t)] { return i }
+        let i = fresh()
+        ids[ObjectIdentifier(t)] = i
+        tensors[i] = t
+        return i
+    }
+
+    /// A new id for an intermediate value that has no tensor (inside a fused op).
+    public func fresh() -> Int { nextID += 1; return nextID }
+
+    /// Ids of constants stored as int64 (shapes), with their values.
+    public private(set) var int64Constants: [Int: [Int]] = [:]
+
+    /// A constant int64 tensor (an op's shape argument); returns its id.
+    public func int64Constant(_ values: [Int]) -> Int {
+        let i = fresh()
+        int64Constants[i] = values
+        return i
+    }
+
+    /// Whether `t` was produced by an op during this trace.
+    public func isKnown(_ t: Tensor) -> Bool { ids[ObjectIdentifier(t)] != nil }
+
+    /// Appends an op; returns its output id (`output`'s, or a fresh one).
+    @discardableResult
+    public func add(_ op: String, _ inputs: [Int?], output: Tensor? = nil, _ attributes: [(String, Attribute)] = []) -> Int {
+        let out = output.map { id($0) } ?? fresh()
+        if let output { unexported[id(output)] = nil }
+        nodes.append(Node(op: op, inputs: inputs, output: out, attributes: attributes))
+        return out
+    }
+
+    /// Called by every op's result: remembers it as unexported until the op records itself.
+    static func produced(_ t: Tensor, op: StaticString) {
+        guard let trace = current, trace.suppression == 0 else { return }
+        trace.unexported[trace.id(t)] = "\(op)"
+    }
+
+    /// Records `op` for the current trace, if any (ops call this after computing `output`).
+    static func record(_ op: String, _ inputs: [Tensor?], output: Tensor, _ attributes: [(String, Attribute)] = []) {
+        guard let trace = current, trace.suppression == 0 else { return }
+        trace.add(op, inputs.map { $0.map { trace.id($0) } }, output: output, attributes)
+    }
+
+    /// Runs `body` without recording (an op built from other ops that records itself as one).
+    static func suppressed<R>(_ body: () -> R) -> R {
+        guard let trace = current else { return body() }
+        trace.suppression += 1
+        defer { trace.suppression -= 1 }
+        return body()
+    }
+}
