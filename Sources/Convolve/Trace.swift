@@ -26,6 +26,7 @@ public final class OpTrace {
     private var ids: [ObjectIdentifier: Int] = [:]
     private var nextID = 0
     private var suppression = 0
+    private var layers: [String] = []
 
     @TaskLocal static var current: OpTrace?
 
@@ -70,10 +71,19 @@ public final class OpTrace {
         return out
     }
 
-    /// Called by every op's result: remembers it as unexported until the op records itself.
+    /// Called by every op's result: remembers it as unexported (with the layer it ran in) until the op
+    /// records itself.
     static func produced(_ t: Tensor, op: StaticString) {
         guard let trace = current, trace.suppression == 0 else { return }
-        trace.unexported[trace.id(t)] = "\(op)"
+        trace.unexported[trace.id(t)] = "\(op)" + (trace.layers.isEmpty ? "" : " in layer " + trace.layers.joined(separator: " / "))
+    }
+
+    /// Runs a layer's forward pass under its name, so an op without an ONNX form is reported with it.
+    public static func inLayer<R>(_ name: @autoclosure () -> String, _ body: () -> R) -> R {
+        guard let trace = current else { return body() }
+        trace.layers.append(name())
+        defer { trace.layers.removeLast() }
+        return body()
     }
 
     /// Records `op` for the current trace, if any (ops call this after computing `output`).

@@ -1,7 +1,8 @@
 import Foundation
 import Convolve
 
-/// Encodes a traced graph (`OpTrace`) as an ONNX model (opset 13, IR version 7) that ONNX Runtime
+/// Encodes a traced graph (`OpTrace`) as an ONNX model (IR version 8, opset 17: PyTorch's exporter's
+/// default, which ONNX Runtime accepts) that ONNX Runtime
 /// runs: the nodes in order, every weight as a named initializer, one float input with a dynamic
 /// batch dimension and one output. A hand-written encoder for the handful of message types used
 /// (ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto, ValueInfoProto).
@@ -18,9 +19,10 @@ public enum ONNX {
     ///   - output: the tensor the graph returns.
     ///   - names: names for known tensors (a model's `stateDict()` keys); others are `const<N>`.
     ///   - producer: recorded as the producer's version.
+    ///   - metadata: `metadata_props` of the model (normalization, class names, …).
     /// - Returns: the bytes of a `.onnx` file.
     public static func encode(_ trace: OpTrace, input: Tensor, output: Tensor, names: [ObjectIdentifier: String],
-                              producer: String) throws -> [UInt8] {
+                              producer: String, metadata: [(String, String)] = []) throws -> [UInt8] {
         let inputID = trace.id(input), outputID = trace.id(output)
         let produced = Set(trace.nodes.map(\.output))
         func name(_ id: Int) -> String {
@@ -30,7 +32,7 @@ public enum ONNX {
             return produced.contains(id) ? "t\(id)" : "const\(id)"
         }
         guard produced.contains(outputID) else {
-            throw ExportError(reason: trace.unexported[outputID].map { "the op '\($0)' has no ONNX form" }
+            throw ExportError(reason: trace.unexported[outputID].map { "\($0): this op has no ONNX form" }
                                 ?? "the output is not computed from the input by exportable ops")
         }
         var graph = Protobuf()
@@ -38,7 +40,7 @@ public enum ONNX {
         var initializers: [Protobuf] = []
         for node in trace.nodes {
             for case let id? in node.inputs where id != inputID && !produced.contains(id) && !initialized.contains(id) {
-                if let op = trace.unexported[id] { throw ExportError(reason: "the op '\(op)' has no ONNX form") }
+                if let op = trace.unexported[id] { throw ExportError(reason: "\(op): this op has no ONNX form") }
                 initialized.insert(id)
                 var t = Protobuf()
                 if let ints = trace.int64Constants[id] {
@@ -91,13 +93,17 @@ public enum ONNX {
         }
         graph.message(11, valueInfo("input", input.shape))
         graph.message(12, valueInfo("output", output.shape))
-        var opset = Protobuf(); opset.string(1, ""); opset.int(2, 13)
+        var opset = Protobuf(); opset.string(1, ""); opset.int(2, 17)
         var model = Protobuf()
-        model.int(1, 7)
+        model.int(1, 8)
         model.string(2, "convolve")
         model.string(3, producer)
         model.message(7, graph)
         model.message(8, opset)
+        for (key, value) in metadata {
+            var entry = Protobuf(); entry.string(1, key); entry.string(2, value)
+            model.message(14, entry)
+        }
         return model.bytes
     }
 }

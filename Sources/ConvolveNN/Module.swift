@@ -220,7 +220,9 @@ public final class Sequential: Module, Layer {
 
     public func callAsFunction(_ input: Tensor) -> Tensor {
         var x = input
-        for layer in layers { x = layer(x) }
+        for (i, layer) in layers.enumerated() {
+            x = OpTrace.inLayer("\(i): \((layer as? Module)?.typeName ?? "\(type(of: layer))")") { layer(x) }
+        }
         return x
     }
 }

@@ -10,8 +10,10 @@ public enum ONNXExport {
     /// - Parameters:
     ///   - model: the classifier (put in eval mode, then restored).
     ///   - inputShape: one sample's shape, `[C, H, W]`.
+    ///   - metadata: stored in the model's `metadata_props` (`convolve export` puts the normalization,
+    ///     the class names and the output kind there).
     /// - Returns: the `.onnx` file's bytes.
-    public static func export(_ model: Module & Layer, inputShape: [Int]) throws -> [UInt8] {
+    public static func export(_ model: Module & Layer, inputShape: [Int], metadata: [(String, String)] = []) throws -> [UInt8] {
         let was = model.training
         model.eval()
         defer { model.train(was) }
@@ -19,15 +21,19 @@ public enum ONNXExport {
         let (y, trace) = withNoGrad { OpTrace.recording { model(x) } }
         var names: [ObjectIdentifier: String] = [:]
         for (key, t) in model.stateDict() { names[ObjectIdentifier(t)] = key }
-        return try ONNX.encode(trace, input: x, output: y, names: names, producer: convolveVersion)
+        let output = objective(for: model).output == .logits ? "logits" : "probabilities"
+        return try ONNX.encode(trace, input: x, output: y, names: names, producer: convolveVersion,
+                               metadata: [("output", output)] + metadata)
     }
 
     /// Exports to a file, written atomically.
     /// - Parameters:
     ///   - model: the classifier.
     ///   - inputShape: one sample's shape, `[C, H, W]`.
+    ///   - metadata: stored in the model's `metadata_props`.
     ///   - path: the `.onnx` file.
-    public static func export(_ model: Module & Layer, inputShape: [Int], to path: String) throws {
-        try writeAtomically(Data(export(model, inputShape: inputShape)), to: path)
+    public static func export(_ model: Module & Layer, inputShape: [Int], metadata: [(String, String)] = [],
+                              to path: String) throws {
+        try writeAtomically(Data(export(model, inputShape: inputShape, metadata: metadata)), to: path)
     }
 }

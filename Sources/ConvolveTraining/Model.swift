@@ -111,7 +111,7 @@ public final class Model: Module, Layer {
     /// Forward pass on NCHW (or `[N, features]`) input.
     public func callAsFunction(_ input: Tensor) -> Tensor {
         var x = toInternal(input)
-        for l in layers { x = l(x) }
+        for l in layers { x = OpTrace.inLayer("\(l.name) (\(l.kerasClassName))") { l(x) } }
         return x
     }
 

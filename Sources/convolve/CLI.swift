@@ -205,13 +205,15 @@ struct Predict: ParsableCommand {
                 throw DataError.badShape(path: images.joined(separator: ", "), reason: "no images to classify")
             }
             let x = zoo.defaults.tensor(pixels: items.flatMap { $0.1 }, shape: [items.count] + zoo.inputShape)
-            let probs = objective(for: net).probabilities(inferInSlices(x) { net($0) })
+            let outputs = inferInSlices(x) { net($0) }
+            let probs = objective(for: net).probabilities(outputs)
             var results: [[String: Any]] = []
             for (i, item) in items.enumerated() {
                 let p = Array(probs.storage[(i * 10)..<((i + 1) * 10)])
                 let top = p.enumerated().sorted { $0.element > $1.element }.prefix(topK)
                 results.append(["file": item.0, "top": top.map { ["class": $0.offset, "name": kind.classNames[$0.offset],
-                                                                   "probability": Double($0.element)] }])
+                                                                   "probability": Double($0.element)] },
+                                "outputs": outputs.storage[(i * 10)..<((i + 1) * 10)].map(Double.init)])
                 if !json {
                     print("\(item.0): " + top.map { String(format: "%@ %.4f", kind.classNames[$0.offset], $0.element) }
                         .joined(separator: ", "))

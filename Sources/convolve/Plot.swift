@@ -56,7 +56,7 @@ struct Plot: ParsableCommand {
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Export a checkpoint to ONNX (opset 13) for ONNX Runtime and other deployment tools.",
+        abstract: "Export a checkpoint to ONNX (IR 8, opset 17) for ONNX Runtime and other deployment tools.",
         discussion: """
         Examples:
           convolve export runs/lenet5/model.safetensors --output lenet5.onnx
@@ -68,8 +68,14 @@ struct Export: ParsableCommand {
 
     func run() throws {
         try guarded {
-            let (zoo, net, _) = try loadCheckpoint(checkpoint, model: model?.rawValue)
-            do { try ONNXExport.export(net, inputShape: zoo.inputShape, to: output) }
+            let (zoo, net, meta) = try loadCheckpoint(checkpoint, model: model?.rawValue)
+            let kind = meta["dataset"].flatMap(DatasetKind.init(rawValue:)) ?? .mnist
+            let recipe = zoo.defaults
+            let metadata = [("model", zoo.rawValue), ("dataset", kind.rawValue),
+                            ("input", "NCHW float [batch, \(zoo.inputShape.map(String.init).joined(separator: ", "))]: pixels / 255, then (x - mean) / std"),
+                            ("normalize_mean", String(recipe.normalizeMean ?? 0)), ("normalize_std", String(recipe.normalizeStd ?? 1)),
+                            ("class_names", kind.classNames.joined(separator: "\t"))]
+            do { try ONNXExport.export(net, inputShape: zoo.inputShape, metadata: metadata, to: output) }
             catch let e as ONNX.ExportError { throw RunError("\(checkpoint): \(e)") }
             print("wrote \(output): input [batch, \(zoo.inputShape.map(String.init).joined(separator: ", "))], "
                   + "output [batch, 10] \(objective(for: net).output == .logits ? "logits" : "probabilities")")
