@@ -250,3 +250,14 @@ public enum PNG {
         return Array(out[0..<Int(destLen)])
     }
 }
+
+extension SummaryWriter {
+    /// An image (`add_image`), encoded as PNG.
+    /// - Parameters:
+    ///   - tag: the image's name.
+    ///   - image: 8-bit grey or RGB.
+    ///   - step: the step the slider shows.
+    public func addImage(_ tag: String, _ image: Image, step: Int) {
+        addImage(tag, png: PNG.encode(image), width: image.width, height: image.height, channels: image.channels, step: step)
+    }
+}

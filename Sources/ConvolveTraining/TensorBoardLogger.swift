@@ -49,8 +49,7 @@ public final class TensorBoard: Callback {
         if !imagesLogged, let x = trainer.lastInputs, x.rank == 4 {
             imagesLogged = true
             let grid = Self.grid(x)
-            writer.addImage("train/inputs", png: PNG.encode(grid), width: grid.width, height: grid.height,
-                            channels: grid.channels, step: s)
+            writer.addImage("train/inputs", grid, step: s)
         }
         guard s % updateEvery == 0 else { return }
         if let l = logs["batch_loss"] { writer.addScalar("train/batch_loss", l, step: s) }
@@ -83,8 +82,7 @@ public final class TensorBoard: Callback {
                 let (x, _) = data.batch(result.mistakes.map { $0.index })
                 let grid = Self.grid(x)
                 let s = trainer.epoch * trainer.batchesPerEpoch + trainer.batch
-                writer.addImage("test/mistakes", png: PNG.encode(grid), width: grid.width, height: grid.height,
-                                channels: grid.channels, step: s)
+                writer.addImage("test/mistakes", grid, step: s)
                 writer.addText("test/mistakes_labels", result.mistakes.map { "\($0.label) → \($0.predicted)" }
                     .joined(separator: ", ") + " (true → predicted, row by row)", step: s)
             }
