@@ -28,12 +28,6 @@ struct ConvolveCLI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convolve",
         abstract: "Train and run convolutional image classifiers (PyTorch- and Keras-style) in Swift.",
-        discussion: """
-        Examples:
-          convolve train --model lenet5  # 99% MNIST test accuracy in ~13 s
-          convolve evaluate runs/lenet5/model.safetensors
-          convolve models  # the zoo, with expected accuracy and time
-        """,
         version: convolveVersion,
         subcommands: [Train.self, Evaluate.self, Predict.self, Summary.self, Show.self, Plot.self, Export.self, Models.self, Datasets.self,
                       Download.self])
@@ -41,13 +35,7 @@ struct ConvolveCLI: ParsableCommand {
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a model on an MNIST-format dataset, printing in the style of its tutorial half.",
-        discussion: """
-        Examples:
-          convolve train --model torch-seed  # the tutorial's PyTorch half
-          convolve train --model mnist-cnn --dataset fashion-mnist --epochs 3
-          convolve train --resume --output runs/mnist-cnn  # continue a run
-        """)
+        abstract: "Train a model on an MNIST-format dataset, printing in the style of its tutorial half.")
 
     @Option(help: "Model: \(ZooModel.allCases.map(\.rawValue).joined(separator: ", ")) (see `convolve models`).",
             transform: parseModel) var model: ZooModel = .torchSeed
@@ -114,12 +102,7 @@ struct Train: ParsableCommand {
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Accuracy, loss, per-class accuracy and confusion matrix of a checkpoint on the test set.",
-        discussion: """
-        Examples:
-          convolve evaluate runs/lenet5/model.safetensors
-          convolve evaluate runs/lenet5/best.safetensors --json
-        """)
+        abstract: "Accuracy, loss, per-class accuracy and confusion matrix of a checkpoint on the test set.")
     @Argument(help: "A .safetensors checkpoint written by `convolve train`.") var checkpoint: String
     @Option(help: "Model name, if the file has no Convolve metadata.", transform: parseModel) var model: ZooModel?
     @Option(help: "Dataset (default: the one the checkpoint was trained on).", transform: parseDataset) var dataset: DatasetKind?
@@ -161,12 +144,7 @@ struct Evaluate: ParsableCommand {
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Classify PNG images (any size, converted the MNIST way) or IDX image files.",
-        discussion: """
-        Examples:
-          convolve predict runs/lenet5/model.safetensors digit.png --invert
-          convolve predict runs/lenet5/model.safetensors t10k-images-idx3-ubyte --top-k 1 --json
-        """)
+        abstract: "Classify PNG images (any size, converted the MNIST way) or IDX image files.")
     @Argument(help: "A .safetensors checkpoint.") var checkpoint: String
     @Argument(help: "PNG files (8-bit gray or RGB) or IDX image files ([N, 28, 28] bytes).") var images: [String]
     @Option(help: "Model name, if the file has no Convolve metadata.", transform: parseModel) var model: ZooModel?
@@ -228,12 +206,7 @@ struct Predict: ParsableCommand {
 
 struct Summary: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show a model: Keras' summary table for Keras-style models, the PyTorch module tree otherwise.",
-        discussion: """
-        Examples:
-          convolve summary --model keras-seed  # Total params: 1,198
-          convolve summary --model torch-seed
-        """)
+        abstract: "Show a model: Keras' summary table for Keras-style models, the PyTorch module tree otherwise.")
     @Option(help: "Model: \(ZooModel.allCases.map(\.rawValue).joined(separator: ", ")).", transform: parseModel) var model: ZooModel
 
     func run() throws {
@@ -247,12 +220,7 @@ struct Summary: ParsableCommand {
 
 struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Look at dataset images: a PNG grid with labels, and a terminal preview on a terminal.",
-        discussion: """
-        Examples:
-          convolve show --count 16 --output grid.png
-          convolve show --dataset fashion-mnist --split test --start 100 --preview
-        """)
+        abstract: "Look at dataset images: a PNG grid with labels, and a terminal preview on a terminal.")
     @Option(help: "Dataset: \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", ")) (see `convolve datasets`).",
             transform: parseDataset) var dataset: DatasetKind = .mnist
     @Option(help: "train or test.") var split: String = "train"

@@ -6,12 +6,7 @@ import ConvolveTraining
 
 struct Models: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List the model zoo: parameters, what each recipe reaches and in how long, which datasets fit.",
-        discussion: """
-        Examples:
-          convolve models
-          convolve summary --model mnist-cnn
-        """)
+        abstract: "List the model zoo: parameters, what each recipe reaches and in how long, which datasets fit.")
 
     func run() throws {
         let datasets = DatasetKind.allCases.map(\.rawValue).joined(separator: ", ")
@@ -31,12 +26,7 @@ struct Models: ParsableCommand {
 
 struct Datasets: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List the known datasets: images, classes, download size, and whether and where each is cached.",
-        discussion: """
-        Examples:
-          convolve datasets
-          convolve datasets --data-dir /mnt/data  # what a data directory holds
-        """)
+        abstract: "List the known datasets: images, classes, download size, and whether and where each is cached.")
     @OptionGroup var data: DataOptions
 
     func run() throws {
@@ -61,12 +51,7 @@ struct Datasets: ParsableCommand {
 
 struct Download: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Fetch a dataset ahead of time, each file verified against its SHA-256, into the cache or --data-dir.",
-        discussion: """
-        Examples:
-          convolve download mnist  # into ~/.cache/convolve/mnist
-          convolve download fashion-mnist --data-dir data  # then copy data/ offline
-        """)
+        abstract: "Fetch a dataset ahead of time, each file verified against its SHA-256, into the cache or --data-dir.")
     @Argument(help: "Dataset: \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", ")).", transform: parseDataset)
     var dataset: DatasetKind
     @OptionGroup var data: DataOptions

@@ -6,12 +6,7 @@ import ConvolveTraining
 
 struct Plot: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Draw a run: learning curves, the confusion matrix and misclassified test images (PNG).",
-        discussion: """
-        Examples:
-          convolve plot runs/lenet5             # curves.png, confusion.png, mistakes.png
-          convolve plot runs/mnist-cnn --output figures
-        """)
+        abstract: "Draw a run: learning curves, the confusion matrix and misclassified test images (PNG).")
     @Argument(help: "A run directory written by `convolve train`.") var runDirectory: String
     @Option(help: "Write the pictures here (default: the run directory).") var output: String?
     @OptionGroup var data: DataOptions
@@ -56,12 +51,7 @@ struct Plot: ParsableCommand {
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Export a checkpoint to ONNX (IR 8, opset 17) for ONNX Runtime and other deployment tools.",
-        discussion: """
-        Examples:
-          convolve export runs/lenet5/model.safetensors --output lenet5.onnx
-          python -c "import onnxruntime as ort; ort.InferenceSession('lenet5.onnx')"
-        """)
+        abstract: "Export a checkpoint to ONNX (IR 8, opset 17) for ONNX Runtime and other deployment tools.")
     @Argument(help: "A .safetensors checkpoint written by `convolve train`.") var checkpoint: String
     @Option(help: "The .onnx file to write.") var output: String
     @Option(help: "Model name, if the file has no Convolve metadata.", transform: parseModel) var model: ZooModel?

@@ -180,9 +180,10 @@ func startCLI(_ args: [String]) throws -> Process {
             let r = try runCLI(args)
             #expect(r.status != 0 && r.err.contains(hint), "\(args): \(r.err)")
         }
-        for sub in ["train", "evaluate", "predict", "summary", "show", "plot", "models", "datasets", "download"] {
+        for sub in ["train", "evaluate", "predict", "summary", "show", "plot", "export", "models", "datasets", "download"] {
             let h = try runCLI([sub, "--help"])
-            #expect(h.status == 0 && h.out.contains("Examples:\n  convolve \(sub)"), "\(sub) --help")
+            let tail = h.out.components(separatedBy: "\n\nEXAMPLES:\n").last ?? ""
+            #expect(h.status == 0 && tail.hasPrefix("  convolve \(sub)") && !tail.contains("OPTIONS:"), "\(sub) --help ends with examples")
         }
     }
 
