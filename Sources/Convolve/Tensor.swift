@@ -56,6 +56,8 @@ public final class Tensor {
         return storage[0]
     }
     /// The size of dimension `d` (negative counts from the end).
+    ///
+    /// - Parameter d: the dimension (negative counts from the end).
     public func size(_ d: Int) -> Int { shape[normalizeDim(d, rank)] }
 
     /// Replaces the shape without touching the data (same element count).
@@ -67,22 +69,44 @@ public final class Tensor {
     // MARK: Factories
 
     /// A tensor filled with zeros.
+    ///
+    /// - Parameters:
+    ///   - shape: the dimensions.
+    ///   - requiresGrad: record ops on it for `backward()`.
     public static func zeros(_ shape: [Int], requiresGrad: Bool = false) -> Tensor {
         Tensor([Float](repeating: 0, count: shape.reduce(1, *)), shape: shape, requiresGrad: requiresGrad)
     }
     /// A tensor filled with ones.
+    ///
+    /// - Parameters:
+    ///   - shape: the dimensions.
+    ///   - requiresGrad: record ops on it for `backward()`.
     public static func ones(_ shape: [Int], requiresGrad: Bool = false) -> Tensor {
         full(shape, 1, requiresGrad: requiresGrad)
     }
     /// A tensor filled with one value.
+    ///
+    /// - Parameters:
+    ///   - shape: the dimensions.
+    ///   - value: every element.
+    ///   - requiresGrad: record ops on it for `backward()`.
     public static func full(_ shape: [Int], _ value: Float, requiresGrad: Bool = false) -> Tensor {
         Tensor([Float](repeating: value, count: shape.reduce(1, *)), shape: shape, requiresGrad: requiresGrad)
     }
     /// Values `0, 1, …, n-1`.
+    ///
+    /// - Parameter n: how many values.
     public static func arange(_ n: Int) -> Tensor {
         Tensor((0..<n).map(Float.init), shape: [n])
     }
     /// Uniform samples in `[low, high)` from `generator` (the seeded global generator by default).
+    ///
+    /// - Parameters:
+    ///   - shape: the dimensions.
+    ///   - low: the smallest value.
+    ///   - high: the bound above every value.
+    ///   - generator: draws the values (locked once for the whole tensor).
+    ///   - requiresGrad: record ops on it for `backward()`.
     public static func uniform(_ shape: [Int], low: Float = 0, high: Float = 1,
                                generator: RandomGenerator = .global, requiresGrad: Bool = false) -> Tensor {
         let n = shape.reduce(1, *)
@@ -91,6 +115,13 @@ public final class Tensor {
         return Tensor(out, shape: shape, requiresGrad: requiresGrad)
     }
     /// Normal samples with the given mean and standard deviation.
+    ///
+    /// - Parameters:
+    ///   - shape: the dimensions.
+    ///   - mean: the distribution's mean.
+    ///   - std: its standard deviation.
+    ///   - generator: draws the values.
+    ///   - requiresGrad: record ops on it for `backward()`.
     public static func normal(_ shape: [Int], mean: Float = 0, std: Float = 1,
                               generator: RandomGenerator = .global, requiresGrad: Bool = false) -> Tensor {
         let n = shape.reduce(1, *)
@@ -99,6 +130,11 @@ public final class Tensor {
         return Tensor(out, shape: shape, requiresGrad: requiresGrad)
     }
     /// Bernoulli samples: 1 with probability `p`, else 0.
+    ///
+    /// - Parameters:
+    ///   - shape: the dimensions.
+    ///   - p: probability of a 1.
+    ///   - generator: draws the values.
     public static func bernoulli(_ shape: [Int], p: Float, generator: RandomGenerator = .global) -> Tensor {
         let n = shape.reduce(1, *)
         var out = [Float](repeating: 0, count: n)
@@ -113,9 +149,12 @@ public final class Tensor {
 
     /// Sets `requiresGrad` and returns self, for chaining.
     @discardableResult
+    /// - Parameter flag: whether ops on it are recorded for `backward()`.
     public func requiringGrad(_ flag: Bool = true) -> Tensor { requiresGrad = flag; return self }
 
     /// Copies another tensor's values into this one in place (shapes must have equal counts).
+    ///
+    /// - Parameter other: a tensor with as many elements.
     public func copy(from other: Tensor) {
         precondition(other.count == count, "copy: \(other.shape) into \(shape)")
         storage = other.storage

@@ -4,6 +4,10 @@ import RealModule
 // MARK: - Broadcasting machinery
 
 /// The shape two shapes broadcast to (NumPy/PyTorch rules), or nil if they are incompatible.
+///
+/// - Parameters:
+///   - a: one shape.
+///   - b: the other.
 public func broadcastShape(_ a: [Int], _ b: [Int]) -> [Int]? {
     let r = Swift.max(a.count, b.count)
     var out = [Int](repeating: 1, count: r)
@@ -127,14 +131,26 @@ extension Tensor {
     }
 
     /// Elementwise sum with broadcasting.
+    ///
+    /// - Parameters:
+    ///   - a: a tensor.
+    ///   - b: a tensor whose shape broadcasts with `a`'s.
     public static func + (a: Tensor, b: Tensor) -> Tensor {
         binary("add", a, b, +) { g, _ in (a.requiresGrad ? g : nil, b.requiresGrad ? g : nil) }
     }
     /// Elementwise difference with broadcasting.
+    ///
+    /// - Parameters:
+    ///   - a: a tensor.
+    ///   - b: a tensor whose shape broadcasts with `a`'s.
     public static func - (a: Tensor, b: Tensor) -> Tensor {
         binary("sub", a, b, -) { g, _ in (a.requiresGrad ? g : nil, b.requiresGrad ? g.map { -$0 } : nil) }
     }
     /// Elementwise product with broadcasting.
+    ///
+    /// - Parameters:
+    ///   - a: a tensor.
+    ///   - b: a tensor whose shape broadcasts with `a`'s.
     public static func * (a: Tensor, b: Tensor) -> Tensor {
         binary("mul", a, b, *) { g, shape in
             (a.requiresGrad ? broadcastMap(g, shape, b.storage, b.shape, *).0 : nil,
@@ -142,6 +158,10 @@ extension Tensor {
         }
     }
     /// Elementwise quotient with broadcasting.
+    ///
+    /// - Parameters:
+    ///   - a: the dividend.
+    ///   - b: the divisor, broadcasting with `a`.
     public static func / (a: Tensor, b: Tensor) -> Tensor {
         binary("div", a, b, /) { g, shape in
             let ga = a.requiresGrad ? broadcastMap(g, shape, b.storage, b.shape, /).0 : nil
@@ -155,13 +175,37 @@ extension Tensor {
             return (ga, gb)
         }
     }
+    /// - Parameters:
+    ///   - a: the tensor (elementwise).
+    ///   - s: the scalar.
     public static func + (a: Tensor, s: Float) -> Tensor { a.unary({ $0 + s }, op: "addScalar") { g, _, _ in g } }
+    /// - Parameters:
+    ///   - a: the tensor (elementwise).
+    ///   - s: the scalar.
     public static func + (s: Float, a: Tensor) -> Tensor { a + s }
+    /// - Parameters:
+    ///   - a: the tensor (elementwise).
+    ///   - s: the scalar.
     public static func - (a: Tensor, s: Float) -> Tensor { a + (-s) }
+    /// - Parameters:
+    ///   - a: the tensor (elementwise).
+    ///   - s: the scalar.
     public static func - (s: Float, a: Tensor) -> Tensor { a.unary({ s - $0 }, op: "rsubScalar") { g, _, _ in -g } }
+    /// - Parameters:
+    ///   - a: the tensor (elementwise).
+    ///   - s: the scalar.
     public static func * (a: Tensor, s: Float) -> Tensor { a.unary({ $0 * s }, op: "mulScalar") { g, _, _ in g * s } }
+    /// - Parameters:
+    ///   - a: the tensor (elementwise).
+    ///   - s: the scalar.
     public static func * (s: Float, a: Tensor) -> Tensor { a * s }
+    /// - Parameters:
+    ///   - a: the tensor (elementwise).
+    ///   - s: the scalar.
     public static func / (a: Tensor, s: Float) -> Tensor { a * (1 / s) }
+    /// - Parameters:
+    ///   - a: the tensor (elementwise).
+    ///   - s: the scalar.
     public static func / (s: Float, a: Tensor) -> Tensor {
         a.unary({ s / $0 }, op: "rdivScalar") { g, x, _ in -g * s / (x * x) }
     }
@@ -206,6 +250,8 @@ extension Tensor {
         })
     }
     /// `x` for positive values, `slope * x` otherwise.
+    ///
+    /// - Parameter slope: the factor for negative values.
     public func leakyRelu(_ slope: Float = 0.01) -> Tensor {
         unary({ $0 > 0 ? $0 : slope * $0 }, op: "leakyRelu") { g, x, _ in x > 0 ? g : slope * g }
     }
@@ -224,12 +270,18 @@ extension Tensor {
     /// `x²` elementwise.
     public func square() -> Tensor { unary({ $0 * $0 }, op: "square") { g, x, _ in 2 * x * g } }
     /// `x^p` elementwise for a constant exponent.
+    ///
+    /// - Parameter p: the exponent.
     public func pow(_ p: Float) -> Tensor {
         unary({ Float.pow($0, p) }, op: "pow") { g, x, _ in g * p * Float.pow(x, p - 1) }
     }
     /// Absolute value elementwise.
     public func abs() -> Tensor { unary({ Swift.abs($0) }, op: "abs") { g, x, _ in x > 0 ? g : (x < 0 ? -g : 0) } }
     /// Clamps values to `[low, high]`; the gradient passes only inside the range.
+    ///
+    /// - Parameters:
+    ///   - low: the smallest value kept.
+    ///   - high: the largest value kept.
     public func clamp(min low: Float, max high: Float) -> Tensor {
         unary({ Swift.min(Swift.max($0, low), high) }, op: "clamp") { g, x, _ in (x >= low && x <= high) ? g : 0 }
     }
@@ -239,6 +291,8 @@ extension Tensor {
 
 extension Tensor {
     /// The same data with a new shape; one dimension may be -1 (inferred). Shares storage.
+    ///
+    /// - Parameter newShape: the dimensions, with as many elements.
     public func reshape(_ newShape: [Int]) -> Tensor {
         var s = newShape
         if let i = s.firstIndex(of: -1) {
@@ -257,11 +311,19 @@ extension Tensor {
         return y
     }
     /// PyTorch's `view`: same as `reshape` (storage is always contiguous here).
+    ///
+    /// - Parameter newShape: the dimensions (one may be -1).
     public func view(_ newShape: Int...) -> Tensor { reshape(newShape) }
     /// Reshape with variadic sizes.
+    ///
+    /// - Parameter newShape: the dimensions (one may be -1).
     public func reshape(_ newShape: Int...) -> Tensor { reshape(newShape) }
 
     /// Merges dimensions `startDim...endDim` into one (PyTorch `flatten`).
+    ///
+    /// - Parameters:
+    ///   - startDim: the first dimension merged.
+    ///   - endDim: the last dimension merged (negative counts from the end).
     public func flatten(startDim: Int = 0, endDim: Int = -1) -> Tensor {
         if rank == 0 { return reshape([1]) }
         let s = normalizeDim(startDim, rank), e = normalizeDim(endDim, rank)
@@ -269,12 +331,16 @@ extension Tensor {
         return reshape(Array(shape[..<s]) + [merged] + Array(shape[(e + 1)...]))
     }
     /// Inserts a dimension of size 1 at `dim`.
+    ///
+    /// - Parameter dim: where the new dimension goes.
     public func unsqueeze(_ dim: Int) -> Tensor {
         let d = dim < 0 ? dim + rank + 1 : dim
         var s = shape; s.insert(1, at: d)
         return reshape(s)
     }
     /// Removes dimensions of size 1 (all of them, or just `dim`).
+    ///
+    /// - Parameter dim: the dimension to remove, or nil for every size-1 dimension.
     public func squeeze(_ dim: Int? = nil) -> Tensor {
         if let dim {
             let d = normalizeDim(dim, rank)
@@ -285,6 +351,8 @@ extension Tensor {
     }
 
     /// Reorders dimensions (copies the data into the new order).
+    ///
+    /// - Parameter dims: the new order of the dimensions.
     public func permute(_ dims: [Int]) -> Tensor {
         precondition(dims.count == rank && Set(dims.map { normalizeDim($0, rank) }).count == rank,
                      "permute \(dims) is not a permutation of \(rank) dimensions")
@@ -309,8 +377,14 @@ extension Tensor {
             }
         }, [("perm", .ints(p))])
     }
+    /// Reorders dimensions (variadic form).
+    /// - Parameter dims: the new order of the dimensions.
     public func permute(_ dims: Int...) -> Tensor { permute(dims) }
     /// Swaps two dimensions.
+    ///
+    /// - Parameters:
+    ///   - d0: one dimension.
+    ///   - d1: the dimension it swaps with.
     public func transpose(_ d0: Int, _ d1: Int) -> Tensor {
         var p = Array(0..<rank)
         p.swapAt(normalizeDim(d0, rank), normalizeDim(d1, rank))
@@ -335,6 +409,8 @@ extension Tensor {
     public subscript(_ i: Int) -> Tensor { self[i..<(i + 1)].squeeze(0) }
 
     /// Concatenates tensors along dimension 0 (all other dimensions equal).
+    ///
+    /// - Parameter tensors: tensors that agree in every dimension but the first.
     public static func cat(_ tensors: [Tensor]) -> Tensor {
         precondition(!tensors.isEmpty, "cat of no tensors")
         let tail = Array(tensors[0].shape.dropFirst())
@@ -378,6 +454,10 @@ extension Tensor {
     public func mean() -> Tensor { sum() / Float(Swift.max(count, 1)) }
 
     /// Sum along `dim`.
+    ///
+    /// - Parameters:
+    ///   - dim: the dimension summed over.
+    ///   - keepDim: keep it with size 1.
     public func sum(dim: Int, keepDim: Bool = false) -> Tensor {
         let (outer, n, inner) = splitAt(dim)
         var out = [Float](repeating: 0, count: outer * inner)
@@ -394,6 +474,10 @@ extension Tensor {
         }
     }
     /// Sum over several dimensions.
+    ///
+    /// - Parameters:
+    ///   - dims: the dimensions summed over.
+    ///   - keepDim: keep them with size 1.
     public func sum(dims: [Int], keepDim: Bool = false) -> Tensor {
         let ds = dims.map { normalizeDim($0, rank) }.sorted(by: >)
         var t = self
@@ -401,16 +485,28 @@ extension Tensor {
         return t
     }
     /// Mean along `dim`.
+    ///
+    /// - Parameters:
+    ///   - dim: the dimension averaged over.
+    ///   - keepDim: keep it with size 1.
     public func mean(dim: Int, keepDim: Bool = false) -> Tensor {
         sum(dim: dim, keepDim: keepDim) / Float(shape[normalizeDim(dim, rank)])
     }
     /// Mean over several dimensions.
+    ///
+    /// - Parameters:
+    ///   - dims: the dimensions averaged over.
+    ///   - keepDim: keep them with size 1.
     public func mean(dims: [Int], keepDim: Bool = false) -> Tensor {
         let n = dims.map { shape[normalizeDim($0, rank)] }.reduce(1, *)
         return sum(dims: dims, keepDim: keepDim) / Float(n)
     }
 
     /// Maximum along `dim`; the gradient flows to the (first) maximal element.
+    ///
+    /// - Parameters:
+    ///   - dim: the dimension reduced.
+    ///   - keepDim: keep it with size 1.
     public func max(dim: Int, keepDim: Bool = false) -> Tensor {
         let (outer, n, inner) = splitAt(dim)
         precondition(n > 0, "max over an empty dimension")
@@ -439,6 +535,8 @@ extension Tensor {
     public func max() -> Tensor { reshape([count]).max(dim: 0) }
 
     /// Index of the maximum along `dim` (first one on ties), as integers.
+    ///
+    /// - Parameter dim: the dimension searched (default: the last).
     public func argmax(dim: Int = -1) -> [Int] {
         let (outer, n, inner) = splitAt(dim)
         var arg = [Int](repeating: 0, count: outer * inner)
@@ -456,11 +554,18 @@ extension Tensor {
     }
 
     /// Elementwise equality as 0/1 values (no gradient).
+    ///
+    /// - Parameter other: a tensor of the same shape.
     public func eq(_ other: Tensor) -> Tensor {
         Tensor(broadcastMap(storage, shape, other.storage, other.shape) { $0 == $1 ? 1 : 0 }.0,
                shape: broadcastShape(shape, other.shape)!)
     }
     /// Whether every element is within `atol + rtol * |other|` of `other`.
+    ///
+    /// - Parameters:
+    ///   - other: a tensor of the same shape.
+    ///   - rtol: allowed difference relative to `other`.
+    ///   - atol: allowed absolute difference.
     public func allClose(_ other: Tensor, rtol: Float = 1e-5, atol: Float = 1e-8) -> Bool {
         shape == other.shape && zip(storage, other.storage).allSatisfy { Swift.abs($0 - $1) <= atol + rtol * Swift.abs($1) }
     }
@@ -471,6 +576,8 @@ extension Tensor {
 extension Tensor {
     /// Matrix product. `a` is `[..., M, K]` (leading dimensions flattened into rows) and `b` is `[K, N]`,
     /// or both are `[B, M, K]` / `[B, K, N]` for a batched product.
+    ///
+    /// - Parameter b: `[k, n]` (or batched `[batch, k, n]`) for this `[m, k]` (or `[batch, m, k]`).
     public func matmul(_ b: Tensor) -> Tensor {
         let a = self
         precondition(a.rank >= 1 && b.rank >= 1, "matmul of scalars")
@@ -532,6 +639,8 @@ extension Tensor {
 
 extension Tensor {
     /// Softmax along `dim` (numerically stable).
+    ///
+    /// - Parameter dim: the dimension normalized (negative counts from the end).
     public func softmax(dim: Int = -1) -> Tensor {
         let (outer, n, inner) = splitAt(dim)
         var out = [Float](repeating: 0, count: count)
@@ -560,6 +669,8 @@ extension Tensor {
     }
 
     /// Log-softmax along `dim` (numerically stable).
+    ///
+    /// - Parameter dim: the dimension normalized (negative counts from the end).
     public func logSoftmax(dim: Int = -1) -> Tensor {
         let (outer, n, inner) = splitAt(dim)
         var out = [Float](repeating: 0, count: count)
