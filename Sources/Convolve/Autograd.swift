@@ -29,6 +29,8 @@ public enum GradMode {
 }
 
 /// Runs `body` without recording operations (PyTorch's `with torch.no_grad():`).
+///
+/// - Parameter body: runs with gradient recording off (outputs have no tape).
 public func withNoGrad<T>(_ body: () throws -> T) rethrows -> T {
     let previous = GradMode.isEnabled
     GradMode.isEnabled = false
@@ -84,6 +86,8 @@ extension Tensor {
     /// Computes gradients of this tensor with respect to every leaf that requires them,
     /// adding into their `.grad` (accumulates across calls, like PyTorch). A non-scalar
     /// tensor needs an explicit `gradient` of its shape. The graph is freed afterwards.
+    ///
+    /// - Parameter gradient: the upstream gradient, the output's shape (default: 1 for a scalar).
     public func backward(_ gradient: Tensor? = nil) {
         precondition(requiresGrad, "backward() on a tensor that does not require grad")
         if let gradient {

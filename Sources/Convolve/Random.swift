@@ -9,6 +9,8 @@ public struct Xoshiro256StarStar: RandomNumberGenerator, Sendable, Equatable {
     var spareNormal: Float?
 
     /// A state whose sequence is fully determined by `seed` (splitmix64 expands it to 256 bits).
+    ///
+    /// - Parameter seed: any 64 bits; equal seeds give equal sequences.
     public init(seed: UInt64) {
         var x = seed
         func splitmix() -> UInt64 {
@@ -47,6 +49,8 @@ public struct Xoshiro256StarStar: RandomNumberGenerator, Sendable, Equatable {
     }
 
     /// A uniformly random permutation of `0..<n` (Fisher–Yates).
+    ///
+    /// - Parameter n: the permutation's length.
     public mutating func permutation(_ n: Int) -> [Int] {
         var p = Array(0..<n)
         if n < 2 { return p }
@@ -63,6 +67,8 @@ public struct Xoshiro256StarStar: RandomNumberGenerator, Sendable, Equatable {
     }
 
     /// Restores a state saved by `words`; nil if the words cannot be one (wrong count, all-zero state).
+    ///
+    /// - Parameter words: five words saved from `words`.
     public init?(words: [UInt64]) {
         guard words.count == 5, words[0] | words[1] | words[2] | words[3] != 0, words[4] >> 33 == 0 else {
             return nil
@@ -89,9 +95,13 @@ public final class RandomGenerator: RandomNumberGenerator, @unchecked Sendable {
     public static let global = RandomGenerator(seed: 0x5EED)
 
     /// Creates a generator whose sequence is fully determined by `seed`.
+    ///
+    /// - Parameter seed: any 64 bits; equal seeds give equal sequences.
     public init(seed: UInt64) { state = Xoshiro256StarStar(seed: seed) }
 
     /// Runs `body` with exclusive access to the state: the way to draw many values under one lock.
+    ///
+    /// - Parameter body: draws from the state, which no other thread touches meanwhile.
     public func withState<R>(_ body: (inout Xoshiro256StarStar) throws -> R) rethrows -> R {
         lock.lock(); defer { lock.unlock() }
         return try body(&state)
@@ -99,17 +109,23 @@ public final class RandomGenerator: RandomNumberGenerator, @unchecked Sendable {
 
     /// Runs `body` while no other thread can draw from this generator: `manualSeed` then building a
     /// model inside it gives the same weights whatever other threads do with the default generator.
+    ///
+    /// - Parameter body: may draw from this generator (the lock is recursive).
     public func exclusively<R>(_ body: () throws -> R) rethrows -> R {
         lock.lock(); defer { lock.unlock() }
         return try body()
     }
 
     /// Restarts the sequence from `seed`.
+    ///
+    /// - Parameter seed: the new seed.
     public func reseed(_ seed: UInt64) { withState { $0 = Xoshiro256StarStar(seed: seed) } }
 
     /// A copy of the current state (for checkpoints); `restore` puts one back.
     public var snapshot: Xoshiro256StarStar { withState { $0 } }
     /// Continues the sequence from a saved `snapshot`.
+    ///
+    /// - Parameter saved: a `snapshot` taken earlier.
     public func restore(_ saved: Xoshiro256StarStar) { withState { $0 = saved } }
 
     /// The next 64 random bits.
@@ -122,11 +138,17 @@ public final class RandomGenerator: RandomNumberGenerator, @unchecked Sendable {
     public func nextNormal() -> Float { withState { $0.nextNormal() } }
 
     /// A uniform integer in `0..<n`.
+    ///
+    /// - Parameter n: the bound (exclusive), positive.
     public func nextInt(_ n: Int) -> Int { withState { Int.random(in: 0..<n, using: &$0) } }
 
     /// A uniformly random permutation of `0..<n` (Fisher–Yates), drawn under one lock.
+    ///
+    /// - Parameter n: the permutation's length.
     public func permutation(_ n: Int) -> [Int] { withState { $0.permutation(n) } }
 }
 
 /// Reseeds the global generator (PyTorch's `torch.manual_seed`).
+///
+/// - Parameter seed: the new seed of `RandomGenerator.global`.
 public func manualSeed(_ seed: UInt64) { RandomGenerator.global.reseed(seed) }

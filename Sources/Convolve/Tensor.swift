@@ -37,11 +37,19 @@ public final class Tensor {
     }
 
     /// A 1-D tensor of the given values.
+    ///
+    /// - Parameters:
+    ///   - values: the elements.
+    ///   - requiresGrad: record ops on it for `backward()`.
     public convenience init(_ values: [Float], requiresGrad: Bool = false) {
         self.init(values, shape: [values.count], requiresGrad: requiresGrad)
     }
 
     /// A scalar (0-D) tensor.
+    ///
+    /// - Parameters:
+    ///   - scalar: the value.
+    ///   - requiresGrad: record ops on it for `backward()`.
     public convenience init(scalar: Float, requiresGrad: Bool = false) {
         self.init([scalar], shape: [], requiresGrad: requiresGrad)
     }

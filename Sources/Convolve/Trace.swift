@@ -31,6 +31,8 @@ public final class OpTrace {
     @TaskLocal static var current: OpTrace?
 
     /// Runs `body` and returns its result with the trace of the ops it ran.
+    ///
+    /// - Parameter body: the forward pass to record (on this thread).
     public static func recording<R>(_ body: () throws -> R) rethrows -> (R, OpTrace) {
         let trace = OpTrace()
         let r = try $current.withValue(trace) { try body() }
@@ -38,6 +40,8 @@ public final class OpTrace {
     }
 
     /// The id of `t` (a new one the first time it is seen).
+    ///
+    /// - Parameter t: any tensor.
     public func id(_ t: Tensor) -> Int {
         if let i = ids[ObjectIdentifier(t)] { return i }
         let i = fresh()
@@ -53,6 +57,8 @@ public final class OpTrace {
     public private(set) var int64Constants: [Int: [Int]] = [:]
 
     /// A constant int64 tensor (an op's shape argument); returns its id.
+    ///
+    /// - Parameter values: the constant's elements.
     public func int64Constant(_ values: [Int]) -> Int {
         let i = fresh()
         int64Constants[i] = values
@@ -60,9 +66,17 @@ public final class OpTrace {
     }
 
     /// Whether `t` was produced by an op during this trace.
+    ///
+    /// - Parameter t: any tensor.
     public func isKnown(_ t: Tensor) -> Bool { ids[ObjectIdentifier(t)] != nil }
 
     /// Appends an op; returns its output id (`output`'s, or a fresh one).
+    ///
+    /// - Parameters:
+    ///   - op: the ONNX op type.
+    ///   - inputs: input ids (nil: an optional input left out).
+    ///   - output: the output tensor, or nil for an intermediate value.
+    ///   - attributes: the op's attributes.
     @discardableResult
     public func add(_ op: String, _ inputs: [Int?], output: Tensor? = nil, _ attributes: [(String, Attribute)] = []) -> Int {
         let out = output.map { id($0) } ?? fresh()
@@ -79,6 +93,10 @@ public final class OpTrace {
     }
 
     /// Runs a layer's forward pass under its name, so an op without an ONNX form is reported with it.
+    ///
+    /// - Parameters:
+    ///   - name: the layer's name, for messages.
+    ///   - body: the layer's forward pass.
     public static func inLayer<R>(_ name: @autoclosure () -> String, _ body: () -> R) -> R {
         guard let trace = current else { return body() }
         trace.layers.append(name())

@@ -21,6 +21,12 @@ public struct Canvas: Sendable {
     public var image: Image { Image(width: width, height: height, channels: 3, pixels: pixels) }
 
     /// Blends `color` into pixel (x, y) with opacity `alpha` (0…1); outside the canvas nothing happens.
+    ///
+    /// - Parameters:
+    ///   - x: column.
+    ///   - y: row.
+    ///   - color: the colour blended in.
+    ///   - alpha: its opacity, 0…1.
     public mutating func blend(_ x: Int, _ y: Int, _ color: Color, alpha: Double = 1) {
         guard x >= 0, y >= 0, x < width, y < height, alpha > 0 else { return }
         let i = (y * width + x) * 3, a = Swift.min(1, alpha)
@@ -29,6 +35,13 @@ public struct Canvas: Sendable {
     }
 
     /// Fills the rectangle `x..<x+w`, `y..<y+h`.
+    ///
+    /// - Parameters:
+    ///   - x: left column.
+    ///   - y: top row.
+    ///   - w: width.
+    ///   - h: height.
+    ///   - color: the fill.
     public mutating func fill(x: Int, y: Int, w: Int, h: Int, _ color: Color) {
         for yy in Swift.max(0, y)..<Swift.min(height, y + h) { for xx in Swift.max(0, x)..<Swift.min(width, x + w) {
             blend(xx, yy, color)
@@ -36,6 +49,14 @@ public struct Canvas: Sendable {
     }
 
     /// A line `thickness` pixels wide from (x0, y0) to (x1, y1).
+    ///
+    /// - Parameters:
+    ///   - x0: start column.
+    ///   - y0: start row.
+    ///   - x1: end column.
+    ///   - y1: end row.
+    ///   - color: the line's colour.
+    ///   - thickness: its width in pixels.
     public mutating func line(_ x0: Double, _ y0: Double, _ x1: Double, _ y1: Double, _ color: Color, thickness: Int = 1) {
         let steps = Swift.max(1, Int(Swift.max(Swift.abs(x1 - x0), Swift.abs(y1 - y0)).rounded(.up)))
         let r = thickness / 2
@@ -47,11 +68,19 @@ public struct Canvas: Sendable {
     }
 
     /// Width in pixels of `text` in the bitmap font.
+    ///
+    /// - Parameter text: printable ASCII.
     public static func textWidth(_ text: String) -> Int { text.count * BitmapFont.width }
     /// Height of a line of text.
     public static var lineHeight: Int { BitmapFont.height }
 
     /// Draws `text` with its top-left corner at (x, y); characters outside printable ASCII show as `?`.
+    ///
+    /// - Parameters:
+    ///   - text: printable ASCII.
+    ///   - x: left column.
+    ///   - y: top row.
+    ///   - color: the ink.
     public mutating func text(_ text: String, x: Int, y: Int, _ color: Color = (0, 0, 0)) {
         for (k, ch) in text.enumerated() {
             let code = ch.asciiValue.map(Int.init) ?? 63
@@ -65,11 +94,23 @@ public struct Canvas: Sendable {
     }
 
     /// Draws `text` centred on (x, y).
+    ///
+    /// - Parameters:
+    ///   - text: printable ASCII.
+    ///   - x: the centre's column.
+    ///   - y: the centre's row.
+    ///   - color: the ink.
     public mutating func text(_ text: String, centerX x: Int, centerY y: Int, _ color: Color = (0, 0, 0)) {
         self.text(text, x: x - Self.textWidth(text) / 2, y: y - Self.lineHeight / 2, color)
     }
 
     /// Copies a grey or RGB image in at (x, y), each pixel as a `scale`×`scale` block.
+    ///
+    /// - Parameters:
+    ///   - image: grey or RGB.
+    ///   - x: left column.
+    ///   - y: top row.
+    ///   - scale: pixels per image pixel, each way.
     public mutating func draw(_ image: Image, x: Int, y: Int, scale: Int = 1) {
         for yy in 0..<(image.height * scale) { for xx in 0..<(image.width * scale) {
             let i = ((yy / scale) * image.width + xx / scale) * image.channels

@@ -51,12 +51,18 @@ public final class DataLoader<Source: BatchSource>: Sequence {
     }
 
     /// Resets the shuffle generator (e.g. to resume at an epoch boundary with the same order).
+    ///
+    /// - Parameter seed: the new shuffle seed.
     public func reseed(_ seed: UInt64) { generator.reseed(seed) }
 
     public func makeIterator() -> Iterator { Iterator(loader: self, order: nextEpochOrder()) }
 
     /// Iterates the batches of a given epoch order from batch `startBatch` on (a run resumed
     /// mid-epoch). Does not advance the shuffle generator.
+    ///
+    /// - Parameters:
+    ///   - order: the epoch's sample order.
+    ///   - startBatch: the first batch to build.
     public func makeIterator(order: [Int], startBatch: Int = 0) -> Iterator {
         var it = Iterator(loader: self, order: order)
         it.index = Swift.max(0, startBatch)
@@ -65,6 +71,7 @@ public final class DataLoader<Source: BatchSource>: Sequence {
 
     /// The shuffle generator's state (checkpoints save it; `restoreShuffleState` puts it back).
     public var shuffleState: Xoshiro256StarStar { generator.snapshot }
+    /// - Parameter state: a saved `shuffleState`.
     public func restoreShuffleState(_ state: Xoshiro256StarStar) { generator.restore(state) }
 
     /// Builds batch `b` of `order`.

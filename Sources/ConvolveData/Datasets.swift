@@ -25,6 +25,8 @@ extension BatchSource {
     }
 
     /// Samples `indices` as a `[N, ...]` tensor (transformed) and labels.
+    ///
+    /// - Parameter indices: sample positions.
     public func batch(_ indices: [Int]) -> (Tensor, [Int]) {
         let per = sampleShape.reduce(1, *)
         var buf = [Float](repeating: 0, count: indices.count * per)
@@ -92,6 +94,8 @@ public struct ImageDataset: BatchSource, Sendable {
     }
 
     /// Returns a copy with a different transform (`dataset.with(transform: Compose(ToTensor(), Normalize(...)))`).
+    ///
+    /// - Parameter transform: applied by loaders to each batch (nil: raw 0…255 floats).
     public func with(transform: (any Transform)?) -> ImageDataset {
         var d = self; d.transform = transform; return d
     }
@@ -104,6 +108,8 @@ public struct ImageDataset: BatchSource, Sendable {
     }
 
     /// The first `n` samples (for quick runs and tests); shares the pixel storage, copies nothing.
+    ///
+    /// - Parameter n: how many samples to keep (the data is shared, not copied).
     public func prefix(_ n: Int) -> ImageDataset {
         let m = Swift.min(n, count), per = channels * height * width
         return ImageDataset(name: name, pixels: pixels[0..<(m * per)], labels: labels[0..<m],
@@ -115,6 +121,9 @@ public struct ImageDataset: BatchSource, Sendable {
 public struct Subset<Base: BatchSource>: BatchSource {
     public let base: Base
     public let indices: [Int]
+    /// - Parameters:
+    ///   - base: the whole dataset.
+    ///   - indices: the samples of this subset, in order.
     public init(_ base: Base, indices: [Int]) { self.base = base; self.indices = indices }
     public var count: Int { indices.count }
     public var sampleShape: [Int] { base.sampleShape }
@@ -128,6 +137,11 @@ public struct Subset<Base: BatchSource>: BatchSource {
 extension BatchSource {
     /// A deterministic train/validation split: shuffles indices with `seed` and holds out
     /// `validationFraction` of them (Keras' `validation_split` takes the last fraction instead: pass `shuffle: false`).
+    ///
+    /// - Parameters:
+    ///   - validationFraction: share of the samples held out.
+    ///   - seed: fixes the shuffle.
+    ///   - shuffle: shuffle before splitting (Keras' `validation_split` does not).
     public func split(validationFraction: Double, seed: UInt64 = 0, shuffle: Bool = true)
         -> (train: Subset<Self>, validation: Subset<Self>) {
         precondition(validationFraction >= 0 && validationFraction < 1, "validation fraction must be in [0, 1)")
@@ -207,7 +221,9 @@ public struct Normalize: Transform {
 /// Applies transforms in order (`transforms.Compose`).
 public struct Compose: Transform {
     public let transforms: [any Transform]
+    /// - Parameter transforms: applied in order.
     public init(_ transforms: [any Transform]) { self.transforms = transforms }
+    /// - Parameter transforms: applied in order.
     public init(_ transforms: any Transform...) { self.transforms = transforms }
     public func apply(_ batch: UnsafeMutableBufferPointer<Float>, shape: [Int]) {
         for t in transforms { t.apply(batch, shape: shape) }

@@ -17,6 +17,10 @@ public final class Downloader: NSObject, URLSessionDataDelegate, @unchecked Send
     private let done = DispatchSemaphore(value: 0)
 
     /// `progress` draws a bar on stderr (use it only on a terminal).
+    ///
+    /// - Parameters:
+    ///   - progress: draw a progress line on stderr.
+    ///   - timeout: seconds without data before a mirror is given up.
     public init(progress: Bool, timeout: TimeInterval = 60) {
         showProgress = progress
         self.timeout = timeout
@@ -24,6 +28,12 @@ public final class Downloader: NSObject, URLSessionDataDelegate, @unchecked Send
 
     /// Fetches `name` from the first mirror that serves it with the right checksum into `directory`.
     /// A 404, a truncated body or a checksum mismatch moves on to the next mirror.
+    ///
+    /// - Parameters:
+    ///   - name: the file name, appended to each mirror's URL.
+    ///   - mirrors: base URLs, tried in order.
+    ///   - sha256: the expected digest (nil: not checked).
+    ///   - directory: where the verified file is moved.
     public func fetch(_ name: String, mirrors: [String], sha256: String?, into directory: String) throws {
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
         catch { throw DataError.unreadable(path: directory, reason: "cannot create directory: \(error.localizedDescription)") }

@@ -4,6 +4,10 @@ import CZlib
 /// gzip compression helpers (zlib).
 public enum Gzip {
     /// Compresses `data` into the gzip format.
+    ///
+    /// - Parameters:
+    ///   - data: the bytes.
+    ///   - level: zlib's level, 0…9.
     public static func compress(_ data: [UInt8], level: Int32 = 6) -> [UInt8] {
         var z = z_stream()
         deflateInit2_(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))

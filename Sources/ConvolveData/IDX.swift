@@ -151,6 +151,8 @@ public struct IDXArray: Sendable {
     public var count: Int { shape.reduce(1, *) }
 
     /// Element `i` as a Double (any element type).
+    ///
+    /// - Parameter i: the element's position, row-major.
     public func value(at i: Int) -> Double {
         bytes.withUnsafeBytes { raw in
             switch type {

@@ -5,6 +5,11 @@ import CZlib
 public struct Image: Sendable, Equatable {
     public let width: Int, height: Int, channels: Int
     public var pixels: [UInt8]
+    /// - Parameters:
+    ///   - width: pixels across.
+    ///   - height: pixels down.
+    ///   - channels: 1 (grey) or 3 (RGB).
+    ///   - pixels: `height × width × channels` bytes, interleaved, row-major.
     public init(width: Int, height: Int, channels: Int, pixels: [UInt8]) {
         precondition(pixels.count == width * height * channels, "pixel count does not match size")
         self.width = width; self.height = height; self.channels = channels; self.pixels = pixels

@@ -18,6 +18,8 @@ public struct SHA256 {
     public init() {}
 
     /// Adds bytes to the hash.
+    ///
+    /// - Parameter data: the next bytes.
     public mutating func update<D: Sequence>(_ data: D) where D.Element == UInt8 {
         pending.append(contentsOf: data)
         let full = pending.count / 64 * 64

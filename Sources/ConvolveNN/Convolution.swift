@@ -52,6 +52,10 @@ public final class Conv2d: Module, Layer {
 
     /// `relu(self(input))` in one pass: the ReLU is applied as the convolution writes its output
     /// (what `F.relu(self.conv1(x))` computes, with one activation tensor and one pass fewer).
+    ///
+    /// - Parameters:
+    ///   - input: `[N, inChannels, H, W]`.
+    ///   - fusedReLU: apply the ReLU as the output is written.
     public func callAsFunction(_ input: Tensor, fusedReLU: Bool) -> Tensor {
         Profiler.measure("Conv2d forward") {
             conv2d(input, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation,
@@ -61,6 +65,8 @@ public final class Conv2d: Module, Layer {
 
     /// `max_pool2d(relu(self(input)), 2)` in one op: the full-size activation is never stored
     /// (see `conv2dReLUMaxPool2x2`; strided or dilated layers run the separate ops).
+    ///
+    /// - Parameter input: `[N, inChannels, H, W]`.
     public func reluMaxPool2x2(_ input: Tensor) -> Tensor {
         guard stride == (1, 1) && dilation == (1, 1) else {
             return maxPool2d(callAsFunction(input, fusedReLU: true), kernelSize: (2, 2))
@@ -71,6 +77,10 @@ public final class Conv2d: Module, Layer {
     }
 
     /// Output spatial size for an input of `h`×`w`.
+    ///
+    /// - Parameters:
+    ///   - h: input height.
+    ///   - w: input width.
     public func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
         (convOutputSize(h, kernel: kernelSize.0, stride: stride.0, padding: padding.0, dilation: dilation.0),
          convOutputSize(w, kernel: kernelSize.1, stride: stride.1, padding: padding.1, dilation: dilation.1))

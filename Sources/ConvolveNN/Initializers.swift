@@ -12,6 +12,12 @@ public enum Initialization: String, Sendable, CaseIterable {
 /// Weight initializers, like `torch.nn.init` and `keras.initializers`.
 public enum Init {
     /// `torch.nn.init.kaiming_uniform_(w, a:)` with fan-in mode and leaky-ReLU gain.
+    ///
+    /// - Parameters:
+    ///   - shape: the weight's shape.
+    ///   - fanIn: inputs per output.
+    ///   - a: the leaky-ReLU slope of the gain (√5: PyTorch's layer default).
+    ///   - generator: draws the values.
     public static func kaimingUniform(_ shape: [Int], fanIn: Int, a: Float = Float(5).squareRoot(),
                                       generator: RandomGenerator = .global) -> Tensor {
         let gain = (2 / (1 + a * a)).squareRoot()
@@ -19,6 +25,12 @@ public enum Init {
         return Tensor.uniform(shape, low: -bound, high: bound, generator: generator)
     }
     /// Keras `GlorotUniform`.
+    ///
+    /// - Parameters:
+    ///   - shape: the weight's shape.
+    ///   - fanIn: inputs per output.
+    ///   - fanOut: outputs per input.
+    ///   - generator: draws the values.
     public static func glorotUniform(_ shape: [Int], fanIn: Int, fanOut: Int,
                                      generator: RandomGenerator = .global) -> Tensor {
         let limit = (6 / Float(fanIn + fanOut)).squareRoot()

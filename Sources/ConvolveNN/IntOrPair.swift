@@ -8,14 +8,20 @@ public struct IntOrPair: ExpressibleByIntegerLiteral, ExpressibleByArrayLiteral,
     public let isSingle: Bool
 
     /// The same value in both directions.
+    ///
+    /// - Parameter value: the value down and across.
     public init(_ value: Int) { first = value; second = value; isSingle = true }
     /// - Parameters:
     ///   - first: the value down (height).
     ///   - second: the value across (width).
     public init(_ first: Int, _ second: Int) { self.first = first; self.second = second; isSingle = false }
     /// A `(height, width)` tuple.
+    ///
+    /// - Parameter pair: `(height, width)`.
     public init(_ pair: (Int, Int)) { self.init(pair.0, pair.1) }
+    /// - Parameter value: the value down and across.
     public init(integerLiteral value: Int) { self.init(value) }
+    /// - Parameter elements: `[height, width]`.
     public init(arrayLiteral elements: Int...) {
         precondition(elements.count == 2, "an IntOrPair literal has two elements, got \(elements)")
         self.init(elements[0], elements[1])

@@ -79,6 +79,8 @@ public protocol StochasticLayer: AnyObject {
 
 extension Module {
     /// Makes every stochastic layer in this module (and its children) draw from `generator`.
+    ///
+    /// - Parameter generator: the stochastic layers' new generator.
     public func useGenerator(_ generator: RandomGenerator) {
         for (_, m) in namedModules() { (m as? StochasticLayer)?.generator = generator }
     }

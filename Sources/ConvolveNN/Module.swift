@@ -18,6 +18,8 @@ open class Module: CustomStringConvertible {
     open var bufferNames: Set<String> { [] }
 
     /// Maps a Swift property name to its state-dict key. Override to declare a custom key.
+    ///
+    /// - Parameter name: a Swift property name.
     open func stateKey(forProperty name: String) -> String { snakeCase(name) }
 
     /// Direct tensor members as (key, tensor), parameters and buffers together, in declaration order.
@@ -75,6 +77,8 @@ open class Module: CustomStringConvertible {
     }
 
     /// Sets training mode on this module and all descendants.
+    ///
+    /// - Parameter mode: training (true) or eval (false), for this module and its children.
     open func train(_ mode: Bool = true) {
         training = mode
         for (_, c) in children { c.train(mode) }
@@ -83,6 +87,8 @@ open class Module: CustomStringConvertible {
     public func eval() { train(false) }
 
     /// Every (key, module) in the tree, this one first with key "".
+    ///
+    /// - Parameter prefix: prepended to every name (`prefix.child`).
     public func namedModules(prefix: String = "") -> [(String, Module)] {
         var out = [(prefix, self)]
         for (k, c) in children { out += c.namedModules(prefix: prefix.isEmpty ? k : "\(prefix).\(k)") }
@@ -126,6 +132,10 @@ open class Module: CustomStringConvertible {
 
     /// Copies values from `state` into this module's parameters and buffers. With `strict`, a missing
     /// or unexpected key is an error; a shape mismatch is always an error. Errors name the full key.
+    ///
+    /// - Parameters:
+    ///   - state: tensors by key, as `stateDict()` names them.
+    ///   - strict: refuse missing and unexpected keys (PyTorch's default).
     public func loadStateDict(_ state: [String: Tensor], strict: Bool = true) throws {
         let mine = stateDict()
         let names = Set(mine.map(\.0))
@@ -171,6 +181,8 @@ public enum StateDictError: Error, CustomStringConvertible, Equatable {
 }
 
 /// `camelCase` → `camel_case` (already-snake names pass through).
+///
+/// - Parameter name: a camelCase identifier.
 public func snakeCase(_ name: String) -> String {
     var out = ""
     for ch in name {
@@ -210,6 +222,8 @@ public final class Sequential: Module, Layer {
     public init(_ layers: [any Layer]) { self.layers = layers }
 
     /// Adds a layer at the end.
+    ///
+    /// - Parameter layer: the layer added last.
     public func append(_ layer: any Layer) { layers.append(layer) }
     /// The layer at `index`.
     public subscript(index: Int) -> any Layer { layers[index] }

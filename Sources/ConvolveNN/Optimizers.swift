@@ -22,6 +22,8 @@ open class Optimizer {
     }
 
     /// Clears gradients (PyTorch's default `set_to_none=True`).
+    ///
+    /// - Parameter setToNone: drop the gradients (PyTorch's default) instead of zeroing them.
     public func zeroGrad(setToNone: Bool = true) {
         for p in parameters {
             if setToNone { p.grad = nil } else if let g = p.grad {
@@ -46,7 +48,12 @@ open class Optimizer {
     }
 
     /// Updates parameter `index` in place from its gradient. Subclasses implement the rule.
-    open func update(_ index: Int, _ w: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>) {}
+    ///
+    /// - Parameters:
+    ///   - i: the parameter's position in `parameters`.
+    ///   - w: its values, updated in place.
+    ///   - g: its gradient.
+    open func update(_ i: Int, _ w: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>) {}
 
     /// Whether parameter `index` already has a state buffer `name`.
     func hasBuffer(_ name: String, _ index: Int) -> Bool { state[index][name] != nil }
@@ -74,6 +81,8 @@ open class Optimizer {
     }
 
     /// Restores state saved by `stateDict()`. Errors name the offending key.
+    ///
+    /// - Parameter dict: tensors saved by `stateDict()` (`step`, `lr`, `state.<i>.<name>`).
     public func loadStateDict(_ dict: [String: Tensor]) throws {
         var newState: [[String: StateBuffer]] = parameters.map { _ in [:] }
         for (key, t) in dict where key.hasPrefix("state.") {

@@ -32,6 +32,10 @@ public final class MaxPool2d: Module, Layer {
         }
     }
     /// Output spatial size for an input of `h`×`w`.
+    ///
+    /// - Parameters:
+    ///   - h: input height.
+    ///   - w: input width.
     public func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
         (convOutputSize(h, kernel: kernelSize.0, stride: stride.0, padding: padding.0, dilation: dilation.0, ceilMode: ceilMode),
          convOutputSize(w, kernel: kernelSize.1, stride: stride.1, padding: padding.1, dilation: dilation.1, ceilMode: ceilMode))

@@ -7,6 +7,8 @@ public enum Activation: String, Sendable {
     case linear, relu, softmax, sigmoid, tanh
 
     /// Applies the activation (softmax over the last dimension).
+    ///
+    /// - Parameter x: the layer's output before its activation.
     public func apply(_ x: Tensor) -> Tensor {
         switch self {
         case .linear: return x
@@ -36,10 +38,13 @@ open class KerasLayer: Module, Layer {
     /// Declared input shape (channels-last), for the first layer.
     public let declaredInputShape: [Int]?
 
+    /// - Parameter inputShape: one sample's shape, channels-last, when this is a model's first layer.
     public init(inputShape: [Int]? = nil) { declaredInputShape = inputShape }
 
     /// Creates weights for a channels-last `inputShape` and returns the output shape.
-    open func build(_ inputShape: [Int]) -> [Int] { inputShape }
+    ///
+    /// - Parameter s: one sample's shape, channels-last, without the batch.
+    open func build(_ s: [Int]) -> [Int] { s }
 
     open func callAsFunction(_ input: Tensor) -> Tensor { input }
 
@@ -132,6 +137,7 @@ public final class AveragePooling2D: KerasPooling {
 
 /// Flattens each sample (`keras.layers.Flatten`). Internally flattens NCHW order.
 public final class KerasFlatten: KerasLayer {
+    /// - Parameter inputShape: one sample's shape, channels-last, when this is a model's first layer.
     public override init(inputShape: [Int]? = nil) { super.init(inputShape: inputShape) }
     public override var kerasClassName: String { "Flatten" }
     public override var nameStem: String { "flatten" }
@@ -163,6 +169,8 @@ public final class Dense: KerasLayer {
     public override var localTensors: [(String, Tensor)] { linear?.localTensors ?? [] }
     public override var children: [(String, Module)] { [] }
     /// Pre-activation output (logits for a softmax layer).
+    ///
+    /// - Parameter input: `[N, features]`.
     public func logits(_ input: Tensor) -> Tensor { linear!(input) }
     public override func callAsFunction(_ input: Tensor) -> Tensor { activation.apply(linear!(input)) }
 }

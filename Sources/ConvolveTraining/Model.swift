@@ -11,6 +11,8 @@ public enum OptimizerSpec: Sendable {
     case adadelta(lr: Double = 1.0, rho: Double = 0.95, epsilon: Double = 1e-7)
 
     /// The string shortcuts Keras accepts (`"adam"`, `"sgd"`, `"rmsprop"`, `"adadelta"`).
+    ///
+    /// - Parameter name: `adam`, `sgd`, `rmsprop` or `adadelta` (any case).
     public init?(_ name: String) {
         switch name.lowercased() {
         case "adam": self = .adam()
@@ -127,6 +129,8 @@ public final class Model: Module, Layer {
     }
 
     /// Outputs before a final softmax (the plain outputs otherwise), for fused losses and calibration.
+    ///
+    /// - Parameter input: `[N, H, W, C]` (or NCHW) samples.
     public func logits(_ input: Tensor) -> Tensor { forwardLogits(input) ?? self(input) }
 
     /// Logits of a final softmax layer (so cross-entropy can be fused), or nil.

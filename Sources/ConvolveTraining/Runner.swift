@@ -88,6 +88,7 @@ public struct RunState: Codable, Sendable {
 /// Errors of the training driver (bad checkpoint, mismatched resume, …), naming the file.
 public struct RunError: Error, CustomStringConvertible {
     public let message: String
+    /// - Parameter message: names the file and what is wrong.
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }

@@ -166,6 +166,8 @@ public struct Recipe: Sendable, Codable, Equatable {
     public static let optimizerNames = ["adam", "adamw", "sgd", "rmsprop", "adadelta"]
 
     /// The optimizer this recipe names, over `parameters`.
+    ///
+    /// - Parameter parameters: the model's parameters.
     public func makeOptimizer(_ parameters: [Tensor]) throws -> Optimizer {
         let keras = style == .keras
         switch optimizer.lowercased() {
@@ -180,6 +182,8 @@ public struct Recipe: Sendable, Codable, Equatable {
     }
 
     /// The learning-rate schedule, stepped once per epoch, or nil.
+    ///
+    /// - Parameter optimizer: whose learning rate the schedule sets.
     public func makeScheduler(_ optimizer: Optimizer) -> (any LRScheduler)? {
         stepLRGamma.map { StepLR(optimizer, stepSize: 1, gamma: $0) }
     }
@@ -190,6 +194,10 @@ public struct Recipe: Sendable, Codable, Equatable {
     }
 
     /// Raw pixel bytes `shape` (`[N, C, H, W]`) as the tensor `transform` makes of them.
+    ///
+    /// - Parameters:
+    ///   - pixels: bytes 0…255, NCHW.
+    ///   - shape: `[N, C, H, W]`.
     public func tensor(pixels: [UInt8], shape: [Int]) -> Tensor {
         var values = pixels.map { Float($0) }
         values.withUnsafeMutableBufferPointer { transform.apply($0, shape: shape) }

@@ -24,6 +24,10 @@ public enum Parallel {
 
     /// The number of chunks `forChunks` uses for this work (depends only on `threads`, so results
     /// that reduce per-chunk partials are deterministic for a given thread count).
+    ///
+    /// - Parameters:
+    ///   - count: items to split.
+    ///   - work: multiply-adds (or element visits) of the whole job.
     public static func chunkCount(_ count: Int, work: Int) -> Int {
         let t = Swift.min(threads, count)
         if t <= 1 || work < minWorkToSplit { return Swift.min(1, count) }
@@ -32,6 +36,11 @@ public enum Parallel {
 
     /// Splits `0..<count` into `chunkCount` contiguous ranges and runs `body(range)` for each, on the
     /// calling thread and the pool's workers.
+    ///
+    /// - Parameters:
+    ///   - count: items to split.
+    ///   - work: multiply-adds of the whole job (below `minWorkToSplit` it runs inline).
+    ///   - body: runs once per range.
     @inline(__always)
     public static func forChunks(_ count: Int, work: Int, _ body: (Range<Int>) -> Void) {
         forChunksIndexed(count, work: work) { _, r in body(r) }
@@ -39,6 +48,11 @@ public enum Parallel {
 
     /// Like `forChunks`, also passing the chunk's index in `0..<chunkCount(count, work:)` (for
     /// per-chunk partial results).
+    ///
+    /// - Parameters:
+    ///   - count: items to split.
+    ///   - work: multiply-adds of the whole job.
+    ///   - body: runs with the chunk's index and its range.
     @inline(__always)
     public static func forChunksIndexed(_ count: Int, work: Int, _ body: (Int, Range<Int>) -> Void) {
         let chunks = chunkCount(count, work: work)
@@ -206,6 +220,11 @@ final class WorkerPool: @unchecked Sendable {
 /// statistics) the result equals `body(input)`. A batch of 1000 images then never holds 1000 images'
 /// activations at once (the peak is two slices' worth), and each slice's activations stay in cache
 /// while they pass through all layers. Kernels inside `body` run on their slice's thread.
+///
+/// - Parameters:
+///   - input: a batch, `[N, ...]`.
+///   - slice: images per slice.
+///   - body: the forward pass (eval mode: items must be independent).
 public func inferInSlices(_ input: Tensor, slice: Int = 64, _ body: (Tensor) -> Tensor) -> Tensor {
     let n = input.rank == 0 ? 0 : input.shape[0]
     let size = Swift.max(1, slice)

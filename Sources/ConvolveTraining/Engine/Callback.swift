@@ -47,6 +47,11 @@ public struct Monitor: Sendable, Codable, Equatable {
 
     /// `mode` nil infers it as Keras does: accuracy-like metrics (`acc`, `accuracy`, `auc`) are
     /// maximised, everything else (losses) minimised.
+    ///
+    /// - Parameters:
+    ///   - metric: the logs key watched.
+    ///   - mode: `.min` or `.max` (nil: inferred from the name).
+    ///   - minDelta: the smallest change that counts.
     public init(_ metric: String, mode: Mode? = nil, minDelta: Double = 0) {
         self.metric = metric
         self.mode = mode ?? (metric.contains("acc") || metric.contains("auc") ? .max : .min)
@@ -54,9 +59,15 @@ public struct Monitor: Sendable, Codable, Equatable {
     }
 
     /// The monitored value in `logs`, if present and a number.
+    ///
+    /// - Parameter logs: a callback's logs.
     public func value(in logs: Logs) -> Double? { logs[metric].flatMap { $0.isNaN ? nil : $0 } }
 
     /// Whether `value` improves on `best` (nil: nothing yet, so any value does).
+    ///
+    /// - Parameters:
+    ///   - value: the new value.
+    ///   - best: the best so far (nil: none yet).
     public func isImprovement(_ value: Double, over best: Double?) -> Bool {
         guard let best else { return true }
         switch mode {

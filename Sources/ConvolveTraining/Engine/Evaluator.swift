@@ -21,6 +21,11 @@ public struct ClassificationTally: Sendable {
     }
 
     /// Adds a batch: its scores `[N, classes]`, labels, and its loss summed over the batch.
+    ///
+    /// - Parameters:
+    ///   - scores: `[N, classes]` (argmax is the prediction).
+    ///   - labels: the true classes.
+    ///   - batchLoss: the batch's summed loss.
     public mutating func add(scores: Tensor, labels: [Int], lossSum batchLoss: Double) {
         let predicted = scores.argmax(dim: 1)
         for (i, (p, y)) in zip(predicted, labels).enumerated() {

@@ -187,5 +187,9 @@ public struct EpochPosition: Sendable, Codable, Equatable {
     public var order: [Int]
     public var batch: Int
     public var tally: EpochTally
+    /// - Parameters:
+    ///   - order: the epoch's sample order.
+    ///   - batch: the next batch.
+    ///   - tally: the batches done so far.
     public init(order: [Int], batch: Int, tally: EpochTally) { self.order = order; self.batch = batch; self.tally = tally }
 }
