@@ -10,6 +10,9 @@ public enum Profiler {
     @inline(__always) static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
     /// Times `body` under `name` when profiling is enabled.
+    /// - Parameters:
+    ///   - name: the region's name (evaluated only while profiling).
+    ///   - body: the work timed.
     @inline(__always)
     public static func measure<T>(_ name: @autoclosure () -> String, _ body: () throws -> T) rethrows -> T {
         guard enabled else { return try body() }
@@ -29,6 +32,7 @@ public enum Profiler {
     public static func reset() { lock.lock(); totals = [:]; lock.unlock() }
 
     /// A table of regions sorted by total time.
+    /// - Parameter steps: training steps profiled, for the per-step column.
     public static func report(steps: Int) -> String {
         lock.lock(); defer { lock.unlock() }
         let total = totals.values.reduce(0) { $0 + $1.seconds }

@@ -10,6 +10,10 @@ public protocol BatchSource {
     /// Number of label classes.
     var classCount: Int { get }
     /// Writes samples `indices` (as floats, before any transform) into `buffer` and their labels.
+    /// - Parameters:
+    ///   - indices: sample positions.
+    ///   - buffer: room for `indices.count` samples of `sampleShape`.
+    ///   - labels: receives one label per sample (as many slots as indices).
     func fill(_ indices: ArraySlice<Int>, into buffer: UnsafeMutablePointer<Float>, labels: inout [Int])
     /// Per-batch transform the loader applies after `fill` (e.g. ToTensor + Normalize), if any.
     var transform: (any Transform)? { get }
@@ -82,6 +86,10 @@ public struct ImageDataset: BatchSource, Sendable {
     public var sampleShape: [Int] { [channels, height, width] }
     public var classCount: Int { classNames.count }
 
+    /// - Parameters:
+    ///   - indices: sample positions.
+    ///   - buffer: room for `indices.count` samples of `sampleShape`.
+    ///   - out: receives one label per sample.
     public func fill(_ indices: ArraySlice<Int>, into buffer: UnsafeMutablePointer<Float>, labels out: inout [Int]) {
         let per = channels * height * width
         pixels.withUnsafeBufferPointer { px in
@@ -129,8 +137,12 @@ public struct Subset<Base: BatchSource>: BatchSource {
     public var sampleShape: [Int] { base.sampleShape }
     public var classCount: Int { base.classCount }
     public var transform: (any Transform)? { base.transform }
-    public func fill(_ idx: ArraySlice<Int>, into buffer: UnsafeMutablePointer<Float>, labels: inout [Int]) {
-        base.fill(idx.map { indices[$0] }[...], into: buffer, labels: &labels)
+    /// - Parameters:
+    ///   - positions: positions in this subset.
+    ///   - buffer: room for `positions.count` samples.
+    ///   - labels: receives one label per sample.
+    public func fill(_ positions: ArraySlice<Int>, into buffer: UnsafeMutablePointer<Float>, labels: inout [Int]) {
+        base.fill(positions.map { indices[$0] }[...], into: buffer, labels: &labels)
     }
 }
 
@@ -182,6 +194,10 @@ public struct TensorDataset: BatchSource {
 
 /// A transform applied to a whole batch buffer `[N, C, H, W]` in place.
 public protocol Transform: Sendable {
+    /// Transforms a batch in place.
+    /// - Parameters:
+    ///   - batch: the batch's floats, `shape` row-major.
+    ///   - shape: `[N, C, H, W]`.
     func apply(_ batch: UnsafeMutableBufferPointer<Float>, shape: [Int])
 }
 

@@ -195,6 +195,9 @@ public func snakeCase(_ name: String) -> String {
 /// A module that maps one tensor to another: the single layer protocol shared by the
 /// PyTorch-style and Keras-style APIs.
 public protocol Layer: Module {
+    /// The forward pass.
+    /// - Parameter input: a batch (NCHW `[N, C, H, W]` for image layers, `[N, features]` for dense ones).
+    /// - Returns: the layer's output for the batch.
     func callAsFunction(_ input: Tensor) -> Tensor
 }
 

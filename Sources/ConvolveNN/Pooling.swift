@@ -75,6 +75,10 @@ public final class AvgPool2d: Module, Layer {
         avgPool2d(input, kernelSize: kernelSize, stride: stride, padding: padding, ceilMode: ceilMode,
                   countIncludePad: countIncludePad)
     }
+    /// Output spatial size for an input of `h`×`w`.
+    /// - Parameters:
+    ///   - h: input height.
+    ///   - w: input width.
     public func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
         (convOutputSize(h, kernel: kernelSize.0, stride: stride.0, padding: padding.0, ceilMode: ceilMode),
          convOutputSize(w, kernel: kernelSize.1, stride: stride.1, padding: padding.1, ceilMode: ceilMode))

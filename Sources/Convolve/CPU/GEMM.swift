@@ -32,6 +32,21 @@ struct GemmOptions {
 /// `C = alpha * op(A) * op(B) + beta * C` for row-major matrices, where `op(X)` is `X` or `Xᵀ`.
 /// `op(A)` is m×k, `op(B)` is k×n, `C` is m×n with leading dimensions (row strides) `lda`, `ldb`, `ldc`.
 /// Splits columns (or rows) across threads when the product is large.
+/// - Parameters:
+///   - transA: use `Aᵀ`.
+///   - transB: use `Bᵀ`.
+///   - m: rows of `op(A)` and `C`.
+///   - n: columns of `op(B)` and `C`.
+///   - k: columns of `op(A)`, rows of `op(B)`.
+///   - alpha: scales the product.
+///   - a: `A`, row stride `lda`.
+///   - lda: `A`'s row stride.
+///   - b: `B`, row stride `ldb`.
+///   - ldb: `B`'s row stride.
+///   - beta: scales `C` first (0: `C` is only written).
+///   - c: `C`, row stride `ldc`.
+///   - ldc: `C`'s row stride.
+///   - threads: threads to use (default: `Parallel.threads` for large products).
 public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                   beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int? = nil) {

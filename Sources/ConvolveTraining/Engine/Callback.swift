@@ -12,15 +12,46 @@ public typealias Logs = [String: Double]
 /// `batch_loss` and `batch_size`; epoch logs add `val_loss` and `val_accuracy` when there is
 /// validation data. Epochs and batches are 0-based.
 public protocol Callback: AnyObject {
+    /// Training starts.
+    /// - Parameter trainer: the engine (its model, optimizer, epoch and batch counters).
     func onTrainBegin(_ trainer: Trainer)
+    /// Training ended (all epochs, or stopped).
+    /// - Parameters:
+    ///   - trainer: the engine.
+    ///   - logs: the last epoch's logs.
     func onTrainEnd(_ trainer: Trainer, logs: Logs)
+    /// An epoch starts.
+    /// - Parameters:
+    ///   - epoch: its index (0-based).
+    ///   - trainer: the engine (`trainer.batch` is where the epoch starts: > 0 when resumed inside it).
     func onEpochBegin(_ epoch: Int, trainer: Trainer)
+    /// An epoch ended.
+    /// - Parameters:
+    ///   - epoch: its index.
+    ///   - logs: its loss and accuracy, and validation loss and accuracy.
+    ///   - trainer: the engine.
     func onEpochEnd(_ epoch: Int, logs: Logs, trainer: Trainer)
+    /// A training step starts.
+    /// - Parameters:
+    ///   - batch: the batch's index in the epoch.
+    ///   - trainer: the engine.
     func onBatchBegin(_ batch: Int, trainer: Trainer)
+    /// A training step ended.
+    /// - Parameters:
+    ///   - batch: the batch's index in the epoch.
+    ///   - logs: the epoch's running means and the batch's `batch_loss` and `batch_size`.
+    ///   - trainer: the engine.
     func onBatchEnd(_ batch: Int, logs: Logs, trainer: Trainer)
-    /// Evaluation (validation after an epoch, or `Evaluator.evaluate`) starts; `batches` batches follow.
+    /// Evaluation (validation after an epoch, or `Evaluator.evaluate`) starts.
+    /// - Parameter batches: the batches that follow.
     func onTestBegin(batches: Int)
+    /// An evaluation batch is done.
+    /// - Parameters:
+    ///   - batch: its index.
+    ///   - logs: running `loss` and `accuracy` so far.
     func onTestBatchEnd(_ batch: Int, logs: Logs)
+    /// Evaluation ended.
+    /// - Parameter logs: its `loss` and `accuracy`.
     func onTestEnd(logs: Logs)
 }
 
