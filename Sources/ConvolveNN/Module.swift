@@ -204,12 +204,19 @@ public protocol Layer: Module {
 /// Builds a list of layers from a block (`Sequential { Conv2d(...); ReLU() }`).
 @resultBuilder
 public enum LayerBuilder {
+    /// - Parameter layer: one layer of the block.
     public static func buildExpression(_ layer: any Layer) -> [any Layer] { [layer] }
+    /// - Parameter layers: several layers (an array expression in the block).
     public static func buildExpression(_ layers: [any Layer]) -> [any Layer] { layers }
+    /// - Parameter parts: the block's statements, in order.
     public static func buildBlock(_ parts: [any Layer]...) -> [any Layer] { parts.flatMap { $0 } }
+    /// - Parameter part: an `if` without `else` (nil: not taken).
     public static func buildOptional(_ part: [any Layer]?) -> [any Layer] { part ?? [] }
+    /// - Parameter first: the `if` branch taken.
     public static func buildEither(first: [any Layer]) -> [any Layer] { first }
+    /// - Parameter second: the `else` branch taken.
     public static func buildEither(second: [any Layer]) -> [any Layer] { second }
+    /// - Parameter parts: the iterations of a `for` loop.
     public static func buildArray(_ parts: [[any Layer]]) -> [any Layer] { parts.flatMap { $0 } }
 }
 
