@@ -218,9 +218,10 @@ public final class TrainingRun {
         var callbacks: [Callback] = config.recipe.style == .keras
             ? [ProgressBar(verbose: progress == .silent ? 0 : 1, output: progress)]
             : [LiveProgress(enabled: progress != .silent && isatty(STDOUT_FILENO) != 0), TutorialEpochLog(log: log)]
-        if let scheduler { callbacks.append(LRSchedule(scheduler)) }
+        // TensorBoard before the schedule: an epoch's learning rate is logged before it decays.
         let board = tensorBoard ? TensorBoard(logDir: outputDir + "/tensorboard", mistakesFrom: test) : nil
         if let board { callbacks.append(board) }
+        if let scheduler { callbacks.append(LRSchedule(scheduler)) }
         callbacks += self.callbacks
         callbacks.append(recorder)   // last: saves after the schedule has stepped
         let trainer = Trainer(model: model, optimizer: optimizer, callbacks: callbacks)
