@@ -79,13 +79,10 @@ public enum DatasetKind: String, CaseIterable, Sendable {
     public func load(train: Bool, directory: String) throws -> ImageDataset {
         let base = train ? "train" : "t10k"
         func find(_ stem: String) throws -> String {
-            let candidates = [directory + "/" + rawValue, directory]
-            for dir in candidates {
-                for name in [stem + ".gz", stem] where FileManager.default.isReadableFile(atPath: dir + "/" + name) {
-                    return dir + "/" + name
-                }
+            guard let path = file(stem, in: directory) else {
+                throw DataError.missingData(dataset: displayName, directory: directory, files: Self.fileNames)
             }
-            throw DataError.missingData(dataset: displayName, directory: directory, files: Self.fileNames)
+            return path
         }
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
@@ -94,6 +91,29 @@ public enum DatasetKind: String, CaseIterable, Sendable {
         let imagesPath = try find("\(base)-images-idx3-ubyte"), labelsPath = try find("\(base)-labels-idx1-ubyte")
         return try Self.loadPair(images: imagesPath, labels: labelsPath, name: displayName, classNames: classNames,
                                  imageShape: imageShape)
+    }
+
+    /// Where the file `stem` (gzipped or not) is under `directory`: directly, or in a subfolder named
+    /// after the dataset.
+    /// - Parameters:
+    ///   - stem: a file name without `.gz` (`train-images-idx3-ubyte`).
+    ///   - directory: the data directory.
+    func file(_ stem: String, in directory: String) -> String? {
+        for dir in [directory + "/" + rawValue, directory] {
+            for name in [stem + ".gz", stem] where FileManager.default.isReadableFile(atPath: dir + "/" + name) {
+                return dir + "/" + name
+            }
+        }
+        return nil
+    }
+
+    /// The directory under `directory` that holds all four files, if there is one.
+    /// - Parameter directory: a data directory (the files directly, or in a `<dataset>` subfolder).
+    public func location(in directory: String) -> String? {
+        let stems = Self.fileNames.map { String($0.dropLast(3)) }
+        guard let first = file(stems[0], in: directory) else { return nil }
+        let dir = (first as NSString).deletingLastPathComponent
+        return stems.allSatisfy({ file($0, in: directory) != nil }) ? dir : nil
     }
 
     /// Reads and validates an images/labels IDX pair: unsigned-byte images `[N, H, W]` or `[N, H, W, C]`

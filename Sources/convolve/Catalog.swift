@@ -35,15 +35,8 @@ struct Datasets: ParsableCommand {
             print("\(kind.rawValue) (\(kind.displayName)): \(sizes.train.formatted()) training + \(sizes.test.formatted()) test images, "
                   + "28x28 grey, \(kind.classNames.count) classes, \(kind.downloadSize) download")
             print("  classes: " + kind.classNames.joined(separator: ", "))
-            var places: [String] = []
-            if let dir = data.location.directory { places += [dir + "/" + kind.rawValue, dir] }
-            places.append(DataLocation.cacheRoot + "/" + kind.rawValue)
-            let found = places.first { dir in
-                DatasetKind.fileNames.allSatisfy { name in
-                    FileManager.default.fileExists(atPath: dir + "/" + name)
-                        || FileManager.default.fileExists(atPath: dir + "/" + String(name.dropLast(3)))
-                }
-            }
+            let roots = (data.location.directory.map { [$0] } ?? []) + [DataLocation.cacheRoot + "/" + kind.rawValue]
+            let found = roots.lazy.compactMap { kind.location(in: $0) }.first
             print("  " + (found.map { "available in \($0)" } ?? "not downloaded (convolve download \(kind.rawValue))"))
         }
     }
