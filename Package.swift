@@ -32,7 +32,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // Files: atomic writes, checksums, safetensors, CSV (used by the data and training targets).
         .target(name: "ConvolveIO", dependencies: ["Convolve"], swiftSettings: native),
-        .target(name: "ConvolveData", dependencies: ["Convolve", "ConvolveIO", "CZlib"], swiftSettings: native),
+        .target(name: "ConvolveData", dependencies: ["Convolve", "ConvolveIO", "CZlib", "CConvolveSupport"], swiftSettings: native),
         .target(name: "ConvolveTraining", dependencies: ["Convolve", "ConvolveNN", "ConvolveIO", "ConvolveData"],
                 swiftSettings: native),
         .executableTarget(name: "convolve",

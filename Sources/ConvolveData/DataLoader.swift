@@ -17,6 +17,8 @@ public final class DataLoader<Source: BatchSource>: Sequence {
     /// Prepare the next batch in the background.
     public var prefetch: Bool
     private let generator: RandomGenerator
+    /// Seeds the random transforms (augmentation) of every batch, with the epoch order and batch index.
+    public let augmentationSeed: UInt64
 
     /// `seed` fixes the shuffle order (default: drawn from the global generator, itself seedable).
     ///
@@ -37,7 +39,9 @@ public final class DataLoader<Source: BatchSource>: Sequence {
         precondition(batchSize > 0, "batch size must be positive")
         self.dataset = dataset; self.batchSize = batchSize; self.shuffle = shuffle; self.dropLast = dropLast
         self.prefetch = prefetch
-        generator = RandomGenerator(seed: seed ?? RandomGenerator.global.next())
+        let base = seed ?? RandomGenerator.global.next()
+        generator = RandomGenerator(seed: base)
+        augmentationSeed = base ^ 0xA5A5_5A5A_C3C3_3C3C
     }
 
     /// Number of batches per epoch (`len(loader)`).
@@ -74,10 +78,20 @@ public final class DataLoader<Source: BatchSource>: Sequence {
     /// - Parameter state: a saved `shuffleState`.
     public func restoreShuffleState(_ state: Xoshiro256StarStar) { generator.restore(state) }
 
-    /// Builds batch `b` of `order`.
-    func makeBatch(_ order: [Int], _ b: Int) -> (Tensor, [Int]) {
+    /// Builds batch `b` of `order`. Its random transforms are seeded by the loader's seed, the
+    /// epoch's order and the batch's position: the same batch is augmented the same way however the
+    /// run got there (resumed mid-epoch, prefetched or not).
+    func makeBatch(_ order: [Int], _ b: Int, orderHash: UInt64) -> (Tensor, [Int]) {
         let lo = b * batchSize, hi = Swift.min(order.count, lo + batchSize)
-        return dataset.batch(Array(order[lo..<hi]))
+        var mix = Xoshiro256StarStar(seed: augmentationSeed ^ orderHash &+ UInt64(b) &* 0x9E37_79B9_7F4A_7C15)
+        return dataset.batch(Array(order[lo..<hi]), seed: mix.next())
+    }
+
+    /// A fingerprint of an epoch's order (FNV-1a), so each epoch's augmentation differs.
+    static func fingerprint(_ order: [Int]) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for i in order { h = (h ^ UInt64(truncatingIfNeeded: i)) &* 0x100_0000_01b3 }
+        return h
     }
 
     /// Iterates one epoch's batches.
@@ -87,17 +101,20 @@ public final class DataLoader<Source: BatchSource>: Sequence {
         public let order: [Int]
         var index = 0
         var pending: Pending?
+        let orderHash: UInt64
 
-        init(loader: DataLoader, order: [Int]) { self.loader = loader; self.order = order }
+        init(loader: DataLoader, order: [Int]) {
+            self.loader = loader; self.order = order; orderHash = DataLoader.fingerprint(order)
+        }
 
         public mutating func next() -> (Tensor, [Int])? {
             guard index < loader.count else { return nil }
-            let batch = pending?.wait() ?? loader.makeBatch(order, index)
+            let batch = pending?.wait() ?? loader.makeBatch(order, index, orderHash: orderHash)
             index += 1
             pending = nil
             if loader.prefetch && index < loader.count {
-                let (l, o, i) = (loader, order, index)
-                pending = Pending { l.makeBatch(o, i) }
+                let (l, o, i, h) = (loader, order, index, orderHash)
+                pending = Pending { l.makeBatch(o, i, orderHash: h) }
             }
             return batch
         }

@@ -30,14 +30,17 @@ extension BatchSource {
 
     /// Samples `indices` as a `[N, ...]` tensor (transformed) and labels.
     ///
-    /// - Parameter indices: sample positions.
-    public func batch(_ indices: [Int]) -> (Tensor, [Int]) {
+    /// - Parameters:
+    ///   - indices: sample positions.
+    ///   - seed: seeds the random transforms (augmentation) of this batch; nil: drawn from the default generator.
+    public func batch(_ indices: [Int], seed: UInt64? = nil) -> (Tensor, [Int]) {
         let per = sampleShape.reduce(1, *)
         var buf = [Float](repeating: 0, count: indices.count * per)
         var labels = [Int](repeating: 0, count: indices.count)
+        var generator = Xoshiro256StarStar(seed: seed ?? (transform?.isRandom == true ? RandomGenerator.global.next() : 0))
         buf.withUnsafeMutableBufferPointer { b in
             fill(indices[...], into: b.baseAddress!, labels: &labels)
-            transform?.apply(b, shape: [indices.count] + sampleShape)
+            transform?.apply(b, shape: [indices.count] + sampleShape, generator: &generator)
         }
         return (Tensor(buf, shape: [indices.count] + sampleShape), labels)
     }
@@ -192,13 +195,31 @@ public struct TensorDataset: BatchSource {
 
 // MARK: - Transforms
 
-/// A transform applied to a whole batch buffer `[N, C, H, W]` in place.
+/// A transform applied to a whole batch buffer `[N, C, H, W]` in place. Random transforms (the
+/// augmentations in Augmentation.swift) draw from the generator a `DataLoader` seeds for each batch,
+/// so an epoch's augmented batches are the same on every run with the same seed, resumed or not.
 public protocol Transform: Sendable {
     /// Transforms a batch in place.
     /// - Parameters:
     ///   - batch: the batch's floats, `shape` row-major.
     ///   - shape: `[N, C, H, W]`.
     func apply(_ batch: UnsafeMutableBufferPointer<Float>, shape: [Int])
+    /// Transforms a batch in place, drawing any randomness from `generator` (deterministic
+    /// transforms ignore it: the default calls `apply(_:shape:)`).
+    /// - Parameters:
+    ///   - batch: the batch's floats, `shape` row-major.
+    ///   - shape: `[N, C, H, W]`.
+    ///   - generator: the batch's random source.
+    func apply(_ batch: UnsafeMutableBufferPointer<Float>, shape: [Int], generator: inout Xoshiro256StarStar)
+    /// Whether the transform draws random numbers (default false).
+    var isRandom: Bool { get }
+}
+
+extension Transform {
+    public var isRandom: Bool { false }
+    public func apply(_ batch: UnsafeMutableBufferPointer<Float>, shape: [Int], generator: inout Xoshiro256StarStar) {
+        apply(batch, shape: shape)
+    }
 }
 
 /// Scales byte pixel values to [0, 1] (`transforms.ToTensor`; Keras' `x / 255.0`).
@@ -244,4 +265,8 @@ public struct Compose: Transform {
     public func apply(_ batch: UnsafeMutableBufferPointer<Float>, shape: [Int]) {
         for t in transforms { t.apply(batch, shape: shape) }
     }
+    public func apply(_ batch: UnsafeMutableBufferPointer<Float>, shape: [Int], generator: inout Xoshiro256StarStar) {
+        for t in transforms { t.apply(batch, shape: shape, generator: &generator) }
+    }
+    public var isRandom: Bool { transforms.contains { $0.isRandom } }
 }

@@ -176,13 +176,21 @@ public struct DataLocation: Sendable {
 
     /// Explicit directory, if any.
     public let directory: String?
+    /// Download sources to use instead of each dataset's own (private mirrors, tests).
+    public var mirrors: [String]?
+    /// Expected SHA-256 per file name instead of each dataset's own (with `mirrors`).
+    public var checksums: [String: String]?
 
     /// `directory` wins; otherwise `CONVOLVE_DATA_DIR` is read unless `readEnvironment` is false.
     ///
     /// - Parameters:
     ///   - directory: a directory holding the files (skips cache and network).
     ///   - readEnvironment: fall back to `CONVOLVE_DATA_DIR` when `directory` is nil.
-    public init(directory: String? = nil, readEnvironment: Bool = true) {
+    ///   - mirrors: download sources to use instead of each dataset's own.
+    ///   - checksums: SHA-256 per file name instead of each dataset's own.
+    public init(directory: String? = nil, readEnvironment: Bool = true, mirrors: [String]? = nil,
+                checksums: [String: String]? = nil) {
+        self.mirrors = mirrors; self.checksums = checksums
         let env = readEnvironment ? ProcessInfo.processInfo.environment[Self.environmentVariable] : nil
         self.directory = directory ?? env.flatMap { $0.isEmpty ? nil : $0 }
     }

@@ -87,3 +87,21 @@ public final class AvgPool2d: Module, Layer {
         "kernel_size=\(given[0].pythonDescription), stride=\(given[1].pythonDescription), padding=\(given[2].pythonDescription)"
     }
 }
+
+/// Averages each channel over the whole image (`torch.nn.AdaptiveAvgPool2d(1)` / `(1, 1)`):
+/// `[N, C, H, W]` → `[N, C, 1, 1]`, whatever H and W — the head of a ResNet that adapts to any input size.
+public final class AdaptiveAvgPool2d: Module, Layer {
+    /// The output size; only 1 (global average pooling) is supported.
+    public let outputSize: (Int, Int)
+
+    /// - Parameter outputSize: 1 (or `[1, 1]`): one value per channel.
+    ///
+    /// ### See Also
+    /// - `globalAvgPool2d`, ``AvgPool2d``
+    public init(_ outputSize: IntOrPair = 1) {
+        precondition(outputSize.pair == (1, 1), "AdaptiveAvgPool2d supports only outputSize 1 (global average pooling)")
+        self.outputSize = outputSize.pair
+    }
+    public func callAsFunction(_ input: Tensor) -> Tensor { globalAvgPool2d(input) }
+    public override var extraDescription: String { "output_size=(1, 1)" }
+}

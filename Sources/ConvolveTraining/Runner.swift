@@ -6,6 +6,7 @@ import ConvolveData
 /// Everything that defines a training run (saved as `run.json` beside its checkpoints).
 public struct RunConfig: Codable, Sendable, Equatable {
     public var model: String
+    /// A built-in dataset's name or an image folder's path.
     public var dataset: String
     public var recipe: Recipe
     public var seed: UInt64
@@ -13,19 +14,37 @@ public struct RunConfig: Codable, Sendable, Equatable {
     /// Use only the first N training / test images (quick runs and CI).
     public var trainLimit: Int?
     public var testLimit: Int?
+    /// Image folders: the side images are resized to (nil: the first image's size), the channels
+    /// (nil: detected), centre-crop instead of stretching, and the held-out share without a `val/` tree.
+    public var imageSize: Int?
+    public var channels: Int?
+    public var centerCrop: Bool?
+    public var validationSplit: Double?
 
     /// - Parameters:
     ///   - model: the zoo model to train.
-    ///   - dataset: the dataset to train and test on.
+    ///   - dataset: a built-in dataset's name (`mnist`, `cifar10`, …) or an image folder's path.
     ///   - recipe: hyper-parameters (default: the model's own).
-    ///   - seed: seeds initialization, shuffling and dropout.
+    ///   - seed: seeds initialization, shuffling, augmentation and dropout.
     ///   - threads: worker threads (results depend on the thread count, not on scheduling).
     ///   - trainLimit: train on only the first N images.
     ///   - testLimit: test on only the first N images.
-    public init(model: ZooModel, dataset: DatasetKind = .mnist, recipe: Recipe? = nil, seed: UInt64 = 0,
-                threads: Int = Parallel.threads, trainLimit: Int? = nil, testLimit: Int? = nil) {
-        self.model = model.rawValue; self.dataset = dataset.rawValue; self.recipe = recipe ?? model.defaults
+    ///   - imageSize: image folders: resize every image to this square size.
+    ///   - channels: image folders: 1 or 3 (nil: grey only if every image is).
+    ///   - centerCrop: image folders: crop to a square before resizing.
+    ///   - validationSplit: image folders without `val/`: the share held out (nil: 0.2).
+    public init(model: ZooModel, dataset: String = DatasetKind.mnist.rawValue, recipe: Recipe? = nil, seed: UInt64 = 0,
+                threads: Int = Parallel.threads, trainLimit: Int? = nil, testLimit: Int? = nil, imageSize: Int? = nil,
+                channels: Int? = nil, centerCrop: Bool? = nil, validationSplit: Double? = nil) {
+        self.model = model.rawValue; self.dataset = dataset; self.recipe = recipe ?? model.defaults
         self.seed = seed; self.threads = threads; self.trainLimit = trainLimit; self.testLimit = testLimit
+        self.imageSize = imageSize; self.channels = channels; self.centerCrop = centerCrop; self.validationSplit = validationSplit
+    }
+
+    /// How an image folder named by `dataset` becomes samples.
+    public var folderOptions: ImageFolder.Options {
+        ImageFolder.Options(imageSize: imageSize.map { ($0, $0) }, channels: channels, centerCrop: centerCrop ?? false,
+                            validationSplit: validationSplit, seed: seed)
     }
 }
 
@@ -127,6 +146,8 @@ public final class TrainingRun {
     public var callbacks: [Callback] = []
     let log: (String) -> Void
     let progress: ProgressOutput
+    /// The input the model was built for (set by `run`; saved in every checkpoint).
+    public private(set) var inputSpec: InputSpec?
 
     /// - Parameters:
     ///   - config: what to train.
@@ -160,17 +181,27 @@ public final class TrainingRun {
         catch { throw RunError("\(path): not a Convolve run file (\(error))") }
     }
 
-    /// Loads datasets for the config, with the recipe's transform.
-    public func loadData() throws -> (train: ImageDataset, test: ImageDataset) {
-        guard let kind = DatasetKind(rawValue: config.dataset) else { throw RunError("unknown dataset \(config.dataset)") }
-        var train = try dataLocation.load(kind, train: true)
-        var test = try dataLocation.load(kind, train: false)
+    /// Loads datasets for the config: the training set with the recipe's augmentation (if any) and
+    /// the input spec's transform, the test set with the transform only. Image folders print their
+    /// summary line (classes, images, size, files ignored).
+    public func loadData() throws -> (train: ImageDataset, test: ImageDataset, spec: InputSpec) {
+        let provider = try DatasetCatalog.resolve(config.dataset, options: config.folderOptions)
+        let progress = isatty(STDERR_FILENO) != 0
+        var train = try provider.load(train: true, from: dataLocation, progress: progress)
+        var test = try provider.load(train: false, from: dataLocation, progress: progress)
+        if let folder = provider as? ImageFolder { log(try folder.summary()) }
         if let n = config.trainLimit { train = train.prefix(n) }
         if let n = config.testLimit { test = test.prefix(n) }
-        guard train.count > 0 else { throw RunError("\(kind.displayName): the training set is empty") }
-        guard test.count > 0 else { throw RunError("\(kind.displayName): the test set is empty") }
-        let t = config.recipe.transform
-        return (train.with(transform: t), test.with(transform: t))
+        guard train.count > 0 else { throw RunError("\(provider.displayName): the training set is empty") }
+        guard test.count > 0 else {
+            throw RunError("\(provider.displayName): the test (validation) set is empty; add a val/ folder or a --val-split above 0")
+        }
+        let spec = InputSpec(provider: provider, train: train, recipe: config.recipe, centerCrop: config.centerCrop ?? false)
+        let base = spec.transform
+        let trainTransform = config.recipe.augmentation.map {
+            Compose($0.transforms(height: spec.height, width: spec.width) + [base]) as any Transform
+        } ?? base
+        return (train.with(transform: trainTransform), test.with(transform: base), spec)
     }
 
     /// The seed of the run's dropout generator at the start of `epoch`.
@@ -182,13 +213,17 @@ public final class TrainingRun {
     public func run(resume: Bool = false) throws -> RunResult {
         guard let zoo = ZooModel(rawValue: config.model) else { throw RunError("unknown model \(config.model)") }
         if Parallel.threads != Swift.max(1, config.threads) { Parallel.threads = config.threads }
-        let (train, test) = try loadData()   // before creating anything: bad data leaves no output behind
+        let (train, test, spec) = try loadData()   // before creating anything: bad data leaves no output behind
+        inputSpec = spec
+        try zoo.validate(input: spec.sampleShape, classes: spec.classNames.count)   // refuses unfit data before any output
         do { try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true) }
         catch { throw RunError("\(outputDir): cannot create output directory: \(error.localizedDescription)") }
         let lock = try OutputLock(directory: outputDir)
         defer { lock.release() }
 
-        let model = RandomGenerator.global.exclusively { manualSeed(config.seed); return zoo.make() }
+        let model = try RandomGenerator.global.exclusively {
+            manualSeed(config.seed); return try zoo.make(input: spec.sampleShape, classes: spec.classNames.count)
+        }
         // Dropout draws from the run's own generator, reseeded per epoch: masks do not depend on where
         // a run was resumed, nor on other threads using the default generator.
         let dropoutGenerator = RandomGenerator(seed: epochSeed(0))
@@ -249,8 +284,10 @@ public final class TrainingRun {
     func metadata(_ state: RunState) throws -> [String: String] {
         let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
         let cfg = String(decoding: try enc.encode(state.config), as: UTF8.self)
-        return ["format": "convolve", "convolve_version": convolveVersion, "model": config.model, "dataset": config.dataset,
-                "epoch": String(state.completedEpochs), "config": cfg]
+        var meta = ["format": "convolve", "convolve_version": convolveVersion, "model": config.model, "dataset": config.dataset,
+                    "epoch": String(state.completedEpochs), "config": cfg]
+        if let inputSpec { meta["input"] = String(decoding: try enc.encode(inputSpec), as: UTF8.self) }
+        return meta
     }
 
     /// Writes the checkpoint (weights, optimizer state, the run state in its metadata) and `run.json`;
@@ -397,21 +434,53 @@ final class OutputLock {
 }
 
 /// Loads a checkpoint written by `convolve train` (or any safetensors file with the model's keys)
-/// into a fresh zoo model, strictly. The model name comes from the file's metadata unless given.
+/// into a fresh zoo model, strictly, built for the input the file's metadata describes (MNIST's
+/// when it describes none). The model name comes from the file's metadata unless given.
 ///
 /// - Parameters:
 ///   - path: a `.safetensors` file.
 ///   - name: the zoo model, when the file's metadata does not name it.
 /// - Returns: the zoo model, the loaded module (in eval mode) and the file's metadata.
 public func loadCheckpoint(_ path: String, model name: String? = nil) throws -> (ZooModel, Module & Layer, [String: String]) {
+    let (zoo, model, meta, _) = try loadCheckpointWithInput(path, model: name)
+    return (zoo, model, meta)
+}
+
+/// ``loadCheckpoint(_:model:)`` and the input the model takes (shape, classes, normalization).
+/// - Parameters:
+///   - path: a `.safetensors` file.
+///   - name: the zoo model, when the file's metadata does not name it.
+public func loadCheckpointWithInput(_ path: String, model name: String? = nil) throws
+    -> (ZooModel, Module & Layer, [String: String], InputSpec) {
     let (tensors, meta, _) = try SafeTensors.read(path)
     guard let modelName = name ?? meta["model"] else {
         throw RunError("\(path): no model name in the file's metadata; pass --model")
     }
     guard let zoo = ZooModel(rawValue: modelName) else { throw RunError("\(path): unknown model \"\(modelName)\"") }
-    let model = zoo.make()
+    let spec = try inputSpec(of: meta, zoo: zoo, path: path)
+    let model = try zoo.make(input: spec.sampleShape, classes: spec.classNames.count)
     let weights = tensors.filter { !$0.key.hasPrefix("optimizer.") }
     do { try model.loadStateDict(weights) } catch { throw RunError("\(path): \(error)") }
     model.eval()
-    return (zoo, model, meta)
+    return (zoo, model, meta, spec)
+}
+
+/// The input a checkpoint's model takes: its `input` metadata, or — for files written before it
+/// existed — the MNIST-family dataset it names with the model's recipe.
+/// - Parameters:
+///   - meta: the file's metadata.
+///   - zoo: the model.
+///   - path: the file, for messages.
+public func inputSpec(of meta: [String: String], zoo: ZooModel, path: String) throws -> InputSpec {
+    if let text = meta["input"] {
+        do {
+            let spec = try JSONDecoder().decode(InputSpec.self, from: Data(text.utf8))
+            guard spec.channels >= 1, spec.height >= 1, spec.width >= 1, spec.height <= 4096, spec.width <= 4096,
+                  spec.classNames.count >= 2 else { throw RunError("bad sizes") }
+            return spec
+        } catch { throw RunError("\(path): the input description in its metadata is unreadable (\(error))") }
+    }
+    let kind = meta["dataset"].flatMap(DatasetKind.init(rawValue:)) ?? .mnist
+    let recipe = meta["config"].flatMap { try? JSONDecoder().decode(RunConfig.self, from: Data($0.utf8)) }?.recipe ?? zoo.defaults
+    return InputSpec(dataset: kind, recipe: recipe)
 }

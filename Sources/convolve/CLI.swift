@@ -18,7 +18,7 @@ func guarded(_ body: () throws -> Void) throws {
 
 
 struct DataOptions: ParsableArguments {
-    @Option(name: .long, help: "Directory holding the four MNIST-format files (skips the network; also CONVOLVE_DATA_DIR).")
+    @Option(name: .long, help: "Directory holding the dataset files, e.g. MNIST's four IDX files or cifar-10-binary.tar.gz (skips the network; also CONVOLVE_DATA_DIR).")
     var dataDir: String?
     var location: DataLocation { DataLocation(directory: dataDir) }
 }
@@ -35,12 +35,18 @@ struct ConvolveCLI: ParsableCommand {
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a model on an MNIST-format dataset, printing in the style of its tutorial half.")
+        abstract: "Train a model on a dataset or an image folder, printing in the style of its tutorial half.")
 
     @Option(help: "Model: \(ZooModel.allCases.map(\.rawValue).joined(separator: ", ")) (see `convolve models`).",
             transform: parseModel) var model: ZooModel = .torchSeed
-    @Option(help: "Dataset: \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", ")) (see `convolve datasets`).",
-            transform: parseDataset) var dataset: DatasetKind = .mnist
+    @Option(help: "Dataset: \(DatasetCatalog.names.joined(separator: ", ")) (see `convolve datasets`), or a directory with one folder of images per class.",
+            transform: parseDataset) var dataset: String = "mnist"
+    @Option(help: "Image folders: resize every image to N x N (default: the first image's size).") var imageSize: Int?
+    @Option(help: "Image folders: 1 (grey) or 3 (RGB) channels (default: grey only if every image is).") var channels: Int?
+    @Flag(help: "Image folders: crop each image to a centred square before resizing (default: stretch).") var centerCrop = false
+    @Option(help: "Image folders without val/ or test/: the share of images held out, seeded (default 0.2).") var valSplit: Double?
+    @Flag(help: "Augment the training images (random affine warps for digits, random crops and flips otherwise).") var augment = false
+    @Option(help: "Weight decay (SGD's L2 penalty; default: the model's recipe).") var weightDecay: Double?
     @Option(help: "Epochs (default: the model's recipe).") var epochs: Int?
     @Option(help: "Batch size (default: the model's recipe).") var batchSize: Int?
     @Option(help: "Learning rate (default: the model's recipe).") var lr: Double?
@@ -66,6 +72,10 @@ struct Train: ParsableCommand {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }
         if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1") }
+        if let imageSize, imageSize < 1 || imageSize > 4096 { throw ValidationError("--image-size must be between 1 and 4096") }
+        if let channels, channels != 1 && channels != 3 { throw ValidationError("--channels must be 1 or 3") }
+        if let valSplit, !(valSplit >= 0 && valSplit < 1) { throw ValidationError("--val-split must be at least 0 and below 1") }
+        if let weightDecay, !(weightDecay >= 0) { throw ValidationError("--weight-decay must not be negative") }
         if let optimizer, !Recipe.optimizerNames.contains(optimizer.lowercased()) {
             throw ValidationError("unknown optimizer '\(optimizer)' (use " + Recipe.optimizerNames.joined(separator: ", ") + ")")
         }
@@ -84,8 +94,12 @@ struct Train: ParsableCommand {
                 if let batchSize { recipe.batchSize = batchSize }
                 if let lr { recipe.lr = lr }
                 if let optimizer { recipe.optimizer = optimizer.lowercased() }
+                if let weightDecay { recipe.weightDecay = weightDecay }
+                if augment { recipe.augmentation = AugmentationPreset.suited(to: dataset) }
                 config = RunConfig(model: model, dataset: dataset, recipe: recipe, seed: seed,
-                                   threads: threads ?? Parallel.threads, trainLimit: trainLimit, testLimit: testLimit)
+                                   threads: threads ?? Parallel.threads, trainLimit: trainLimit, testLimit: testLimit,
+                                   imageSize: imageSize, channels: channels, centerCrop: centerCrop ? true : nil,
+                                   validationSplit: valSplit)
             }
             let interval: CheckpointInterval = checkpointBatches.map { .batches($0) }
                 ?? (checkpointMinutes > 0 ? .seconds(checkpointMinutes * 60) : .never)
@@ -102,39 +116,49 @@ struct Train: ParsableCommand {
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Accuracy, loss, per-class accuracy and confusion matrix of a checkpoint on the test set.")
+        abstract: "Accuracy, loss, per-class accuracy and confusion matrix of a checkpoint on its test (or validation) set.")
     @Argument(help: "A .safetensors checkpoint written by `convolve train`.") var checkpoint: String
     @Option(help: "Model name, if the file has no Convolve metadata.", transform: parseModel) var model: ZooModel?
-    @Option(help: "Dataset (default: the one the checkpoint was trained on).", transform: parseDataset) var dataset: DatasetKind?
+    @Option(help: "Dataset or image folder (default: the one the checkpoint was trained on).", transform: parseDataset) var dataset: String?
     @OptionGroup var data: DataOptions
     @Option(help: "Evaluate only the first N test images.") var limit: Int?
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
         try guarded {
-            let (zoo, net, meta) = try loadCheckpoint(checkpoint, model: model?.rawValue)
-            let kind = dataset ?? meta["dataset"].flatMap(DatasetKind.init(rawValue:)) ?? .mnist
-            var test = try data.location.load(kind, train: false)
+            let (zoo, net, meta, spec) = try loadCheckpointWithInput(checkpoint, model: model?.rawValue)
+            let name = dataset ?? spec.dataset
+            let config = meta["config"].flatMap { try? JSONDecoder().decode(RunConfig.self, from: Data($0.utf8)) }
+            var options = config?.folderOptions ?? ImageFolder.Options()
+            options.height = spec.height; options.width = spec.width; options.channels = spec.channels
+            options.centerCrop = spec.centerCrop
+            let provider = try DatasetCatalog.resolve(name, options: options)
+            var test = try provider.load(train: false, from: data.location, progress: isatty(STDERR_FILENO) != 0)
             if let limit { test = test.prefix(limit) }
-            guard test.count > 0 else { throw DataError.badShape(path: "\(kind.rawValue) test", reason: "no test images to evaluate") }
-            guard test.sampleShape == zoo.inputShape else {
-                throw DataError.badShape(path: "\(kind.rawValue) test",
-                                         reason: "images are \(test.sampleShape) but \(zoo.rawValue) takes \(zoo.inputShape) (channels, height, width)")
+            guard test.count > 0 else { throw DataError.badShape(path: "\(name) test", reason: "no test images to evaluate") }
+            guard test.sampleShape == spec.sampleShape else {
+                throw DataError.badShape(path: "\(name) test",
+                                         reason: "images are \(test.sampleShape) but \(checkpoint) takes \(spec.sampleShape) (channels, height, width)")
             }
-            test = test.with(transform: zoo.defaults.transform)
+            guard test.classNames.count == spec.classNames.count else {
+                throw DataError.badShape(path: "\(name) test",
+                                         reason: "\(test.classNames.count) classes but \(checkpoint) predicts \(spec.classNames.count)")
+            }
+            _ = zoo
+            test = test.with(transform: spec.transform)
             let result = Evaluator(net).evaluate(test, callbacks: [LiveProgress(enabled: !json && isatty(STDOUT_FILENO) != 0)])
             let (acc, loss, confusion, classes) = (result.accuracy, result.loss, result.confusion, test.classCount)
             let perClass = result.perClassAccuracy.map { $0 ?? 0 }
             if json {
-                let obj: [String: Any] = ["accuracy": acc, "loss": loss, "count": test.count,
+                let obj: [String: Any] = ["accuracy": acc, "loss": loss, "count": test.count, "class_names": spec.classNames,
                                           "per_class_accuracy": perClass, "confusion_matrix": confusion]
                 print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
                 return
             }
-            print("Model: \(zoo.rawValue)  dataset: \(kind.displayName) test (\(test.count) images)")
+            print("Model: \(meta["model"] ?? zoo.rawValue)  dataset: \(provider.displayName) test (\(test.count) images)")
             print(String(format: "Accuracy: %.4f   Loss: %.4f", acc, loss))
             print("Per-class accuracy:")
-            for c in 0..<classes { print(String(format: "  %@ %.4f", test.classNames[c].padding(toLength: 12, withPad: " ", startingAt: 0), perClass[c])) }
+            for c in 0..<classes { print(String(format: "  %@ %.4f", spec.classNames[c].padding(toLength: 12, withPad: " ", startingAt: 0), perClass[c])) }
             print("Confusion matrix (rows: true class, columns: predicted):")
             print("      " + (0..<classes).map { String(format: "%5d", $0) }.joined())
             for c in 0..<classes { print(String(format: "%5d ", c) + confusion[c].map { String(format: "%5d", $0) }.joined()) }
@@ -144,9 +168,9 @@ struct Evaluate: ParsableCommand {
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Classify PNG images (any size, converted the MNIST way) or IDX image files.")
+        abstract: "Classify image files (PNG or JPEG, any size, converted to the model's input) or IDX image files.")
     @Argument(help: "A .safetensors checkpoint.") var checkpoint: String
-    @Argument(help: "PNG files (8-bit gray or RGB) or IDX image files ([N, 28, 28] bytes).") var images: [String]
+    @Argument(help: "PNG or JPEG files (any size, grey or colour) or IDX image files ([N, H, W] bytes of the model's size).") var images: [String]
     @Option(help: "Model name, if the file has no Convolve metadata.", transform: parseModel) var model: ZooModel?
     @Option(help: "How many classes to show.") var topK: Int = 3
     @Flag(help: "Images are dark ink on a light background (invert them first).") var invert = false
@@ -159,21 +183,37 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         try guarded {
-            let (zoo, net, meta) = try loadCheckpoint(checkpoint, model: model?.rawValue)
-            let kind = meta["dataset"].flatMap(DatasetKind.init(rawValue:)) ?? .mnist
+            let (_, net, _, spec) = try loadCheckpointWithInput(checkpoint, model: model?.rawValue)
+            let per = spec.channels * spec.height * spec.width
+            // MNIST-family models see drawings the MNIST way (ink centred by mass in a 20x20 box).
+            let digits = DatasetKind(rawValue: spec.dataset) != nil && spec.sampleShape == [1, 28, 28]
             // Load every input first: a bad file fails before any output.
             var items: [(String, [UInt8])] = []
             for path in images {
-                if path.lowercased().hasSuffix(".png") {
-                    items.append((path, try PNG.read(path).mnistStyle(invert: invert).pixels))
+                if ImageFile.hasImageExtension(path) || !path.lowercased().contains("idx") {
+                    let image = try ImageFile.read(path)
+                    if digits {
+                        items.append((path, image.mnistStyle(invert: invert).pixels))
+                    } else {
+                        var px = spec.sample(from: image)
+                        if invert { px = px.map { 255 - $0 } }
+                        items.append((path, px))
+                    }
                 } else {
                     let arr = try IDX.read(path)
-                    guard arr.type == .uint8, arr.shape.count >= 2, arr.shape.suffix(2) == [28, 28] else {
-                        throw DataError.badShape(path: path, reason: "expected 28x28 unsigned-byte images, got \(arr.type) \(arr.shape)")
+                    let shape = spec.channels == 1 ? [spec.height, spec.width] : [spec.height, spec.width, spec.channels]
+                    guard arr.type == .uint8, arr.shape.count == shape.count + 1 || arr.shape == shape,
+                          Array(arr.shape.suffix(shape.count)) == shape else {
+                        throw DataError.badShape(path: path, reason: "expected unsigned-byte images of \(shape.map(String.init).joined(separator: "x")), got \(arr.type) \(arr.shape)")
                     }
-                    let n = arr.count / 784
+                    let n = arr.count / per
                     for i in 0..<n {
-                        var px = Array(arr.bytes[(i * 784)..<((i + 1) * 784)])
+                        var px = Array(arr.bytes[(i * per)..<((i + 1) * per)])
+                        if spec.channels > 1 {   // HWC → CHW
+                            var chw = px
+                            for p in 0..<(spec.height * spec.width) { for c in 0..<spec.channels { chw[c * spec.height * spec.width + p] = px[p * spec.channels + c] } }
+                            px = chw
+                        }
                         if invert { px = px.map { 255 - $0 } }
                         items.append((n == 1 ? path : "\(path)[\(i)]", px))
                     }
@@ -182,18 +222,19 @@ struct Predict: ParsableCommand {
             guard !items.isEmpty else {
                 throw DataError.badShape(path: images.joined(separator: ", "), reason: "no images to classify")
             }
-            let x = zoo.defaults.tensor(pixels: items.flatMap { $0.1 }, shape: [items.count] + zoo.inputShape)
+            let x = spec.tensor(pixels: items.flatMap { $0.1 }, shape: [items.count] + spec.sampleShape)
             let outputs = inferInSlices(x) { net($0) }
             let probs = objective(for: net).probabilities(outputs)
+            let classes = spec.classNames.count, names = spec.classNames
             var results: [[String: Any]] = []
             for (i, item) in items.enumerated() {
-                let p = Array(probs.storage[(i * 10)..<((i + 1) * 10)])
+                let p = Array(probs.storage[(i * classes)..<((i + 1) * classes)])
                 let top = p.enumerated().sorted { $0.element > $1.element }.prefix(topK)
-                results.append(["file": item.0, "top": top.map { ["class": $0.offset, "name": kind.classNames[$0.offset],
+                results.append(["file": item.0, "top": top.map { ["class": $0.offset, "name": names[$0.offset],
                                                                    "probability": Double($0.element)] },
-                                "outputs": outputs.storage[(i * 10)..<((i + 1) * 10)].map(Double.init)])
+                                "outputs": outputs.storage[(i * classes)..<((i + 1) * classes)].map(Double.init)])
                 if !json {
-                    print("\(item.0): " + top.map { String(format: "%@ %.4f", kind.classNames[$0.offset], $0.element) }
+                    print("\(item.0): " + top.map { String(format: "%@ %.4f", names[$0.offset], $0.element) }
                         .joined(separator: ", "))
                 }
             }
@@ -221,12 +262,13 @@ struct Summary: ParsableCommand {
 struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Look at dataset images: a PNG grid with labels, and a terminal preview on a terminal.")
-    @Option(help: "Dataset: \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", ")) (see `convolve datasets`).",
-            transform: parseDataset) var dataset: DatasetKind = .mnist
-    @Option(help: "train or test.") var split: String = "train"
+    @Option(help: "Dataset: \(DatasetCatalog.names.joined(separator: ", ")) (see `convolve datasets`), or an image folder.",
+            transform: parseDataset) var dataset: String = "mnist"
+    @Option(help: "train or test (image folders: test is the validation split).") var split: String = "train"
     @Option(help: "Number of images.") var count: Int = 9
     @Option(help: "Index of the first image.") var start: Int = 0
     @Option(help: "Write a PNG grid here.") var output: String?
+    @Option(help: "Image folders: resize every image to N x N (default: the first image's size).") var imageSize: Int?
     @Flag(help: "Print the terminal preview even when stdout is not a terminal.") var preview = false
     @OptionGroup var data: DataOptions
 
@@ -234,16 +276,19 @@ struct Show: ParsableCommand {
         guard split == "train" || split == "test" else { throw ValidationError("--split must be train or test") }
         guard count >= 1 && count <= 1000 else { throw ValidationError("--count must be between 1 and 1000") }
         guard start >= 0 else { throw ValidationError("--start must not be negative") }
+        if let imageSize, imageSize < 1 || imageSize > 1024 { throw ValidationError("--image-size must be between 1 and 1024") }
     }
 
     func run() throws {
         try guarded {
-            let ds = try data.location.load(dataset, train: split == "train")
+            let provider = try DatasetCatalog.resolve(dataset, options: ImageFolder.Options(imageSize: imageSize.map { ($0, $0) }))
+            let ds = try provider.load(train: split == "train", from: data.location, progress: isatty(STDERR_FILENO) != 0)
+            if let folder = provider as? ImageFolder { print(try folder.summary()) }
             guard start + count <= ds.count else {
-                throw DataError.badShape(path: "\(dataset.rawValue) \(split)", reason: "only \(ds.count) images; --start + --count is \(start + count)")
+                throw DataError.badShape(path: "\(dataset) \(split)", reason: "only \(ds.count) images; --start + --count is \(start + count)")
             }
             let indices = Array(start..<(start + count))
-            print("\(dataset.displayName) \(split): \(ds.count) images of \(ds.height)x\(ds.width); showing \(count) from index \(start)")
+            print("\(provider.displayName) \(split): \(ds.count) images of \(ds.height)x\(ds.width)\(ds.channels == 3 ? " RGB" : ""); showing \(count) from index \(start)")
             print("labels: " + indices.map { ds.classNames[Int(ds.labels[$0])] }.joined(separator: " "))
             if preview || isatty(STDOUT_FILENO) != 0 {
                 for i in indices.prefix(12) {
@@ -259,16 +304,16 @@ struct Show: ParsableCommand {
     }
 }
 
-/// Unicode half-block rendering of one image (two pixel rows per text line).
+/// Unicode half-block rendering of one image's luminance (two pixel rows per text line).
 func terminalPreview(_ ds: ImageDataset, _ i: Int) -> String {
     let ramp: [Character] = [" ", "░", "▒", "▓", "█"]
-    let per = ds.height * ds.width
+    let image = sampleImage(ds, i).grayscale()
     var lines: [String] = []
-    for y in stride(from: 0, to: ds.height, by: 2) {
+    for y in stride(from: 0, to: image.height, by: 2) {
         var line = ""
-        for x in 0..<ds.width {
-            let a = Int(ds.pixels[i * per + y * ds.width + x])
-            let b = y + 1 < ds.height ? Int(ds.pixels[i * per + (y + 1) * ds.width + x]) : 0
+        for x in 0..<image.width {
+            let a = Int(image.pixels[y * image.width + x])
+            let b = y + 1 < image.height ? Int(image.pixels[(y + 1) * image.width + x]) : 0
             line.append(ramp[Swift.min(4, (a + b) / 2 * 5 / 256)])
         }
         lines.append(line)
@@ -276,32 +321,27 @@ func terminalPreview(_ ds: ImageDataset, _ i: Int) -> String {
     return lines.joined(separator: "\n")
 }
 
-/// A grid of samples (scaled ×2) with each label drawn under its image in a 3×5 pixel font.
+/// Sample `i` of a dataset as an interleaved image (CHW bytes → HWC).
+func sampleImage(_ ds: ImageDataset, _ i: Int) -> Image {
+    let plane = ds.height * ds.width, per = plane * ds.channels
+    var px = [UInt8](repeating: 0, count: per)
+    for p in 0..<plane { for c in 0..<ds.channels { px[p * ds.channels + c] = ds.pixels[i * per + c * plane + p] } }
+    return Image(width: ds.width, height: ds.height, channels: ds.channels, pixels: px)
+}
+
+/// A grid of samples (small images scaled up) with each class name under its image.
 func grid(_ ds: ImageDataset, _ indices: [Int]) -> Image {
-    let font: [String] = ["111101101101111", "010110010010111", "111001111100111", "111001111001111", "101101111001001",
-                          "111100111001111", "111100111101111", "111001010010010", "111101111101111", "111101111001111"]
-    let scale = 2, cell = ds.width * scale, label = 14, pad = 4
+    let scale = Swift.max(1, 64 / Swift.max(ds.height, ds.width))
+    let names = indices.map { ds.classNames[Int(ds.labels[$0])] }
+    let labelWidth = names.map { Canvas.textWidth(String($0.prefix(16))) }.max() ?? 0
+    let cell = Swift.max(ds.width * scale, labelWidth), pad = 6, label = Canvas.lineHeight + 4
     let cols = Int(Double(indices.count).squareRoot().rounded(.up))
     let rows = (indices.count + cols - 1) / cols
-    let w = cols * (cell + pad) + pad, h = rows * (cell + label + pad) + pad
-    var px = [UInt8](repeating: 40, count: w * h)
-    let per = ds.height * ds.width
+    var canvas = Canvas(width: cols * (cell + pad) + pad, height: rows * (ds.height * scale + label + pad) + pad, background: (40, 40, 40))
     for (k, i) in indices.enumerated() {
-        let ox = pad + (k % cols) * (cell + pad), oy = pad + (k / cols) * (cell + label + pad)
-        for y in 0..<(ds.height * scale) { for x in 0..<cell {
-            px[(oy + y) * w + ox + x] = ds.pixels[i * per + (y / scale) * ds.width + x / scale]
-        } }
-        let digits = Array(String(ds.labels[i]))
-        for (d, ch) in digits.enumerated() {
-            guard let v = ch.wholeNumberValue else { continue }
-            let glyph = Array(font[v])
-            for gy in 0..<5 { for gx in 0..<3 where glyph[gy * 3 + gx] == "1" {
-                for sy in 0..<2 { for sx in 0..<2 {
-                    let x = ox + d * 8 + gx * 2 + sx, y = oy + cell + 2 + gy * 2 + sy
-                    if x < w && y < h { px[y * w + x] = 255 }
-                } }
-            } }
-        }
+        let ox = pad + (k % cols) * (cell + pad), oy = pad + (k / cols) * (ds.height * scale + label + pad)
+        canvas.draw(sampleImage(ds, i).rgb(), x: ox + (cell - ds.width * scale) / 2, y: oy, scale: scale)
+        canvas.text(String(names[k].prefix(16)), centerX: ox + cell / 2, centerY: oy + ds.height * scale + label / 2, (255, 255, 255))
     }
-    return Image(width: w, height: h, channels: 1, pixels: px)
+    return canvas.image
 }

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import ConvolveData
 import ConvolveTraining
@@ -37,7 +38,12 @@ func parseModel(_ name: String) throws -> ZooModel {
     throw unknownName("model", name, known: ZooModel.allCases.map(\.rawValue))
 }
 
-func parseDataset(_ name: String) throws -> DatasetKind {
-    if let d = DatasetKind(rawValue: name.lowercased()) { return d }
-    throw unknownName("dataset", name, known: DatasetKind.allCases.map(\.rawValue))
+/// A built-in dataset's name (lower-cased), or a path to an image folder: anything that exists, or
+/// looks like a path (has a `/` or starts with `.`). Other names get a suggestion.
+func parseDataset(_ name: String) throws -> String {
+    if DatasetCatalog.named(name) != nil { return name.lowercased() }
+    if name.contains("/") || name.hasPrefix(".") || FileManager.default.fileExists(atPath: name) { return name }
+    let hint = closestName(name, in: DatasetCatalog.names).map { " — did you mean '\($0)'?" } ?? "."
+    throw ValidationError("unknown dataset '\(name)'\(hint) Known: \(DatasetCatalog.names.joined(separator: ", ")), "
+        + "or the path of a directory with one folder of images per class.")
 }

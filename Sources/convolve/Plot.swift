@@ -22,21 +22,18 @@ struct Plot: ParsableCommand {
             catch { throw RunError("\(out): cannot create the output directory: \(error.localizedDescription)") }
             // Everything is computed before anything is written.
             let curves = Plots.learningCurves(state.history)
-            let (zoo, net, _) = try loadCheckpoint(run + "/model.safetensors", model: state.config.model)
-            guard let kind = DatasetKind(rawValue: state.config.dataset) else {
-                throw RunError("\(run)/run.json: unknown dataset \(state.config.dataset)")
-            }
-            var test = try data.location.load(kind, train: false)
+            let (_, net, _, spec) = try loadCheckpointWithInput(run + "/model.safetensors", model: state.config.model)
+            let provider = try DatasetCatalog.resolve(state.config.dataset, options: state.config.folderOptions)
+            var test = try provider.load(train: false, from: data.location, progress: isatty(STDERR_FILENO) != 0)
             if let n = limit ?? state.config.testLimit { test = test.prefix(n) }
-            guard test.count > 0 else { throw DataError.badShape(path: "\(kind.rawValue) test", reason: "no test images") }
-            let result = Evaluator(net).evaluate(test.with(transform: zoo.defaults.transform),
+            guard test.count > 0 else { throw DataError.badShape(path: "\(state.config.dataset) test", reason: "no test images") }
+            guard test.sampleShape == spec.sampleShape else {
+                throw DataError.badShape(path: "\(state.config.dataset) test", reason: "images are \(test.sampleShape), the model takes \(spec.sampleShape)")
+            }
+            let result = Evaluator(net).evaluate(test.with(transform: spec.transform),
                                                  callbacks: [LiveProgress()], keepMistakes: 36)
             let confusion = Plots.confusionMatrix(result.confusion, classNames: test.classNames)
-            let per = test.height * test.width * test.channels
-            let images = result.mistakes.map { m in
-                Image(width: test.width, height: test.height, channels: 1,
-                      pixels: Array(test.pixels[(m.index * per)..<(m.index * per + test.height * test.width)]))
-            }
+            let images = result.mistakes.map { sampleImage(test, $0.index) }
             let captions = result.mistakes.map { "\(test.classNames[$0.label]) -> \(test.classNames[$0.predicted])" }
             let mistakes = Plots.mistakes(images, captions: captions)
             for (name, image) in [("curves.png", curves), ("confusion.png", confusion), ("mistakes.png", mistakes)] {
@@ -58,17 +55,17 @@ struct Export: ParsableCommand {
 
     func run() throws {
         try guarded {
-            let (zoo, net, meta) = try loadCheckpoint(checkpoint, model: model?.rawValue)
-            let kind = meta["dataset"].flatMap(DatasetKind.init(rawValue:)) ?? .mnist
-            let recipe = zoo.defaults
-            let metadata = [("model", zoo.rawValue), ("dataset", kind.rawValue),
-                            ("input", "NCHW float [batch, \(zoo.inputShape.map(String.init).joined(separator: ", "))]: pixels / 255, then (x - mean) / std"),
-                            ("normalize_mean", String(recipe.normalizeMean ?? 0)), ("normalize_std", String(recipe.normalizeStd ?? 1)),
-                            ("class_names", kind.classNames.joined(separator: "\t"))]
-            do { try ONNXExport.export(net, inputShape: zoo.inputShape, metadata: metadata, to: output) }
+            let (zoo, net, _, spec) = try loadCheckpointWithInput(checkpoint, model: model?.rawValue)
+            let shape = spec.sampleShape.map(String.init).joined(separator: ", ")
+            let metadata = [("model", zoo.rawValue), ("dataset", spec.dataset),
+                            ("input", "NCHW float [batch, \(shape)]: pixels / 255, then (x - mean) / std per channel"),
+                            ("normalize_mean", (spec.mean ?? [0]).map { String($0) }.joined(separator: ",")),
+                            ("normalize_std", (spec.std ?? [1]).map { String($0) }.joined(separator: ",")),
+                            ("class_names", spec.classNames.joined(separator: "\t"))]
+            do { try ONNXExport.export(net, inputShape: spec.sampleShape, metadata: metadata, to: output) }
             catch let e as ONNX.ExportError { throw RunError("\(checkpoint): \(e)") }
-            print("wrote \(output): input [batch, \(zoo.inputShape.map(String.init).joined(separator: ", "))], "
-                  + "output [batch, 10] \(objective(for: net).output == .logits ? "logits" : "probabilities")")
+            print("wrote \(output): input [batch, \(shape)], "
+                  + "output [batch, \(spec.classNames.count)] \(objective(for: net).output == .logits ? "logits" : "probabilities")")
         }
     }
 }

@@ -116,6 +116,16 @@ public func avgPool2d(_ input: Tensor, kernelSize: (Int, Int), stride: (Int, Int
     return y
 }
 
+/// Global average pooling over NCHW input: each channel's mean, `[N, C, H, W]` → `[N, C, 1, 1]`
+/// (`torch.nn.functional.adaptive_avg_pool2d(x, 1)`, Keras' `GlobalAveragePooling2D` before its flatten).
+///
+/// - Parameter input: `[N, C, H, W]`.
+public func globalAvgPool2d(_ input: Tensor) -> Tensor {
+    let y = OpTrace.suppressed { globalAvgPool2dUntraced(input) }
+    OpTrace.record("GlobalAveragePool", [input], output: y)
+    return y
+}
+
 /// Batch normalization over the channel dimension (dim 1) of `[N, C]` or `[N, C, ...]` input,
 /// like `torch.nn.functional.batch_norm`. In training it normalizes with the batch's statistics and
 /// updates `runningMean`/`runningVar` in place (`momentum`, unbiased variance); otherwise it uses them.

@@ -103,3 +103,27 @@ func avgPool2dUntraced(_ input: Tensor, kernelSize: (Int, Int), stride: (Int, In
         }
     }
 }
+
+/// The untraced body of `globalAvgPool2d` (see there): `[N, C, H, W]` → `[N, C, 1, 1]`, each plane's
+/// mean; the gradient spreads each output's gradient evenly over its plane.
+func globalAvgPool2dUntraced(_ input: Tensor) -> Tensor {
+    precondition(input.rank == 4, "globalAvgPool2d expects [N, C, H, W], got \(input.shape)")
+    let (n, c) = (input.shape[0], input.shape[1]), plane = input.shape[2] * input.shape[3]
+    let scale = 1 / Float(Swift.max(plane, 1))
+    var out = [Float](repeating: 0, count: n * c)
+    input.storage.withUnsafeBufferPointer { x in
+        for p in 0..<(n * c) {
+            var acc: Float = 0
+            for k in 0..<plane { acc += x[p * plane + k] }
+            out[p] = acc * scale
+        }
+    }
+    return Tensor.result(out, [n, c, 1, 1], [input], op: "globalAvgPool2d") { g in
+        input.accumulate { d in
+            for p in 0..<(n * c) {
+                let v = g[p] * scale
+                for k in 0..<plane { d[p * plane + k] += v }
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+
+/// A dataset Convolve can train on: what its samples are and where it comes from. Built in:
+/// `mnist`, `fashion-mnist`, `kmnist` (``DatasetKind``), `cifar10`, `cifar100` (``CIFAR``); any
+/// directory with a folder per class is an ``ImageFolder``. ``DatasetCatalog/resolve(_:options:)``
+/// turns a name or a path into one.
+public protocol DatasetProvider: Sendable {
+    /// The name users type (`cifar10`), or the folder's path.
+    var name: String { get }
+    /// The name shown in messages (`CIFAR-10`).
+    var displayName: String { get }
+    /// One line on where the data comes from.
+    var origin: String { get }
+    /// Loads the training or test split.
+    /// - Parameters:
+    ///   - train: the training split (else the test or validation split).
+    ///   - location: an explicit data directory, or the cache (downloading what is missing).
+    ///   - progress: show a download progress line.
+    func load(train: Bool, from location: DataLocation, progress: Bool) throws -> ImageDataset
+    /// Per-channel mean and standard deviation of the training pixels scaled to [0, 1] (what
+    /// `Normalize` needs). Known datasets give their published values; folders are measured.
+    /// - Parameter train: the loaded training split.
+    func statistics(of train: ImageDataset) -> (mean: [Double], std: [Double])
+}
+
+extension DatasetProvider {
+    public func statistics(of train: ImageDataset) -> (mean: [Double], std: [Double]) { train.channelStatistics() }
+}
+
+extension ImageDataset {
+    /// Mean and standard deviation of each channel over all pixels, scaled to [0, 1].
+    public func channelStatistics() -> (mean: [Double], std: [Double]) {
+        let plane = height * width
+        var sum = [Double](repeating: 0, count: channels), squares = sum
+        pixels.withUnsafeBufferPointer { px in
+            for i in 0..<count { for c in 0..<channels {
+                var s = 0, q = 0
+                let base = px.baseAddress! + (i * channels + c) * plane
+                for k in 0..<plane { let v = Int(base[k]); s += v; q += v * v }
+                sum[c] += Double(s); squares[c] += Double(q)
+            } }
+        }
+        let n = Double(Swift.max(1, count * plane))
+        let mean = sum.map { $0 / n / 255 }
+        let std = zip(squares, mean).map { q, m in Swift.max(1e-3, (q / n / 65025 - m * m).squareRoot()) }
+        return (mean, std)
+    }
+}
+
+extension DatasetKind: DatasetProvider {
+    public var name: String { rawValue }
+    public var origin: String { "four IDX files (\(downloadSize)) from \(mirrors.first ?? "")" }
+    public func load(train: Bool, from location: DataLocation, progress: Bool) throws -> ImageDataset {
+        try location.load(self, train: train, mirrors: location.mirrors, checksums: location.checksums, progress: progress)
+    }
+    /// The published statistics of the training images.
+    public var mean: [Double] {
+        switch self { case .mnist: [0.1307]; case .fashionMNIST: [0.2860]; case .kmnist: [0.1918] }
+    }
+    public var std: [Double] {
+        switch self { case .mnist: [0.3081]; case .fashionMNIST: [0.3530]; case .kmnist: [0.3483] }
+    }
+    public func statistics(of train: ImageDataset) -> (mean: [Double], std: [Double]) { (mean, std) }
+}
+
+extension CIFAR {
+    public func statistics(of train: ImageDataset) -> (mean: [Double], std: [Double]) { (mean, std) }
+}
+
+/// Looks datasets up by name or path.
+public enum DatasetCatalog {
+    /// The built-in datasets, in the order `convolve datasets` lists them.
+    public static let builtIn: [any DatasetProvider] = DatasetKind.allCases.map { $0 as any DatasetProvider }
+        + [CIFAR.cifar10, CIFAR.cifar100]
+
+    /// The names of the built-in datasets.
+    public static var names: [String] { builtIn.map(\.name) }
+
+    /// A built-in dataset by name (case-insensitive), or nil.
+    /// - Parameter name: `mnist`, `fashion-mnist`, `kmnist`, `cifar10`, `cifar100`.
+    public static func named(_ name: String) -> (any DatasetProvider)? {
+        builtIn.first { $0.name == name.lowercased() }
+    }
+
+    /// A built-in dataset by name, or an ``ImageFolder`` when `nameOrPath` is a directory (a path
+    /// that contains `/`, starts with `.`, or exists). Folders are scanned here (classes, files); their
+    /// images are decoded by `load`.
+    /// - Parameters:
+    ///   - nameOrPath: a dataset name or a directory with one sub-folder per class.
+    ///   - options: how folder images become samples (size, channels, split).
+    public static func resolve(_ nameOrPath: String, options: ImageFolder.Options = .init()) throws -> any DatasetProvider {
+        if let known = named(nameOrPath) { return known }
+        var isDir: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: nameOrPath, isDirectory: &isDir)
+        if exists && isDir.boolValue { return try ImageFolder(root: nameOrPath, options: options) }
+        if exists { throw DataError.badShape(path: nameOrPath, reason: "is a file; a dataset is a name (\(names.joined(separator: ", "))) or a directory with one folder per class") }
+        if nameOrPath.contains("/") || nameOrPath.hasPrefix(".") {
+            throw DataError.unreadable(path: nameOrPath, reason: "no such directory")
+        }
+        throw DataError.badShape(path: nameOrPath, reason: "unknown dataset (known: \(names.joined(separator: ", ")); or give a directory with one folder per class)")
+    }
+}

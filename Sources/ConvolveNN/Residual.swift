@@ -1,0 +1,36 @@
+import Foundation
+import Convolve
+
+/// The residual block of the CIFAR ResNets (He et al. 2016, torchvision's `BasicBlock`):
+/// `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`, two 3×3 convolutions without bias, each
+/// followed by BatchNorm; the shortcut is the identity, or a 1×1 convolution + BatchNorm when the
+/// block changes the channel count or the stride (torchvision's `downsample`).
+public final class BasicBlock: Module, Layer {
+    public let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d
+    /// The projection shortcut, or nil for the identity.
+    public let downsample: Sequential?
+
+    /// NCHW in, `[N, outChannels, H / stride, W / stride]` out.
+    ///
+    /// - Parameters:
+    ///   - inChannels: channels of the input.
+    ///   - outChannels: channels of the output.
+    ///   - stride: the first convolution's (and the shortcut's) stride; 2 halves the image.
+    ///
+    /// ### See Also
+    /// - ``Conv2d``, ``BatchNorm2d``, ``AdaptiveAvgPool2d``
+    public init(_ inChannels: Int, _ outChannels: Int, stride: Int = 1) {
+        conv1 = Conv2d(inChannels, outChannels, kernelSize: 3, stride: .init(stride), padding: 1, bias: false)
+        bn1 = BatchNorm2d(outChannels)
+        conv2 = Conv2d(outChannels, outChannels, kernelSize: 3, padding: 1, bias: false)
+        bn2 = BatchNorm2d(outChannels)
+        downsample = stride != 1 || inChannels != outChannels
+            ? Sequential { Conv2d(inChannels, outChannels, kernelSize: 1, stride: .init(stride), bias: false); BatchNorm2d(outChannels) }
+            : nil
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let h = bn2(conv2(bn1(conv1(x)).relu()))
+        return (h + (downsample.map { $0(x) } ?? x)).relu()
+    }
+}
