@@ -244,3 +244,74 @@ save("conv2d_paths", conv_cases([
     dict(n=2, c=8, h=5, w=6, oc=4, k=(3, 3), stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1, bias=True),
 ]))
 print("conv path fixtures written")
+
+# Global average pooling and the CIFAR ResNet's residual block (torchvision's BasicBlock layout), in
+# training mode (batch statistics, running-stat update) with a projection shortcut and in eval mode
+# with the identity shortcut.
+x = leaf(2, 3, 5, 4)
+y = F.adaptive_avg_pool2d(x, 1)
+gy = torch.randn_like(y)
+y.backward(gy)
+gap = dict(x=T(x), y=T(y), gy=T(gy), dx=T(x.grad))
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        h = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(h + (self.downsample(x) if self.downsample is not None else x))
+
+
+blocks = []
+for cin, cout, stride, training in [(3, 4, 2, True), (4, 4, 1, False)]:
+    block = Block(cin, cout, stride)
+    with torch.no_grad():   # non-trivial affine parameters and running statistics
+        for m in block.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5); m.bias.uniform_(-0.3, 0.3)
+                m.running_mean.uniform_(-0.2, 0.2); m.running_var.uniform_(0.5, 1.5)
+    block.train(training)
+    state0 = {k: T(v) for k, v in block.state_dict().items()}
+    x = leaf(2, cin, 6, 5)
+    y = block(x)
+    gy = torch.randn_like(y)
+    y.backward(gy)
+    blocks.append(dict(cin=cin, cout=cout, stride=stride, training=training, state0=state0, x=T(x), y=T(y), gy=T(gy),
+                       dx=T(x.grad), grads={k: T(p.grad) for k, p in block.named_parameters()},
+                       state1={k: T(v) for k, v in block.state_dict().items()}))
+
+
+class ResNet(nn.Module):   # the zoo's CIFAR ResNet, narrow (first stage 4 channels) to keep the fixture small
+    def __init__(self, channels, classes, width):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.layer1 = nn.Sequential(Block(width, width, 1))
+        self.layer2 = nn.Sequential(Block(width, 2 * width, 2))
+        self.layer3 = nn.Sequential(Block(2 * width, 4 * width, 2))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4 * width, classes)
+
+    def forward(self, x):
+        h = self.layer3(self.layer2(self.layer1(F.relu(self.bn1(self.conv1(x))))))
+        return self.fc(torch.flatten(self.avgpool(h), 1))
+
+
+net = ResNet(3, 5, 4).train()
+state0 = {k: T(v) for k, v in net.state_dict().items()}
+x = leaf(2, 3, 9, 8)
+y = net(x)
+gy = torch.randn_like(y)
+y.backward(gy)
+resnet = dict(width=4, classes=5, state0=state0, x=T(x), y=T(y), gy=T(gy), dx=T(x.grad),
+              grads={k: T(p.grad) for k, p in net.named_parameters()})
+save("resnet", dict(gap=gap, blocks=blocks, resnet=resnet))

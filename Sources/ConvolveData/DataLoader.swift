@@ -59,7 +59,12 @@ public final class DataLoader<Source: BatchSource>: Sequence {
     /// - Parameter seed: the new shuffle seed.
     public func reseed(_ seed: UInt64) { generator.reseed(seed) }
 
-    public func makeIterator() -> Iterator { Iterator(loader: self, order: nextEpochOrder()) }
+    /// The next epoch's batches (a new order when shuffling; new augmentation draws every epoch).
+    public func makeIterator() -> Iterator {
+        epochsStarted += 1
+        return Iterator(loader: self, order: nextEpochOrder(), epoch: epochsStarted - 1)
+    }
+    private var epochsStarted = 0
 
     /// Iterates the batches of a given epoch order from batch `startBatch` on (a run resumed
     /// mid-epoch). Does not advance the shuffle generator.
@@ -67,8 +72,9 @@ public final class DataLoader<Source: BatchSource>: Sequence {
     /// - Parameters:
     ///   - order: the epoch's sample order.
     ///   - startBatch: the first batch to build.
-    public func makeIterator(order: [Int], startBatch: Int = 0) -> Iterator {
-        var it = Iterator(loader: self, order: order)
+    ///   - epoch: the epoch's index (seeds its augmentation with the order).
+    public func makeIterator(order: [Int], startBatch: Int = 0, epoch: Int = 0) -> Iterator {
+        var it = Iterator(loader: self, order: order, epoch: epoch)
         it.index = Swift.max(0, startBatch)
         return it
     }
@@ -79,7 +85,7 @@ public final class DataLoader<Source: BatchSource>: Sequence {
     public func restoreShuffleState(_ state: Xoshiro256StarStar) { generator.restore(state) }
 
     /// Builds batch `b` of `order`. Its random transforms are seeded by the loader's seed, the
-    /// epoch's order and the batch's position: the same batch is augmented the same way however the
+    /// epoch (its index and order) and the batch's position: the same batch is augmented the same way however the
     /// run got there (resumed mid-epoch, prefetched or not).
     func makeBatch(_ order: [Int], _ b: Int, orderHash: UInt64) -> (Tensor, [Int]) {
         let lo = b * batchSize, hi = Swift.min(order.count, lo + batchSize)
@@ -103,8 +109,9 @@ public final class DataLoader<Source: BatchSource>: Sequence {
         var pending: Pending?
         let orderHash: UInt64
 
-        init(loader: DataLoader, order: [Int]) {
-            self.loader = loader; self.order = order; orderHash = DataLoader.fingerprint(order)
+        init(loader: DataLoader, order: [Int], epoch: Int) {
+            self.loader = loader; self.order = order
+            orderHash = DataLoader.fingerprint(order) ^ UInt64(epoch) &* 0xD6E8_FEB8_6659_FD93
         }
 
         public mutating func next() -> (Tensor, [Int])? {

@@ -189,6 +189,44 @@ public final class KerasDropout: KerasLayer, StochasticLayer {
     }
 }
 
+/// Batch normalization over the channels (`keras.layers.BatchNormalization`, axis −1): Keras'
+/// defaults — momentum 0.99 (each batch weighs 0.01 in the moving statistics), epsilon 1e-3.
+/// Normalizes with the batch's statistics while fitting and the moving ones otherwise.
+public final class BatchNormalization: KerasLayer {
+    public let momentum: Double, epsilon: Double
+    public private(set) var norm: BatchNorm2d?
+    /// - Parameters:
+    ///   - momentum: Keras' momentum of the moving statistics (PyTorch's is 1 − this).
+    ///   - epsilon: added to the variance.
+    ///
+    /// ### See Also
+    /// - `BatchNorm2d` (the module it wraps)
+    public init(momentum: Double = 0.99, epsilon: Double = 1e-3) {
+        self.momentum = momentum; self.epsilon = epsilon
+        super.init()
+    }
+    public override var nameStem: String { "batch_normalization" }
+    public override func build(_ s: [Int]) -> [Int] {
+        norm = BatchNorm2d(s[s.count - 1], eps: epsilon, momentum: 1 - momentum)
+        return s
+    }
+    public override var localTensors: [(String, Tensor)] { norm?.localTensors ?? [] }
+    public override var bufferNames: Set<String> { norm?.bufferNames ?? [] }
+    public override var children: [(String, Module)] { [] }
+    public override func callAsFunction(_ input: Tensor) -> Tensor {
+        norm!.train(training)
+        return norm!(input)
+    }
+}
+
+/// The mean of each channel over the image (`keras.layers.GlobalAveragePooling2D`): `(H, W, C)` → `(C)`.
+public final class GlobalAveragePooling2D: KerasLayer {
+    public override init(inputShape: [Int]? = nil) { super.init(inputShape: inputShape) }
+    public override var nameStem: String { "global_average_pooling2d" }
+    public override func build(_ s: [Int]) -> [Int] { [s[s.count - 1]] }
+    public override func callAsFunction(_ input: Tensor) -> Tensor { globalAvgPool2d(input).flatten(startDim: 1) }
+}
+
 /// A standalone activation (`keras.layers.Activation`).
 public final class KerasActivation: KerasLayer {
     public let activation: Activation

@@ -118,7 +118,7 @@ public final class Trainer {
             currentTally = tally
             for cb in callbacks { cb.onEpochBegin(e, trainer: self) }
             model.train()
-            var iterator = start.map { loader.makeIterator(order: $0.order, startBatch: $0.batch) } ?? loader.makeIterator()
+            var iterator = loader.makeIterator(order: start?.order ?? loader.nextEpochOrder(), startBatch: start?.batch ?? 0, epoch: e)
             currentOrder = iterator.order
             while let (x, y) = Profiler.measure("data (wait for batch)", { iterator.next() }) {
                 for cb in callbacks { cb.onBatchBegin(batch, trainer: self) }

@@ -226,6 +226,7 @@ import ConvolveNN
         gradCheck([x], eps: 1e-3) { maxPool2d($0[0], kernelSize: (2, 3), stride: (1, 2), dilation: (2, 1)) }
         gradCheck([x]) { avgPool2d($0[0], kernelSize: (3, 3), stride: (2, 2), padding: (1, 1)) }
         gradCheck([x]) { avgPool2d($0[0], kernelSize: (2, 2), ceilMode: true, countIncludePad: false) }
+        gradCheck([x]) { globalAvgPool2d($0[0]) }
     }
 
     @Test func batchNormTrainAndEval() {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import Convolve
 import ConvolveNN
+import ConvolveTraining
 
 /// Semantics against values produced by real PyTorch (Tools/make_fixtures.py).
 @Suite struct ReferenceTests {
@@ -58,6 +59,50 @@ import ConvolveNN
             expectClose(y, tensor(c["y"]), "\(c["kind"]!) pool y")
             y.backward(tensor(c["gy"]))
             expectClose(x.grad!, tensor(c["dx"]), "\(c["kind"]!) pool dx")
+        }
+    }
+
+    @Test func globalAveragePoolingAndResidualBlocksMatchPyTorch() throws {
+        let f = try fixture("resnet") as! [String: Any]
+        let gap = f["gap"] as! [String: Any]
+        let x = tensor(gap["x"], requiresGrad: true)
+        let y = globalAvgPool2d(x)
+        expectClose(y, tensor(gap["y"]), "adaptive_avg_pool2d y")
+        y.backward(tensor(gap["gy"]))
+        expectClose(x.grad!, tensor(gap["dx"]), "adaptive_avg_pool2d dx")
+        for case let c as [String: Any] in f["blocks"] as! [Any] {
+            let block = BasicBlock(c["cin"] as! Int, c["cout"] as! Int, stride: c["stride"] as! Int)
+            let state0 = (c["state0"] as! [String: Any]).mapValues { tensor($0) }
+            try block.loadStateDict(state0)
+            block.train((c["training"] as! NSNumber).boolValue)
+            let name = "BasicBlock(\(c["cin"]!), \(c["cout"]!), stride \(c["stride"]!)) \(block.training ? "train" : "eval")"
+            let x = tensor(c["x"], requiresGrad: true)
+            let y = block(x)
+            expectClose(y, tensor(c["y"]), rtol: 1e-4, atol: 1e-4, "\(name) y")
+            y.backward(tensor(c["gy"]))
+            expectClose(x.grad!, tensor(c["dx"]), rtol: 1e-4, atol: 1e-4, "\(name) dx")
+            let grads = (c["grads"] as! [String: Any]).mapValues { tensor($0) }
+            for (key, p) in block.namedParameters() {
+                expectClose(p.grad!, try #require(grads[key]), rtol: 1e-4, atol: 1e-4, "\(name) d\(key)")
+            }
+            let state1 = (c["state1"] as! [String: Any]).mapValues { tensor($0) }
+            for (key, t) in block.stateDict() { expectClose(t, try #require(state1[key]), rtol: 1e-5, atol: 1e-5, "\(name) \(key) after") }
+        }
+
+        // The whole CIFAR ResNet (narrow), training mode: logits, input gradient, every parameter's gradient.
+        let r = f["resnet"] as! [String: Any]
+        let net = ResNet(channels: 3, classes: r["classes"] as! Int, width: r["width"] as! Int)
+        try net.loadStateDict((r["state0"] as! [String: Any]).mapValues { tensor($0) })
+        net.train()
+        let input = tensor(r["x"], requiresGrad: true)
+        let logits = net(input)
+        expectClose(logits, tensor(r["y"]), rtol: 1e-4, atol: 1e-4, "ResNet logits")
+        logits.backward(tensor(r["gy"]))
+        expectClose(input.grad!, tensor(r["dx"]), rtol: 1e-3, atol: 1e-4, "ResNet dx")
+        let grads = (r["grads"] as! [String: Any]).mapValues { tensor($0) }
+        #expect(grads.count == net.namedParameters().count)
+        for (key, p) in net.namedParameters() {
+            expectClose(p.grad!, try #require(grads[key]), rtol: 1e-3, atol: 1e-4, "ResNet d\(key)")
         }
     }
 

@@ -238,7 +238,7 @@ func syntheticPair(_ dir: TempDir, n: Int = 20, h: Int = 4, w: Int = 3, gzip: Bo
     }
 }
 
-@Suite struct DownloadTests {
+@Suite(.serialized) struct DownloadTests {
     @Test func sha256KnownVectors() {
         var h = SHA256(); h.update(Array("abc".utf8))
         #expect(h.hexDigest() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
@@ -314,5 +314,25 @@ func syntheticPair(_ dir: TempDir, n: Int = 20, h: Int = 4, w: Int = 3, gzip: Bo
         // Offline now: the cache is used without touching the network.
         let again = try cache.load(.mnist, train: false, mirrors: [server.base + "/m/"], progress: false)
         #expect(again.count == 12)
+    }
+
+    @Test func cifarDownloadsIntoTheCacheVerifiedThenLoads() throws {
+        let dir = TempDir()
+        let archive = cifarArchive()
+        var h = SHA256(); h.update(archive)
+        let server = try TestHTTPServer(routes: ["/c/cifar-10-binary.tar.gz": .init(status: 200, body: archive)])
+        defer { server.stop() }
+        setenv("XDG_CACHE_HOME", dir.path, 1)
+        defer { unsetenv("XDG_CACHE_HOME") }
+        // The published checksums do not match a generated archive: refused, nothing cached.
+        let wrong = DataLocation(readEnvironment: false, mirrors: [server.base + "/c/"])
+        #expect { try CIFAR.cifar10.load(train: false, from: wrong, progress: false) } throws: {
+            "\($0)".contains("SHA-256 mismatch") && "\($0)".contains(dir.path + "/convolve/cifar10")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/convolve/cifar10/cifar-10-binary.tar.gz"))
+        let right = DataLocation(readEnvironment: false, mirrors: [server.base + "/missing/", server.base + "/c/"],
+                                 checksums: ["cifar-10-binary.tar.gz": h.hexDigest()])
+        #expect(try CIFAR.cifar10.load(train: false, from: right, progress: false).count == 4)
+        #expect(FileManager.default.fileExists(atPath: dir.path + "/convolve/cifar10/cifar-10-binary.tar.gz"))
     }
 }
