@@ -2,13 +2,15 @@
 """Files Convolve writes, read by their real consumers (CI runs this after the tests).
 
     python3 Tools/interop_check.py .build/release/convolve DATA_DIR
-needs: pillow, numpy, safetensors, tensorboard, onnx, onnxruntime (a venv outside the repo; .ci/run makes one).
+needs: pillow, numpy, safetensors, tensorboard, onnx, onnxruntime, scikit-image (a venv outside the repo; .ci/run makes one).
 Checks: a training checkpoint loads with the safetensors library with PyTorch's state_dict keys,
 shapes and dtypes; the PNG grid of `convolve show` opens in Pillow and holds the dataset's pixels;
 a safetensors file written by the safetensors library loads in Convolve (`convolve evaluate`); the
 run's TensorBoard event file is read by TensorBoard's own reader (scalars equal metrics.csv, the input
 grid decodes in Pillow, a histogram per parameter and gradient); the ONNX export of a PyTorch-style and a
-Keras-style model passes ONNX's checker and ONNX Runtime gives Convolve's predictions.
+Keras-style model and the ResNet passes ONNX's checker and ONNX Runtime gives Convolve's predictions; a
+CIFAR-10 archive written by Python's tarfile reads with its class names and pixels; JPEG photographs in an
+image folder decode and resize as Pillow does them.
 """
 import gzip
 import os
@@ -94,7 +96,7 @@ with Image.open(tmp + "/grid.png") as im:
 grid = np.asarray(Image.open(tmp + "/grid.png").convert("L"))
 raw = gzip.open(os.path.join(data, "train-images-idx3-ubyte.gz")).read()
 first = np.frombuffer(raw[16:16 + 784], dtype=np.uint8).reshape(28, 28)
-check(np.array_equal(grid[4:60:2, 4:60:2], first), "the grid's first cell holds training image 0")
+check(np.array_equal(grid[6:62:2, 6:62:2], first), "the grid's first cell holds training image 0")
 
 # 2b. `convolve plot`'s pictures, read by Pillow.
 r = run("plot", tmp + "/run", "--data-dir", data, "--output", tmp + "/plots")
@@ -122,7 +124,7 @@ raw = gzip.open(os.path.join(data, "t10k-images-idx3-ubyte.gz")).read()
 images = np.frombuffer(raw[16:16 + 100 * 784], dtype=np.uint8).reshape(100, 1, 28, 28)
 with open(tmp + "/hundred.idx", "wb") as f:
     f.write(bytes([0, 0, 8, 3]) + (100).to_bytes(4, "big") + (28).to_bytes(4, "big") + (28).to_bytes(4, "big") + images.tobytes())
-for name in ["torch-seed", "keras-seed", "lenet5", "mnist-cnn"]:
+for name in ["torch-seed", "keras-seed", "lenet5", "mnist-cnn", "resnet8"]:
     run_dir = tmp + "/zoo-" + name
     r = run("train", "--model", name, "--epochs", "1", "--train-limit", "640", "--test-limit", "100",
             "--data-dir", data, "--output", run_dir, "--quiet", "--no-tensorboard")
@@ -136,13 +138,62 @@ for name in ["torch-seed", "keras-seed", "lenet5", "mnist-cnn"]:
     check(model.ir_version == 8 and model.opset_import[0].version == 17 and meta.get("model") == name
           and len(meta.get("class_names", "").split("\t")) == 10,
           "%s: IR 8, opset 17, metadata %s" % (name, sorted(meta)))
-    mean, std = float(meta["normalize_mean"]), float(meta["normalize_std"])
+    mean = np.array([float(v) for v in meta["normalize_mean"].split(",")], np.float32).reshape(1, -1, 1, 1)
+    std = np.array([float(v) for v in meta["normalize_std"].split(",")], np.float32).reshape(1, -1, 1, 1)
     out = ort.InferenceSession(onnx_path).run(None, {"input": (images.astype(np.float32) / 255 - mean) / std})[0]
     r = run("predict", run_dir + "/model.safetensors", tmp + "/hundred.idx", "--json")
     ref = np.array([p["outputs"] for p in json.loads(r.stdout)])
     worst = float(np.abs(out - ref).max())
     check(out.shape == (100, 10) and worst < 1e-4,
           "ONNX Runtime's %s on 100 test images equals Convolve's (%s, max difference %.1e)" % (name, meta["output"], worst))
+
+# 5. CIFAR-10's binary archive as Python's tarfile and gzip write it (the real layout's producer tools):
+#    `convolve show` reads it, with the class names of batches.meta.txt and the records' pixels.
+import tarfile
+
+rng = np.random.default_rng(5)
+names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+records = {}
+cifar_dir = tmp + "/cifar"
+os.makedirs(cifar_dir)
+with tarfile.open(cifar_dir + "/cifar-10-binary.tar.gz", "w:gz") as tf:
+    def add(name, payload):
+        info = tarfile.TarInfo("cifar-10-batches-bin/" + name)
+        info.size = len(payload)
+        tf.addfile(info, io.BytesIO(payload))
+    add("batches.meta.txt", ("\n".join(names) + "\n\n").encode())
+    for batch in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        labels = rng.integers(0, 10, 7, dtype=np.uint8)
+        pixels = rng.integers(0, 256, (7, 3072), dtype=np.uint8)
+        records[batch] = (labels, pixels)
+        add(batch, np.concatenate([labels[:, None], pixels], axis=1).tobytes())
+r = run("show", "--dataset", "cifar10", "--data-dir", cifar_dir, "--split", "test", "--count", "4", "--output", tmp + "/cifar.png")
+labels, pixels = records["test_batch.bin"]
+check(r.returncode == 0 and ("labels: " + " ".join(names[l] for l in labels[:4])) in r.stdout,
+      "convolve show reads a CIFAR-10 archive written by tarfile: " + (r.stdout + r.stderr).strip()[-160:])
+cell = np.asarray(Image.open(tmp + "/cifar.png").convert("RGB"))[6:70:2, 6:70:2]
+check(np.array_equal(cell, pixels[0].reshape(3, 32, 32).transpose(1, 2, 0)), "the grid's first cell holds test record 0 (CHW planes)")
+
+# 6. Real photographs (scikit-image's sample data) as JPEGs in an image folder: Convolve's decoding
+#    (libjpeg-turbo) and bilinear resize agree with Pillow's within 2 levels.
+import skimage.data
+
+folder = tmp + "/photos"
+photos = {"astronaut": skimage.data.astronaut(), "chelsea": skimage.data.chelsea(), "coffee": skimage.data.coffee()}
+for split in ["train", "val"]:
+    for cls, pixels in photos.items():
+        os.makedirs(f"{folder}/{split}/{cls}")
+        Image.fromarray(pixels).save(f"{folder}/{split}/{cls}/photo.jpg", quality=90, progressive=(cls == "coffee"))
+r = run("show", "--dataset", folder, "--image-size", "32", "--count", "3", "--output", tmp + "/photos.png")
+check(r.returncode == 0 and "labels: astronaut chelsea coffee" in r.stdout, "convolve show on a JPEG folder: " + (r.stdout + r.stderr).strip()[-160:])
+grid = np.asarray(Image.open(tmp + "/photos.png").convert("RGB")).astype(int)
+worst = 0
+for k, cls in enumerate(photos):
+    ox, oy = 6 + (k % 2) * (64 + 6), 6 + (k // 2) * (64 + 19 + 6)   # 2 columns; cells 64 wide, labels 19 high
+    ours = grid[oy:oy + 64:2, ox:ox + 64:2]
+    pillow = np.asarray(Image.open(f"{folder}/train/{cls}/photo.jpg").convert("RGB").resize((32, 32), Image.BILINEAR)).astype(int)
+    worst = max(worst, int(np.abs(ours - pillow).max()))
+check(worst <= 2, "decoded and resized photographs agree with Pillow's (largest difference %d)" % worst)
 
 print("interop: %d of %d checks ok" % (checks - len(failures), checks))
 sys.exit(1 if failures else 0)

@@ -25,6 +25,16 @@ let targets: [String: ([UInt8]) -> Void] = [
     "png": { bytes in _ = try? PNG.decode(bytes) },
     "safetensors": { bytes in withTempFile(bytes) { _ = try? SafeTensors.read($0) } },
     "run-state": { bytes in _ = try? RunState.decodeAndValidate(Data(bytes), path: "fuzz", trainCount: 64, batches: 4) },
+    // PNG or JPEG by content (JPEG through libjpeg-turbo, when installed).
+    "image": { bytes in _ = try? ImageFile.decode(bytes, path: "fuzz") },
+    // A CIFAR-10 archive (tar, gzip or not): the tar reader and the record checks.
+    "cifar": { bytes in
+        let dir = NSTemporaryDirectory() + "convolve-fuzz-\(getpid())-\(UUID().uuidString)"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        FileManager.default.createFile(atPath: dir + "/cifar-10-binary.tar.gz", contents: Data(bytes))
+        _ = try? CIFAR.cifar10.load(train: false, directory: dir)
+    },
 ]
 
 /// Writes `bytes` to a fresh temporary file, runs `body` on its path, removes it.
