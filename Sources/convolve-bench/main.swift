@@ -1,5 +1,5 @@
 // convolve-bench: the issue-5 workloads, one table row each.
-//   swift run -c release convolve-bench W1|W2|W3|all [--epochs N] [--limit N] [--threads N] [--profile] [--no-winograd]
+//   swift run -c release convolve-bench W1|W2|W3|W4|all|augment [--epochs N] [--limit N] [--threads N] [--profile] [--no-winograd]
 // Data from CONVOLVE_DATA_DIR (or --data-dir). Prints: workload, train img/s (median of epochs after
 // the first), eval img/s (10k test set, batch 1000, median of 3), seconds from process start to the
 // first training step, peak RSS in MB.
@@ -123,6 +123,82 @@ if which == "data" {
         rates.append(Double(n) / Date().timeIntervalSince(t0))
     }
     print(String(format: "load+decompress MNIST (70k images): %.3f s   DataLoader: %.0f batches/s of 64", loads.sorted()[2], rates.sorted()[2]))
+    exit(0)
+}
+/// CIFAR-shaped samples (32×32 RGB, 10 classes) of seeded random pixels: speed does not depend on content.
+func cifarShaped(_ n: Int, seed: UInt64) -> ImageDataset {
+    var g = Xoshiro256StarStar(seed: seed)
+    let pixels = (0..<(n * 3072)).map { _ in UInt8(truncatingIfNeeded: g.next() >> 56) }
+    return ImageDataset(name: "CIFAR-shaped", pixels: pixels, labels: (0..<n).map { UInt8($0 % 10) }, channels: 3,
+                        height: 32, width: 32, classNames: (0..<10).map(String.init))
+}
+if which == "augment" {
+    // Images/s one thread builds into batches (what the loader's background thread does), with and without
+    // augmentation: MNIST with the digits preset (random affine), CIFAR-shaped with crops + flips.
+    // Medians of 5 passes over 10,240 images, batch 128, prefetch off (so the rate is one thread's).
+    let mnist: ImageDataset
+    do { mnist = try location.load(.mnist, train: true).prefix(10_240) }
+    catch { FileHandle.standardError.write(Data("convolve-bench: \(error)\n".utf8)); exit(1) }
+    let cifar = cifarShaped(10_240, seed: 3)
+    print("dataset        augmentation   loader_img/s (one thread)")
+    for (name, ds, preset) in [("MNIST", mnist, AugmentationPreset.digits), ("CIFAR-shaped", cifar, .crops)] {
+        let normalize = Normalize(mean: [Float](repeating: 0.5, count: ds.channels), std: [Float](repeating: 0.25, count: ds.channels))
+        for augmented in [false, true] {
+            let base: [any Transform] = [ToTensor(), normalize]
+            let transform = Compose((augmented ? preset.transforms(height: ds.height, width: ds.width) : []) + base)
+            var rates: [Double] = []
+            for r in 0..<5 {
+                let loader = DataLoader(ds.with(transform: transform), batchSize: 128, shuffle: true, seed: UInt64(r), prefetch: false)
+                let t0 = Date()
+                var n = 0
+                for (_, y) in loader { n += y.count }
+                rates.append(Double(n) / Date().timeIntervalSince(t0))
+            }
+            print(String(format: "%-14@ %-14@ %12.0f", name as NSString, (augmented ? preset.rawValue : "none") as NSString, rates.sorted()[2]))
+        }
+    }
+    exit(0)
+}
+if which == "W4" {
+    // The zoo's CIFAR ResNet (resnet8) on 32×32×3, batch 128, its recipe (SGD 0.1, momentum 0.9, weight
+    // decay 5e-4) with augmentation (random crops with padding 4 + flips) on: train img/s (median of the
+    // epochs after the first) and eval img/s, on CIFAR-shaped data.
+    manualSeed(0)
+    let epochs = epochsOpt ?? 3, limit = limitOpt ?? 5120
+    let recipe = ZooModel.resnet8.defaults
+    let base = Compose(ToTensor(), Normalize(mean: [0.4914, 0.4822, 0.4465], std: [0.2470, 0.2435, 0.2616]))
+    let train = cifarShaped(limit, seed: 1).with(transform: Compose(AugmentationPreset.crops.transforms(height: 32, width: 32) + [base]))
+    let test = cifarShaped(2000, seed: 2).with(transform: base)
+    let model = ResNet(channels: 3, classes: 10)
+    let trainer: Trainer
+    do { trainer = Trainer(model: model, optimizer: try recipe.makeOptimizer(model.parameters())) }
+    catch { FileHandle.standardError.write(Data("convolve-bench: \(error)\n".utf8)); exit(1) }
+    let loader = DataLoader(train, batchSize: recipe.batchSize, shuffle: true, seed: 0)
+    var rates: [Double] = [], firstStep = Double.nan, steps = 0
+    for e in 0..<epochs {
+        if profile && e == 1 { Profiler.enabled = true; Profiler.reset(); steps = 0 }
+        model.train()
+        let t0 = Date()
+        var n = 0
+        var it = loader.makeIterator()
+        while let (x, y) = Profiler.measure("data (wait for batch)", { it.next() }) {
+            if firstStep.isNaN { firstStep = processAgeSeconds() }
+            trainer.trainStep(x, y); n += y.count; steps += 1
+        }
+        rates.append(Double(n) / Date().timeIntervalSince(t0))
+    }
+    Profiler.enabled = false
+    model.eval()
+    var evalRates: [Double] = []
+    for _ in 0..<3 {
+        let t0 = Date()
+        withNoGrad { for (x, _) in DataLoader(test, batchSize: 500, prefetch: false) { _ = inferInSlices(x) { model($0) } } }
+        evalRates.append(Double(test.count) / Date().timeIntervalSince(t0))
+    }
+    print("workload  threads  train_img/s  eval_img/s  first_step_s  peak_rss_MB  epochs  images/epoch")
+    print(String(format: "%-9@ %7d  %11.0f  %10.0f  %12.2f  %11.1f  %6d  %12d", "W4" as NSString, Parallel.threads,
+                 rates.dropFirst().sorted()[(rates.count - 1) / 2], evalRates.sorted()[1], firstStep, peakRSSMB(), epochs, limit))
+    if profile { print(Profiler.report(steps: steps)) }
     exit(0)
 }
 let trainRaw: ImageDataset, testRaw: ImageDataset
