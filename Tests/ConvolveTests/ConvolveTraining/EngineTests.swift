@@ -165,7 +165,8 @@ final class StopAfter: Callback {
         }
     }
 
-    /// Every zoo recipe (two with a learning-rate schedule, one with dropout), stopped inside epoch 1,
+    /// Every zoo recipe (three with a learning-rate schedule, one with dropout, two with augmentation — digits
+    /// for resnet8, crops and flips for lenet5), stopped inside epoch 1,
     /// at its end, and inside epoch 2 right after a mid-epoch checkpoint, then resumed: the same
     /// weights, history and metrics as one uninterrupted run. A stray temporary file, as a kill during
     /// a checkpoint write leaves, changes nothing.
@@ -173,6 +174,7 @@ final class StopAfter: Callback {
     func everyRecipeResumesExactly(_ zoo: ZooModel) throws {
         guard let data = mnistDirectory() else { _ = requireMNIST(); return }
         var recipe = zoo.defaults; recipe.epochs = 2
+        recipe.augmentation = zoo == .resnet8 ? .digits : zoo == .lenet5 ? .crops : nil
         let config = RunConfig(model: zoo, recipe: recipe, seed: 11, threads: Parallel.threads,
                                trainLimit: zoo == .mnistCNN ? 640 : 1280, testLimit: 200)
         let loc = DataLocation(directory: data)
