@@ -9,7 +9,7 @@ public final class Downloader: NSObject, URLSessionDataDelegate, @unchecked Send
     private let timeout: TimeInterval
     private var handle: FileHandle?
     private var hasher = SHA256()
-    private var md5 = MD5()
+    private var md5Hasher = MD5()
     private var received: Int64 = 0
     private var expected: Int64 = -1
     private var started = Date()
@@ -36,7 +36,7 @@ public final class Downloader: NSObject, URLSessionDataDelegate, @unchecked Send
     ///   - sha256: the expected digest (nil: not checked).
     ///   - md5: the expected MD5, for files whose publisher gives no SHA-256 (nil: not checked).
     ///   - directory: where the verified file is moved.
-    public func fetch(_ name: String, mirrors: [String], sha256: String?, md5 expectedMD5: String? = nil,
+    public func fetch(_ name: String, mirrors: [String], sha256: String?, md5: String? = nil,
                       into directory: String) throws {
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
         catch { throw DataError.unreadable(path: directory, reason: "cannot create directory: \(error.localizedDescription)") }
@@ -51,8 +51,8 @@ public final class Downloader: NSObject, URLSessionDataDelegate, @unchecked Send
                 if let sha256, digest != sha256 {
                     throw DataError.checksum(path: url, expected: sha256, got: digest)
                 }
-                if let expectedMD5, md5.hexDigest() != expectedMD5 {
-                    throw DataError.checksum(path: url, expected: "MD5 " + expectedMD5, got: md5.hexDigest())
+                if let md5, md5Hasher.hexDigest() != md5 {
+                    throw DataError.checksum(path: url, expected: "MD5 " + md5, got: md5Hasher.hexDigest())
                 }
                 guard rename(tmp, final) == 0 else {
                     throw DataError.unreadable(path: final, reason: String(cString: strerror(errno)))
@@ -72,7 +72,7 @@ public final class Downloader: NSObject, URLSessionDataDelegate, @unchecked Send
         guard let h = FileHandle(forWritingAtPath: path) else {
             throw DataError.unreadable(path: path, reason: "cannot write")
         }
-        handle = h; hasher = SHA256(); md5 = MD5(); received = 0; expected = -1; failure = nil; started = Date()
+        handle = h; hasher = SHA256(); md5Hasher = MD5(); received = 0; expected = -1; failure = nil; started = Date()
         label = u.lastPathComponent
         let config = URLSessionConfiguration.ephemeral
         config.timeoutIntervalForRequest = timeout
@@ -104,7 +104,7 @@ public final class Downloader: NSObject, URLSessionDataDelegate, @unchecked Send
     public func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
         handle?.write(data)
         hasher.update(data)
-        md5.update(data)
+        md5Hasher.update(data)
         received += Int64(data.count)
         if showProgress {
             let line: String

@@ -29,8 +29,8 @@ public final class BasicBlock: Module, Layer {
             : nil
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        let h = bn2(conv2(bn1(conv1(x)).relu()))
-        return (h + (downsample.map { $0(x) } ?? x)).relu()
+    public func callAsFunction(_ input: Tensor) -> Tensor {
+        let h = bn2(conv2(bn1(conv1(input)).relu()))
+        return (h + (downsample.map { $0(input) } ?? input)).relu()
     }
 }

@@ -76,7 +76,7 @@ public final class MnistCNN: Module, Layer {
 }
 
 /// A CIFAR-style ResNet (He et al. 2016, depth 6n + 2 with n = 1): a 3×3 convolution to 16 channels,
-/// three stages of ``BasicBlock``s at 16, 32 and 64 channels (the last two halve the image), global
+/// three stages of `BasicBlock`s at 16, 32 and 64 channels (the last two halve the image), global
 /// average pooling and one linear layer. 78,042 parameters for 3 channels and 10 classes; any input
 /// size of at least 8×8 (the pooling adapts), any channels and classes.
 public final class ResNet: Module, Layer {
@@ -100,8 +100,8 @@ public final class ResNet: Module, Layer {
         layer3 = stage(2 * width, 4 * width, stride: 2)
         fc = Linear(4 * width, classes)
     }
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        let h = layer3(layer2(layer1(bn1(conv1(x)).relu())))
+    public func callAsFunction(_ input: Tensor) -> Tensor {
+        let h = layer3(layer2(layer1(bn1(conv1(input)).relu())))
         return fc(avgpool(h).flatten(startDim: 1))
     }
 }
@@ -374,7 +374,9 @@ public enum AugmentationPreset: String, Sendable, Codable, CaseIterable {
     }
 
     /// The random transforms, applied to raw pixels before scaling.
-    /// - Parameter size: the images' height and width.
+    /// - Parameters:
+    ///   - height: the images' height.
+    ///   - width: the images' width.
     public func transforms(height: Int, width: Int) -> [any Transform] {
         switch self {
         case .digits: return [RandomAffine(degrees: 10, translate: 0.1, scale: 0.9...1.1)]

@@ -190,7 +190,11 @@ struct Predict: ParsableCommand {
             // Load every input first: a bad file fails before any output.
             var items: [(String, [UInt8])] = []
             for path in images {
-                if ImageFile.hasImageExtension(path) || !path.lowercased().contains("idx") {
+                // PNG and JPEG by their first bytes; anything else is read as IDX (raw or gzip), which names
+                // the file and what it found when it is neither.
+                let head: [UInt8] = leadingBytes(path, 4)
+                let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47], jpeg: [UInt8] = [0xFF, 0xD8, 0xFF]
+                if head.starts(with: png) || head.starts(with: jpeg) || (head.isEmpty && ImageFile.hasImageExtension(path)) {
                     let image = try ImageFile.read(path)
                     if digits {
                         items.append((path, image.mnistStyle(invert: invert).pixels))
@@ -302,6 +306,13 @@ struct Show: ParsableCommand {
             }
         }
     }
+}
+
+/// The first `count` bytes of a file (fewer if it is shorter; none if it cannot be read).
+func leadingBytes(_ path: String, _ count: Int) -> [UInt8] {
+    guard let handle = FileHandle(forReadingAtPath: path) else { return [] }
+    defer { try? handle.close() }
+    return [UInt8]((try? handle.read(upToCount: count)) ?? Data())
 }
 
 /// Unicode half-block rendering of one image's luminance (two pixel rows per text line).

@@ -12,6 +12,9 @@ let examples: [String: [String]] = [
         "convolve train --model torch-seed  # the tutorial's PyTorch half",
         "convolve train --model mnist-cnn --dataset fashion-mnist --epochs 3",
         "convolve train --resume --output runs/mnist-cnn  # continue a run",
+        "convolve train --model resnet8 --dataset ./photos --image-size 64 --augment  # a folder per class",
+        "convolve train --model resnet8 --dataset cifar10 --augment  # verified download",
+        "convolve train --model resnet8 --augment  # MNIST with random affine warps",
     ],
     "evaluate": [
         "convolve evaluate runs/lenet5/model.safetensors",
@@ -20,6 +23,7 @@ let examples: [String: [String]] = [
     "predict": [
         "convolve predict runs/lenet5/model.safetensors digit.png --invert",
         "convolve predict runs/lenet5/model.safetensors t10k-images-idx3-ubyte --top-k 1 --json",
+        "convolve predict runs/resnet8/model.safetensors cat.jpg dog.png  # class names from the checkpoint",
     ],
     "summary": [
         "convolve summary --model keras-seed  # Total params: 1,198",
@@ -28,6 +32,7 @@ let examples: [String: [String]] = [
     "show": [
         "convolve show --count 16 --output grid.png",
         "convolve show --dataset fashion-mnist --split test --start 100 --preview",
+        "convolve show --dataset ./photos --image-size 64 --count 16 --output grid.png",
     ],
     "models": [
         "convolve models",
@@ -40,6 +45,7 @@ let examples: [String: [String]] = [
     "download": [
         "convolve download mnist  # into ~/.cache/convolve/mnist",
         "convolve download fashion-mnist --data-dir data  # then copy data/ offline",
+        "convolve download cifar10  # cifar-10-binary.tar.gz, SHA-256 verified",
     ],
     "plot": [
         "convolve plot runs/lenet5             # curves.png, confusion.png, mistakes.png",
