@@ -214,3 +214,30 @@ public final class ImageFolder: DatasetProvider, @unchecked Sendable {
 
 /// Hands a buffer to `concurrentPerform`'s workers, each writing only its own elements.
 struct UncheckedBox<T>: @unchecked Sendable { let value: T; init(_ value: T) { self.value = value } }
+
+/// Keras' `image_dataset_from_directory`: an image folder as a training set and, with a
+/// `validationSplit` (or `val/`/`test/` trees), a validation set. Keras' defaults: 256×256, RGB,
+/// stretched (`cropToAspectRatio: false`); pixels are scaled to [0, 1] by the datasets' transform.
+///
+/// - Parameters:
+///   - directory: one sub-folder of images per class (or `train/` and `val/` trees of them).
+///   - imageSize: `(height, width)` every image is resized to.
+///   - colorMode: `"rgb"` or `"grayscale"`.
+///   - validationSplit: the share held out (nil: none, unless the folder has a validation tree).
+///   - seed: seeds the split.
+///   - cropToAspectRatio: centre-crop to the target's aspect ratio before resizing.
+///
+/// ### See Also
+/// - ``ImageFolder``
+public func imageDatasetFromDirectory(_ directory: String, imageSize: (height: Int, width: Int) = (256, 256),
+                                      colorMode: String = "rgb", validationSplit: Double? = nil, seed: UInt64 = 0,
+                                      cropToAspectRatio: Bool = false) throws -> (train: ImageDataset, validation: ImageDataset?) {
+    guard colorMode == "rgb" || colorMode == "grayscale" else {
+        throw DataError.badShape(path: directory, reason: "color mode must be \"rgb\" or \"grayscale\", not \"\(colorMode)\"")
+    }
+    let folder = try ImageFolder(root: directory, options: .init(imageSize: imageSize, channels: colorMode == "rgb" ? 3 : 1,
+                                                                 centerCrop: cropToAspectRatio, validationSplit: validationSplit ?? 0,
+                                                                 seed: seed))
+    let validation = try folder.load(train: false)
+    return (try folder.load(train: true), validation.count > 0 ? validation : nil)
+}

@@ -62,6 +62,11 @@ func makePhotoFolder(_ root: String, jpegs: Bool = true) throws {
         for (i, file) in folder.trainFiles.enumerated() {
             #expect(Int(train.labels[i]) == (file.path.contains("/top/") ? 1 : 0))
         }
+        // Keras' spelling: 256x256 RGB by default, a validation set only when asked for.
+        let keras = try imageDatasetFromDirectory(dir.path, imageSize: (20, 24))
+        #expect(keras.train.count == 14 && keras.validation == nil && keras.train.sampleShape == [3, 20, 24])
+        let split = try imageDatasetFromDirectory(dir.path, imageSize: (8, 8), colorMode: "grayscale", validationSplit: 0.5, seed: 1)
+        #expect(split.train.count == 7 && split.validation?.count == 7 && split.train.channels == 1)
     }
 
     @Test func trainAndValTreesAndGreyDetection() throws {

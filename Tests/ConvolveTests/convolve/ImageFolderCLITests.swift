@@ -31,20 +31,26 @@ func makeColourFolder(_ root: String, perClass: Int, seed: UInt64) throws {
         let photos = dir.path + "/photos", run = dir.path + "/run"
         try makeColourFolder(photos, perClass: 30, seed: 1)
         FileManager.default.createFile(atPath: photos + "/red/notes.txt", contents: Data("x".utf8))
+        // Pillow's JPEGs (a red disc, a green square, a blue triangle; baseline and progressive) join the folder.
+        var jpegs: [String] = []
+        for cls in ["red", "green", "blue"] { for i in 0..<2 {
+            let path = "\(photos)/\(cls)/pillow-\(i).jpg"
+            try FileManager.default.copyItem(atPath: try imageFixture("class-\(cls)-\(i).jpg"), toPath: path)
+            jpegs.append(path)
+        } }
         let t = try runCLI(["train", "--model", "lenet5", "--dataset", photos, "--image-size", "16", "--epochs", "6",
                             "--batch-size", "16", "--augment", "--output", run, "--threads", "2", "--no-tensorboard"])
         #expect(t.status == 0, "\(t.err)")
-        #expect(t.out.contains("3 classes (blue, green, red), 72 training + 18 validation images") && t.out.contains("1 non-image file ignored"),
+        #expect(t.out.contains("3 classes (blue, green, red), 77 training + 19 validation images") && t.out.contains("1 non-image file ignored"),
                 "\(t.out)")
         let accuracy = t.out.components(separatedBy: "Model Accuracy = ").last.flatMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         #expect((accuracy ?? 0) >= 0.9, "validation accuracy \(accuracy ?? -1)")
-        // The checkpoint knows its input: predict any-size JPEGs (and a PNG) with class names and no flags.
-        let jpegs = try ["class-red-0.jpg", "class-green-1.jpg", "class-blue-0.jpg"].map(imageFixture)
+        // The checkpoint knows its input: predict the folder's JPEGs (any size) with class names and no flags.
         let p = try runCLI(["predict", run + "/model.safetensors"] + jpegs + ["--top-k", "1", "--json"])
         #expect(p.status == 0, "\(p.err)")
         let results = try #require(try JSONSerialization.jsonObject(with: Data(p.out.utf8)) as? [[String: Any]])
         let predicted = results.map { (($0["top"] as? [[String: Any]])?.first?["name"] as? String) ?? "" }
-        #expect(predicted == ["red", "green", "blue"], "\(p.out)")
+        #expect(predicted == ["red", "red", "green", "green", "blue", "blue"], "\(p.out)")
         // evaluate needs no flags either; a dataset of another shape is refused with one message.
         let e = try runCLI(["evaluate", run + "/model.safetensors"])
         #expect(e.status == 0 && e.out.contains("Accuracy:") && e.out.contains("red"), "\(e.err)")
