@@ -130,8 +130,9 @@ public enum Plots {
         let captionWidth = (captions.map { Canvas.textWidth($0) }.max() ?? 0) + 8
         let cellW = Swift.max(first.width * scale, captionWidth) + 10, cellH = first.height * scale + Canvas.lineHeight + 12
         let cols = Swift.min(columns, images.count), rows = (images.count + cols - 1) / cols
-        var canvas = Canvas(width: cols * cellW + 10, height: rows * cellH + 36)
-        canvas.text("misclassified test images (true -> predicted)", x: 8, y: 8)
+        let title = "misclassified test images (true -> predicted)"
+        var canvas = Canvas(width: Swift.max(cols * cellW + 10, Canvas.textWidth(title) + 16), height: rows * cellH + 36)
+        canvas.text(title, x: 8, y: 8)
         for (i, (image, caption)) in zip(images, captions).enumerated() {
             let x = 10 + (i % cols) * cellW, y = 30 + (i / cols) * cellH
             canvas.draw(image, x: x + (cellW - 10 - image.width * scale) / 2, y: y, scale: scale)

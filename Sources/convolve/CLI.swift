@@ -76,6 +76,10 @@ struct Train: ParsableCommand {
         if let channels, channels != 1 && channels != 3 { throw ValidationError("--channels must be 1 or 3") }
         if let valSplit, !(valSplit >= 0 && valSplit < 1) { throw ValidationError("--val-split must be at least 0 and below 1") }
         if let weightDecay, !(weightDecay >= 0) { throw ValidationError("--weight-decay must not be negative") }
+        if DatasetCatalog.named(dataset) != nil, imageSize != nil || channels != nil || centerCrop || valSplit != nil {
+            throw ValidationError("--image-size, --channels, --center-crop and --val-split apply to image folders; "
+                + "\(dataset) has a fixed size and its own test set")
+        }
         if let optimizer, !Recipe.optimizerNames.contains(optimizer.lowercased()) {
             throw ValidationError("unknown optimizer '\(optimizer)' (use " + Recipe.optimizerNames.joined(separator: ", ") + ")")
         }
