@@ -33,7 +33,7 @@ let package = Package(
         // Files: atomic writes, checksums, safetensors, CSV (used by the data and training targets).
         .target(name: "ConvolveIO", dependencies: ["Convolve"], swiftSettings: native),
         .target(name: "ConvolveData", dependencies: ["Convolve", "ConvolveIO", "CZlib", "CConvolveSupport"], swiftSettings: native),
-        .target(name: "ConvolveTraining", dependencies: ["Convolve", "ConvolveNN", "ConvolveIO", "ConvolveData"],
+        .target(name: "ConvolveTraining", dependencies: ["Convolve", "ConvolveNN", "ConvolveIO", "ConvolveData", "CConvolveSupport"],
                 swiftSettings: native),
         .executableTarget(name: "convolve",
                           dependencies: ["Convolve", "ConvolveNN", "ConvolveData", "ConvolveTraining",

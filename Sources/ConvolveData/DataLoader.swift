@@ -16,6 +16,11 @@ public final class DataLoader<Source: BatchSource>: Sequence {
     public let dropLast: Bool
     /// Prepare the next batch in the background.
     public var prefetch: Bool
+    /// Data-parallel training: this loader yields rank `rank`'s part of every global batch of
+    /// `batchSize × count` samples (DDP's `DistributedSampler`, without padding: every sample is used
+    /// exactly once per epoch across the ranks; a rank's part of a short last batch may be empty).
+    /// Every rank must use the same seed (the same epoch order).
+    public let shard: (rank: Int, count: Int)?
     private let generator: RandomGenerator
     /// Seeds the random transforms (augmentation) of every batch, with the epoch order and batch index.
     public let augmentationSeed: UInt64
@@ -31,12 +36,15 @@ public final class DataLoader<Source: BatchSource>: Sequence {
     ///   - dropLast: drop a last, smaller batch.
     ///   - seed: fixes the shuffle order (default: drawn from the default generator, itself seedable).
     ///   - prefetch: build the next batch on a background thread.
+    ///   - shard: `(rank, ranks)` for data-parallel training: this rank's part of each global batch.
     ///
     /// ### See Also
     /// - ``ImageDataset``, ``TensorDataset``, ``Transform``
     public init(_ dataset: Source, batchSize: Int = 1, shuffle: Bool = false, dropLast: Bool = false,
-                seed: UInt64? = nil, prefetch: Bool = true) {
+                seed: UInt64? = nil, prefetch: Bool = true, shard: (rank: Int, count: Int)? = nil) {
         precondition(batchSize > 0, "batch size must be positive")
+        precondition(shard.map { $0.count >= 1 && $0.rank >= 0 && $0.rank < $0.count } ?? true, "bad shard")
+        self.shard = shard
         self.dataset = dataset; self.batchSize = batchSize; self.shuffle = shuffle; self.dropLast = dropLast
         self.prefetch = prefetch
         let base = seed ?? RandomGenerator.global.next()
@@ -44,9 +52,20 @@ public final class DataLoader<Source: BatchSource>: Sequence {
         augmentationSeed = base ^ 0xA5A5_5A5A_C3C3_3C3C
     }
 
-    /// Number of batches per epoch (`len(loader)`).
+    /// Number of batches per epoch (`len(loader)`; sharded: global batches, the same on every rank).
     public var count: Int {
-        dropLast ? dataset.count / batchSize : (dataset.count + batchSize - 1) / batchSize
+        let global = batchSize * (shard?.count ?? 1)
+        return dropLast ? dataset.count / global : (dataset.count + global - 1) / global
+    }
+
+    /// The positions in an epoch's order that batch `b` takes on this rank.
+    /// - Parameter b: the batch.
+    public func positions(ofBatch b: Int, in orderCount: Int) -> Range<Int> {
+        let global = batchSize * (shard?.count ?? 1)
+        let lo = b * global, hi = Swift.min(orderCount, lo + global)
+        guard let shard else { return lo..<hi }
+        let m = hi - lo
+        return (lo + shard.rank * m / shard.count)..<(lo + (shard.rank + 1) * m / shard.count)
     }
 
     /// The sample order for the next epoch (advances the shuffle generator).
@@ -88,9 +107,10 @@ public final class DataLoader<Source: BatchSource>: Sequence {
     /// epoch (its index and order) and the batch's position: the same batch is augmented the same way however the
     /// run got there (resumed mid-epoch, prefetched or not).
     func makeBatch(_ order: [Int], _ b: Int, orderHash: UInt64) -> (Tensor, [Int]) {
-        let lo = b * batchSize, hi = Swift.min(order.count, lo + batchSize)
-        var mix = Xoshiro256StarStar(seed: augmentationSeed ^ orderHash &+ UInt64(b) &* 0x9E37_79B9_7F4A_7C15)
-        return dataset.batch(Array(order[lo..<hi]), seed: mix.next())
+        let range = positions(ofBatch: b, in: order.count)
+        let rankSalt = UInt64(shard?.rank ?? 0) &* 0xBF58_476D_1CE4_E5B9
+        var mix = Xoshiro256StarStar(seed: augmentationSeed ^ orderHash &+ UInt64(b) &* 0x9E37_79B9_7F4A_7C15 ^ rankSalt)
+        return dataset.batch(Array(order[range]), seed: mix.next())
     }
 
     /// A fingerprint of an epoch's order (FNV-1a), so each epoch's augmentation differs.

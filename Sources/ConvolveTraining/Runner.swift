@@ -20,6 +20,8 @@ public struct RunConfig: Codable, Sendable, Equatable {
     public var channels: Int?
     public var centerCrop: Bool?
     public var validationSplit: Double?
+    /// Processes of a data-parallel run (nil: one); `recipe.batchSize` is per process.
+    public var ranks: Int?
 
     /// - Parameters:
     ///   - model: the zoo model to train.
@@ -144,6 +146,11 @@ public final class TrainingRun {
     /// More callbacks for the run's `Trainer` (after the progress output, before the run's own
     /// checkpointing, which always comes last).
     public var callbacks: [Callback] = []
+    /// Data-parallel training over these ranks (`convolve train --distributed` under `mpirun`): each
+    /// trains on its shard of every global batch; only rank 0 writes (checkpoints, metrics, TensorBoard)
+    /// and prints; `--resume` reads the checkpoint on rank 0 and sends it to the others.
+    public var communicator: Communicator?
+    var isRoot: Bool { (communicator?.rank ?? 0) == 0 }
     let log: (String) -> Void
     let progress: ProgressOutput
     /// The input the model was built for (set by `run`; saved in every checkpoint).
@@ -171,10 +178,18 @@ public final class TrainingRun {
     var metricsPath: String { outputDir + "/metrics.csv" }
 
     /// Reads a previous run's `run.json` (its settings; the exact resume state is in the checkpoint).
-    /// - Parameter dir: the run's output directory.
-    public static func loadState(_ dir: String) throws -> RunState {
+    /// Data-parallel: rank 0 reads it and sends it to the others (their machines need no copy).
+    /// - Parameters:
+    ///   - dir: the run's output directory.
+    ///   - communicator: the ranks of a data-parallel run, or nil.
+    public static func loadState(_ dir: String, communicator: Communicator? = nil) throws -> RunState {
         let path = dir + "/run.json"
-        guard let data = FileManager.default.contents(atPath: path) else {
+        var contents = (communicator?.rank ?? 0) == 0 ? FileManager.default.contents(atPath: path).map { [UInt8]($0) } : nil
+        if let communicator {
+            let sent = try communicator.broadcast(contents.map { [1] + $0 } ?? [0])
+            contents = sent.first == 1 ? Array(sent.dropFirst()) : nil
+        }
+        guard let data = contents.map({ Data($0) }) else {
             throw RunError("\(path): cannot resume: no run.json in \(dir)")
         }
         do { return try JSONDecoder().decode(RunState.self, from: data) }
@@ -189,7 +204,7 @@ public final class TrainingRun {
         let progress = isatty(STDERR_FILENO) != 0
         var train = try provider.load(train: true, from: dataLocation, progress: progress)
         var test = try provider.load(train: false, from: dataLocation, progress: progress)
-        if let folder = provider as? ImageFolder { log(try folder.summary()) }
+        if let folder = provider as? ImageFolder, isRoot { log(try folder.summary()) }
         if let n = config.trainLimit { train = train.prefix(n) }
         if let n = config.testLimit { test = test.prefix(n) }
         guard train.count > 0 else { throw RunError("\(provider.displayName): the training set is empty") }
@@ -216,10 +231,13 @@ public final class TrainingRun {
         let (train, test, spec) = try loadData()   // before creating anything: bad data leaves no output behind
         inputSpec = spec
         try zoo.validate(input: spec.sampleShape, classes: spec.classNames.count)   // refuses unfit data before any output
-        do { try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true) }
-        catch { throw RunError("\(outputDir): cannot create output directory: \(error.localizedDescription)") }
-        let lock = try OutputLock(directory: outputDir)
-        defer { lock.release() }
+        var lock: OutputLock?
+        if isRoot {
+            do { try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true) }
+            catch { throw RunError("\(outputDir): cannot create output directory: \(error.localizedDescription)") }
+            lock = try OutputLock(directory: outputDir)
+        }
+        defer { lock?.release() }
 
         let model = try RandomGenerator.global.exclusively {
             manualSeed(config.seed); return try zoo.make(input: spec.sampleShape, classes: spec.classNames.count)
@@ -231,7 +249,8 @@ public final class TrainingRun {
         let optimizer = try config.recipe.makeOptimizer(model.parameters())
         let scheduler = config.recipe.makeScheduler(optimizer)
         (model as? Model)?.compile(optimizer: optimizer, loss: .categoricalCrossentropy, metrics: ["accuracy"])
-        let loader = DataLoader(train, batchSize: config.recipe.batchSize, shuffle: true, seed: config.seed)
+        let loader = DataLoader(train, batchSize: config.recipe.batchSize, shuffle: true, seed: config.seed,
+                                shard: communicator.map { ($0.rank, $0.size) })
         var state = RunState(config: config, completedEpochs: 0, bestAccuracy: nil, history: [])
         if resume {
             state = try restore(model: model, optimizer: optimizer, trainCount: train.count, batches: loader.count)
@@ -250,21 +269,31 @@ public final class TrainingRun {
 
         let recorder = RunRecorder(run: self, state: state, loader: loader, scheduler: scheduler, dropout: dropoutGenerator)
         // Keras' bar redraws on a terminal by itself; the PyTorch lines get a live status line there.
+        // Data-parallel: only rank 0 prints and writes.
+        let quiet = progress == .silent || !isRoot
         var callbacks: [Callback] = config.recipe.style == .keras
-            ? [ProgressBar(verbose: progress == .silent ? 0 : 1, output: progress)]
-            : [LiveProgress(enabled: progress != .silent && isatty(STDOUT_FILENO) != 0), TutorialEpochLog(log: log)]
+            ? [ProgressBar(verbose: quiet ? 0 : 1, output: quiet ? .silent : progress)]
+            : [LiveProgress(enabled: !quiet && isatty(STDOUT_FILENO) != 0), TutorialEpochLog(log: isRoot ? log : { _ in })]
         // TensorBoard before the schedule: an epoch's learning rate is logged before it decays.
-        let board = tensorBoard ? TensorBoard(logDir: outputDir + "/tensorboard", mistakesFrom: test) : nil
+        let board = tensorBoard && isRoot ? TensorBoard(logDir: outputDir + "/tensorboard", mistakesFrom: test) : nil
         if let board { callbacks.append(board) }
         if let scheduler { callbacks.append(LRSchedule(scheduler)) }
         callbacks += self.callbacks
         callbacks.append(recorder)   // last: saves after the schedule has stepped
         let trainer = Trainer(model: model, optimizer: optimizer, callbacks: callbacks)
+        trainer.communicator = communicator
         trainer.fit(loader, epochs: config.recipe.epochs, initialEpoch: state.completedEpochs,
                     validation: test, resume: state.position)
         if let error = recorder.error { throw error }
         if let error = board?.errors.first { throw RunError("\(error)") }
         state = recorder.state
+        if let communicator {
+            let agree = try communicator.parametersAgree(model)
+            if isRoot {
+                log("Ranks: \(communicator.size); weights bit-identical on every rank: \(agree ? "yes" : "NO")")
+            }
+            guard agree else { throw RunError("the ranks' weights differ after training (a collective went wrong)") }
+        }
 
         let final: (loss: Double, accuracy: Double)
         if let last = state.history.last, recorder.epochsRun > 0, let l = last["val_loss"], let a = last["val_accuracy"] {
@@ -273,7 +302,7 @@ public final class TrainingRun {
             let e = trainer.evaluate(test)
             final = (e.loss, e.accuracy)
         }
-        if config.recipe.style == .pytorch {
+        if config.recipe.style == .pytorch && isRoot {
             log("Number Of Images Tested = \(test.count)")
             log("\nModel Accuracy = \(final.accuracy)")
         }
@@ -294,6 +323,7 @@ public final class TrainingRun {
     /// at an epoch's end also the latest and best weights and the metrics CSV.
     func save(model: Module, optimizer: Optimizer, state: RunState, epochEnd: Bool, bestImproved: Bool,
               metrics: String) throws {
+        guard isRoot else { return }
         let meta = try metadata(state)
         let weights = model.stateDict()
         do {
@@ -313,15 +343,35 @@ public final class TrainingRun {
         } catch let e as IOError { throw RunError("\(e)") }
     }
 
+    /// A safetensors file read by rank 0 and sent to every rank (a data-parallel resume), or read here.
+    func readShared(_ path: String) throws -> (tensors: [String: Tensor], metadata: [String: String], order: [String]) {
+        guard let communicator else { return try SafeTensors.read(path) }
+        var bytes: [UInt8] = [0]
+        if isRoot {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                _ = try communicator.broadcast([0])
+                throw RunError("\(path): cannot resume: no checkpoint")
+            }
+            bytes = [1] + [UInt8](data)
+        }
+        let sent = try communicator.broadcast(bytes)
+        guard sent.first == 1 else { throw RunError("\(path): cannot resume: no checkpoint on rank 0") }
+        if isRoot { return try SafeTensors.read(path) }
+        let local = NSTemporaryDirectory() + "convolve-resume-\(getpid())-\(UUID().uuidString).safetensors"
+        defer { try? FileManager.default.removeItem(atPath: local) }
+        try writeAtomically(Data(sent.dropFirst()), to: local)
+        return try SafeTensors.read(local)
+    }
+
     /// Loads `checkpoint.safetensors` into the model and optimizer and returns the run state it holds.
     func restore(model: Module, optimizer: Optimizer, trainCount: Int, batches: Int) throws -> RunState {
-        let previous = try Self.loadState(outputDir)
+        let previous = try Self.loadState(outputDir, communicator: communicator)
         var a = previous.config, b = config
         a.recipe.epochs = 0; b.recipe.epochs = 0
         guard a == b else {
-            throw RunError("\(statePath): settings differ from the run being resumed; resume with the same model, data, recipe, seed and threads")
+            throw RunError("\(statePath): settings differ from the run being resumed; resume with the same model, data, recipe, seed, threads and ranks")
         }
-        let (tensors, meta, _) = try SafeTensors.read(checkpointPath)
+        let (tensors, meta, _) = try readShared(checkpointPath)
         var state = previous
         if let text = meta["run_state"] {
             state = try RunState.decodeAndValidate(Data(text.utf8), path: checkpointPath, trainCount: trainCount, batches: batches)
@@ -370,15 +420,19 @@ final class RunRecorder: Callback {
 
     func onBatchEnd(_ batch: Int, logs: Logs, trainer: Trainer) {
         guard error == nil, batch + 1 < trainer.batchesPerEpoch else { return }
-        let due: Bool
+        var due: Bool
         switch run.checkpointInterval {
         case .never: due = false
         case let .seconds(s): due = Date().timeIntervalSince(lastSave) >= s
         case let .batches(n): due = n > 0 && (batch + 1) % n == 0
         }
+        // Data-parallel: rank 0's clock decides for everyone (the tally sum below is a collective).
+        if let communicator = run.communicator, case .seconds = run.checkpointInterval {
+            do { due = try communicator.broadcast([due ? 1 : 0]) == [1] } catch { fail(error, trainer) ; return }
+        }
         guard due else { return }
         var mid = state
-        mid.position = trainer.position
+        do { mid.position = try trainer.globalPosition() } catch { fail(error, trainer); return }
         mid.shuffleState = loader.shuffleState.words
         mid.randomState = dropout.snapshot.words
         mid.schedulerSteps = scheduler?.stepsTaken
@@ -403,6 +457,11 @@ final class RunRecorder: Callback {
         csv.onEpochEnd(epoch, logs: logs, trainer: trainer)
         write(trainer, state, epochEnd: true, bestImproved: improved)
         epochsRun += 1
+    }
+
+    private func fail(_ error: Error, _ trainer: Trainer) {
+        self.error = error
+        trainer.stopTraining = true
     }
 
     private func write(_ trainer: Trainer, _ s: RunState, epochEnd: Bool, bestImproved: Bool) {

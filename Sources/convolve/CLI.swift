@@ -62,6 +62,8 @@ struct Train: ParsableCommand {
     @Option(help: "Also checkpoint every M minutes inside an epoch (0: only at epoch ends).") var checkpointMinutes: Double = 5
     @Option(help: "Also checkpoint every N batches inside an epoch (overrides --checkpoint-minutes).") var checkpointBatches: Int?
     @Flag(help: "Do not write TensorBoard event files (OUTPUT/tensorboard).") var noTensorboard = false
+    @Flag(help: "Data-parallel training over MPI: start with `mpirun -np N convolve train --distributed …` (Open MPI). --batch-size is per rank; the recipe's learning rate is scaled by N (an explicit --lr is used as given).")
+    var distributed = false
 
     func validate() throws {
         if !(checkpointMinutes >= 0) { throw ValidationError("--checkpoint-minutes must not be negative") }
@@ -86,11 +88,25 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        try guarded {
+        var world: MPICommunicator?
+        do {
+            if distributed { world = try MPICommunicator.start() }
+        } catch { throw fail(error) }
+        let isRoot = (world?.rank ?? 0) == 0
+        do { try train(world, isRoot: isRoot) } catch let e as ExitCode { throw e } catch {
+            guard let world else { throw fail(error) }
+            // Data-parallel: one message (rank 0's, or a rank's own), then every rank stops.
+            FileHandle.standardError.write(Data("convolve: error: \(isRoot ? "" : "rank \(world.rank): ")\(error)\n".utf8))
+            world.abort(code: 1)
+        }
+    }
+
+    func train(_ world: MPICommunicator?, isRoot: Bool) throws {
+        do {
             let out = output ?? "runs/\(model.rawValue)"
             var config: RunConfig
             if resume {
-                config = try TrainingRun.loadState(out).config
+                config = try TrainingRun.loadState(out, communicator: world).config
                 if let epochs { config.recipe.epochs = epochs }
             } else {
                 var recipe = model.defaults
@@ -100,17 +116,37 @@ struct Train: ParsableCommand {
                 if let optimizer { recipe.optimizer = optimizer.lowercased() }
                 if let weightDecay { recipe.weightDecay = weightDecay }
                 if augment { recipe.augmentation = AugmentationPreset.suited(to: dataset) }
+                var perRankThreads = threads ?? Parallel.threads
+                if let world {
+                    // The global batch is ranks × --batch-size: scale the recipe's rate with it (Goyal et
+                    // al.'s linear scaling rule, Horovod's advice); an explicit --lr is the global rate.
+                    if lr == nil { recipe.lr *= Double(world.size) }
+                    // Ranks on one machine share its cores.
+                    if threads == nil { perRankThreads = Swift.max(1, ProcessInfo.processInfo.activeProcessorCount / Swift.max(1, world.localSize)) }
+                    if isRoot {
+                        FileHandle.standardError.write(Data(("data-parallel: \(world.size) ranks × batch \(recipe.batchSize) = global batch "
+                            + "\(world.size * recipe.batchSize), lr \(recipe.lr)\(lr == nil ? " (the recipe's × \(world.size))" : ""), "
+                            + "\(perRankThreads) thread(s) per rank\n").utf8))
+                    }
+                }
                 config = RunConfig(model: model, dataset: dataset, recipe: recipe, seed: seed,
-                                   threads: threads ?? Parallel.threads, trainLimit: trainLimit, testLimit: testLimit,
+                                   threads: perRankThreads, trainLimit: trainLimit, testLimit: testLimit,
                                    imageSize: imageSize, channels: channels, centerCrop: centerCrop ? true : nil,
                                    validationSplit: valSplit)
+                config.ranks = world?.size
+            }
+            if resume, config.ranks != world?.size {
+                throw RunError("\(out): the run was trained on \(config.ranks ?? 1) process(es); resume it on as many (now \(world?.size ?? 1))")
             }
             let interval: CheckpointInterval = checkpointBatches.map { .batches($0) }
                 ?? (checkpointMinutes > 0 ? .seconds(checkpointMinutes * 60) : .never)
+            let silent = quiet || !isRoot
             let run = TrainingRun(config: config, outputDir: out, dataLocation: data.location, checkpointInterval: interval,
-                                  progress: quiet ? .silent : .standardOutput, log: quiet ? { _ in } : { print($0) })
+                                  progress: silent ? .silent : .standardOutput, log: silent ? { _ in } : { print($0) })
             run.tensorBoard = !noTensorboard
+            run.communicator = world
             let result = try run.run(resume: resume)
+            guard isRoot else { return }
             if quiet { print("test accuracy \(result.testAccuracy)") }
             fflush(stdout)
             FileHandle.standardError.write(Data("checkpoints and metrics in \(out)/\n".utf8))

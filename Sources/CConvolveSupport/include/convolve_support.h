@@ -16,4 +16,23 @@ int convolve_jpeg_header(const unsigned char *data, unsigned long size, int *wid
 /// Decodes to `channels` (1: grey, 3: RGB) interleaved bytes at `dst` (`width * height * channels`).
 int convolve_jpeg_decode(const unsigned char *data, unsigned long size, unsigned char *dst, int width, int height,
                          int channels, char *error, int error_size);
+
+/// MPI through Open MPI's libmpi.so.40, loaded at run time (dlopen), so building needs no MPI headers
+/// or library. Open MPI's handles (MPI_COMM_WORLD, MPI_FLOAT, MPI_SUM, …) are macros for the addresses
+/// of its exported globals; the shim looks those up. Every function returns 0 on success and otherwise
+/// writes a message into `error` (`error_size` bytes) or returns MPI's error code.
+/// Loads the library and calls MPI_Init_thread (funneled); non-zero when MPI is missing or fails.
+int convolve_mpi_init(int *rank, int *size, char *error, int error_size);
+/// Sum of `count` floats over all ranks, in place.
+int convolve_mpi_allreduce_float(float *buffer, long count);
+/// Sum of `count` doubles over all ranks, in place.
+int convolve_mpi_allreduce_double(double *buffer, long count);
+/// Rank `root`'s `count` bytes to every rank.
+int convolve_mpi_broadcast(void *buffer, long count, int root);
+/// Waits for every rank.
+int convolve_mpi_barrier(void);
+/// Ends every rank of the job with `code` (MPI_Abort on MPI_COMM_WORLD).
+void convolve_mpi_abort(int code);
+/// MPI_Finalize.
+int convolve_mpi_finalize(void);
 #endif

@@ -51,6 +51,15 @@ public final class Trainer {
     public private(set) var lastInputs: Tensor?
     /// Batch size of validation passes.
     public var validationBatchSize = 1000
+    /// Data-parallel training over these ranks (each trains on its shard of every global batch: give
+    /// `fit` a sharded `DataLoader`): rank 0's weights and buffers are broadcast when `fit` starts,
+    /// gradients are averaged over all ranks' samples after every backward pass (``GradientAllReduce``),
+    /// the epoch's metrics are summed over ranks, and rank 0's BatchNorm statistics are broadcast before
+    /// each validation — so every rank holds the same weights and reports the same numbers.
+    public var communicator: Communicator? {
+        didSet { gradientAllReduce = communicator.map { GradientAllReduce(parameters: optimizer.parameters, communicator: $0) } }
+    }
+    private var gradientAllReduce: GradientAllReduce?
 
     /// - Parameters:
     ///   - model: the classifier to train (its `parameters()` are the optimizer's).
@@ -76,17 +85,40 @@ public final class Trainer {
     ///   - labels: their class indices.
     @discardableResult
     public func trainStep(_ x: Tensor, _ labels: [Int]) -> StepResult {
-        lastInputs = x
         optimizer.zeroGrad()
+        guard !labels.isEmpty else {
+            // A rank whose part of a short last global batch is empty still takes part in the
+            // gradient average (with weight 0) and steps with everyone.
+            synchronizeGradients(localCount: 0)
+            for hook in afterBackward { hook(self) }
+            optimizer.step()
+            globalStep += 1
+            return StepResult(loss: 0, count: 0, correct: 0)
+        }
+        lastInputs = x
         let scores = Profiler.measure("loss forward") { objective.scores(x) }
         let loss = objective.lossValue(scores, labels)
         Profiler.measure("backward (total)") { loss.backward() }
+        synchronizeGradients(localCount: labels.count)
         for hook in afterBackward { hook(self) }
         optimizer.step()
         globalStep += 1
         let predicted = reportsAccuracy ? scores.argmax(dim: 1) : []
         return StepResult(loss: Double(loss.item), count: labels.count,
                           correct: zip(predicted, labels).reduce(0) { $0 + ($1.0 == $1.1 ? 1 : 0) })
+    }
+
+    /// Data-parallel training: the gradient all-reduce. A failed collective ends every rank (a peer
+    /// has died; waiting would hang).
+    private func synchronizeGradients(localCount: Int) {
+        guard let gradientAllReduce else { return }
+        do { try Profiler.measure("gradient all-reduce") { try gradientAllReduce(localCount: localCount) } }
+        catch { failCollective(error) }
+    }
+
+    private func failCollective(_ error: Error) -> Never {
+        FileHandle.standardError.write(Data("convolve: error: \(error)\n".utf8))
+        communicator!.abort(code: 1)
     }
 
     /// Trains epochs `initialEpoch..<epochs` over `loader`, evaluating `validation` after each epoch
@@ -108,13 +140,17 @@ public final class Trainer {
         batchesPerEpoch = loader.count
         epoch = initialEpoch
         batch = resume?.batch ?? 0
+        if let communicator {   // DDP: every rank starts from rank 0's weights and buffers
+            do { try communicator.broadcast(model.stateDict().map(\.1)) } catch { failCollective(error) }
+        }
         for cb in callbacks { cb.onTrainBegin(self) }
         var last: Logs = [:]
         for e in initialEpoch..<epochs {
             epoch = e
             let start = e == initialEpoch ? resume : nil
             batch = start?.batch ?? 0
-            var tally = start?.tally ?? EpochTally()
+            // A resumed epoch's saved tally is the sum over ranks: rank 0 carries it.
+            var tally = (communicator?.rank ?? 0) == 0 ? start?.tally ?? EpochTally() : EpochTally()
             currentTally = tally
             for cb in callbacks { cb.onEpochBegin(e, trainer: self) }
             model.train()
@@ -135,6 +171,12 @@ public final class Trainer {
             // Stopped inside the epoch (a callback's decision, or a failed checkpoint): the epoch did
             // not end, so it is neither validated nor reported as ended.
             if stopTraining && batch < batchesPerEpoch { break }
+            if let communicator {   // every rank reports the whole epoch and validates rank 0's model
+                do {
+                    tally = try communicator.sum(tally)
+                    try communicator.broadcast(model.namedBuffers().map(\.1))
+                } catch { failCollective(error) }
+            }
             var logs = tally.logs(accuracy: reportsAccuracy)
             if let validation {
                 let v = evaluate(validation)
@@ -160,6 +202,15 @@ public final class Trainer {
     /// Where the current epoch is: its sample order, the batches done and their running tally
     /// (for a checkpoint taken mid-epoch).
     public var position: EpochPosition { EpochPosition(order: currentOrder, batch: batch, tally: currentTally) }
+
+    /// `position` with the tally summed over all ranks (a collective: every rank must call it at the
+    /// same batch). Without a communicator, `position`.
+    public func globalPosition() throws -> EpochPosition {
+        guard let communicator else { return position }
+        var p = position
+        p.tally = try communicator.sum(p.tally)
+        return p
+    }
     private var currentOrder: [Int] = []
     private var currentTally = EpochTally()
 }
