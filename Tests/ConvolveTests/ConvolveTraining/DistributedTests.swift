@@ -1,6 +1,8 @@
 import Foundation
+import Dispatch
 import Testing
 import Convolve
+import ConvolveNN
 @testable import ConvolveData
 @testable import ConvolveTraining
 
@@ -133,4 +135,156 @@ func childProcesses(of parent: Int32) throws -> [Int32] {
 /// A process's command line (arguments joined by spaces).
 func commandLine(_ pid: Int32) -> String {
     (FileManager.default.contents(atPath: "/proc/\(pid)/cmdline")).map { String(decoding: $0, as: UTF8.self).replacingOccurrences(of: "\0", with: " ") } ?? ""
+}
+
+/// An in-process group of `size` ranks (threads) for testing the collectives' users without MPI:
+/// every collective waits for all ranks, combines, and hands each rank the result.
+final class ThreadGroup: @unchecked Sendable {
+    let size: Int
+    private let condition = NSCondition()
+    private var arrived = 0, generation = 0
+    private var floats: [[Float]] = [], doubles: [[Double]] = [], bytes: [[UInt8]] = []
+    private var resultFloats: [Float] = [], resultDoubles: [Double] = [], resultBytes: [UInt8] = []
+    init(size: Int) {
+        self.size = size
+        floats = Array(repeating: [], count: size); doubles = floats.map { _ in [] }; bytes = floats.map { _ in [] }
+    }
+    /// Deposits this rank's part, waits for all, lets the last arrival combine.
+    func collective(_ rank: Int, deposit: (ThreadGroup) -> Void, combine: (ThreadGroup) -> Void, take: (ThreadGroup) -> Void) {
+        condition.lock()
+        let gen = generation
+        deposit(self)
+        arrived += 1
+        if arrived == size { combine(self); arrived = 0; generation += 1; condition.broadcast() }
+        else { while generation == gen { condition.wait() } }
+        take(self)
+        condition.unlock()
+        // A second barrier so no rank deposits the next collective before every rank has taken this one.
+        barrier()
+    }
+    private var barrierCount = 0, barrierGeneration = 0
+    func barrier() {
+        condition.lock()
+        let gen = barrierGeneration
+        barrierCount += 1
+        if barrierCount == size { barrierCount = 0; barrierGeneration += 1; condition.broadcast() }
+        else { while barrierGeneration == gen { condition.wait() } }
+        condition.unlock()
+    }
+    final class Member: Communicator {
+        let group: ThreadGroup, rank: Int
+        var size: Int { group.size }
+        init(_ group: ThreadGroup, _ rank: Int) { self.group = group; self.rank = rank }
+        func allReduceSum(_ values: UnsafeMutableBufferPointer<Float>) throws {
+            let mine = Array(values)
+            group.collective(rank, deposit: { $0.floats[self.rank] = mine },
+                             combine: { g in g.resultFloats = (0..<mine.count).map { i in g.floats.reduce(0) { $0 + $1[i] } } },
+                             take: { g in for i in 0..<values.count { values[i] = g.resultFloats[i] } })
+        }
+        func allReduceSum(_ values: UnsafeMutableBufferPointer<Double>) throws {
+            let mine = Array(values)
+            group.collective(rank, deposit: { $0.doubles[self.rank] = mine },
+                             combine: { g in g.resultDoubles = (0..<mine.count).map { i in g.doubles.reduce(0) { $0 + $1[i] } } },
+                             take: { g in for i in 0..<values.count { values[i] = g.resultDoubles[i] } })
+        }
+        func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int) throws {
+            let mine = Array(bytes)
+            group.collective(rank, deposit: { $0.bytes[self.rank] = mine }, combine: { g in g.resultBytes = g.bytes[root] },
+                             take: { g in for i in 0..<bytes.count { bytes[i] = g.resultBytes[i] } })
+        }
+        func abort(code: Int32) -> Never { fatalError("abort \(code)") }
+    }
+}
+
+@Suite struct DistributedOptimizerTests {
+    /// Horovod-style hand-written loops on two in-process ranks (half of each batch each, different
+    /// initial weights that rank 0's broadcast replaces) reach one process's weights on whole batches;
+    /// the Trainer with a communicator does the same, and a rank with an empty part still steps.
+    @Test func twoRanksOfAHandWrittenLoopMatchOneProcess() throws {
+        let n = 50, features = 6
+        var g = Xoshiro256StarStar(seed: 1)
+        let x = Tensor((0..<(n * features)).map { _ in g.nextFloat() * 2 - 1 }, shape: [n, features])
+        let y = (0..<n).map { $0 % 3 }
+        func model(seed: UInt64) -> Sequential {
+            RandomGenerator.global.exclusively { manualSeed(seed); return Sequential { Linear(features, 8); ReLU(); Linear(8, 3) } }
+        }
+        // One process, batches of 16 (the last one has 2 samples).
+        let single = model(seed: 7)
+        let sgd = SGD(single.parameters(), lr: 0.1, momentum: 0.9)
+        for start in stride(from: 0, to: n, by: 16) {
+            let idx = Array(start..<min(n, start + 16))
+            sgd.zeroGrad()
+            crossEntropy(single(TensorDataset(x, y).batch(idx).0), idx.map { y[$0] }).backward()
+            sgd.step()
+        }
+        // Two ranks, 8 each of every batch of 16 (of the last batch of 2: one each) — and a 3-rank
+        // group where one rank's part of that last batch is empty.
+        for ranks in [2, 3] {
+            let group = ThreadGroup(size: ranks)
+            let results = ResultBox(ranks)
+            // One thread per rank (concurrentPerform may run fewer at once than the collectives need).
+            let threads = (0..<ranks).map { r in Thread {
+                let world = ThreadGroup.Member(group, r)
+                let net = model(seed: r == 0 ? 7 : UInt64(100 + r))   // rank 0 starts as the single process; the broadcast makes everyone so
+                let opt = DistributedOptimizer(SGD(net.parameters(), lr: 0.1, momentum: 0.9), communicator: world)
+                try! opt.broadcastState(of: net)
+                for start in stride(from: 0, to: n, by: 16) {
+                    let m = min(n, start + 16) - start
+                    let idx = Array((start + r * m / ranks)..<(start + (r + 1) * m / ranks))
+                    opt.zeroGrad()
+                    if !idx.isEmpty { crossEntropy(net(TensorDataset(x, y).batch(idx).0), idx.map { y[$0] }).backward() }
+                    try! opt.step(localCount: idx.count)
+                }
+                results.set(r, net.parameters().flatMap(\.storage))
+            } }
+            threads.forEach { $0.start() }
+            let deadline = Date().addingTimeInterval(60)
+            while !results.done && Date() < deadline { usleep(10_000) }
+            #expect(results.done, "the ranks did not finish")
+            let reference = single.parameters().flatMap(\.storage)
+            for r in 0..<ranks where results.done {
+                let worst = zip(results[r], reference).map { abs($0 - $1) }.max() ?? 0
+                #expect(worst < 1e-5, "\(ranks) ranks, rank \(r): largest difference \(worst)")
+                #expect(results[r] == results[0], "ranks differ")
+            }
+        }
+        // The engine: Trainer.fit on sharded loaders with a communicator, against one Trainer on the whole
+        // batches: the same weights and the same (summed) epoch metrics on every rank.
+        let data = TensorDataset(x, y, classCount: 3)
+        let one = model(seed: 7)
+        let oneTrainer = Trainer(model: one, optimizer: SGD(one.parameters(), lr: 0.1, momentum: 0.9))
+        let oneLogs = oneTrainer.fit(DataLoader(data, batchSize: 16, shuffle: true, seed: 5), epochs: 2, validation: data)
+        let group = ThreadGroup(size: 2)
+        let results = ResultBox(2), logs = ResultBox(2)
+        let threads = (0..<2).map { r in Thread {
+            let net = model(seed: r == 0 ? 7 : 55)
+            let trainer = Trainer(model: net, optimizer: SGD(net.parameters(), lr: 0.1, momentum: 0.9))
+            trainer.communicator = ThreadGroup.Member(group, r)
+            let history = trainer.fit(DataLoader(data, batchSize: 8, shuffle: true, seed: 5, shard: (r, 2)), epochs: 2, validation: data)
+            logs.set(r, ["loss", "accuracy", "val_loss"].flatMap { (history.history[$0] ?? []).map(Float.init) })
+            results.set(r, net.parameters().flatMap(\.storage))
+        } }
+        threads.forEach { $0.start() }
+        let deadline = Date().addingTimeInterval(60)
+        while !results.done && Date() < deadline { usleep(10_000) }
+        #expect(results.done, "the trainers did not finish")
+        let reference = one.parameters().flatMap(\.storage)
+        let referenceLogs = ["loss", "accuracy", "val_loss"].flatMap { (oneLogs.history[$0] ?? []).map(Float.init) }
+        for r in 0..<2 where results.done {
+            #expect((zip(results[r], reference).map { abs($0 - $1) }.max() ?? 1) < 1e-5, "Trainer rank \(r)")
+            #expect(logs[r].count == 6 && referenceLogs.count == 6)
+            #expect(zip(logs[r], referenceLogs).allSatisfy { abs($0 - $1) < 1e-4 }, "Trainer rank \(r) logs \(logs[r]) vs \(referenceLogs)")
+        }
+        #expect(results[0] == results[1])
+    }
+}
+
+/// Each rank thread's final weights.
+final class ResultBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [[Float]?]
+    init(_ n: Int) { values = Array(repeating: nil, count: n) }
+    func set(_ r: Int, _ v: [Float]) { lock.lock(); values[r] = v; lock.unlock() }
+    var done: Bool { lock.lock(); defer { lock.unlock() }; return values.allSatisfy { $0 != nil } }
+    subscript(_ r: Int) -> [Float] { lock.lock(); defer { lock.unlock() }; return values[r] ?? [] }
 }
