@@ -176,7 +176,7 @@ final class StopAfter: Callback {
         var recipe = zoo.defaults; recipe.epochs = 2
         recipe.augmentation = zoo == .resnet8 ? .digits : zoo == .lenet5 ? .crops : nil
         let config = RunConfig(model: zoo, recipe: recipe, seed: 11, threads: Parallel.threads,
-                               trainLimit: zoo == .mnistCNN ? 640 : 1280, testLimit: 200)
+                               trainLimit: zoo == .mnistCNN || zoo == .resnet20 ? 640 : 1280, testLimit: 200)
         let loc = DataLocation(directory: data)
         func run(_ dir: String, stop: (epoch: Int, batch: Int)? = nil, resume: Bool = false) throws -> RunResult {
             let r = TrainingRun(config: config, outputDir: dir, dataLocation: loc, checkpointInterval: .batches(3),
