@@ -39,6 +39,11 @@ let limitOpt = option("--limit").flatMap(Int.init)
 let dataDir = option("--data-dir")
 if let t = option("--threads").flatMap(Int.init) { Parallel.threads = max(1, t) }
 let profile = flag("--profile")
+// Data-parallel (under mpirun): the workload's batch is the global batch, split over the ranks; rank 0
+// prints the global rate and the all-reduce's time per step.
+let world: MPICommunicator? = flag("--distributed") ? {
+    do { return try MPICommunicator.start() } catch { FileHandle.standardError.write(Data("convolve-bench: \(error)\n".utf8)); exit(1) }
+}() : nil
 if flag("--no-winograd") { Winograd.isEnabled = false }
 let which = args.first ?? "all"
 if which == "pool" {
@@ -232,7 +237,10 @@ for w in workloads {
     do { optimizer = try recipe.makeOptimizer(model.parameters()) }
     catch { FileHandle.standardError.write(Data("convolve-bench: \(error)\n".utf8)); exit(1) }
     let trainer = Trainer(model: model, optimizer: optimizer)
-    let loader = DataLoader(train, batchSize: batch, shuffle: true, seed: 0)
+    trainer.communicator = world
+    let loader = DataLoader(train, batchSize: batch / (world?.size ?? 1), shuffle: true, seed: 0,
+                            shard: world.map { ($0.rank, $0.size) })
+    if let world { do { try world.broadcast(model.stateDict().map(\.1)) } catch { exit(1) } }
     var firstStep = Double.nan
     var rates: [Double] = []
     var steps = 0
@@ -242,14 +250,22 @@ for w in workloads {
         let t0 = Date()
         var n = 0
         var it = loader.makeIterator()
+        let reduceBefore = world?.allReduceSeconds ?? 0
+        var epochSteps = 0
         while true {
             guard let (x, y) = Profiler.measure("data (wait for batch)", { it.next() }) else { break }
             if firstStep.isNaN { firstStep = processAgeSeconds() }
             trainer.trainStep(x, y)
-            n += y.count
-            steps += 1
+            n += y.count * (world?.size ?? 1)
+            steps += 1; epochSteps += 1
         }
-        rates.append(Double(n) / Date().timeIntervalSince(t0))
+        let seconds = Date().timeIntervalSince(t0)
+        rates.append(Double(n) / seconds)
+        if let world, world.rank == 0, e > 0 {
+            let reduce = world.allReduceSeconds - reduceBefore
+            print(String(format: "  epoch %d: %d ranks, %.2f ms per step, all-reduce %.3f ms per step (%.1f%% of the step)", e + 1, world.size,
+                         seconds / Double(epochSteps) * 1000, reduce / Double(epochSteps) * 1000, reduce / seconds * 100))
+        }
     }
     Profiler.enabled = false
     let trainRate = rates.count > 1 ? rates.dropFirst().sorted()[(rates.count - 1) / 2] : rates[0]
@@ -262,6 +278,7 @@ for w in workloads {
         evalRates.append(Double(test.count) / Date().timeIntervalSince(t0))
     }
     let evalRate = evalRates.sorted()[1]
+    if (world?.rank ?? 0) != 0 { continue }
     print(String(format: "%-9@ %7d  %11.0f  %10.0f  %12.2f  %11.1f  %6d  %12d", w as NSString, Parallel.threads, trainRate, evalRate,
                  firstStep, peakRSSMB(), epochs, train.count))
     if profile {
