@@ -15,6 +15,7 @@ let examples: [String: [String]] = [
         "convolve train --model resnet8 --dataset ./photos --image-size 64 --augment  # a folder per class",
         "convolve train --model resnet8 --dataset cifar10 --augment  # verified download",
         "convolve train --model resnet8 --augment  # MNIST with random affine warps",
+        "mpirun -np 2 --bind-to none convolve train --model mnist-cnn --distributed  # data-parallel over MPI",
     ],
     "evaluate": [
         "convolve evaluate runs/lenet5/model.safetensors",
