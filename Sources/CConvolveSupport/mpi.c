@@ -55,23 +55,18 @@ int convolve_mpi_init(int *rank, int *size, char *error, int error_size) {
     return 0;
 }
 
-int convolve_mpi_allreduce_float(float *buffer, long count) {
+/* In-place sum over all ranks of `count` elements of `size` bytes, in pieces of at most 2^30. */
+static int allreduce(void *buffer, long count, handle type, size_t size) {
     for (long done = 0; done < count; done += chunk) {
         long n = count - done < chunk ? count - done : chunk;
-        int rc = mpi_allreduce(IN_PLACE, buffer + done, (int)n, type_float, op_sum, comm_world);
+        int rc = mpi_allreduce(IN_PLACE, (char *)buffer + done * (long)size, (int)n, type, op_sum, comm_world);
         if (rc != 0) return rc;
     }
     return 0;
 }
 
-int convolve_mpi_allreduce_double(double *buffer, long count) {
-    for (long done = 0; done < count; done += chunk) {
-        long n = count - done < chunk ? count - done : chunk;
-        int rc = mpi_allreduce(IN_PLACE, buffer + done, (int)n, type_double, op_sum, comm_world);
-        if (rc != 0) return rc;
-    }
-    return 0;
-}
+int convolve_mpi_allreduce_float(float *buffer, long count) { return allreduce(buffer, count, type_float, sizeof(float)); }
+int convolve_mpi_allreduce_double(double *buffer, long count) { return allreduce(buffer, count, type_double, sizeof(double)); }
 
 int convolve_mpi_broadcast(void *buffer, long count, int root) {
     for (long done = 0; done < count; done += chunk) {

@@ -10,6 +10,18 @@ import Convolve
 // builds batches — on its background thread — and draw from the generator the loader seeds per batch,
 // so a seeded run is reproducible. Every sample keeps its shape; uncovered pixels are `fill`.
 
+/// A transform that draws random numbers: applied outside a loader (no generator given), it draws a
+/// seed from the default generator (itself seedable with `manualSeed`).
+public protocol RandomTransform: Transform {}
+
+extension RandomTransform {
+    public var isRandom: Bool { true }
+    public func apply(_ batch: UnsafeMutableBufferPointer<Float>, shape: [Int]) {
+        var g = Xoshiro256StarStar(seed: RandomGenerator.global.next())
+        apply(batch, shape: shape, generator: &g)
+    }
+}
+
 /// Applies `body` to each `[C, H, W]` sample of a batch.
 @inline(__always)
 func forEachSample(_ batch: UnsafeMutableBufferPointer<Float>, shape: [Int],
@@ -21,7 +33,7 @@ func forEachSample(_ batch: UnsafeMutableBufferPointer<Float>, shape: [Int],
 
 /// Pads each image by `padding` on every side with `fill`, then crops a random window of the
 /// original size (`transforms.RandomCrop(size, padding=p)`): a random shift of up to ±`padding` pixels.
-public struct RandomCrop: Transform {
+public struct RandomCrop: RandomTransform {
     public let padding: Int
     public let fill: Float
     /// - Parameters:
@@ -30,11 +42,6 @@ public struct RandomCrop: Transform {
     public init(padding: Int, fill: Float = 0) {
         precondition(padding >= 0, "padding must not be negative")
         self.padding = padding; self.fill = fill
-    }
-    public var isRandom: Bool { true }
-    public func apply(_ batch: UnsafeMutableBufferPointer<Float>, shape: [Int]) {
-        var g = Xoshiro256StarStar(seed: RandomGenerator.global.next())
-        apply(batch, shape: shape, generator: &g)
     }
     public func apply(_ batch: UnsafeMutableBufferPointer<Float>, shape: [Int], generator: inout Xoshiro256StarStar) {
         var row = [Float]()
@@ -57,15 +64,10 @@ public struct RandomCrop: Transform {
 
 /// Mirrors each image left-right with probability `p` (`transforms.RandomHorizontalFlip`).
 /// Not for digits or text, whose meaning changes when mirrored.
-public struct RandomHorizontalFlip: Transform {
+public struct RandomHorizontalFlip: RandomTransform {
     public let p: Double
     /// - Parameter p: probability of flipping each image.
     public init(p: Double = 0.5) { precondition(p >= 0 && p <= 1, "p must be in [0, 1]"); self.p = p }
-    public var isRandom: Bool { true }
-    public func apply(_ batch: UnsafeMutableBufferPointer<Float>, shape: [Int]) {
-        var g = Xoshiro256StarStar(seed: RandomGenerator.global.next())
-        apply(batch, shape: shape, generator: &g)
-    }
     public func apply(_ batch: UnsafeMutableBufferPointer<Float>, shape: [Int], generator: inout Xoshiro256StarStar) {
         forEachSample(batch, shape: shape) { sample, c, h, w in
             guard Double(generator.nextFloat()) < p else { return }
@@ -80,7 +82,7 @@ public struct RandomHorizontalFlip: Transform {
 /// A small random affine warp about the image centre (`transforms.RandomAffine`): rotation by up
 /// to ±`degrees`, a shift of up to `translate` × the size each way, and a zoom in `scale`; bilinear
 /// sampling, uncovered pixels `fill`. For digits: `RandomAffine(degrees: 10, translate: 0.1, scale: 0.9...1.1)`.
-public struct RandomAffine: Transform {
+public struct RandomAffine: RandomTransform {
     public let degrees: Double, translate: Double, scale: ClosedRange<Double>, fill: Float
     /// - Parameters:
     ///   - degrees: largest rotation either way.
@@ -90,11 +92,6 @@ public struct RandomAffine: Transform {
     public init(degrees: Double = 0, translate: Double = 0, scale: ClosedRange<Double> = 1...1, fill: Float = 0) {
         precondition(degrees >= 0 && translate >= 0 && translate < 1 && scale.lowerBound > 0, "bad RandomAffine parameters")
         self.degrees = degrees; self.translate = translate; self.scale = scale; self.fill = fill
-    }
-    public var isRandom: Bool { true }
-    public func apply(_ batch: UnsafeMutableBufferPointer<Float>, shape: [Int]) {
-        var g = Xoshiro256StarStar(seed: RandomGenerator.global.next())
-        apply(batch, shape: shape, generator: &g)
     }
     public func apply(_ batch: UnsafeMutableBufferPointer<Float>, shape: [Int], generator: inout Xoshiro256StarStar) {
         var source = [Float]()

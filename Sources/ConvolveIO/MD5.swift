@@ -4,8 +4,7 @@ import Foundation
 /// other digest (CIFAR-100's archive).
 public struct MD5 {
     private var state: (UInt32, UInt32, UInt32, UInt32) = (0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476)
-    private var pending: [UInt8] = []
-    private var length: UInt64 = 0
+    private var buffer = BlockBuffer()
     private static let shifts: [UInt32] = [7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
                                            5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20,
                                            4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
@@ -18,15 +17,9 @@ public struct MD5 {
     ///
     /// - Parameter data: the next bytes.
     public mutating func update<D: Sequence>(_ data: D) where D.Element == UInt8 {
-        pending.append(contentsOf: data)
-        let full = pending.count / 64 * 64
-        if full > 0 {
-            length &+= UInt64(full)
-            pending.withUnsafeBufferPointer { p in
-                for off in stride(from: 0, to: full, by: 64) { compress(p.baseAddress! + off) }
-            }
-            pending.removeFirst(full)
-        }
+        var blocks = buffer
+        blocks.add(data) { compress($0) }
+        buffer = blocks
     }
 
     private mutating func compress(_ block: UnsafePointer<UInt8>) {
@@ -53,11 +46,7 @@ public struct MD5 {
     /// The digest as lowercase hex.
     public func hexDigest() -> String {
         var copy = self
-        let bits = (length &+ UInt64(pending.count)) &* 8
-        var tail: [UInt8] = [0x80]
-        while (pending.count + tail.count) % 64 != 56 { tail.append(0) }
-        for i in 0..<8 { tail.append(UInt8(truncatingIfNeeded: bits >> (UInt64(i) * 8))) }
-        copy.update(tail)
+        copy.update(buffer.padding(bigEndianLength: false))
         let words = [copy.state.0, copy.state.1, copy.state.2, copy.state.3]
         return words.map { w in (0..<4).map { String(format: "%02x", (w >> (8 * UInt32($0))) & 0xff) }.joined() }.joined()
     }

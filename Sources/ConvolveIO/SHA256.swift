@@ -3,8 +3,7 @@ import Foundation
 /// Streaming SHA-256 (FIPS 180-4), used to verify downloads.
 public struct SHA256 {
     private var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
-    private var pending: [UInt8] = []
-    private var length: UInt64 = 0
+    private var buffer = BlockBuffer()
     private static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
         0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -21,15 +20,9 @@ public struct SHA256 {
     ///
     /// - Parameter data: the next bytes.
     public mutating func update<D: Sequence>(_ data: D) where D.Element == UInt8 {
-        pending.append(contentsOf: data)
-        let full = pending.count / 64 * 64
-        if full > 0 {
-            length &+= UInt64(full)
-            pending.withUnsafeBufferPointer { p in
-                for off in stride(from: 0, to: full, by: 64) { compress(p.baseAddress! + off) }
-            }
-            pending.removeFirst(full)
-        }
+        var blocks = buffer
+        blocks.add(data) { compress($0) }
+        buffer = blocks
     }
 
     private mutating func compress(_ block: UnsafePointer<UInt8>) {
@@ -59,11 +52,7 @@ public struct SHA256 {
     /// The digest as lowercase hex.
     public func hexDigest() -> String {
         var copy = self
-        let bits = (length &+ UInt64(pending.count)) &* 8
-        var tail: [UInt8] = [0x80]
-        while (pending.count + tail.count) % 64 != 56 { tail.append(0) }
-        for i in (0..<8).reversed() { tail.append(UInt8(truncatingIfNeeded: bits >> (UInt64(i) * 8))) }
-        copy.update(tail)
+        copy.update(buffer.padding(bigEndianLength: true))
         return copy.h.map { String(format: "%08x", $0) }.joined()
     }
 
@@ -77,5 +66,32 @@ public struct SHA256 {
         var hasher = SHA256()
         while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(chunk) }
         return hasher.hexDigest()
+    }
+}
+
+/// The 64-byte block buffering and padding that SHA-256 and MD5 share (Merkle–Damgård).
+struct BlockBuffer {
+    private var pending: [UInt8] = []
+    private var length: UInt64 = 0
+
+    /// Appends bytes and hands every whole 64-byte block to `compress`.
+    mutating func add<D: Sequence>(_ data: D, compress: (UnsafePointer<UInt8>) -> Void) where D.Element == UInt8 {
+        pending.append(contentsOf: data)
+        let full = pending.count / 64 * 64
+        guard full > 0 else { return }
+        length &+= UInt64(full)
+        pending.withUnsafeBufferPointer { p in
+            for off in stride(from: 0, to: full, by: 64) { compress(p.baseAddress! + off) }
+        }
+        pending.removeFirst(full)
+    }
+
+    /// The final padding: 0x80, zeros to 56 mod 64, the message length in bits (8 bytes).
+    func padding(bigEndianLength: Bool) -> [UInt8] {
+        let bits = (length &+ UInt64(pending.count)) &* 8
+        var tail: [UInt8] = [0x80]
+        while (pending.count + tail.count) % 64 != 56 { tail.append(0) }
+        for i in 0..<8 { tail.append(UInt8(truncatingIfNeeded: bits >> (UInt64(bigEndianLength ? 7 - i : i) * 8))) }
+        return tail
     }
 }

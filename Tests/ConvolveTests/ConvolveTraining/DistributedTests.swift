@@ -17,17 +17,9 @@ let needsMPI: ConditionTrait = .enabled(
 
 /// Runs `mpirun -np ranks convolve ARGS` (as root where needed), returning status and output.
 func runMPI(_ ranks: Int, _ args: [String]) throws -> (status: Int32, out: String, err: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: try #require(mpirunPath))
-    p.arguments = ["-np", "\(ranks)", "--oversubscribe", "--bind-to", "none", try cliExecutable().path] + args
-    p.environment = ProcessInfo.processInfo.environment.merging(
-        ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_rmaps_base_oversubscribe": "1"]) { $1 }
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out; p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    try runProcess(URL(fileURLWithPath: try #require(mpirunPath)),
+                   ["-np", "\(ranks)", "--oversubscribe", "--bind-to", "none", try cliExecutable().path] + args,
+                   env: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"])
 }
 
 @Suite struct ShardingTests {

@@ -5,8 +5,13 @@ import ConvolveTraining
 
 /// Runs the built `convolve` executable (from the same build folder as the tests).
 func runCLI(_ args: [String], env: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
+    try runProcess(try cliExecutable(), args, env: env)
+}
+
+/// Runs a program to its end with extra environment variables; its status, stdout and stderr.
+func runProcess(_ executable: URL, _ args: [String], env: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
     let p = Process()
-    p.executableURL = try cliExecutable()
+    p.executableURL = executable
     p.arguments = args
     var environment = ProcessInfo.processInfo.environment
     for (k, v) in env { environment[k] = v }
