@@ -9,7 +9,7 @@ struct Models: ParsableCommand {
         abstract: "List the model zoo: parameters, what each recipe reaches and in how long, which inputs fit.")
 
     func run() throws {
-        print("model       parameters  test accuracy (defaults)                  time (2 cores)      recipe")
+        print("model       parameters  test accuracy (defaults)                            time (2 cores)            recipe")
         for zoo in ZooModel.allCases {
             let r = zoo.defaults
             let recipe = "\(r.epochs) epochs, batch \(r.batchSize), \(r.optimizer) lr \(r.lr)"
@@ -17,8 +17,8 @@ struct Models: ParsableCommand {
                 + (r.stepLRGamma.map { ", StepLR \($0)" } ?? "") + (r.cosine ? ", cosine schedule" : "")
             let params = zoo.make().parameterCount.formatted()
             print(zoo.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)
-                  + params.leftPadded(10) + "  " + zoo.expected.accuracy.padding(toLength: 42, withPad: " ", startingAt: 0)
-                  + zoo.expected.time.padding(toLength: 20, withPad: " ", startingAt: 0) + recipe)
+                  + params.leftPadded(10) + "  " + zoo.expected.accuracy.padding(toLength: 52, withPad: " ", startingAt: 0)
+                  + zoo.expected.time.padding(toLength: 26, withPad: " ", startingAt: 0) + recipe)
             print("            \(zoo.about); any dataset with images of at least \(zoo.minimumSize)x\(zoo.minimumSize), "
                   + "any channels and classes (parameters above: MNIST)")
         }
