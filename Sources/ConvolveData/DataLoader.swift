@@ -59,7 +59,9 @@ public final class DataLoader<Source: BatchSource>: Sequence {
     }
 
     /// The positions in an epoch's order that batch `b` takes on this rank.
-    /// - Parameter b: the batch.
+    /// - Parameters:
+    ///   - b: the batch.
+    ///   - orderCount: samples in the epoch's order.
     public func positions(ofBatch b: Int, in orderCount: Int) -> Range<Int> {
         let global = batchSize * (shard?.count ?? 1)
         let lo = b * global, hi = Swift.min(orderCount, lo + global)
