@@ -244,8 +244,18 @@ public final class Sequential: Module, Layer {
 
     public func callAsFunction(_ input: Tensor) -> Tensor {
         var x = input
-        for (i, layer) in layers.enumerated() {
-            x = OpTrace.inLayer("\(i): \((layer as? Module)?.typeName ?? "\(type(of: layer))")") { layer(x) }
+        var i = 0
+        while i < layers.count {
+            let layer = layers[i]
+            let name = "\(i): \((layer as? Module)?.typeName ?? "\(type(of: layer))")"
+            // BatchNorm2d then ReLU: one fused op (the same values, one pass fewer each way)
+            if let norm = layer as? BatchNorm2d, i + 1 < layers.count, layers[i + 1] is ReLU {
+                x = OpTrace.inLayer(name) { norm(x, fusedReLU: true) }
+                i += 2
+                continue
+            }
+            x = OpTrace.inLayer(name) { layer(x) }
+            i += 1
         }
         return x
     }

@@ -42,14 +42,23 @@ public final class BatchNorm2d: Module, Layer {
 
     public override var bufferNames: Set<String> { ["running_mean", "running_var", "num_batches_tracked"] }
 
-    public func callAsFunction(_ input: Tensor) -> Tensor {
+    public func callAsFunction(_ input: Tensor) -> Tensor { callAsFunction(input, fusedReLU: false) }
+
+    /// `relu(self(input))` when `fusedReLU`, the ReLU applied as the output is written (one pass fewer
+    /// forward and backward); `Sequential` fuses a BatchNorm2d followed by a ReLU this way.
+    ///
+    /// - Parameters:
+    ///   - input: `[N, numFeatures, H, W]` (or `[N, numFeatures]`).
+    ///   - fusedReLU: apply a ReLU to the normalized output.
+    public func callAsFunction(_ input: Tensor, fusedReLU: Bool) -> Tensor {
         precondition(input.rank == 4 || input.rank == 2, "BatchNorm2d expects NCHW input, got \(input.shape)")
         precondition(input.shape[1] == numFeatures,
                      "BatchNorm2d(\(numFeatures)) got \(input.shape[1]) channels")
         if training, let n = numBatchesTracked { n.storage[0] += 1 }
         return Profiler.measure("BatchNorm2d forward") {
             batchNorm(input, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias,
-                      training: training || runningMean == nil, momentum: Float(momentum), eps: Float(eps))
+                      training: training || runningMean == nil, momentum: Float(momentum), eps: Float(eps),
+                      fusedReLU: fusedReLU)
         }
     }
 

@@ -247,15 +247,16 @@ public final class TrainingRun {
         let dropoutGenerator = RandomGenerator(seed: epochSeed(0))
         model.useGenerator(dropoutGenerator)
         let optimizer = try config.recipe.makeOptimizer(model.parameters())
-        let scheduler = config.recipe.makeScheduler(optimizer)
         (model as? Model)?.compile(optimizer: optimizer, loss: .categoricalCrossentropy, metrics: ["accuracy"])
         let loader = DataLoader(train, batchSize: config.recipe.batchSize, shuffle: true, seed: config.seed,
                                 shard: communicator.map { ($0.rank, $0.size) })
+        let scheduler = config.recipe.makeScheduler(optimizer, stepsPerEpoch: loader.count)
+        let perBatch = config.recipe.schedulesPerBatch
         var state = RunState(config: config, completedEpochs: 0, bestAccuracy: nil, history: [])
         if resume {
             state = try restore(model: model, optimizer: optimizer, trainCount: train.count, batches: loader.count)
             optimizer.lr = config.recipe.lr
-            scheduler?.restore(stepsTaken: state.schedulerSteps ?? state.completedEpochs)
+            scheduler?.restore(stepsTaken: state.schedulerSteps ?? state.completedEpochs * (perBatch ? loader.count : 1))
             if let words = state.shuffleState, let s = Xoshiro256StarStar(words: words) {
                 loader.restoreShuffleState(s)
             } else {
@@ -277,7 +278,7 @@ public final class TrainingRun {
         // TensorBoard before the schedule: an epoch's learning rate is logged before it decays.
         let board = tensorBoard && isRoot ? TensorBoard(logDir: outputDir + "/tensorboard", mistakesFrom: test) : nil
         if let board { callbacks.append(board) }
-        if let scheduler { callbacks.append(LRSchedule(scheduler)) }
+        if let scheduler { callbacks.append(LRSchedule(scheduler, perBatch: perBatch)) }
         callbacks += self.callbacks
         callbacks.append(recorder)   // last: saves after the schedule has stepped
         let trainer = Trainer(model: model, optimizer: optimizer, callbacks: callbacks)

@@ -101,7 +101,7 @@ public final class ResNet: Module, Layer {
         fc = Linear(4 * width, classes)
     }
     public func callAsFunction(_ input: Tensor) -> Tensor {
-        let h = layer3(layer2(layer1(bn1(conv1(input)).relu())))
+        let h = layer3(layer2(layer1(bn1(conv1(input), fusedReLU: true))))
         return fc(avgpool(h).flatten(startDim: 1))
     }
 }
@@ -251,6 +251,9 @@ public struct Recipe: Sendable, Codable, Equatable {
     public var stepLRGamma: Double?
     /// Cosine annealing of the learning rate to 0 over the run's epochs (stepped per epoch).
     public var cosine: Bool
+    /// One-cycle schedule (PyTorch's `OneCycleLR`, stepped per batch): warm up to `lr` over the first 30%
+    /// of the run's steps, then anneal towards zero. Overrides `cosine` and `stepLRGamma`.
+    public var oneCycle: Bool
     /// L2 weight decay (SGD's `weight_decay`), or nil.
     public var weightDecay: Double?
     /// Random training-set augmentation, or nil for none.
@@ -266,10 +269,11 @@ public struct Recipe: Sendable, Codable, Equatable {
     ///   - stepLRGamma: learning-rate decay per epoch (StepLR with step 1), or nil for none.
     ///   - weightDecay: L2 penalty for SGD, or nil.
     ///   - cosine: cosine-anneal the learning rate over the epochs.
+    ///   - oneCycle: one-cycle schedule stepped per batch, peaking at `lr` (overrides the other two).
     ///   - augmentation: random training-set augmentation, or nil.
     ///   - style: which tutorial half the run follows (printing, Adam's epsilon).
     public init(epochs: Int, batchSize: Int, lr: Double, optimizer: String, normalization: NormalizationChoice,
-                stepLRGamma: Double? = nil, weightDecay: Double? = nil, cosine: Bool = false,
+                stepLRGamma: Double? = nil, weightDecay: Double? = nil, cosine: Bool = false, oneCycle: Bool = false,
                 augmentation: AugmentationPreset? = nil, style: TrainingStyle = .pytorch) {
         self.epochs = epochs; self.batchSize = batchSize; self.lr = lr; self.optimizer = optimizer
         switch normalization {
@@ -277,7 +281,7 @@ public struct Recipe: Sendable, Codable, Equatable {
         case let .fixed(m, s): normalizeMean = m; normalizeStd = s; datasetNormalization = false
         case .dataset: datasetNormalization = true
         }
-        self.stepLRGamma = stepLRGamma; self.weightDecay = weightDecay; self.cosine = cosine
+        self.stepLRGamma = stepLRGamma; self.weightDecay = weightDecay; self.cosine = cosine; self.oneCycle = oneCycle
         self.augmentation = augmentation; self.style = style
     }
 
@@ -303,7 +307,7 @@ public struct Recipe: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case epochs, batchSize, lr, optimizer, normalizeMean, normalizeStd, datasetNormalization, stepLRGamma, cosine,
-             weightDecay, augmentation, style
+             oneCycle, weightDecay, augmentation, style
     }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -316,6 +320,7 @@ public struct Recipe: Sendable, Codable, Equatable {
         datasetNormalization = try c.decodeIfPresent(Bool.self, forKey: .datasetNormalization) ?? false
         stepLRGamma = try c.decodeIfPresent(Double.self, forKey: .stepLRGamma)
         cosine = try c.decodeIfPresent(Bool.self, forKey: .cosine) ?? false
+        oneCycle = try c.decodeIfPresent(Bool.self, forKey: .oneCycle) ?? false
         weightDecay = try c.decodeIfPresent(Double.self, forKey: .weightDecay)
         augmentation = try c.decodeIfPresent(AugmentationPreset.self, forKey: .augmentation)
         style = try c.decodeIfPresent(TrainingStyle.self, forKey: .style) ?? .pytorch
@@ -340,10 +345,17 @@ public struct Recipe: Sendable, Codable, Equatable {
         }
     }
 
-    /// The learning-rate schedule, stepped once per epoch, or nil.
+    /// Whether the schedule steps after every batch (one-cycle) rather than every epoch.
+    public var schedulesPerBatch: Bool { oneCycle }
+
+    /// The learning-rate schedule, or nil: stepped once per batch when ``schedulesPerBatch``, else once
+    /// per epoch.
     ///
-    /// - Parameter optimizer: whose learning rate the schedule sets.
-    public func makeScheduler(_ optimizer: Optimizer) -> (any LRScheduler)? {
+    /// - Parameters:
+    ///   - optimizer: whose learning rate the schedule sets.
+    ///   - stepsPerEpoch: training steps in one epoch (what a per-batch schedule spans `epochs` of).
+    public func makeScheduler(_ optimizer: Optimizer, stepsPerEpoch: Int) -> (any LRScheduler)? {
+        if oneCycle { return OneCycleLR(optimizer, maxLR: lr, totalSteps: Swift.max(1, epochs * stepsPerEpoch)) }
         if cosine { return CosineAnnealingLR(optimizer, tMax: epochs) }
         return stepLRGamma.map { StepLR(optimizer, stepSize: 1, gamma: $0) }
     }

@@ -36,3 +36,60 @@ func chunkedSum(_ count: Int, work: Int, _ term: (Int) -> Float) -> Float {
         return s
     }
 }
+
+/// dst[i] = max(src[i]·scale + shift, 0) (batch norm with a fused ReLU; NaN stays NaN).
+@inline(__always) func simdAffineReLU(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ scale: Float,
+                                      _ shift: Float, _ n: Int) {
+    let sv = V16(repeating: scale), bv = V16(repeating: shift), zero = V16()
+    var i = 0
+    while i + 16 <= n {
+        var v = bv
+        v.addProduct(sv, ld(src + i))
+        st(v.replacing(with: zero, where: v .< zero), dst + i)
+        i += 16
+    }
+    while i < n { let v = src[i] * scale + shift; dst[i] = v < 0 ? 0 : v; i += 1 }
+}
+
+/// (Σ g'[i], Σ g'[i]·x[i]) with g' = g where `out > 0` (or g itself when `out` is nil): one pass over
+/// a plane for batch norm's backward sums.
+@inline(__always) func simdMaskedSumAndDot(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                                           mask out: UnsafePointer<Float>?, _ n: Int) -> (Float, Float) {
+    var sum = V16(), dot = V16(), i = 0
+    let zero = V16()
+    if let out {
+        while i + 16 <= n {
+            let gv = ld(g + i).replacing(with: zero, where: .!(ld(out + i) .> zero))
+            sum += gv; dot.addProduct(gv, ld(x + i)); i += 16
+        }
+    } else {
+        while i + 16 <= n { let gv = ld(g + i); sum += gv; dot.addProduct(gv, ld(x + i)); i += 16 }
+    }
+    var s = sum.sum(), d = dot.sum()
+    while i < n {
+        let gi = out.map { $0[i] > 0 ? g[i] : 0 } ?? g[i]
+        s += gi; d += gi * x[i]; i += 1
+    }
+    return (s, d)
+}
+
+/// dst[i] = a·g'[i] + k·x[i] + b with g' = g where `out > 0` (or g itself when `out` is nil).
+@inline(__always) func simdMaskedAffine2(_ dst: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ a: Float,
+                                         _ x: UnsafePointer<Float>, _ k: Float, _ b: Float,
+                                         mask out: UnsafePointer<Float>?, _ n: Int) {
+    let av = V16(repeating: a), kv = V16(repeating: k), bv = V16(repeating: b), zero = V16()
+    var i = 0
+    while i + 16 <= n {
+        var gv = ld(g + i)
+        if let out { gv = gv.replacing(with: zero, where: .!(ld(out + i) .> zero)) }
+        var v = bv
+        v.addProduct(av, gv)
+        v.addProduct(kv, ld(x + i))
+        st(v, dst + i)
+        i += 16
+    }
+    while i < n {
+        let gi = out.map { $0[i] > 0 ? g[i] : 0 } ?? g[i]
+        dst[i] = a * gi + k * x[i] + b; i += 1
+    }
+}

@@ -8,56 +8,66 @@ struct ConvGeometry {
     var ohw: Int { oh * ow }
     var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 }
 
-    /// Unfolds `c` channels of one image into `col[(ci*kh+ki)*kw+kj, oy*ow+ox]`.
+    /// The outputs `[lo, hi)` (of `outSize`) whose input `o * stride + offset` lies inside `0..<size`.
+    @inline(__always)
+    static func insideRange(offset: Int, stride: Int, size: Int, outSize: Int) -> (lo: Int, hi: Int) {
+        let lo = Swift.min(outSize, offset >= 0 ? 0 : (stride - 1 - offset) / stride)
+        let hi = Swift.max(lo, Swift.min(outSize, size - offset <= 0 ? 0 : (size - offset + stride - 1) / stride))
+        return (lo, hi)
+    }
+
+    /// Unfolds `c` channels of one image into `col[(ci*kh+ki)*kw+kj, oy*ow+ox]`. The rows and columns a
+    /// tap reads inside the image are worked out once per tap, so the inner loops only move data.
     func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>) {
-        for ci in 0..<c { for ki in 0..<kh { for kj in 0..<kw {
-            let row = col + ((ci * kh + ki) * kw + kj) * ohw
-            let xc = x + ci * h * w
-            for oy in 0..<oh {
-                let iy = oy * sh - ph + ki * dh
-                let dst = row + oy * ow
-                if iy < 0 || iy >= h { dst.update(repeating: 0, count: ow); continue }
-                let src = xc + iy * w
-                let x0 = kj * dw - pw
-                if sw == 1 {
-                    // contiguous run: ox in [lo, hi) maps inside the row
-                    let lo = Swift.min(ow, Swift.max(0, -x0)), hi = Swift.max(lo, Swift.min(ow, w - x0))
-                    if lo > 0 { dst.update(repeating: 0, count: lo) }
-                    if hi > lo { dst.advanced(by: lo).update(from: src + x0 + lo, count: hi - lo) }
-                    if hi < ow { dst.advanced(by: hi).update(repeating: 0, count: ow - hi) }
-                } else {
-                    for ox in 0..<ow {
-                        let ix = ox * sw + x0
-                        dst[ox] = (ix >= 0 && ix < w) ? src[ix] : 0
+        for ki in 0..<kh {
+            let rowOffset = ki * dh - ph
+            let rows = Self.insideRange(offset: rowOffset, stride: sh, size: h, outSize: oh)
+            for kj in 0..<kw {
+                let colOffset = kj * dw - pw
+                let cols = Self.insideRange(offset: colOffset, stride: sw, size: w, outSize: ow)
+                for ci in 0..<c {
+                    let row = col + ((ci * kh + ki) * kw + kj) * ohw
+                    let plane = x + ci * h * w
+                    if rows.lo > 0 { row.update(repeating: 0, count: rows.lo * ow) }
+                    for oy in rows.lo..<rows.hi {
+                        let dst = row + oy &* ow
+                        let src = plane + ((oy &* sh &+ rowOffset) &* w &+ colOffset)
+                        if cols.lo > 0 { dst.update(repeating: 0, count: cols.lo) }
+                        if sw == 1 {
+                            dst.advanced(by: cols.lo).update(from: src + cols.lo, count: cols.hi - cols.lo)
+                        } else {
+                            for ox in cols.lo..<cols.hi { dst[ox] = src[ox &* sw] }
+                        }
+                        if cols.hi < ow { dst.advanced(by: cols.hi).update(repeating: 0, count: ow - cols.hi) }
                     }
+                    if rows.hi < oh { (row + rows.hi * ow).update(repeating: 0, count: (oh - rows.hi) * ow) }
                 }
             }
-        } } }
+        }
     }
 
     /// Adds a column matrix back into image gradients (the adjoint of `im2col`).
     func col2im(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>) {
-        for ci in 0..<c { for ki in 0..<kh { for kj in 0..<kw {
-            let row = col + ((ci * kh + ki) * kw + kj) * ohw
-            let xc = dx + ci * h * w
-            for oy in 0..<oh {
-                let iy = oy * sh - ph + ki * dh
-                if iy < 0 || iy >= h { continue }
-                let src = row + oy * ow
-                let dst = xc + iy * w
-                let x0 = kj * dw - pw
-                if sw == 1 {
-                    // contiguous run: ox in [lo, hi) maps inside the row
-                    let lo = Swift.min(ow, Swift.max(0, -x0)), hi = Swift.max(lo, Swift.min(ow, w - x0))
-                    let d = dst + x0
-                    for ox in lo..<hi { d[ox] += src[ox] }
-                } else {
-                    for ox in 0..<ow {
-                        let ix = ox * sw + x0
-                        if ix >= 0 && ix < w { dst[ix] += src[ox] }
+        for ki in 0..<kh {
+            let rowOffset = ki * dh - ph
+            let rows = Self.insideRange(offset: rowOffset, stride: sh, size: h, outSize: oh)
+            for kj in 0..<kw {
+                let colOffset = kj * dw - pw
+                let cols = Self.insideRange(offset: colOffset, stride: sw, size: w, outSize: ow)
+                for ci in 0..<c {
+                    let row = col + ((ci * kh + ki) * kw + kj) * ohw
+                    let plane = dx + ci * h * w
+                    for oy in rows.lo..<rows.hi {
+                        let src = row + oy &* ow
+                        let dst = plane + ((oy &* sh &+ rowOffset) &* w &+ colOffset)
+                        if sw == 1 {
+                            for ox in cols.lo..<cols.hi { dst[ox] += src[ox] }
+                        } else {
+                            for ox in cols.lo..<cols.hi { dst[ox &* sw] += src[ox] }
+                        }
                     }
                 }
             }
-        } } }
+        }
     }
 }

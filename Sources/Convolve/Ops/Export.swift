@@ -139,19 +139,25 @@ public func globalAvgPool2d(_ input: Tensor) -> Tensor {
 ///   - training: normalize with the batch's statistics (and update the running ones).
 ///   - momentum: weight of the batch in the running statistics.
 ///   - eps: added to the variance.
+///   - fusedReLU: return `relu(batchNorm(...))`, the ReLU applied as the output is written.
 public func batchNorm(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor?, weight: Tensor?, bias: Tensor?,
-                      training: Bool, momentum: Float = 0.1, eps: Float = 1e-5) -> Tensor {
+                      training: Bool, momentum: Float = 0.1, eps: Float = 1e-5, fusedReLU: Bool = false) -> Tensor {
     let y = OpTrace.suppressed {
         batchNormUntraced(input, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias,
-                          training: training, momentum: momentum, eps: eps)
+                          training: training, momentum: momentum, eps: eps, fusedReLU: fusedReLU)
     }
     // Exported in eval mode only: normalization by the running statistics.
     if let trace = OpTrace.current, !training, let runningMean, let runningVar {
         let c = input.shape[1]
         let scale = weight ?? Tensor([Float](repeating: 1, count: c), shape: [c])
         let shift = bias ?? Tensor([Float](repeating: 0, count: c), shape: [c])
-        trace.add("BatchNormalization", [trace.id(input), trace.id(scale), trace.id(shift), trace.id(runningMean),
-                                         trace.id(runningVar)], output: y, [("epsilon", .float(eps))])
+        let ins = [trace.id(input), trace.id(scale), trace.id(shift), trace.id(runningMean), trace.id(runningVar)]
+        if fusedReLU {
+            let normalized = trace.add("BatchNormalization", ins, [("epsilon", .float(eps))])
+            trace.add("Relu", [normalized], output: y)
+        } else {
+            trace.add("BatchNormalization", ins, output: y, [("epsilon", .float(eps))])
+        }
     }
     return y
 }

@@ -1,9 +1,15 @@
 import Foundation
 import RealModule
 
-/// The untraced body of `batchNorm` (see there).
+/// The untraced body of `batchNorm` (see there); `fusedReLU` returns `relu(batchNorm(...))` in the
+/// same pass over the output, and masks the gradient by that output in the backward passes.
+///
+/// Statistics: each `(sample, channel)` plane's sum and squared deviation from its own mean are taken
+/// in one parallel pass (the second read of a plane hits L1), then combined per channel in Float64
+/// (Chan et al.'s pairwise formula: exact, no cancellation). The backward pass reads the gradient and
+/// the input together once for both sums, and once more for the input gradient.
 func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor?, weight: Tensor?, bias: Tensor?,
-                      training: Bool, momentum: Float = 0.1, eps: Float = 1e-5) -> Tensor {
+                      training: Bool, momentum: Float = 0.1, eps: Float = 1e-5, fusedReLU: Bool = false) -> Tensor {
     precondition(input.rank >= 2, "batch norm expects [N, C, ...] input, got \(input.shape)")
     let n = input.shape[0], c = input.shape[1]
     let inner = input.count / Swift.max(n * c, 1)
@@ -11,22 +17,41 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
     let useBatch = training || runningMean == nil
     precondition(!useBatch || m > 1 || !training,
                  "expected more than 1 value per channel when training, got input size \(input.shape)")
+    let planes = n * c
     var mean = [Float](repeating: 0, count: c), invStd = [Float](repeating: 0, count: c)
     input.storage.withUnsafeBufferPointer { px in
         let x = px.baseAddress!
-        for ch in 0..<c {
-            if useBatch {
-                let s = chunkedSum(n, work: m) { b in simdSum(x + (b * c + ch) * inner, inner) }
-                let mu = s / Float(m)
-                let v = chunkedSum(n, work: m) { b in simdSumSquaredDeviation(x + (b * c + ch) * inner, inner, mu) }
-                mean[ch] = mu
-                invStd[ch] = 1 / (v / Float(m) + eps).squareRoot()
-                if training, let rm = runningMean, let rv = runningVar {
-                    rm.storage[ch] = (1 - momentum) * rm.storage[ch] + momentum * mu
-                    let unbiased = m > 1 ? v / Float(m - 1) : v
-                    rv.storage[ch] = (1 - momentum) * rv.storage[ch] + momentum * unbiased
+        if useBatch {
+            // per plane: its sum and its squared deviation from its own mean
+            var planeSum = [Float](repeating: 0, count: planes), planeDev = [Float](repeating: 0, count: planes)
+            planeSum.withUnsafeMutableBufferPointer { ps in planeDev.withUnsafeMutableBufferPointer { pd in
+                Parallel.forChunks(n, work: input.count * 2) { range in
+                    for p in (range.lowerBound * c)..<(range.upperBound * c) {
+                        let s = simdSum(x + p * inner, inner)
+                        ps[p] = s
+                        pd[p] = simdSumSquaredDeviation(x + p * inner, inner, s / Float(inner))
+                    }
                 }
-            } else {
+            } }
+            for ch in 0..<c {
+                var total = 0.0
+                for b in 0..<n { total += Double(planeSum[b * c + ch]) }
+                let mu = total / Double(m)
+                var dev = 0.0
+                for b in 0..<n {
+                    let d = Double(planeSum[b * c + ch]) / Double(inner) - mu
+                    dev += Double(planeDev[b * c + ch]) + Double(inner) * d * d
+                }
+                mean[ch] = Float(mu)
+                invStd[ch] = Float(1 / (dev / Double(m) + Double(eps)).squareRoot())
+                if training, let rm = runningMean, let rv = runningVar {
+                    rm.storage[ch] = (1 - momentum) * rm.storage[ch] + momentum * Float(mu)
+                    let unbiased = m > 1 ? dev / Double(m - 1) : dev
+                    rv.storage[ch] = (1 - momentum) * rv.storage[ch] + momentum * Float(unbiased)
+                }
+            }
+        } else {
+            for ch in 0..<c {
                 mean[ch] = runningMean!.storage[ch]
                 invStd[ch] = 1 / (runningVar!.storage[ch] + eps).squareRoot()
             }
@@ -39,46 +64,63 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
                 let scale = invStd[ch] * (gamma?[ch] ?? 1)
                 let shift = (beta?[ch] ?? 0) - mean[ch] * scale
                 let p = (b * c + ch) * inner
-                simdAffine(y.baseAddress! + p, x.baseAddress! + p, scale, shift, inner)
+                if fusedReLU {
+                    simdAffineReLU(y.baseAddress! + p, x.baseAddress! + p, scale, shift, inner)
+                } else {
+                    simdAffine(y.baseAddress! + p, x.baseAddress! + p, scale, shift, inner)
+                }
             } } }
         }
     }
     var inputs = [input]
     if let weight { inputs.append(weight) }
     if let bias { inputs.append(bias) }
-    return Tensor.result(out, input.shape, inputs, op: "batchNorm") { g in
+    return Tensor.result(out, input.shape, inputs, op: fusedReLU ? "batchNormReLU" : "batchNorm") { g in
         var dgamma = [Float](repeating: 0, count: c), dbeta = [Float](repeating: 0, count: c)
-        input.storage.withUnsafeBufferPointer { px in g.withUnsafeBufferPointer { pg in
+        input.storage.withUnsafeBufferPointer { px in g.withUnsafeBufferPointer { pg in out.withUnsafeBufferPointer { po in
             let x = px.baseAddress!, gp = pg.baseAddress!
+            let mask = fusedReLU ? po.baseAddress! : nil
+            // Σg and Σg·x per plane in one pass, then per channel
+            var planeG = [Float](repeating: 0, count: planes), planeGX = [Float](repeating: 0, count: planes)
+            planeG.withUnsafeMutableBufferPointer { sg in planeGX.withUnsafeMutableBufferPointer { sgx in
+                Parallel.forChunks(n, work: input.count * 2) { range in
+                    for p in (range.lowerBound * c)..<(range.upperBound * c) {
+                        let o = p * inner
+                        (sg[p], sgx[p]) = simdMaskedSumAndDot(gp + o, x + o, mask: mask.map { $0 + o }, inner)
+                    }
+                }
+            } }
             for ch in 0..<c {
-                let sg = chunkedSum(n, work: m) { b in simdSum(gp + (b * c + ch) * inner, inner) }
-                let sgx = chunkedSum(n, work: m) { b in simdDot(gp + (b * c + ch) * inner, x + (b * c + ch) * inner, inner) }
-                dbeta[ch] = sg
-                dgamma[ch] = (sgx - mean[ch] * sg) * invStd[ch]   // Σ g·(x−μ)·σ⁻¹
+                var sg = 0.0, sgx = 0.0
+                for b in 0..<n { sg += Double(planeG[b * c + ch]); sgx += Double(planeGX[b * c + ch]) }
+                dbeta[ch] = Float(sg)
+                dgamma[ch] = Float((sgx - Double(mean[ch]) * sg) * Double(invStd[ch]))   // Σ g·(x−μ)·σ⁻¹
+            }
+            if !input.requiresGrad { return }
+            // dx = γσ⁻¹/M · (M·g − Σg − x̂·Σg·x̂), written as a·g + k·x + b0 per channel
+            var a = [Float](repeating: 0, count: c), k = [Float](repeating: 0, count: c), b0 = [Float](repeating: 0, count: c)
+            for ch in 0..<c {
+                let gm = gamma?[ch] ?? 1, istd = invStd[ch], mu = mean[ch]
+                if useBatch {
+                    let scale = gm * istd / Float(m)
+                    a[ch] = scale * Float(m)
+                    k[ch] = -scale * dgamma[ch] * istd
+                    b0[ch] = -scale * dbeta[ch] - k[ch] * mu
+                } else {
+                    a[ch] = gm * istd
+                }
             }
             let dx = uninitializedFloats(input.count) { d in
-                for ch in 0..<c {
-                    let gm = gamma?[ch] ?? 1, istd = invStd[ch], mu = mean[ch]
-                    // dx = γσ⁻¹/M · (M·g − Σg − x̂·Σg·x̂), written as a·g + k·x + b0
-                    let a: Float, k: Float, b0: Float
-                    if useBatch {
-                        let scale = gm * istd / Float(m)
-                        a = scale * Float(m)
-                        k = -scale * dgamma[ch] * istd
-                        b0 = -scale * dbeta[ch] - k * mu
-                    } else {
-                        a = gm * istd; k = 0; b0 = 0
-                    }
-                    Parallel.forChunks(n, work: input.count * 2 / Swift.max(c, 1)) { range in
-                        for b in range {
-                            let p = (b * c + ch) * inner
-                            simdAffine2(d.baseAddress! + p, gp + p, a, x + p, k, b0, inner)
-                        }
+                Parallel.forChunks(n, work: input.count * 2) { range in
+                    for p in (range.lowerBound * c)..<(range.upperBound * c) {
+                        let ch = p % c, o = p * inner
+                        simdMaskedAffine2(d.baseAddress! + o, gp + o, a[ch], x + o, k[ch], b0[ch],
+                                          mask: mask.map { $0 + o }, inner)
                     }
                 }
             }
             input.accumulate(dx)
-        } }
+        } } }
         weight?.accumulate(dgamma)
         bias?.accumulate(dbeta)
     }

@@ -245,6 +245,38 @@ import ConvolveNN
         }
     }
 
+    /// `batchNorm(fusedReLU: true)` is `relu(batchNorm(...))`: the same output and the same gradients for
+    /// the input, scale and shift, in training and eval mode, on planes shorter than, equal to and longer
+    /// than a vector (the masked SIMD loops and their scalar tails); and it passes a finite-difference check.
+    @Test(arguments: [[3, 2, 3, 5], [2, 3, 4, 4], [5, 4, 7, 9]])
+    func batchNormWithFusedReLUIsReLUOfBatchNorm(_ shape: [Int]) {
+        let c = shape[1]
+        let x = rand(shape, seed: 31, low: -2, high: 2)
+        let gamma = rand([c], seed: 32, low: 0.5, high: 1.5), beta = rand([c], seed: 33, low: -0.5, high: 0.5)
+        let gy = rand(shape, seed: 34)
+        for training in [true, false] {
+            func run(fused: Bool) -> (y: [Float], grads: [[Float]], running: [Float]) {
+                let rm = Tensor([Float](repeating: 0.1, count: c)), rv = Tensor([Float](repeating: 1.2, count: c))
+                for t in [x, gamma, beta] { t.grad = nil }
+                let y = fused
+                    ? batchNorm(x, runningMean: rm, runningVar: rv, weight: gamma, bias: beta, training: training, fusedReLU: true)
+                    : batchNorm(x, runningMean: rm, runningVar: rv, weight: gamma, bias: beta, training: training).relu()
+                (y * gy).sum().backward()
+                return (y.storage, [x, gamma, beta].map { $0.grad!.storage }, rm.storage + rv.storage)
+            }
+            let (fused, plain) = (run(fused: true), run(fused: false))
+            #expect(fused.y == plain.y, "output, training \(training)")
+            #expect(fused.running == plain.running, "running statistics, training \(training)")
+            for (i, name) in ["dx", "dgamma", "dbeta"].enumerated() {
+                let worst = zip(fused.grads[i], plain.grads[i]).map { abs($0 - $1) }.max() ?? 0
+                #expect(worst <= 1e-5, "\(name), training \(training): worst difference \(worst)")
+            }
+        }
+        gradCheck([x, gamma, beta], eps: 1e-2, rtol: 2e-2, atol: 5e-3, kinkTolerant: true) {
+            batchNorm($0[0], runningMean: nil, runningVar: nil, weight: $0[1], bias: $0[2], training: true, fusedReLU: true)
+        }
+    }
+
     @Test func dropoutUsesItsMask() {
         let x = rand([4, 6], seed: 28)
         gradCheck([x]) { dropout($0[0], p: 0.4, training: true, generator: RandomGenerator(seed: 5)) }

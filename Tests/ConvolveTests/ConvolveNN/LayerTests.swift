@@ -88,6 +88,9 @@ func keras(_ inputShape: [Int], _ layer: @escaping @Sendable () -> any Layer) ->
                   trainDiffersFromEval: true),
         LayerCase(name: "Sequential", make: { Sequential { Linear(4, 6); ReLU(); Linear(6, 2) } }, input: [3, 4], output: [3, 2],
                   parameters: 4, scalars: 44, buffers: 0),
+        LayerCase(name: "Sequential (BatchNorm2d + ReLU, fused)", make: { Sequential { Conv2d(2, 3, kernelSize: 3, padding: 1); BatchNorm2d(3); ReLU() } },
+                  input: [2, 2, 5, 4], output: [2, 3, 5, 4], parameters: 4, scalars: 63, buffers: 3, trainDiffersFromEval: true,
+                  kinks: true),
         LayerCase(name: "AdaptiveAvgPool2d", make: { AdaptiveAvgPool2d(1) }, input: [2, 3, 5, 4], output: [2, 3, 1, 1],
                   parameters: 0, scalars: 0, buffers: 0),
         LayerCase(name: "BasicBlock (identity)", make: { BasicBlock(3, 3) }, input: [2, 3, 5, 4], output: [2, 3, 5, 4],
@@ -121,4 +124,25 @@ func keras(_ inputShape: [Int], _ layer: @escaping @Sendable () -> any Layer) ->
 
     @Test(arguments: pytorchStyle + kerasStyle)
     func layer(_ c: LayerCase) throws { try runLayerTest(c) }
+
+    /// `Sequential` runs a BatchNorm2d followed by a ReLU as one fused op: the output and every
+    /// gradient equal the two layers applied one after the other.
+    @Test func sequentialFusesBatchNormAndReLU() {
+        let model = RandomGenerator.global.exclusively {
+            manualSeed(3); return Sequential { Conv2d(2, 4, kernelSize: 3, padding: 1); BatchNorm2d(4); ReLU(); MaxPool2d(kernelSize: 2) }
+        }
+        let x = rand([3, 2, 6, 6], seed: 8, grad: false)
+        func gradients(_ forward: () -> Tensor) -> ([Float], [[Float]]) {
+            for p in model.parameters() { p.grad = nil }
+            let y = forward()
+            (y * rand(y.shape, seed: 9, grad: false)).sum().backward()
+            return (y.storage, model.parameters().map { $0.grad!.storage })
+        }
+        let fused = gradients { model(x) }
+        let layered = gradients { model.layers.reduce(x) { h, layer in layer(h) } }
+        #expect(fused.0 == layered.0)
+        for (a, b) in zip(fused.1, layered.1) {
+            #expect(zip(a, b).allSatisfy { abs($0 - $1) <= 1e-5 })
+        }
+    }
 }

@@ -197,7 +197,7 @@ final class ThreadGroup: @unchecked Sendable {
         var g = Xoshiro256StarStar(seed: 1)
         let x = Tensor((0..<(n * features)).map { _ in g.nextFloat() * 2 - 1 }, shape: [n, features])
         let y = (0..<n).map { $0 % 3 }
-        func model(seed: UInt64) -> Sequential {
+        @Sendable func model(seed: UInt64) -> Sequential {
             RandomGenerator.global.exclusively { manualSeed(seed); return Sequential { Linear(features, 8); ReLU(); Linear(8, 3) } }
         }
         // One process, batches of 16 (the last one has 2 samples).
