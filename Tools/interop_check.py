@@ -124,7 +124,7 @@ raw = gzip.open(os.path.join(data, "t10k-images-idx3-ubyte.gz")).read()
 images = np.frombuffer(raw[16:16 + 100 * 784], dtype=np.uint8).reshape(100, 1, 28, 28)
 with open(tmp + "/hundred.idx", "wb") as f:
     f.write(bytes([0, 0, 8, 3]) + (100).to_bytes(4, "big") + (28).to_bytes(4, "big") + (28).to_bytes(4, "big") + images.tobytes())
-for name in ["torch-seed", "keras-seed", "lenet5", "mnist-cnn", "resnet8"]:
+for name in ["torch-seed", "keras-seed", "lenet5", "fast-cnn", "mnist-cnn", "resnet8"]:
     run_dir = tmp + "/zoo-" + name
     r = run("train", "--model", name, "--epochs", "1", "--train-limit", "640", "--test-limit", "100",
             "--data-dir", data, "--output", run_dir, "--quiet", "--no-tensorboard")

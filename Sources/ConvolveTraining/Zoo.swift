@@ -106,6 +106,35 @@ public final class ResNet: Module, Layer {
     }
 }
 
+/// A small batch-normalized CNN sized for speed (zoo `fast-cnn`, 21,634 parameters on MNIST): three 3×3
+/// Conv-BN-ReLU blocks of 8, 16 and 32 channels, the first two max-pooled, and one Linear layer. With a
+/// one-cycle Adam schedule it reaches 99% on MNIST in one pass over the training set.
+public final class FastCNN: Module, Layer {
+    public let features: Sequential
+    public let classifier: Sequential
+    /// - Parameters:
+    ///   - channels: input channels.
+    ///   - height: input height (at least 4).
+    ///   - width: input width (at least 4).
+    ///   - classes: output classes.
+    ///
+    /// Input `[N, channels, height, width]`; output `[N, classes]` logits.
+    ///
+    /// ### See Also
+    /// - ``LeNet5``, ``TorchSeedNet``
+    public init(channels: Int = 1, height: Int = 28, width: Int = 28, classes: Int = 10) {
+        features = Sequential {
+            Conv2d(channels, 8, kernelSize: 3, padding: 1, bias: false); BatchNorm2d(8); ReLU(inplace: true)
+            MaxPool2d(kernelSize: 2)
+            Conv2d(8, 16, kernelSize: 3, padding: 1, bias: false); BatchNorm2d(16); ReLU(inplace: true)
+            MaxPool2d(kernelSize: 2)
+            Conv2d(16, 32, kernelSize: 3, padding: 1, bias: false); BatchNorm2d(32); ReLU(inplace: true)
+        }
+        classifier = Sequential { Linear(32 * (height / 4) * (width / 4), classes) }
+    }
+    public func callAsFunction(_ x: Tensor) -> Tensor { classifier(features(x).flatten(startDim: 1)) }
+}
+
 /// The tutorial's Keras model: Conv2D-MaxPool ×2, Flatten, Dense softmax; 1,198 parameters on MNIST.
 ///
 /// - Parameters:
@@ -131,6 +160,7 @@ public enum ZooModel: String, CaseIterable, Sendable {
     case torchSeed = "torch-seed"
     case kerasSeed = "keras-seed"
     case lenet5
+    case fastCNN = "fast-cnn"
     case mnistCNN = "mnist-cnn"
     case resnet8
     case resnet20
@@ -144,6 +174,8 @@ public enum ZooModel: String, CaseIterable, Sendable {
         case .kerasSeed: return Recipe(epochs: 10, batchSize: 32, lr: 0.001, optimizer: "adam", normalize: nil, style: .keras)
         case .lenet5: return Recipe(epochs: 5, batchSize: 64, lr: 0.002, optimizer: "adam", normalization: .dataset,
                                     stepLRGamma: 0.6)
+        case .fastCNN: return Recipe(epochs: 1, batchSize: 32, lr: 0.02, optimizer: "adam", normalization: .dataset,
+                                     oneCycle: true)
         case .mnistCNN: return Recipe(epochs: 5, batchSize: 64, lr: 1.0, optimizer: "adadelta", normalization: .dataset,
                                       stepLRGamma: 0.7)
         case .resnet8, .resnet20: return Recipe(epochs: 30, batchSize: 128, lr: 0.1, optimizer: "sgd", normalization: .dataset,
@@ -157,6 +189,7 @@ public enum ZooModel: String, CaseIterable, Sendable {
         case .torchSeed: return ("97.75% (MNIST)", "~11 s")
         case .kerasSeed: return ("97.3% (MNIST; 97.2–97.8% by seed)", "~8 s")
         case .lenet5: return ("99.1–99.3% (MNIST)", "~13 s")
+        case .fastCNN: return ("99.0–99.1% (MNIST, one epoch)", "~5 s")
         case .mnistCNN: return ("99.1–99.2% (MNIST)", "~140 s")
         case .resnet8: return ("~87% CIFAR-10 (estimate); 99.72% MNIST --augment", "~25 min CIFAR-10 (est.)")
         case .resnet20: return ("~91% CIFAR-10 (the paper's 91.25%)", "~75 min CIFAR-10 (est.)")
@@ -169,6 +202,7 @@ public enum ZooModel: String, CaseIterable, Sendable {
         case .torchSeed: return "the tutorial's PyTorch model (Conv-BN-ReLU-MaxPool x2 + Linear)"
         case .kerasSeed: return "the tutorial's Keras model (Conv2D-MaxPooling2D x2 + Dense softmax)"
         case .lenet5: return "LeNet-5 with ReLU and max-pooling"
+        case .fastCNN: return "three 3x3 Conv-BN-ReLU blocks (8/16/32) + Linear, one-cycle Adam: 99% in one epoch"
         case .mnistCNN: return "pytorch/examples' MNIST CNN (two 3x3 convs, dropout, two dense)"
         case .resnet8: return "CIFAR-style ResNet-8 (3 residual blocks with BatchNorm, global average pooling)"
         case .resnet20: return "CIFAR-style ResNet-20 (He et al. 2016: 9 residual blocks, 16/32/64 channels)"
@@ -180,7 +214,7 @@ public enum ZooModel: String, CaseIterable, Sendable {
 
     /// The smallest image side the architecture takes (its pooling and valid convolutions shrink it).
     public var minimumSize: Int {
-        switch self { case .torchSeed: 4; case .kerasSeed: 10; case .lenet5: 12; case .mnistCNN: 6; case .resnet8, .resnet20: 8 }
+        switch self { case .torchSeed: 4; case .kerasSeed: 10; case .lenet5: 12; case .fastCNN: 4; case .mnistCNN: 6; case .resnet8, .resnet20: 8 }
     }
 
     /// A new, randomly initialized instance for MNIST-shaped input (uses the global generator: seed it first).
@@ -200,6 +234,7 @@ public enum ZooModel: String, CaseIterable, Sendable {
         case .torchSeed: return TorchSeedNet(channels: c, height: h, width: w, classes: classes)
         case .kerasSeed: return kerasSeedModel(inputShape: [h, w, c], classes: classes)
         case .lenet5: return LeNet5(channels: c, height: h, width: w, classes: classes)
+        case .fastCNN: return FastCNN(channels: c, height: h, width: w, classes: classes)
         case .mnistCNN: return MnistCNN(channels: c, height: h, width: w, classes: classes)
         case .resnet8: return ResNet(channels: c, classes: classes)
         case .resnet20: return ResNet(channels: c, classes: classes, blocksPerStage: 3)

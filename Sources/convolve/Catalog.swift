@@ -12,9 +12,9 @@ struct Models: ParsableCommand {
         print("model       parameters  test accuracy (defaults)                            time (2 cores)            recipe")
         for zoo in ZooModel.allCases {
             let r = zoo.defaults
-            let recipe = "\(r.epochs) epochs, batch \(r.batchSize), \(r.optimizer) lr \(r.lr)"
+            let recipe = "\(r.epochs) epoch\(r.epochs == 1 ? "" : "s"), batch \(r.batchSize), \(r.optimizer) lr \(r.lr)"
                 + (r.weightDecay.map { ", weight decay \($0)" } ?? "")
-                + (r.stepLRGamma.map { ", StepLR \($0)" } ?? "") + (r.cosine ? ", cosine schedule" : "")
+                + (r.stepLRGamma.map { ", StepLR \($0)" } ?? "") + (r.oneCycle ? ", one-cycle schedule" : r.cosine ? ", cosine schedule" : "")
             let params = zoo.make().parameterCount.formatted()
             print(zoo.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)
                   + params.leftPadded(10) + "  " + zoo.expected.accuracy.padding(toLength: 52, withPad: " ", startingAt: 0)
