@@ -276,7 +276,8 @@ public final class TrainingRun {
             ? [ProgressBar(verbose: quiet ? 0 : 1, output: quiet ? .silent : progress)]
             : [LiveProgress(enabled: !quiet && isatty(STDOUT_FILENO) != 0), TutorialEpochLog(log: isRoot ? log : { _ in })]
         // TensorBoard before the schedule: an epoch's learning rate is logged before it decays.
-        let board = tensorBoard && isRoot ? TensorBoard(logDir: outputDir + "/tensorboard", mistakesFrom: test) : nil
+        let board = tensorBoard && isRoot ? TensorBoard(logDir: outputDir + "/tensorboard", mistakesFrom: test,
+                                                             mistakesFromValidation: true) : nil
         if let board { callbacks.append(board) }
         if let scheduler { callbacks.append(LRSchedule(scheduler, perBatch: perBatch)) }
         callbacks += self.callbacks

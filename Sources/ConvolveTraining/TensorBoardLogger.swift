@@ -17,6 +17,9 @@ public final class TensorBoard: Callback {
     public let updateEvery: Int, histograms: Bool
     /// Test data whose first misclassified images are logged at the end of training.
     public let mistakesFrom: (any BatchSource)?
+    /// `mistakesFrom` is the data `fit` validates on: the final validation pass's mistakes are used
+    /// when it saw the final weights, instead of evaluating the data once more.
+    public let mistakesFromValidation: Bool
     /// Errors from writing (training continues; the caller can inspect them).
     public private(set) var errors: [Error] = []
     private var writer: SummaryWriter?
@@ -28,10 +31,14 @@ public final class TensorBoard: Callback {
     ///   - histograms: write parameter and gradient histograms each epoch.
     ///   - mistakesFrom: test data; at the end, a grid of its first 16 misclassified images is logged
     ///     (`test/mistakes`) with their labels and predictions as text (`test/mistakes_labels`).
-    public init(logDir: String, updateEvery: Int = 50, histograms: Bool = true, mistakesFrom: (any BatchSource)? = nil) {
+    ///   - mistakesFromValidation: `mistakesFrom` is also `fit`'s validation data (saves one pass over it).
+    public init(logDir: String, updateEvery: Int = 50, histograms: Bool = true, mistakesFrom: (any BatchSource)? = nil,
+                mistakesFromValidation: Bool = false) {
         self.logDir = logDir; self.updateEvery = Swift.max(1, updateEvery); self.histograms = histograms
-        self.mistakesFrom = mistakesFrom
+        self.mistakesFrom = mistakesFrom; self.mistakesFromValidation = mistakesFromValidation
     }
+
+    static let mistakesShown = 16
 
     /// The event file, once training has begun.
     public var eventFile: String? { writer?.path }
@@ -39,6 +46,9 @@ public final class TensorBoard: Callback {
     private func step(_ trainer: Trainer, batch: Int) -> Int { trainer.epoch * trainer.batchesPerEpoch + batch + 1 }
 
     public func onTrainBegin(_ trainer: Trainer) {
+        if mistakesFrom != nil && mistakesFromValidation {
+            trainer.validationMistakes = Swift.max(trainer.validationMistakes, Self.mistakesShown)
+        }
         guard writer == nil else { return }
         do { writer = try SummaryWriter(logDir: logDir) } catch { errors.append(error) }
     }
@@ -76,14 +86,19 @@ public final class TensorBoard: Callback {
 
     public func onTrainEnd(_ trainer: Trainer, logs: Logs) {
         if let writer, let data = mistakesFrom {
-            let result = Evaluator(trainer.model, objective: trainer.objective, batchSize: trainer.validationBatchSize)
-                .evaluate(data, keepMistakes: 16)
-            if !result.mistakes.isEmpty {
-                let (x, _) = data.batch(result.mistakes.map { $0.index })
+            let mistakes: [(index: Int, label: Int, predicted: Int)]
+            if mistakesFromValidation, let last = trainer.lastValidation, last.step == trainer.globalStep {
+                mistakes = Array(last.evaluation.mistakes.prefix(Self.mistakesShown))
+            } else {
+                mistakes = Evaluator(trainer.model, objective: trainer.objective, batchSize: trainer.validationBatchSize)
+                    .evaluate(data, keepMistakes: Self.mistakesShown).mistakes
+            }
+            if !mistakes.isEmpty {
+                let (x, _) = data.batch(mistakes.map { $0.index })
                 let grid = Self.grid(x)
                 let s = trainer.epoch * trainer.batchesPerEpoch + trainer.batch
                 writer.addImage("test/mistakes", grid, step: s)
-                writer.addText("test/mistakes_labels", result.mistakes.map { "\($0.label) → \($0.predicted)" }
+                writer.addText("test/mistakes_labels", mistakes.map { "\($0.label) → \($0.predicted)" }
                     .joined(separator: ", ") + " (true → predicted, row by row)", step: s)
             }
         }

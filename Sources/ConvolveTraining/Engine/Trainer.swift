@@ -51,6 +51,12 @@ public final class Trainer {
     public private(set) var lastInputs: Tensor?
     /// Batch size of validation passes.
     public var validationBatchSize = 1000
+    /// Each validation pass keeps its first this many misclassified samples (``Evaluation/mistakes``);
+    /// a callback that shows them raises it in `onTrainBegin`.
+    public var validationMistakes = 0
+    /// The latest validation pass of `fit` and the training step it followed (its weights are the
+    /// model's while `globalStep` still equals `step`).
+    public private(set) var lastValidation: (step: Int, evaluation: Evaluation)?
     /// Data-parallel training over these ranks (each trains on its shard of every global batch: give
     /// `fit` a sharded `DataLoader`): rank 0's weights and buffers are broadcast when `fit` starts,
     /// gradients are averaged over all ranks' samples after every backward pass (``GradientAllReduce``),
@@ -179,7 +185,9 @@ public final class Trainer {
             }
             var logs = tally.logs(accuracy: reportsAccuracy)
             if let validation {
-                let v = evaluate(validation)
+                let v = Evaluator(model, objective: objective, batchSize: validationBatchSize)
+                    .evaluate(validation, callbacks: callbacks, keepMistakes: validationMistakes)
+                lastValidation = (globalStep, v)
                 logs["val_loss"] = v.loss
                 if reportsAccuracy { logs["val_accuracy"] = v.accuracy }
             }

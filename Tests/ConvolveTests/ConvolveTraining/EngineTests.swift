@@ -91,6 +91,22 @@ final class StopAfter: Callback {
         #expect(run(true) == run(false))
     }
 
+    /// `fit` keeps the last validation pass, with the mistakes a callback asked for, and the step it
+    /// followed: the same mistakes as a fresh evaluation of the final weights (what TensorBoard's
+    /// mistakes grid reuses instead of a second pass over the test set).
+    @Test func fitKeepsTheLastValidationWithItsMistakes() {
+        let net = RandomGenerator.global.exclusively { manualSeed(5); return Sequential { Linear(4, 3) } }
+        let x = Tensor.uniform([40, 4], generator: RandomGenerator(seed: 6)), labels = (0..<40).map { ($0 * 7) % 3 }
+        let data = TensorDataset(x, labels)
+        let trainer = Trainer(model: net, optimizer: SGD(net.parameters(), lr: 0.1))
+        trainer.validationMistakes = 6
+        trainer.fit(DataLoader(data, batchSize: 8, shuffle: true, seed: 1), epochs: 2, validation: data)
+        let fresh = Evaluator(net, batchSize: 7).evaluate(data, keepMistakes: 6)
+        #expect(trainer.lastValidation?.step == trainer.globalStep && trainer.globalStep == 10)
+        #expect(trainer.lastValidation?.evaluation.mistakes.map(\.index) == fresh.mistakes.map(\.index))
+        #expect(fresh.mistakes.count == 6, "the test needs a model that still errs")
+    }
+
     /// One evaluator: accuracy, loss, per-class accuracy and confusion matrix agree with a direct count.
     @Test func evaluatorCountsLikeTheDefinition() {
         let net = Sequential { Linear(4, 3) }
