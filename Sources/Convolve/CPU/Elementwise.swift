@@ -51,45 +51,59 @@ func chunkedSum(_ count: Int, work: Int, _ term: (Int) -> Float) -> Float {
     while i < n { let v = src[i] * scale + shift; dst[i] = v < 0 ? 0 : v; i += 1 }
 }
 
-/// (Σ g'[i], Σ g'[i]·x[i]) with g' = g where `out > 0` (or g itself when `out` is nil): one pass over
-/// a plane for batch norm's backward sums.
+/// Where the fused ReLU passed its input: `x·scale + shift > 0`, computed exactly as
+/// `simdAffineReLU` computed the output (so the mask equals `out > 0` without reading `out`).
+struct ReLUMaskFromInput {
+    let scale: Float, shift: Float
+    @inline(__always) func vector(_ x: V16) -> SIMDMask<SIMD16<Int32>> {
+        var v = V16(repeating: shift)
+        v.addProduct(V16(repeating: scale), x)
+        return .!(v .> V16())
+    }
+    @inline(__always) func scalar(_ x: Float) -> Bool { !(x * scale + shift > 0) }
+}
+
+/// (Σ g'[i], Σ g'[i]·x[i]) with g' = g, zeroed where `mask` says the fused ReLU blocked (no mask: g):
+/// one pass over a plane for batch norm's backward sums.
 @inline(__always) func simdMaskedSumAndDot(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-                                           mask out: UnsafePointer<Float>?, _ n: Int) -> (Float, Float) {
+                                           mask: ReLUMaskFromInput?, _ n: Int) -> (Float, Float) {
     var sum = V16(), dot = V16(), i = 0
     let zero = V16()
-    if let out {
+    if let mask {
         while i + 16 <= n {
-            let gv = ld(g + i).replacing(with: zero, where: .!(ld(out + i) .> zero))
-            sum += gv; dot.addProduct(gv, ld(x + i)); i += 16
+            let xv = ld(x + i)
+            let gv = ld(g + i).replacing(with: zero, where: mask.vector(xv))
+            sum += gv; dot.addProduct(gv, xv); i += 16
         }
     } else {
         while i + 16 <= n { let gv = ld(g + i); sum += gv; dot.addProduct(gv, ld(x + i)); i += 16 }
     }
     var s = sum.sum(), d = dot.sum()
     while i < n {
-        let gi = out.map { $0[i] > 0 ? g[i] : 0 } ?? g[i]
+        let gi = mask.map { $0.scalar(x[i]) ? 0 : g[i] } ?? g[i]
         s += gi; d += gi * x[i]; i += 1
     }
     return (s, d)
 }
 
-/// dst[i] = a·g'[i] + k·x[i] + b with g' = g where `out > 0` (or g itself when `out` is nil).
+/// dst[i] = a·g'[i] + k·x[i] + b with g' = g, zeroed where `mask` says the fused ReLU blocked.
 @inline(__always) func simdMaskedAffine2(_ dst: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ a: Float,
                                          _ x: UnsafePointer<Float>, _ k: Float, _ b: Float,
-                                         mask out: UnsafePointer<Float>?, _ n: Int) {
+                                         mask: ReLUMaskFromInput?, _ n: Int) {
     let av = V16(repeating: a), kv = V16(repeating: k), bv = V16(repeating: b), zero = V16()
     var i = 0
     while i + 16 <= n {
+        let xv = ld(x + i)
         var gv = ld(g + i)
-        if let out { gv = gv.replacing(with: zero, where: .!(ld(out + i) .> zero)) }
+        if let mask { gv = gv.replacing(with: zero, where: mask.vector(xv)) }
         var v = bv
         v.addProduct(av, gv)
-        v.addProduct(kv, ld(x + i))
+        v.addProduct(kv, xv)
         st(v, dst + i)
         i += 16
     }
     while i < n {
-        let gi = out.map { $0[i] > 0 ? g[i] : 0 } ?? g[i]
+        let gi = mask.map { $0.scalar(x[i]) ? 0 : g[i] } ?? g[i]
         dst[i] = a * gi + k * x[i] + b; i += 1
     }
 }

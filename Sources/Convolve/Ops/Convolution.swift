@@ -102,6 +102,8 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
     out.withUnsafeMutableBufferPointer { po in
         let x = px.baseAddress!, wt = pw.baseAddress!, o = po.baseAddress!
         let b = bias?.storage
+        let family = direct ? "direct" : wino != nil ? "winograd" : shifted ? "shifted rows" : "im2col"
+        Profiler.measure("conv fwd \(family) (wall)") {
         Parallel.forChunks(n, work: work) { range in
             if direct {
                 let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
@@ -162,6 +164,7 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                     }
                 }
             }
+        }
         }
     } } }
 

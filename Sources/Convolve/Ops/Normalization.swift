@@ -2,7 +2,8 @@ import Foundation
 import RealModule
 
 /// The untraced body of `batchNorm` (see there); `fusedReLU` returns `relu(batchNorm(...))` in the
-/// same pass over the output, and masks the gradient by that output in the backward passes.
+/// same pass over the output, and masks the gradient where that output is not positive in the backward
+/// passes (recomputed from the input with the forward's own arithmetic, so the output is not read).
 ///
 /// Statistics: each `(sample, channel)` plane's sum and squared deviation from its own mean are taken
 /// in one parallel pass (the second read of a plane hits L1), then combined per channel in Float64
@@ -58,11 +59,12 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
         }
     }
     let gamma = weight?.storage, beta = bias?.storage
+    let scale = (0..<c).map { invStd[$0] * (gamma?[$0] ?? 1) }
+    let shift = (0..<c).map { (beta?[$0] ?? 0) - mean[$0] * scale[$0] }
     let out = input.storage.withUnsafeBufferPointer { x in
         uninitializedFloats(input.count) { y in
             Parallel.forChunks(n, work: input.count * 2) { range in for b in range { for ch in 0..<c {
-                let scale = invStd[ch] * (gamma?[ch] ?? 1)
-                let shift = (beta?[ch] ?? 0) - mean[ch] * scale
+                let (scale, shift) = (scale[ch], shift[ch])
                 let p = (b * c + ch) * inner
                 if fusedReLU {
                     simdAffineReLU(y.baseAddress! + p, x.baseAddress! + p, scale, shift, inner)
@@ -77,16 +79,20 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
     if let bias { inputs.append(bias) }
     return Tensor.result(out, input.shape, inputs, op: fusedReLU ? "batchNormReLU" : "batchNorm") { g in
         var dgamma = [Float](repeating: 0, count: c), dbeta = [Float](repeating: 0, count: c)
-        input.storage.withUnsafeBufferPointer { px in g.withUnsafeBufferPointer { pg in out.withUnsafeBufferPointer { po in
+        input.storage.withUnsafeBufferPointer { px in g.withUnsafeBufferPointer { pg in
             let x = px.baseAddress!, gp = pg.baseAddress!
-            let mask = fusedReLU ? po.baseAddress! : nil
+            // the fused ReLU's mask is recomputed from the input (the output is not read: one
+            // stream fewer through memory in both passes)
+            func mask(_ ch: Int) -> ReLUMaskFromInput? {
+                fusedReLU ? ReLUMaskFromInput(scale: scale[ch], shift: shift[ch]) : nil
+            }
             // Σg and Σg·x per plane in one pass, then per channel
             var planeG = [Float](repeating: 0, count: planes), planeGX = [Float](repeating: 0, count: planes)
             planeG.withUnsafeMutableBufferPointer { sg in planeGX.withUnsafeMutableBufferPointer { sgx in
                 Parallel.forChunks(n, work: input.count * 2) { range in
                     for p in (range.lowerBound * c)..<(range.upperBound * c) {
                         let o = p * inner
-                        (sg[p], sgx[p]) = simdMaskedSumAndDot(gp + o, x + o, mask: mask.map { $0 + o }, inner)
+                        (sg[p], sgx[p]) = simdMaskedSumAndDot(gp + o, x + o, mask: mask(p % c), inner)
                     }
                 }
             } }
@@ -115,12 +121,12 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
                     for p in (range.lowerBound * c)..<(range.upperBound * c) {
                         let ch = p % c, o = p * inner
                         simdMaskedAffine2(d.baseAddress! + o, gp + o, a[ch], x + o, k[ch], b0[ch],
-                                          mask: mask.map { $0 + o }, inner)
+                                          mask: mask(ch), inner)
                     }
                 }
             }
             input.accumulate(dx)
-        } } }
+        } }
         weight?.accumulate(dgamma)
         bias?.accumulate(dbeta)
     }
