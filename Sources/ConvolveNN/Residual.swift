@@ -31,6 +31,6 @@ public final class BasicBlock: Module, Layer {
 
     public func callAsFunction(_ input: Tensor) -> Tensor {
         let h = bn2(conv2(bn1(conv1(input), fusedReLU: true)))
-        return (h + (downsample.map { $0(input) } ?? input)).relu()
+        return addReLU(h, downsample.map { $0(input) } ?? input)
     }
 }

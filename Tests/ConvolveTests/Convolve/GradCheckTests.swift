@@ -277,6 +277,26 @@ import ConvolveNN
         }
     }
 
+    /// `addReLU(a, b)` is `(a + b).relu()`: the same output and gradients (also when one tensor is both
+    /// summands), and a finite-difference check.
+    @Test func addReLUIsReLUOfTheSum() {
+        let a = rand([3, 4, 5], seed: 41), b = rand([3, 4, 5], seed: 42), gy = rand([3, 4, 5], seed: 43, grad: false)
+        func grads(_ f: () -> Tensor) -> [[Float]] {
+            a.grad = nil; b.grad = nil
+            let y = f()
+            (y * gy).sum().backward()
+            return [y.storage, a.grad!.storage, b.grad!.storage]
+        }
+        #expect(grads { addReLU(a, b) } == grads { (a + b).relu() })
+        a.grad = nil
+        (addReLU(a, a) * gy).sum().backward()
+        let twice = a.grad!.storage
+        a.grad = nil
+        ((a + a).relu() * gy).sum().backward()
+        #expect(twice == a.grad!.storage, "one tensor as both summands gets both gradients")
+        gradCheck([a, b], kinkTolerant: true) { addReLU($0[0], $0[1]) }
+    }
+
     @Test func dropoutUsesItsMask() {
         let x = rand([4, 6], seed: 28)
         gradCheck([x]) { dropout($0[0], p: 0.4, training: true, generator: RandomGenerator(seed: 5)) }
