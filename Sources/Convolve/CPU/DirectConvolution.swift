@@ -61,6 +61,26 @@ func uninitializedFloats(_ n: Int, _ body: (UnsafeMutableBufferPointer<Float>) -
     return s
 }
 
+/// Four dot products of `g` with `b0`…`b3` in one pass (`g` loaded once per vector for all four).
+@inline(__always) func simdDot4Shared(_ g: UnsafePointer<Float>, _ b0: UnsafePointer<Float>, _ b1: UnsafePointer<Float>,
+                                      _ b2: UnsafePointer<Float>, _ b3: UnsafePointer<Float>, _ n: Int)
+    -> (Float, Float, Float, Float) {
+    var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), s2 = SIMD16<Float>(), s3 = SIMD16<Float>(), i = 0
+    while i + 16 <= n {
+        let gv = ld(g + i)
+        s0.addProduct(gv, ld(b0 + i)); s1.addProduct(gv, ld(b1 + i))
+        s2.addProduct(gv, ld(b2 + i)); s3.addProduct(gv, ld(b3 + i))
+        i += 16
+    }
+    var r = (s0.sum(), s1.sum(), s2.sum(), s3.sum())
+    while i < n {
+        let gi = g[i]
+        r.0 += gi * b0[i]; r.1 += gi * b1[i]; r.2 += gi * b2[i]; r.3 += gi * b3[i]
+        i += 1
+    }
+    return r
+}
+
 /// Dot product with four independent accumulators (hides the multiply-add latency).
 @inline(__always) func simdDot4(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
     var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), s2 = SIMD16<Float>(), s3 = SIMD16<Float>(), i = 0
@@ -257,9 +277,19 @@ extension ConvGeometry {
                 let gw = UnsafePointer(gbuf + oc * G + F)
                 for ci in 0..<c {
                     let plane = xp + ci * paddedPlane, base = (oc * c + ci) * taps
-                    for ki in 0..<kh { for kj in 0..<kw {
-                        dw[base + ki * kw + kj] += simdDot4(gw, plane + ki * wp + kj, L)
-                    } }
+                    // four taps per pass: the gradient row is loaded once for four dot products
+                    var t = 0
+                    while t + 4 <= taps {
+                        let d = simdDot4Shared(gw, plane + (t / kw) * wp + t % kw, plane + ((t + 1) / kw) * wp + (t + 1) % kw,
+                                               plane + ((t + 2) / kw) * wp + (t + 2) % kw,
+                                               plane + ((t + 3) / kw) * wp + (t + 3) % kw, L)
+                        dw[base + t] += d.0; dw[base + t + 1] += d.1; dw[base + t + 2] += d.2; dw[base + t + 3] += d.3
+                        t += 4
+                    }
+                    while t < taps {
+                        dw[base + t] += simdDot4(gw, plane + (t / kw) * wp + t % kw, L)
+                        t += 1
+                    }
                 }
             }
         }
