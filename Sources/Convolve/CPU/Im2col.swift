@@ -16,9 +16,19 @@ struct ConvGeometry {
         return (lo, hi)
     }
 
-    /// Unfolds `c` channels of one image into `col[(ci*kh+ki)*kw+kj, oy*ow+ox]`. The rows and columns a
-    /// tap reads inside the image are worked out once per tap, so the inner loops only move data.
-    func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>) {
+    /// One kernel tap of one channel as im2col and col2im see it: the column-matrix row it fills, the
+    /// channel plane it reads, the output rows and columns whose input lies inside the image, and the
+    /// input position of output (0, 0) relative to the plane (`rowOffset · w + colOffset`).
+    struct TapRun {
+        let matrixRow: Int, plane: Int
+        let rows: (lo: Int, hi: Int), cols: (lo: Int, hi: Int)
+        let rowOffset: Int, colOffset: Int
+    }
+
+    /// Calls `body` for every (channel, tap), the bounds worked out once per tap, so the callers' inner
+    /// loops only move data.
+    @inline(__always)
+    func forEachTap(_ body: (TapRun) -> Void) {
         for ki in 0..<kh {
             let rowOffset = ki * dh - ph
             let rows = Self.insideRange(offset: rowOffset, stride: sh, size: h, outSize: oh)
@@ -26,46 +36,45 @@ struct ConvGeometry {
                 let colOffset = kj * dw - pw
                 let cols = Self.insideRange(offset: colOffset, stride: sw, size: w, outSize: ow)
                 for ci in 0..<c {
-                    let row = col + ((ci * kh + ki) * kw + kj) * ohw
-                    let plane = x + ci * h * w
-                    if rows.lo > 0 { row.update(repeating: 0, count: rows.lo * ow) }
-                    for oy in rows.lo..<rows.hi {
-                        let dst = row + oy &* ow
-                        let src = plane + ((oy &* sh &+ rowOffset) &* w &+ colOffset)
-                        if cols.lo > 0 { dst.update(repeating: 0, count: cols.lo) }
-                        if sw == 1 {
-                            dst.advanced(by: cols.lo).update(from: src + cols.lo, count: cols.hi - cols.lo)
-                        } else {
-                            for ox in cols.lo..<cols.hi { dst[ox] = src[ox &* sw] }
-                        }
-                        if cols.hi < ow { dst.advanced(by: cols.hi).update(repeating: 0, count: ow - cols.hi) }
-                    }
-                    if rows.hi < oh { (row + rows.hi * ow).update(repeating: 0, count: (oh - rows.hi) * ow) }
+                    body(TapRun(matrixRow: (ci * kh + ki) * kw + kj, plane: ci * h * w, rows: rows, cols: cols,
+                                rowOffset: rowOffset, colOffset: colOffset))
                 }
             }
         }
     }
 
+    /// Unfolds `c` channels of one image into `col[(ci*kh+ki)*kw+kj, oy*ow+ox]`.
+    func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>) {
+        forEachTap { t in
+            let row = col + t.matrixRow * ohw, plane = x + t.plane
+            let (rows, cols) = (t.rows, t.cols)
+            if rows.lo > 0 { row.update(repeating: 0, count: rows.lo * ow) }
+            for oy in rows.lo..<rows.hi {
+                let dst = row + oy &* ow
+                let src = plane + ((oy &* sh &+ t.rowOffset) &* w &+ t.colOffset)
+                if cols.lo > 0 { dst.update(repeating: 0, count: cols.lo) }
+                if sw == 1 {
+                    dst.advanced(by: cols.lo).update(from: src + cols.lo, count: cols.hi - cols.lo)
+                } else {
+                    for ox in cols.lo..<cols.hi { dst[ox] = src[ox &* sw] }
+                }
+                if cols.hi < ow { dst.advanced(by: cols.hi).update(repeating: 0, count: ow - cols.hi) }
+            }
+            if rows.hi < oh { (row + rows.hi * ow).update(repeating: 0, count: (oh - rows.hi) * ow) }
+        }
+    }
+
     /// Adds a column matrix back into image gradients (the adjoint of `im2col`).
     func col2im(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>) {
-        for ki in 0..<kh {
-            let rowOffset = ki * dh - ph
-            let rows = Self.insideRange(offset: rowOffset, stride: sh, size: h, outSize: oh)
-            for kj in 0..<kw {
-                let colOffset = kj * dw - pw
-                let cols = Self.insideRange(offset: colOffset, stride: sw, size: w, outSize: ow)
-                for ci in 0..<c {
-                    let row = col + ((ci * kh + ki) * kw + kj) * ohw
-                    let plane = dx + ci * h * w
-                    for oy in rows.lo..<rows.hi {
-                        let src = row + oy &* ow
-                        let dst = plane + ((oy &* sh &+ rowOffset) &* w &+ colOffset)
-                        if sw == 1 {
-                            for ox in cols.lo..<cols.hi { dst[ox] += src[ox] }
-                        } else {
-                            for ox in cols.lo..<cols.hi { dst[ox &* sw] += src[ox] }
-                        }
-                    }
+        forEachTap { t in
+            let row = col + t.matrixRow * ohw, plane = dx + t.plane
+            for oy in t.rows.lo..<t.rows.hi {
+                let src = row + oy &* ow
+                let dst = plane + ((oy &* sh &+ t.rowOffset) &* w &+ t.colOffset)
+                if sw == 1 {
+                    for ox in t.cols.lo..<t.cols.hi { dst[ox] += src[ox] }
+                } else {
+                    for ox in t.cols.lo..<t.cols.hi { dst[ox &* sw] += src[ox] }
                 }
             }
         }
