@@ -49,18 +49,6 @@ func uninitializedFloats(_ n: Int, _ body: (UnsafeMutableBufferPointer<Float>) -
     return s
 }
 
-@inline(__always) func simdDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc = SIMD16<Float>(), i = 0
-    while i + 16 <= n {
-        acc.addProduct(ld(a + i),
-                       ld(b + i))
-        i += 16
-    }
-    var s = acc.sum()
-    while i < n { s += a[i] * b[i]; i += 1 }
-    return s
-}
-
 /// Four dot products of `g` with `b0`…`b3` in one pass (`g` loaded once per vector for all four).
 @inline(__always) func simdDot4Shared(_ g: UnsafePointer<Float>, _ b0: UnsafePointer<Float>, _ b1: UnsafePointer<Float>,
                                       _ b2: UnsafePointer<Float>, _ b3: UnsafePointer<Float>, _ n: Int)
@@ -108,22 +96,6 @@ func uninitializedFloats(_ n: Int, _ body: (UnsafeMutableBufferPointer<Float>) -
     }
     while i < n { dst[i] = src[i] * scale + shift; i += 1 }
 }
-
-/// dst[i] = a·g[i] + k·x[i] + b.
-@inline(__always) func simdAffine2(_ dst: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ a: Float,
-                                   _ x: UnsafePointer<Float>, _ k: Float, _ b: Float, _ n: Int) {
-    let av = SIMD16<Float>(repeating: a), kv = SIMD16<Float>(repeating: k), bv = SIMD16<Float>(repeating: b)
-    var i = 0
-    while i + 16 <= n {
-        var v = bv
-        v.addProduct(av, ld(g + i))
-        v.addProduct(kv, ld(x + i))
-        st(v, dst + i)
-        i += 16
-    }
-    while i < n { dst[i] = a * g[i] + k * x[i] + b; i += 1 }
-}
-
 
 /// 64 consecutive output floats held in four SIMD16 registers: independent multiply-add chains hide
 /// the FMA latency in the direct convolution's forward and gathered input-gradient loops.

@@ -15,28 +15,6 @@ func reluMask(_ g: [Float], _ out: [Float]) -> [Float] {
     }
 }
 
-/// Σ term(i) for i in 0..<count, split across threads by chunks; partial sums are added in chunk
-/// order, so the result depends only on the thread count.
-@inline(__always)
-func chunkedSum(_ count: Int, work: Int, _ term: (Int) -> Float) -> Float {
-    let chunks = Parallel.chunkCount(count, work: work)
-    if chunks <= 1 {
-        var s: Float = 0
-        for i in 0..<count { s += term(i) }
-        return s
-    }
-    return withUnsafeTemporaryAllocation(of: Float.self, capacity: chunks) { partial in
-        Parallel.forChunksIndexed(count, work: work) { chunk, range in
-            var s: Float = 0
-            for i in range { s += term(i) }
-            partial[chunk] = s
-        }
-        var s: Float = 0
-        for i in 0..<chunks { s += partial[i] }
-        return s
-    }
-}
-
 /// dst[i] = max(src[i]·scale + shift, 0) (batch norm with a fused ReLU; NaN stays NaN).
 @inline(__always) func simdAffineReLU(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ scale: Float,
                                       _ shift: Float, _ n: Int) {
