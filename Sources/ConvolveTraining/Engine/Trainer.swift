@@ -185,8 +185,7 @@ public final class Trainer {
             }
             var logs = tally.logs(accuracy: reportsAccuracy)
             if let validation {
-                let v = Evaluator(model, objective: objective, batchSize: validationBatchSize)
-                    .evaluate(validation, callbacks: callbacks, keepMistakes: validationMistakes)
+                let v = evaluate(validation, keepMistakes: validationMistakes)
                 lastValidation = (globalStep, v)
                 logs["val_loss"] = v.loss
                 if reportsAccuracy { logs["val_accuracy"] = v.accuracy }
@@ -202,9 +201,12 @@ public final class Trainer {
     }
 
     /// Evaluates the model on `data` with this trainer's objective; the callbacks get the test events.
-    /// - Parameter data: the samples.
-    public func evaluate(_ data: some BatchSource) -> Evaluation {
-        Evaluator(model, objective: objective, batchSize: validationBatchSize).evaluate(data, callbacks: callbacks)
+    /// - Parameters:
+    ///   - data: the samples.
+    ///   - keepMistakes: record the first this many misclassified samples.
+    public func evaluate(_ data: some BatchSource, keepMistakes: Int = 0) -> Evaluation {
+        Evaluator(model, objective: objective, batchSize: validationBatchSize)
+            .evaluate(data, callbacks: callbacks, keepMistakes: keepMistakes)
     }
 
     /// Where the current epoch is: its sample order, the batches done and their running tally

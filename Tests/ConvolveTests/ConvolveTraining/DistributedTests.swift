@@ -141,6 +141,16 @@ final class ThreadGroup: @unchecked Sendable {
         self.size = size
         floats = Array(repeating: [], count: size); doubles = floats.map { _ in [] }; bytes = floats.map { _ in [] }
     }
+    /// Runs `body(rank)` for `ranks` ranks, one thread each (concurrentPerform may run fewer at once
+    /// than the collectives need), and waits up to `timeout` seconds until every rank has put its result.
+    static func runRanks(_ ranks: Int, until results: ResultBox, timeout: TimeInterval = 60,
+                         _ body: @escaping @Sendable (Int) -> Void) {
+        let threads = (0..<ranks).map { r in Thread { body(r) } }
+        threads.forEach { $0.start() }
+        let deadline = Date().addingTimeInterval(timeout)
+        while !results.done && Date() < deadline { usleep(10_000) }
+    }
+
     /// Deposits this rank's part, waits for all, lets the last arrival combine.
     func collective(_ rank: Int, deposit: (ThreadGroup) -> Void, combine: (ThreadGroup) -> Void, take: (ThreadGroup) -> Void) {
         condition.lock()
@@ -214,8 +224,7 @@ final class ThreadGroup: @unchecked Sendable {
         for ranks in [2, 3] {
             let group = ThreadGroup(size: ranks)
             let results = ResultBox(ranks)
-            // One thread per rank (concurrentPerform may run fewer at once than the collectives need).
-            let threads = (0..<ranks).map { r in Thread {
+            ThreadGroup.runRanks(ranks, until: results) { r in
                 let world = ThreadGroup.Member(group, r)
                 let net = model(seed: r == 0 ? 7 : UInt64(100 + r))   // rank 0 starts as the single process; the broadcast makes everyone so
                 let opt = DistributedOptimizer(SGD(net.parameters(), lr: 0.1, momentum: 0.9), communicator: world)
@@ -228,10 +237,7 @@ final class ThreadGroup: @unchecked Sendable {
                     try! opt.step(localCount: idx.count)
                 }
                 results.set(r, net.parameters().flatMap(\.storage))
-            } }
-            threads.forEach { $0.start() }
-            let deadline = Date().addingTimeInterval(60)
-            while !results.done && Date() < deadline { usleep(10_000) }
+            }
             #expect(results.done, "the ranks did not finish")
             let reference = single.parameters().flatMap(\.storage)
             for r in 0..<ranks where results.done {
@@ -248,17 +254,14 @@ final class ThreadGroup: @unchecked Sendable {
         let oneLogs = oneTrainer.fit(DataLoader(data, batchSize: 16, shuffle: true, seed: 5), epochs: 2, validation: data)
         let group = ThreadGroup(size: 2)
         let results = ResultBox(2), logs = ResultBox(2)
-        let threads = (0..<2).map { r in Thread {
+        ThreadGroup.runRanks(2, until: results) { r in
             let net = model(seed: r == 0 ? 7 : 55)
             let trainer = Trainer(model: net, optimizer: SGD(net.parameters(), lr: 0.1, momentum: 0.9))
             trainer.communicator = ThreadGroup.Member(group, r)
             let history = trainer.fit(DataLoader(data, batchSize: 8, shuffle: true, seed: 5, shard: (r, 2)), epochs: 2, validation: data)
             logs.set(r, ["loss", "accuracy", "val_loss"].flatMap { (history.history[$0] ?? []).map(Float.init) })
             results.set(r, net.parameters().flatMap(\.storage))
-        } }
-        threads.forEach { $0.start() }
-        let deadline = Date().addingTimeInterval(60)
-        while !results.done && Date() < deadline { usleep(10_000) }
+        }
         #expect(results.done, "the trainers did not finish")
         let reference = one.parameters().flatMap(\.storage)
         let referenceLogs = ["loss", "accuracy", "val_loss"].flatMap { (oneLogs.history[$0] ?? []).map(Float.init) }
