@@ -246,15 +246,16 @@ public final class Sequential: Module, Layer {
         var x = input
         var i = 0
         while i < layers.count {
-            let layer = layers[i]
-            let name = "\(i): \((layer as? Module)?.typeName ?? "\(type(of: layer))")"
+            let layer = layers[i], index = i
+            // (the name is built only while a trace records: not on every training step)
+            func name() -> String { "\(index): \((layer as? Module)?.typeName ?? "\(type(of: layer))")" }
             // BatchNorm2d then ReLU: one fused op (the same values, one pass fewer each way)
             if let norm = layer as? BatchNorm2d, i + 1 < layers.count, layers[i + 1] is ReLU {
-                x = OpTrace.inLayer(name) { norm(x, fusedReLU: true) }
+                x = OpTrace.inLayer(name()) { norm(x, fusedReLU: true) }
                 i += 2
                 continue
             }
-            x = OpTrace.inLayer(name) { layer(x) }
+            x = OpTrace.inLayer(name()) { layer(x) }
             i += 1
         }
         return x
