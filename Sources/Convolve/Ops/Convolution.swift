@@ -45,17 +45,16 @@ func convGeometry(_ input: Tensor, _ weight: Tensor, _ bias: Tensor?, _ stride: 
 /// * `direct` — few output channels × taps (≤ 512), unit stride and dilation: the wide-row kernels of
 ///   `Kernels.swift` for the forward pass and both gradients.
 /// * `shiftedRows` — other unit-stride, undilated, non-pointwise layers: GEMM over shifted rows of the
-///   padded image. Within it, Winograd takes the forward pass and the input gradient (F(4×4, 3×3),
-///   `WinogradForwardPlan`) and the weight gradient (F(2×2, 3×3), `WinogradPlan`) wherever their
-///   predicates allow (and `Winograd.active`); the weight
+///   padded image. Within it, Winograd F(2×2, 3×3) takes the forward pass, the input gradient and the
+///   weight gradient wherever `WinogradPlan`'s predicates allow (and `Winograd.active`); the weight
 ///   gradient without Winograd reads a channels-last image when a group's channels fill 32-wide panels.
 /// * `im2col` — strided, dilated or pointwise layers: im2col (skipped for 1×1) + GEMM per image.
 struct ConvAlgorithm {
     enum Family { case direct, shiftedRows, im2col }
     let family: Family
     /// Winograd plans for the forward pass, the input gradient and the weight gradient (nil: GEMM).
-    let forwardWinograd: WinogradForwardPlan?
-    let inputGradientWinograd: WinogradForwardPlan?
+    let forwardWinograd: WinogradPlan?
+    let inputGradientWinograd: WinogradPlan?
     let weightGradientWinograd: WinogradPlan?
     /// The shifted-rows weight gradient reads a channels-last copy of the image (no Winograd dW).
     let weightGradientChannelsLast: Bool
@@ -70,12 +69,11 @@ struct ConvAlgorithm {
             family = .im2col
         }
         let winograd = family == .shiftedRows && Winograd.active
-        forwardWinograd = winograd && WinogradForwardPlan.handles(geo, outChannels: outChannels)
-            ? WinogradForwardPlan(geo, outChannels: outChannels) : nil
-        inputGradientWinograd = winograd && WinogradForwardPlan.handlesInputGradient(of: geo, outChannels: outChannels)
-            ? WinogradForwardPlan(inputGradientOf: geo, outChannels: outChannels) : nil
-        weightGradientWinograd = winograd && WinogradPlan.handles(geo, outChannels: outChannels)
+        forwardWinograd = winograd && WinogradPlan.handles(geo, outChannels: outChannels)
             ? WinogradPlan(geo, outChannels: outChannels) : nil
+        inputGradientWinograd = winograd && WinogradPlan.handlesInputGradient(of: geo, outChannels: outChannels)
+            ? WinogradPlan(inputGradientOf: geo, outChannels: outChannels) : nil
+        weightGradientWinograd = forwardWinograd.flatMap { $0.handlesWeightGradient ? $0 : nil }
         weightGradientChannelsLast = family == .shiftedRows && weightGradientWinograd == nil && geo.c % 32 == 0
     }
 }
@@ -122,17 +120,16 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                 return
             }
             if let wino, let u = uBuf {
-                let ws = WinogradForwardPlan.Workspace(wino)
-                defer { ws.deallocate() }
+                let ws = WinogradPlan.Workspace(wino)
+                let stage = UnsafeMutablePointer<Float>.allocate(capacity: ocg * oh * wino.stageStride)
+                defer { ws.deallocate(); stage.deallocate() }
                 b.withUnsafeBufferPointerOrNil { bp in
-                    for g in 0..<groups {
-                        for s0 in Swift.stride(from: range.lowerBound, to: range.upperBound, by: wino.slots) {
-                            let count = Swift.min(wino.slots, range.upperBound - s0)
-                            for k in 0..<count { wino.load(x + (s0 + k) * inPer + g * cg * h * w, slot: k, ws) }
-                            wino.forward(ws, slots: count, u + g * wino.uCount, bias: bp.map { $0 + g * ocg },
-                                         .full(o + s0 * outPer + g * ocg * ohw, slotStride: outPer, relu: fusedReLU))
-                        }
-                    }
+                    for s in range { for g in 0..<groups {
+                        wino.load(x + s * inPer + g * cg * h * w, ws)
+                        wino.forward(ws, u + g * wino.uCount, bias: bp.map { $0 + g * ocg },
+                                     .full(stage, relu: fusedReLU))
+                        wino.copyFull(stage, into: o + s * outPer + g * ocg * ohw)
+                    } }
                 }
                 return
             }
@@ -338,11 +335,11 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
             defer { xp.deallocate(); dxp.deallocate(); dyw.deallocate(); xh.deallocate(); dyc.deallocate(); dwt.deallocate() }
             let wsW = winoDW.map { WinogradPlan.GradientWorkspace($0, groups: groups) }
             defer { wsW?.deallocate() }
-            let wsX = winoX.map { WinogradForwardPlan.Workspace($0) }
-            defer { wsX?.deallocate() }
+            let wsX = winoX.map { WinogradPlan.Workspace($0) }
+            let stageX = UnsafeMutablePointer<Float>.allocate(capacity: winoX.map { cg * geo.h * $0.stageStride } ?? 0)
+            defer { wsX?.deallocate(); stageX.deallocate() }
             let part = pBase.map { $0 + chunk * partCount }
-            // Groups outer: Winograd's dX runs once per `slots` consecutive images of one group.
-            for gi in 0..<groups { var pending = 0; for s in range {
+            for s in range { for gi in 0..<groups {
                 fill(s, gi, dyw)
                 if needB {
                     let db = part! + wCount + gi * ocg
@@ -370,16 +367,11 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
                     }
                 }
                 if let winoX, let wsX, let uX {
-                    winoX.load(dyw, slot: pending, wsX, rowStride: geo.wp, planeStride: L)
-                    pending += 1
-                    if pending == winoX.slots || s == range.upperBound - 1 {
-                        let s0 = s + 1 - pending
-                        Profiler.measure("conv bwd dX winograd") {
-                            winoX.forward(wsX, slots: pending, uX + gi * winoX.uCount, bias: nil,
-                                          .full(dxBase! + s0 * inPer + gi * cg * geo.h * geo.w, slotStride: inPer, relu: false))
-                        }
-                        pending = 0
+                    Profiler.measure("conv bwd dX winograd") {
+                        winoX.load(dyw, wsX, rowStride: geo.wp, planeStride: L)
+                        winoX.forward(wsX, uX + gi * winoX.uCount, bias: nil, .full(stageX, relu: false))
                     }
+                    winoX.copyFull(stageX, into: dxBase! + s * inPer + gi * cg * geo.h * geo.w)
                 } else if needX {
                     dxp.update(repeating: 0, count: cg * P)
                     Profiler.measure("conv bwd dX gemm") {
@@ -441,18 +433,20 @@ func conv2dReLUMaxPool2x2Untraced(_ input: Tensor, weight: Tensor, bias: Tensor?
     taps.withUnsafeBufferPointer { tp in (bias?.storage).withUnsafeBufferPointerOrNil { bp in
         Parallel.forChunks(n, work: n * cout * geo.ohw * kSize) { range in
             if let wino, let u = uBuf {
-                // Each 4×4 Winograd tile holds four pooling windows.
-                let ws = WinogradForwardPlan.Workspace(wino)
-                defer { ws.deallocate() }
-                for g in 0..<groups {
-                    for s0 in Swift.stride(from: range.lowerBound, to: range.upperBound, by: wino.slots) {
-                        let count = Swift.min(wino.slots, range.upperBound - s0)
-                        for k in 0..<count { wino.load(px.baseAddress! + (s0 + k) * inPer + g * cg * geo.h * geo.w, slot: k, ws) }
-                        let o = (s0 * cout + g * ocg) * pooled
-                        wino.forward(ws, slots: count, u + g * wino.uCount, bias: bp.map { $0 + g * ocg },
-                                     .reluPool(po.baseAddress! + o, pa.baseAddress! + o, slotStride: outPer))
+                // Each Winograd tile is one pooling window: pooled rows go to staging, then compact rows.
+                let ws = WinogradPlan.Workspace(wino), stride = wino.poolStride
+                let stage = UnsafeMutablePointer<Float>.allocate(capacity: ocg * ph * stride)
+                let stageArg = UnsafeMutablePointer<UInt8>.allocate(capacity: ocg * ph * stride)
+                defer { ws.deallocate(); stage.deallocate(); stageArg.deallocate() }
+                for s in range { for g in 0..<groups {
+                    wino.load(px.baseAddress! + s * inPer + g * cg * geo.h * geo.w, ws)
+                    wino.forward(ws, u + g * wino.uCount, bias: bp.map { $0 + g * ocg }, .reluPool(stage, stageArg))
+                    let o = (s * cout + g * ocg) * pooled
+                    for r in 0..<(ocg * ph) {
+                        copyFloats(po.baseAddress! + o + r * pw, stage + r * stride, pw)
+                        (pa.baseAddress! + o + r * pw).update(from: stageArg + r * stride, count: pw)
                     }
-                }
+                } }
                 return
             }
             let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
