@@ -290,14 +290,16 @@ func transpose8x16(_ src: UnsafePointer<Float>, _ lds: Int, _ dst: UnsafeMutable
 }
 
 /// C[0..<mr, 0..<nr] += alpha * Apanel(8×kc) * Bpanel(kc×32) (`=` when not `accumulate`); row r of C
-/// starts at `c + cRows[r]` when a table is given. With `bRows`, A's k-th 8 values are `aStride` apart
-/// (a channels-last matrix read in place).
+/// starts at `c + cRows[r]` when a table is given. With `bRows`, B's row k is read in place at
+/// `b + bRows[k]`. A's k-th 8 values start `aStride` after the previous k's (default: packed; a
+/// channels-last matrix read in place otherwise) and lie `aRowStride` apart (default: adjacent; the
+/// channels-last Winograd forward reads its tiles' rows in place).
 @inline(__always)
 func microKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                          _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ cRows: UnsafePointer<Int>?,
                          _ alpha: Float, _ mr: Int, _ nr: Int,
                          accumulate: Bool, bias: UnsafePointer<Float>?, relu: Bool,
-                         bRows: UnsafePointer<Int>? = nil, aStride: Int = MR) {
+                         bRows: UnsafePointer<Int>? = nil, aStride: Int = MR, aRowStride: Int = 1) {
     var c00 = V16(), c01 = V16(), c10 = V16(), c11 = V16(), c20 = V16(), c21 = V16(), c30 = V16(), c31 = V16()
     var c40 = V16(), c41 = V16(), c50 = V16(), c51 = V16(), c60 = V16(), c61 = V16(), c70 = V16(), c71 = V16()
     var pa = a, pb = b
@@ -309,10 +311,10 @@ func microKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>
         if nr <= 16 {
             for p in 0..<kc {
                 let b0 = ld(b + bRows[p])
-                c00.addProduct(V16(repeating: pa[0]), b0); c10.addProduct(V16(repeating: pa[1]), b0)
-                c20.addProduct(V16(repeating: pa[2]), b0); c30.addProduct(V16(repeating: pa[3]), b0)
-                c40.addProduct(V16(repeating: pa[4]), b0); c50.addProduct(V16(repeating: pa[5]), b0)
-                c60.addProduct(V16(repeating: pa[6]), b0); c70.addProduct(V16(repeating: pa[7]), b0)
+                c00.addProduct(V16(repeating: pa[0]), b0); c10.addProduct(V16(repeating: pa[1 * aRowStride]), b0)
+                c20.addProduct(V16(repeating: pa[2 * aRowStride]), b0); c30.addProduct(V16(repeating: pa[3 * aRowStride]), b0)
+                c40.addProduct(V16(repeating: pa[4 * aRowStride]), b0); c50.addProduct(V16(repeating: pa[5 * aRowStride]), b0)
+                c60.addProduct(V16(repeating: pa[6 * aRowStride]), b0); c70.addProduct(V16(repeating: pa[7 * aRowStride]), b0)
                 pa += aStride
             }
         } else {
@@ -320,13 +322,13 @@ func microKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>
                 let row = b + bRows[p]
                 let b0 = ld(row), b1 = ld(row + 16)
                 var av = V16(repeating: pa[0]); c00.addProduct(av, b0); c01.addProduct(av, b1)
-                av = V16(repeating: pa[1]); c10.addProduct(av, b0); c11.addProduct(av, b1)
-                av = V16(repeating: pa[2]); c20.addProduct(av, b0); c21.addProduct(av, b1)
-                av = V16(repeating: pa[3]); c30.addProduct(av, b0); c31.addProduct(av, b1)
-                av = V16(repeating: pa[4]); c40.addProduct(av, b0); c41.addProduct(av, b1)
-                av = V16(repeating: pa[5]); c50.addProduct(av, b0); c51.addProduct(av, b1)
-                av = V16(repeating: pa[6]); c60.addProduct(av, b0); c61.addProduct(av, b1)
-                av = V16(repeating: pa[7]); c70.addProduct(av, b0); c71.addProduct(av, b1)
+                av = V16(repeating: pa[1 * aRowStride]); c10.addProduct(av, b0); c11.addProduct(av, b1)
+                av = V16(repeating: pa[2 * aRowStride]); c20.addProduct(av, b0); c21.addProduct(av, b1)
+                av = V16(repeating: pa[3 * aRowStride]); c30.addProduct(av, b0); c31.addProduct(av, b1)
+                av = V16(repeating: pa[4 * aRowStride]); c40.addProduct(av, b0); c41.addProduct(av, b1)
+                av = V16(repeating: pa[5 * aRowStride]); c50.addProduct(av, b0); c51.addProduct(av, b1)
+                av = V16(repeating: pa[6 * aRowStride]); c60.addProduct(av, b0); c61.addProduct(av, b1)
+                av = V16(repeating: pa[7 * aRowStride]); c70.addProduct(av, b0); c71.addProduct(av, b1)
                 pa += aStride
             }
         }
@@ -335,24 +337,24 @@ func microKernel(_ kc: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>
         // (a 624-column wide convolution output would otherwise waste 2.5%).
         for _ in 0..<kc {
             let b0 = ld(pb)
-            c00.addProduct(V16(repeating: pa[0]), b0); c10.addProduct(V16(repeating: pa[1]), b0)
-            c20.addProduct(V16(repeating: pa[2]), b0); c30.addProduct(V16(repeating: pa[3]), b0)
-            c40.addProduct(V16(repeating: pa[4]), b0); c50.addProduct(V16(repeating: pa[5]), b0)
-            c60.addProduct(V16(repeating: pa[6]), b0); c70.addProduct(V16(repeating: pa[7]), b0)
-            pa += MR; pb += NR
+            c00.addProduct(V16(repeating: pa[0]), b0); c10.addProduct(V16(repeating: pa[1 * aRowStride]), b0)
+            c20.addProduct(V16(repeating: pa[2 * aRowStride]), b0); c30.addProduct(V16(repeating: pa[3 * aRowStride]), b0)
+            c40.addProduct(V16(repeating: pa[4 * aRowStride]), b0); c50.addProduct(V16(repeating: pa[5 * aRowStride]), b0)
+            c60.addProduct(V16(repeating: pa[6 * aRowStride]), b0); c70.addProduct(V16(repeating: pa[7 * aRowStride]), b0)
+            pa += aStride; pb += NR
         }
     } else {
     for _ in 0..<kc {
         let b0 = ld(pb), b1 = ld(pb + 16)
         var av = V16(repeating: pa[0]); c00.addProduct(av, b0); c01.addProduct(av, b1)
-        av = V16(repeating: pa[1]); c10.addProduct(av, b0); c11.addProduct(av, b1)
-        av = V16(repeating: pa[2]); c20.addProduct(av, b0); c21.addProduct(av, b1)
-        av = V16(repeating: pa[3]); c30.addProduct(av, b0); c31.addProduct(av, b1)
-        av = V16(repeating: pa[4]); c40.addProduct(av, b0); c41.addProduct(av, b1)
-        av = V16(repeating: pa[5]); c50.addProduct(av, b0); c51.addProduct(av, b1)
-        av = V16(repeating: pa[6]); c60.addProduct(av, b0); c61.addProduct(av, b1)
-        av = V16(repeating: pa[7]); c70.addProduct(av, b0); c71.addProduct(av, b1)
-        pa += MR; pb += NR
+        av = V16(repeating: pa[1 * aRowStride]); c10.addProduct(av, b0); c11.addProduct(av, b1)
+        av = V16(repeating: pa[2 * aRowStride]); c20.addProduct(av, b0); c21.addProduct(av, b1)
+        av = V16(repeating: pa[3 * aRowStride]); c30.addProduct(av, b0); c31.addProduct(av, b1)
+        av = V16(repeating: pa[4 * aRowStride]); c40.addProduct(av, b0); c41.addProduct(av, b1)
+        av = V16(repeating: pa[5 * aRowStride]); c50.addProduct(av, b0); c51.addProduct(av, b1)
+        av = V16(repeating: pa[6 * aRowStride]); c60.addProduct(av, b0); c61.addProduct(av, b1)
+        av = V16(repeating: pa[7 * aRowStride]); c70.addProduct(av, b0); c71.addProduct(av, b1)
+        pa += aStride; pb += NR
     }
     }
     let al = V16(repeating: alpha)

@@ -28,7 +28,7 @@ public enum Winograd {
 }
 
 /// The layout of one layer's Winograd forward pass on one image and group.
-struct WinogradPlan {
+struct WinogradPlan: WinogradWeightTransform {
     let geo: ConvGeometry
     /// Output channels per group.
     let outChannels: Int
@@ -469,7 +469,8 @@ extension Tensor {
     /// Every group's transformed weights for `plan`, one after another (`plan.uCount` floats each).
     /// With `flipped`, those of the input-gradient convolution (`WinogradPlan.inputGradient`): each
     /// group's `[out, in, 3, 3]` weights as `[in, out, 3, 3]`, rotated 180° in space.
-    func winogradWeights(_ plan: WinogradPlan, groups: Int, flipped: Bool = false) -> UnsafeMutablePointer<Float> {
+    func winogradWeights<Plan: WinogradWeightTransform>(_ plan: Plan, groups: Int, flipped: Bool = false)
+        -> UnsafeMutablePointer<Float> {
         let u = UnsafeMutablePointer<Float>.allocate(capacity: groups * plan.uCount)
         let per = plan.outChannels * plan.geo.c * 9
         storage.withUnsafeBufferPointer { w in

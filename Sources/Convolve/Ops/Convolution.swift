@@ -45,16 +45,22 @@ func convGeometry(_ input: Tensor, _ weight: Tensor, _ bias: Tensor?, _ stride: 
 /// * `direct` — few output channels × taps (≤ 512), unit stride and dilation: the wide-row kernels of
 ///   `Kernels.swift` for the forward pass and both gradients.
 /// * `shiftedRows` — other unit-stride, undilated, non-pointwise layers: GEMM over shifted rows of the
-///   padded image. Within it, Winograd F(2×2, 3×3) takes the forward pass, the input gradient and the
-///   weight gradient wherever `WinogradPlan`'s predicates allow (and `Winograd.active`); the weight
-///   gradient without Winograd reads a channels-last image when a group's channels fill 32-wide panels.
+///   padded image. Within it (and with `Winograd.active`), the forward pass and the input gradient run
+///   as Winograd F(4×4, 3×3) channels-last where channel counts are multiples of 16 (`Winograd4Plan`),
+///   else as F(2×2, 3×3) (`WinogradPlan`), and the weight gradient as F(2×2, 3×3) wherever the
+///   predicates allow; the weight gradient without Winograd reads a channels-last image when a
+///   group's channels fill 32-wide panels.
 /// * `im2col` — strided, dilated or pointwise layers: im2col (skipped for 1×1) + GEMM per image.
 struct ConvAlgorithm {
     enum Family { case direct, shiftedRows, im2col }
     let family: Family
-    /// Winograd plans for the forward pass, the input gradient and the weight gradient (nil: GEMM).
+    /// F(2×2, 3×3) plans for the forward pass, the input gradient and the weight gradient (nil: GEMM,
+    /// or the F(4×4, 3×3) plan below).
     let forwardWinograd: WinogradPlan?
     let inputGradientWinograd: WinogradPlan?
+    /// F(4×4, 3×3) channels-last plans for the forward pass and the input gradient.
+    let forwardWinograd4: Winograd4Plan?
+    let inputGradientWinograd4: Winograd4Plan?
     let weightGradientWinograd: WinogradPlan?
     /// The shifted-rows weight gradient reads a channels-last copy of the image (no Winograd dW).
     let weightGradientChannelsLast: Bool
@@ -69,11 +75,17 @@ struct ConvAlgorithm {
             family = .im2col
         }
         let winograd = family == .shiftedRows && Winograd.active
-        forwardWinograd = winograd && WinogradPlan.handles(geo, outChannels: outChannels)
+        forwardWinograd4 = winograd && Winograd4Plan.handles(geo, outChannels: outChannels)
+            ? Winograd4Plan(geo, outChannels: outChannels) : nil
+        inputGradientWinograd4 = winograd && Winograd4Plan.handlesInputGradient(of: geo, outChannels: outChannels)
+            ? Winograd4Plan(inputGradientOf: geo, outChannels: outChannels) : nil
+        let f23 = winograd && WinogradPlan.handles(geo, outChannels: outChannels)
             ? WinogradPlan(geo, outChannels: outChannels) : nil
-        inputGradientWinograd = winograd && WinogradPlan.handlesInputGradient(of: geo, outChannels: outChannels)
+        forwardWinograd = forwardWinograd4 == nil ? f23 : nil
+        inputGradientWinograd = inputGradientWinograd4 == nil && winograd
+            && WinogradPlan.handlesInputGradient(of: geo, outChannels: outChannels)
             ? WinogradPlan(inputGradientOf: geo, outChannels: outChannels) : nil
-        weightGradientWinograd = forwardWinograd.flatMap { $0.handlesWeightGradient ? $0 : nil }
+        weightGradientWinograd = f23.flatMap { $0.handlesWeightGradient ? $0 : nil }
         weightGradientChannelsLast = family == .shiftedRows && weightGradientWinograd == nil && geo.c % 32 == 0
     }
 }
@@ -94,15 +106,16 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
     let algorithm = ConvAlgorithm(geo, outChannels: ocg)
     let direct = algorithm.family == .direct, shifted = algorithm.family == .shiftedRows
     let taps = shifted ? geo.tapOffsets() : []
-    let wino = algorithm.forwardWinograd
+    let wino = algorithm.forwardWinograd, wino4 = algorithm.forwardWinograd4
     let uBuf = wino.map { weight.winogradWeights($0, groups: groups) }
-    defer { uBuf?.deallocate() }
+    let u4 = wino4.map { weight.winogradWeights($0, groups: groups) }
+    defer { uBuf?.deallocate(); u4?.deallocate() }
 
     input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pw in
     out.withUnsafeMutableBufferPointer { po in
         let x = px.baseAddress!, wt = pw.baseAddress!, o = po.baseAddress!
         let b = bias?.storage
-        let family = direct ? "direct" : wino != nil ? "winograd" : shifted ? "shifted rows" : "im2col"
+        let family = direct ? "direct" : wino4 != nil ? "winograd4" : wino != nil ? "winograd" : shifted ? "shifted rows" : "im2col"
         Profiler.measure("conv fwd \(family) (wall)") {
         Parallel.forChunks(n, work: work) { range in
             if direct {
@@ -116,6 +129,21 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                                           o + s * outPer + g * ocg * ohw, wide, outChannels: ocg)
                     } }
                     if fusedReLU { reluInPlace(o + range.lowerBound * outPer, range.count * outPer) }
+                }
+                return
+            }
+            if let wino4, let u = u4 {
+                let ws = Winograd4Plan.Workspace(wino4, pooled: false)
+                defer { ws.deallocate() }
+                b.withUnsafeBufferPointerOrNil { bp in
+                    for g in 0..<groups {
+                        for s0 in Swift.stride(from: range.lowerBound, to: range.upperBound, by: wino4.slots) {
+                            let count = Swift.min(wino4.slots, range.upperBound - s0)
+                            for k in 0..<count { wino4.load(x + (s0 + k) * inPer + g * cg * h * w, slot: k, ws) }
+                            wino4.forward(ws, slots: count, u + g * wino4.uCount, bias: bp.map { $0 + g * ocg },
+                                          .full(o + s0 * outPer + g * ocg * ohw, slotStride: outPer, relu: fusedReLU))
+                        }
+                    }
                 }
                 return
             }
@@ -313,9 +341,10 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
         return ((tap / geo.kw) * geo.wp + tap % geo.kw) * cg + ci0
     } : []
     // dX as a Winograd forward pass over the output gradient, where it applies.
-    let winoX = needX ? algorithm.inputGradientWinograd : nil
+    let winoX = needX ? algorithm.inputGradientWinograd : nil, winoX4 = needX ? algorithm.inputGradientWinograd4 : nil
     let uX = winoX.map { weight.winogradWeights($0, groups: groups, flipped: true) }
-    defer { uX?.deallocate() }
+    let uX4 = winoX4.map { weight.winogradWeights($0, groups: groups, flipped: true) }
+    defer { uX?.deallocate(); uX4?.deallocate() }
     // Every image's input gradient is stored exactly once (per group) below: no zero fill.
     var dxBuf = [Float](unsafeUninitializedCapacity: needX ? input.count : 0) { _, c in c = needX ? input.count : 0 }
     input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pw in
@@ -325,7 +354,7 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
         Parallel.forChunksIndexed(n, work: work) { chunk, range in
             // the GEMM paths' padded image (dW) and padded input gradient (dX)
             let xp = UnsafeMutablePointer<Float>.allocate(capacity: needW && winoDW == nil && !hwc ? cg * P : 0)
-            let dxp = UnsafeMutablePointer<Float>.allocate(capacity: needX && winoX == nil ? cg * P : 0)
+            let dxp = UnsafeMutablePointer<Float>.allocate(capacity: needX && winoX == nil && winoX4 == nil ? cg * P : 0)
             let dyw = UnsafeMutablePointer<Float>.allocate(capacity: ocg * L)
             // channels-last path: the image, the compact output gradient, dW in [oc, tap, channel] order
             let xh = UnsafeMutablePointer<Float>.allocate(capacity: hwc ? geo.hp * geo.wp * cg : 0)
@@ -338,8 +367,11 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
             let wsX = winoX.map { WinogradPlan.Workspace($0) }
             let stageX = UnsafeMutablePointer<Float>.allocate(capacity: winoX.map { cg * geo.h * $0.stageStride } ?? 0)
             defer { wsX?.deallocate(); stageX.deallocate() }
+            let wsX4 = winoX4.map { Winograd4Plan.Workspace($0, pooled: false) }
+            defer { wsX4?.deallocate() }
             let part = pBase.map { $0 + chunk * partCount }
-            for s in range { for gi in 0..<groups {
+            // Groups outer: F(4×4, 3×3)'s dX runs once per `slots` consecutive images of one group.
+            for gi in 0..<groups { var pending = 0; for s in range {
                 fill(s, gi, dyw)
                 if needB {
                     let db = part! + wCount + gi * ocg
@@ -366,7 +398,18 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
                               rowBias: nil, relu: false, bRows: tp.baseAddress)
                     }
                 }
-                if let winoX, let wsX, let uX {
+                if let winoX4, let wsX4, let uX4 {
+                    winoX4.load(dyw, slot: pending, wsX4, rowStride: geo.wp, planeStride: L)
+                    pending += 1
+                    if pending == winoX4.slots || s == range.upperBound - 1 {
+                        let s0 = s + 1 - pending
+                        Profiler.measure("conv bwd dX winograd4") {
+                            winoX4.forward(wsX4, slots: pending, uX4 + gi * winoX4.uCount, bias: nil,
+                                           .full(dxBase! + s0 * inPer + gi * cg * geo.h * geo.w, slotStride: inPer, relu: false))
+                        }
+                        pending = 0
+                    }
+                } else if let winoX, let wsX, let uX {
                     Profiler.measure("conv bwd dX winograd") {
                         winoX.load(dyw, wsX, rowStride: geo.wp, planeStride: L)
                         winoX.forward(wsX, uX + gi * winoX.uCount, bias: nil, .full(stageX, relu: false))
@@ -423,15 +466,33 @@ func conv2dReLUMaxPool2x2Untraced(_ input: Tensor, weight: Tensor, bias: Tensor?
     let (ph, pw) = (geo.oh / 2, geo.ow / 2), pooled = ph * pw, outPer = cout * pooled
     let L = geo.wideLength, inPer = cg * groups * geo.h * geo.w, kSize = geo.kSize
     let taps = geo.tapOffsets()
-    let wino = algorithm.forwardWinograd
+    let wino = algorithm.forwardWinograd, wino4 = algorithm.forwardWinograd4
     let uBuf = wino.map { weight.winogradWeights($0, groups: groups) }
-    defer { uBuf?.deallocate() }
+    let u4 = wino4.map { weight.winogradWeights($0, groups: groups) }
+    defer { uBuf?.deallocate(); u4?.deallocate() }
     var out = [Float](unsafeUninitializedCapacity: n * outPer) { _, c in c = n * outPer }
     var arg = [UInt8](unsafeUninitializedCapacity: n * outPer) { _, c in c = n * outPer }
     input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pwt in
     out.withUnsafeMutableBufferPointer { po in arg.withUnsafeMutableBufferPointer { pa in
     taps.withUnsafeBufferPointer { tp in (bias?.storage).withUnsafeBufferPointerOrNil { bp in
         Parallel.forChunks(n, work: n * cout * geo.ohw * kSize) { range in
+            if let wino4, let u = u4 {
+                // Each 4×4 tile holds four pooling windows.
+                let ws = Winograd4Plan.Workspace(wino4, pooled: true)
+                defer { ws.deallocate() }
+                for g in 0..<groups {
+                    for s0 in Swift.stride(from: range.lowerBound, to: range.upperBound, by: wino4.slots) {
+                        let count = Swift.min(wino4.slots, range.upperBound - s0)
+                        for k in 0..<count {
+                            wino4.load(px.baseAddress! + (s0 + k) * inPer + g * cg * geo.h * geo.w, slot: k, ws)
+                        }
+                        let o = (s0 * cout + g * ocg) * pooled
+                        wino4.forward(ws, slots: count, u + g * wino4.uCount, bias: bp.map { $0 + g * ocg },
+                                      .reluPool(po.baseAddress! + o, pa.baseAddress! + o, slotStride: outPer))
+                    }
+                }
+                return
+            }
             if let wino, let u = uBuf {
                 // Each Winograd tile is one pooling window: pooled rows go to staging, then compact rows.
                 let ws = WinogradPlan.Workspace(wino), stride = wino.poolStride

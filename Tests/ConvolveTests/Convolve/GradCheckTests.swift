@@ -156,10 +156,11 @@ import ConvolveNN
         expectSame(run(true), run(false), cc.testDescription)
     }
 
-    /// Winograd F(2×2, 3×3) against the shifted-rows GEMM (whose sums run like a direct convolution's):
+    /// Winograd (F(4×4, 3×3) forward and dX, F(2×2, 3×3) dW) against the shifted-rows GEMM (whose sums run like a direct convolution's):
     /// conv2d with and without the fused ReLU, and the fused ReLU + pool, with all gradients. Cases
     /// cover odd output sizes, rows of more than 16 tiles, several tile blocks, channel counts that
-    /// are not multiples of 8, groups, padding 0–2 (input gradient by Winograd) and 3 (by GEMM).
+    /// are not multiples of 8, groups, padding 0–2 (input gradient by Winograd) and 3 (by GEMM), and
+    /// F(4×4, 3×3)'s batches of images.
     @Test(arguments: [
         ConvCase(n: 2, c: 16, h: 9, w: 37, oc: 20, groups: 1, k: (3, 3), s: (1, 1), p: (1, 1), d: (1, 1), bias: true),
         ConvCase(n: 3, c: 17, h: 30, w: 11, oc: 16, groups: 1, k: (3, 3), s: (1, 1), p: (0, 2), d: (1, 1), bias: true),
@@ -168,6 +169,11 @@ import ConvolveNN
         // one output (a single, mostly padded tile), and a 2×3 image with uneven padding
         ConvCase(n: 2, c: 16, h: 1, w: 1, oc: 16, groups: 1, k: (3, 3), s: (1, 1), p: (1, 1), d: (1, 1), bias: true),
         ConvCase(n: 3, c: 16, h: 2, w: 3, oc: 17, groups: 1, k: (3, 3), s: (1, 1), p: (1, 2), d: (1, 1), bias: false),
+        // F(4×4, 3×3) (channels multiples of 16): several slots and blocks with a partial last batch,
+        // groups with padding 2, and outputs of fewer than 16 pixels
+        ConvCase(n: 5, c: 16, h: 13, w: 19, oc: 32, groups: 1, k: (3, 3), s: (1, 1), p: (1, 1), d: (1, 1), bias: true),
+        ConvCase(n: 3, c: 32, h: 10, w: 10, oc: 32, groups: 2, k: (3, 3), s: (1, 1), p: (2, 2), d: (1, 1), bias: true),
+        ConvCase(n: 2, c: 16, h: 2, w: 3, oc: 16, groups: 1, k: (3, 3), s: (1, 1), p: (1, 1), d: (1, 1), bias: true),
     ])
     func winogradMatchesGEMM(_ cc: ConvCase) {
         let ops: [(String, (Tensor, Tensor, Tensor?) -> Tensor)] = [
@@ -180,10 +186,11 @@ import ConvolveNN
             let wino = Winograd.$override.withValue(true) { convOutputAndGradients(cc, seed: 50, op) }
             let gemm = Winograd.$override.withValue(false) { convOutputAndGradients(cc, seed: 50, op) }
             for (i, (a, b)) in zip(wino, gemm).enumerated() {
-                // Winograd's rounding error scales with the size of the terms, not of each result.
+                // Winograd's rounding error scales with the size of the terms, not of each result:
+                // F(4×4, 3×3) (forward, dX) reaches ~5e-6 of the largest value, F(2×2, 3×3) (dW) ~1e-6.
                 let scale = b.map(abs).max() ?? 0
                 let worst = zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
-                #expect(a.count == b.count && worst <= 1e-6 * scale + 1e-6,
+                #expect(a.count == b.count && worst <= 1e-5 * scale + 1e-6,
                         "\(cc.testDescription) \(name) tensor \(i): \(worst) (scale \(scale))")
             }
         }

@@ -18,8 +18,9 @@ import ConvolveTraining
             let y = conv2d(x, weight: w, bias: b, stride: pair(c["stride"]), padding: pair(c["padding"]),
                            dilation: pair(c["dilation"]), groups: (c["groups"] as! NSNumber).intValue)
             // Winograd layers (3×3, ≥ 16 channels) round relative to the size of the summed terms,
-            // not of each result: an absolute allowance of 1e-6 × the tensor's largest value.
-            func atol(_ t: Tensor) -> Float { 1e-5 + 1e-6 * (t.storage.map(abs).max() ?? 0) }
+            // not of each result: an absolute allowance of 1e-5 × the tensor's largest value (F(4×4, 3×3)
+            // reaches ~5e-6 of it; `WinogradPrecisionTests` bounds it on its own).
+            func atol(_ t: Tensor) -> Float { 1e-5 + 1e-5 * (t.storage.map(abs).max() ?? 0) }
             let ry = tensor(c["y"]), rdx = tensor(c["dx"])
             expectClose(y, ry, atol: atol(ry), "conv y")
             y.backward(tensor(c["gy"]))

@@ -1,0 +1,338 @@
+// Winograd's F(4×4, 3×3) (Lavin & Gray, 2015; interpolation points 0, ±1, ±2, ∞), channels-last, for
+// the forward pass of 3×3, unit-stride convolutions whose channel counts are multiples of 16, and for
+// their input gradient (the same pass over the output gradient). Each 4×4 block of outputs ("tile")
+// comes from the 6×6 input patch under it:
+//
+//     Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A
+//
+// so a layer becomes 36 GEMMs, one per element ξ of the 6×6 transformed tile: Mᵀ[ξ] (tiles × outC) =
+// V[ξ] (tiles × inC) · Uᵀ[ξ] (inC × outC) — 36 multiplies per tile and channel pair instead of 144
+// (4× fewer; F(2×2, 3×3) saves 2.25×). The image is transposed channels-last first, so both transforms
+// work on 16 channels per vector, every lane in use whatever the image's width (a planar version, 16
+// tiles of one tile row per vector, left most lanes empty on 24- to 8-wide images and lost its gain to
+// the transforms); the GEMMs read V's tile rows in place. The results are written channels-last and
+// transposed back into planes. Tiles of several images ("slots") share one pass, so the GEMMs' 8-tile
+// panels stay full.
+//
+// Precision: the transforms' coefficients (4, 5, 8, 1/24) round more than F(2×2, 3×3)'s (3–6e-6 of the
+// largest output instead of ~1e-6); `ConvolutionPathTests.winogradPrecisionOnTheZooLayers` bounds it.
+
+/// The layout of one layer's F(4×4, 3×3) forward pass (one group, up to `slots` images).
+struct Winograd4Plan: WinogradWeightTransform {
+    let geo: ConvGeometry
+    /// Output channels per group.
+    let outChannels: Int
+    /// Tiles down and across (each tile is 4×4 outputs).
+    let th: Int, tw: Int
+    /// Rows and columns of the padded channels-last image (`[hs][wsp][c]`).
+    let hs: Int, wsp: Int
+    /// Images whose tiles one pass computes: the fewest (≤ 4) that fill the 8-tile GEMM panels to 95%.
+    let slots: Int
+    /// Tiles per block (a multiple of 8): the block's V and M stay in L2 while its 36 GEMMs run.
+    let blockTiles: Int
+
+    /// Output channels rounded up to whole 32-column GEMM panels.
+    var ocRow: Int { (outChannels + 31) / 32 * 32 }
+    var tilesPerSlot: Int { th * tw }
+    var slotStride: Int { hs * wsp * geo.c }
+    /// One ξ plane of V (`[tile][c]`) and of Mᵀ (`[tile][ocRow]`), a cache line more than a block.
+    var vPlane: Int { blockTiles * geo.c + 16 }
+    var mPlane: Int { blockTiles * ocRow + 16 }
+    /// Uᵀ[ξ] packed as the GEMM's B panels: `u[((ξ · ocRow / 32 + oc / 32) · c + ci) · 32 + oc % 32]`.
+    var uCount: Int { 36 * geo.c * ocRow }
+    /// Channels-last outputs of one slot: `[oh][ow][outC]`, or `[oh/2][ow/2][outC]` pooled.
+    var stageCount: Int { geo.oh * geo.ow * outChannels }
+
+    /// Whether this plan computes the layer's forward pass: one `WinogradPlan` takes, with input and
+    /// output channels per group multiples of 16. `ConvAlgorithm` asks this (and `Winograd.active`)
+    /// before it makes a plan; the plan's initializer requires it.
+    static func handles(_ geo: ConvGeometry, outChannels: Int) -> Bool {
+        WinogradPlan.handles(geo, outChannels: outChannels) && geo.c % 16 == 0 && outChannels % 16 == 0
+    }
+
+    /// Whether the input gradient can be this plan's forward pass over the output gradient (padding ≤ 2).
+    static func handlesInputGradient(of geo: ConvGeometry, outChannels: Int) -> Bool {
+        handles(geo, outChannels: outChannels) && geo.ph <= 2 && geo.pw <= 2
+    }
+
+    /// The plan for a layer that `handles` takes (a precondition: `ConvAlgorithm` chooses).
+    init(_ geo: ConvGeometry, outChannels: Int) {
+        precondition(Winograd4Plan.handles(geo, outChannels: outChannels),
+                     "Winograd F(4x4, 3x3) cannot compute a \(geo.kh)x\(geo.kw) convolution with stride "
+                        + "(\(geo.sh), \(geo.sw)), dilation (\(geo.dh), \(geo.dw)), \(geo.c) -> \(outChannels) channels")
+        self.geo = geo
+        self.outChannels = outChannels
+        th = (geo.oh + 3) / 4
+        tw = (geo.ow + 3) / 4
+        hs = 4 * th + 2
+        wsp = 4 * tw + 2
+        let perSlot = th * tw
+        func waste(_ k: Int) -> Double { Double((k * perSlot + 7) / 8 * 8 - k * perSlot) / Double(k * perSlot) }
+        slots = (1...4).first { waste($0) <= 0.05 } ?? (1...4).min { waste($0) < waste($1) }!
+        // V and Mᵀ take 144 bytes per tile and channel: ~400 KB per block.
+        let fit = 400_000 / (144 * (geo.c + (outChannels + 31) / 32 * 32)) / 8 * 8
+        blockTiles = Swift.min(64, Swift.max(8, fit))
+    }
+
+    /// The plan that computes a 3×3 convolution's input gradient as a forward pass: the output
+    /// gradient correlated with the weights flipped in space and transposed in channels, padding 2 − p.
+    init(inputGradientOf geo: ConvGeometry, outChannels: Int) {
+        precondition(Winograd4Plan.handlesInputGradient(of: geo, outChannels: outChannels),
+                     "Winograd F(4x4, 3x3) cannot compute the input gradient of a \(geo.kh)x\(geo.kw) convolution "
+                        + "with padding (\(geo.ph), \(geo.pw)), \(geo.c) -> \(outChannels) channels")
+        let t = ConvGeometry(c: outChannels, h: geo.oh, w: geo.ow, kh: 3, kw: 3, sh: 1, sw: 1,
+                             ph: 2 - geo.ph, pw: 2 - geo.pw, dh: 1, dw: 1, oh: geo.h, ow: geo.w)
+        self.init(t, outChannels: geo.c)
+    }
+
+    /// Uᵀ = (G g Gᵀ)ᵀ for every channel pair of one group's weights `[outC, inC, 3, 3]`, computed in
+    /// Float64 and packed as `uCount` says (zero past `outC`).
+    func transformWeights(_ wt: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>) {
+        let c = geo.c, xiStride = ocRow * c
+        u.update(repeating: 0, count: uCount)
+        // Row i of G applied to (a, b, c).
+        @inline(__always) func gRow(_ i: Int, _ a: Double, _ b: Double, _ cc: Double) -> Double {
+            switch i {
+            case 0: return a / 4
+            case 1: return -(a + b + cc) / 6
+            case 2: return -(a - b + cc) / 6
+            case 3: return a / 24 + b / 12 + cc / 6
+            case 4: return a / 24 - b / 12 + cc / 6
+            default: return cc
+            }
+        }
+        var gg = [Double](repeating: 0, count: 18)   // G g: 6 rows × 3 kernel columns
+        for oc in 0..<outChannels { for ci in 0..<c {
+            let g = wt + (oc * c + ci) * 9, u0 = u + (oc / 32 * c + ci) * 32 + oc % 32
+            for i in 0..<6 { for l in 0..<3 { gg[3 * i + l] = gRow(i, Double(g[l]), Double(g[3 + l]), Double(g[6 + l])) } }
+            for i in 0..<6 { for j in 0..<6 {
+                u0[(6 * i + j) * xiStride] = Float(gRow(j, gg[3 * i], gg[3 * i + 1], gg[3 * i + 2]))
+            } }
+        } }
+    }
+
+    /// Scratch for one thread: `slots` padded channels-last images (borders zeroed once), V, Mᵀ, the
+    /// channels-last outputs, and the output transform's 24 vectors.
+    struct Workspace {
+        let image, v, m, stage, stageArg, planes, scratch: UnsafeMutablePointer<Float>
+        init(_ plan: Winograd4Plan, pooled: Bool) {
+            image = .allocate(capacity: plan.slots * plan.slotStride)
+            image.initialize(repeating: 0, count: plan.slots * plan.slotStride)
+            v = .allocate(capacity: 36 * plan.vPlane)
+            v.initialize(repeating: 0, count: 36 * plan.vPlane)   // rows past a block's tiles stay finite
+            m = .allocate(capacity: 36 * plan.mPlane)
+            stage = .allocate(capacity: plan.slots * plan.stageCount)
+            // pooled: the winners (Int32 bits) channels-last, then as planes
+            stageArg = .allocate(capacity: pooled ? plan.slots * plan.stageCount / 4 : 0)
+            planes = .allocate(capacity: pooled ? plan.stageCount / 4 : 0)
+            scratch = .allocate(capacity: 24 * 16)
+        }
+        func deallocate() {
+            image.deallocate(); v.deallocate(); m.deallocate(); stage.deallocate(); stageArg.deallocate()
+            planes.deallocate(); scratch.deallocate()
+        }
+    }
+
+    /// Transposes one image's group of channels into `slot`'s padded channels-last image (the zero
+    /// border is never written). Rows of `x` are `rowStride` apart (default: compact), planes `planeStride`.
+    func load(_ x: UnsafePointer<Float>, slot: Int, _ ws: Workspace, rowStride: Int? = nil, planeStride: Int? = nil) {
+        let (c, h, w) = (geo.c, geo.h, geo.w)
+        transposeChannelsLast(x, channels: c, planeStride: planeStride ?? h * w, rowStride: rowStride ?? w, rows: h,
+                              cols: w, into: ws.image + slot * slotStride + (geo.ph * wsp + geo.pw) * c,
+                              dstRowStride: wsp * c, dstChannels: c)
+    }
+
+    /// Where a pass writes: slot k's planes start `slotStride` floats after slot 0's.
+    enum Output {
+        /// `relu?(conv + bias)` into compact `[outC][oh][ow]` planes.
+        case full(UnsafeMutablePointer<Float>, slotStride: Int, relu: Bool)
+        /// `max_pool2d(relu(conv + bias), 2)` into compact `[outC][oh/2][ow/2]` planes, and which of the
+        /// four won (0…3, row-major, ties to the first, NaN wins) into bytes of the same layout.
+        case reluPool(UnsafeMutablePointer<Float>, UnsafeMutablePointer<UInt8>, slotStride: Int)
+    }
+
+    /// The forward pass of the first `count` slots loaded into `ws`, written as `output` says.
+    func forward(_ ws: Workspace, slots count: Int, _ u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                 _ output: Output) {
+        let total = count * tilesPerSlot
+        var pooled = false, relu = true
+        switch output {
+        case .full(_, _, let r): relu = r
+        case .reluPool: pooled = true
+        }
+        var t0 = 0
+        while t0 < total {
+            let t1 = Swift.min(total, t0 + blockTiles)
+            inputTransform(ws, t0, t1)
+            multiply(ws, u, tiles: t1 - t0)
+            outputTransform(ws, t0, t1, bias, pooled: pooled, relu: relu)
+            t0 = t1
+        }
+        let (oh, ow) = (geo.oh, geo.ow), oc = outChannels
+        for k in 0..<count {
+            switch output {
+            case .full(let out, let slotStride, _):
+                transposePlanar(ws.stage + k * stageCount, pixels: oh * ow, channels: oc, into: out + k * slotStride)
+            case .reluPool(let out, let arg, let slotStride):
+                let pixels = (oh / 2) * (ow / 2), o = k * slotStride
+                transposePlanar(ws.stage + k * stageCount / 4, pixels: pixels, channels: oc, into: out + o)
+                transposePlanar(ws.stageArg + k * stageCount / 4, pixels: pixels, channels: oc, into: ws.planes)
+                let bits = UnsafeRawPointer(ws.planes).assumingMemoryBound(to: Int32.self)
+                for i in 0..<(pixels * oc) { arg[o + i] = UInt8(truncatingIfNeeded: bits[i]) }
+            }
+        }
+    }
+
+    /// V[ξ][t][ci] = (Bᵀ d B)[ξ] for the block's tiles, 16 channels per vector.
+    @inline(never)
+    private func inputTransform(_ ws: Workspace, _ t0: Int, _ t1: Int) {
+        let c = geo.c, rs = wsp * c, vp = vPlane, perSlot = tilesPerSlot
+        for t in t0..<t1 {
+            let slot = t / perSlot, ty = t % perSlot / tw, tx = t % tw
+            let patch = UnsafePointer(ws.image + slot * slotStride + (4 * ty * wsp + 4 * tx) * c)
+            for c0 in stride(from: 0, to: c, by: 16) {
+                // Row k of the patch times B, then Bᵀ down each column j: element ξ = 6i + j.
+                @inline(__always) func row(_ k: Int) -> Six {
+                    let p = patch + k * rs + c0
+                    return bt6(ld(p), ld(p + c), ld(p + 2 * c), ld(p + 3 * c), ld(p + 4 * c), ld(p + 5 * c))
+                }
+                let r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3), r4 = row(4), r5 = row(5)
+                let d = ws.v + (t - t0) * c + c0
+                @inline(__always) func put(_ j: Int, _ s: Six) {
+                    st(s.0, d + j * vp); st(s.1, d + (6 + j) * vp); st(s.2, d + (12 + j) * vp)
+                    st(s.3, d + (18 + j) * vp); st(s.4, d + (24 + j) * vp); st(s.5, d + (30 + j) * vp)
+                }
+                put(0, bt6(r0.0, r1.0, r2.0, r3.0, r4.0, r5.0)); put(1, bt6(r0.1, r1.1, r2.1, r3.1, r4.1, r5.1))
+                put(2, bt6(r0.2, r1.2, r2.2, r3.2, r4.2, r5.2)); put(3, bt6(r0.3, r1.3, r2.3, r3.3, r4.3, r5.3))
+                put(4, bt6(r0.4, r1.4, r2.4, r3.4, r4.4, r5.4)); put(5, bt6(r0.5, r1.5, r2.5, r3.5, r4.5, r5.5))
+            }
+        }
+    }
+
+    /// Mᵀ[ξ] = V[ξ] · Uᵀ[ξ] for the block's tiles (rounded up to 8): 36 GEMMs with K = input channels,
+    /// A (the tiles' V rows) read in place, B packed.
+    @inline(never)
+    private func multiply(_ ws: Workspace, _ u: UnsafePointer<Float>, tiles nb: Int) {
+        let c = geo.c, panels = ocRow / 32
+        for xi in 0..<36 {
+            let a = UnsafePointer(ws.v + xi * vPlane), b = u + xi * panels * c * 32
+            let m = ws.m + xi * mPlane
+            for i in stride(from: 0, to: nb, by: 8) {
+                for j in 0..<panels {
+                    microKernel(c, a + i * c, b + j * c * 32, m + i * ocRow + j * 32, ocRow, nil, 1, 8, 32,
+                                accumulate: false, bias: nil, relu: false, aStride: 1, aRowStride: c)
+                }
+            }
+        }
+    }
+
+    /// Y = Aᵀ M A (+ bias, ReLU) per tile and 16 output channels, into the channels-last stage;
+    /// pooled, the 2×2 maxima and their winners.
+    @inline(never)
+    private func outputTransform(_ ws: Workspace, _ t0: Int, _ t1: Int, _ bias: UnsafePointer<Float>?,
+                                 pooled: Bool, relu: Bool) {
+        let (oh, ow, oc) = (geo.oh, geo.ow, outChannels), (ph, pw) = (oh / 2, ow / 2), perSlot = tilesPerSlot
+        let mp = mPlane, scratch = ws.scratch
+        for t in t0..<t1 {
+            let slot = t / perSlot, ty = t % perSlot / tw, tx = t % tw
+            for o0 in stride(from: 0, to: oc, by: 16) {
+                let bv = bias.map { ld($0 + o0) } ?? V16()
+                // Aᵀ down each column j into the scratch, then each of the four rows times A.
+                let s = UnsafePointer(ws.m + (t - t0) * ocRow + o0)
+                for j in 0..<6 {
+                    let q = s + j * mp
+                    let cj = at6(ld(q), ld(q + 6 * mp), ld(q + 12 * mp), ld(q + 18 * mp), ld(q + 24 * mp), ld(q + 30 * mp))
+                    st(cj.0, scratch + 16 * j); st(cj.1, scratch + 16 * (6 + j))
+                    st(cj.2, scratch + 16 * (12 + j)); st(cj.3, scratch + 16 * (18 + j))
+                }
+                @inline(__always) func row(_ r: Int) -> Four {
+                    let q = UnsafePointer(scratch + 96 * r)
+                    let y = at6(ld(q), ld(q + 16), ld(q + 32), ld(q + 48), ld(q + 64), ld(q + 80))
+                    return (y.0 + bv, y.1 + bv, y.2 + bv, y.3 + bv)
+                }
+                if pooled {
+                    let stage = ws.stage + slot * stageCount / 4, stageArg = ws.stageArg + slot * stageCount / 4
+                    for pr in 0..<2 where 2 * ty + pr < ph {
+                        let a = row(2 * pr), b = row(2 * pr + 1), py = 2 * ty + pr
+                        if 2 * tx < pw {
+                            let (v, k) = poolWindow(relu0(a.0), relu0(a.1), relu0(b.0), relu0(b.1))
+                            let o = (py * pw + 2 * tx) * oc + o0
+                            st(v, stage + o); st(k, stageArg + o)
+                        }
+                        if 2 * tx + 1 < pw {
+                            let (v, k) = poolWindow(relu0(a.2), relu0(a.3), relu0(b.2), relu0(b.3))
+                            let o = (py * pw + 2 * tx + 1) * oc + o0
+                            st(v, stage + o); st(k, stageArg + o)
+                        }
+                    }
+                } else {
+                    let stage = ws.stage + slot * stageCount
+                    for r in 0..<4 where 4 * ty + r < oh {
+                        var y = row(r)
+                        if relu { y = (relu0(y.0), relu0(y.1), relu0(y.2), relu0(y.3)) }
+                        let p = stage + ((4 * ty + r) * ow + 4 * tx) * oc + o0
+                        let n = Swift.min(4, ow - 4 * tx)
+                        st(y.0, p)
+                        if n > 1 { st(y.1, p + oc) }
+                        if n > 2 { st(y.2, p + 2 * oc) }
+                        if n > 3 { st(y.3, p + 3 * oc) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `[pixel][channels]` → `[channels][pixels]` planes, 16×16 blocks in registers (the last block
+    /// overlaps the one before; fewer than 16 pixels element by element).
+    private func transposePlanar(_ src: UnsafePointer<Float>, pixels: Int, channels: Int, into dst: UnsafeMutablePointer<Float>) {
+        guard pixels >= 16 else {
+            for ch in 0..<channels { for p in 0..<pixels { dst[ch * pixels + p] = src[p * channels + ch] } }
+            return
+        }
+        for p0 in stride(from: 0, to: pixels, by: 16) {
+            let p = Swift.min(p0, pixels - 16)
+            for c0 in stride(from: 0, to: channels, by: 16) {
+                transpose16x16({ src + (p + $0) * channels + c0 }, dst + c0 * pixels + p, pixels)
+            }
+        }
+    }
+}
+
+/// What `Tensor.winogradWeights` needs of a plan.
+protocol WinogradWeightTransform {
+    var geo: ConvGeometry { get }
+    var outChannels: Int { get }
+    var uCount: Int { get }
+    func transformWeights(_ wt: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>)
+}
+
+typealias Six = (V16, V16, V16, V16, V16, V16)
+typealias Four = (V16, V16, V16, V16)
+
+/// Bᵀ d for a 6-vector d (rows of Bᵀ: [4 0 −5 0 1 0], [0 −4 −4 1 1 0], [0 4 −4 −1 1 0],
+/// [0 −2 −1 2 1 0], [0 2 −1 −2 1 0], [0 4 0 −5 0 1]).
+@inline(__always) private func bt6(_ d0: V16, _ d1: V16, _ d2: V16, _ d3: V16, _ d4: V16, _ d5: V16) -> Six {
+    let four = V16(repeating: 4), two = V16(repeating: 2)
+    let a = d4 - four * d2, b = d3 - four * d1, c = d4 - d2, e = two * (d3 - d1)
+    return ((d4 - d2) + four * (d0 - d2), a + b, a - b, c + e, c - e, (d5 - d3) + four * (d1 - d3))
+}
+
+/// Aᵀ m for a 6-vector m (rows of Aᵀ: [1 1 1 1 1 0], [0 1 −1 2 −2 0], [0 1 1 4 4 0], [0 1 −1 8 −8 1]).
+@inline(__always) private func at6(_ m0: V16, _ m1: V16, _ m2: V16, _ m3: V16, _ m4: V16, _ m5: V16) -> Four {
+    let p = m1 + m2, q = m1 - m2, r = m3 + m4, s = m3 - m4
+    return (m0 + p + r, q + V16(repeating: 2) * s, p + V16(repeating: 4) * r, q + V16(repeating: 8) * s + m5)
+}
+
+/// `max(v, 0)` lane-wise, NaN kept (like `relu`).
+@inline(__always) private func relu0(_ v: V16) -> V16 { v.replacing(with: 0, where: v .< 0) }
+
+/// The maximum of each lane's 2×2 window (y00 y01 / y10 y11) and which one won (0…3 as `Int32` bits),
+/// with the selects of `maxPool2x2Plane`: ties keep the first in row-major order, NaN wins.
+@inline(__always) private func poolWindow(_ y00: V16, _ y01: V16, _ y10: V16, _ y11: V16) -> (V16, V16) {
+    let ab = y01 .> y00 .| y01 .!= y01, cd = y11 .> y10 .| y11 .!= y11
+    let m1 = y00.replacing(with: y01, where: ab), m2 = y10.replacing(with: y11, where: cd)
+    let second = m2 .> m1 .| m2 .!= m2
+    let k1 = SIMD16<Int32>(repeating: 0).replacing(with: 1, where: ab)
+    let k2 = SIMD16<Int32>(repeating: 2).replacing(with: 3, where: cd)
+    return (m1.replacing(with: m2, where: second), unsafeBitCast(k1.replacing(with: k2, where: second), to: V16.self))
+}
