@@ -186,10 +186,18 @@ struct Winograd4Plan: WinogradWeightTransform {
     /// V[ξ][t][ci] = (Bᵀ d B)[ξ] for the block's tiles, 16 channels per vector.
     @inline(never)
     private func inputTransform(_ ws: Workspace, _ t0: Int, _ t1: Int) {
-        let c = geo.c, rs = wsp * c, vp = vPlane, perSlot = tilesPerSlot
+        inputTransform(ws.image, t0, t1, into: ws.v, planeStride: vPlane)
+    }
+
+    /// V[ξ][t][ci] of tiles `t0..<t1` of the channels-last images at `image` into `v` (ξ planes
+    /// `planeStride` apart), 16 channels per vector.
+    @inline(__always)
+    private func inputTransform(_ image: UnsafeMutablePointer<Float>, _ t0: Int, _ t1: Int,
+                                into v: UnsafeMutablePointer<Float>, planeStride vp: Int) {
+        let c = geo.c, rs = wsp * c, perSlot = tilesPerSlot
         for t in t0..<t1 {
             let slot = t / perSlot, ty = t % perSlot / tw, tx = t % tw
-            let patch = UnsafePointer(ws.image + slot * slotStride + (4 * ty * wsp + 4 * tx) * c)
+            let patch = UnsafePointer(image + slot * slotStride + (4 * ty * wsp + 4 * tx) * c)
             for c0 in stride(from: 0, to: c, by: 16) {
                 // Row k of the patch times B, then Bᵀ down each column j: element ξ = 6i + j.
                 @inline(__always) func row(_ k: Int) -> Six {
@@ -197,7 +205,7 @@ struct Winograd4Plan: WinogradWeightTransform {
                     return bt6(ld(p), ld(p + c), ld(p + 2 * c), ld(p + 3 * c), ld(p + 4 * c), ld(p + 5 * c))
                 }
                 let r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3), r4 = row(4), r5 = row(5)
-                let d = ws.v + (t - t0) * c + c0
+                let d = v + (t - t0) * c + c0
                 @inline(__always) func put(_ j: Int, _ s: Six) {
                     st(s.0, d + j * vp); st(s.1, d + (6 + j) * vp); st(s.2, d + (12 + j) * vp)
                     st(s.3, d + (18 + j) * vp); st(s.4, d + (24 + j) * vp); st(s.5, d + (30 + j) * vp)
@@ -296,6 +304,135 @@ struct Winograd4Plan: WinogradWeightTransform {
             }
         }
     }
+}
+
+// The weight gradient is the adjoint of the forward pass: with Y = Aᵀ (U ⊙ V) A and U = G g Gᵀ,
+//     dUᵀ[ξ] = Σ_tiles V[ξ]ᵀ ⊗ dM[ξ],  dM = A dY Aᵀ per tile,  dg = Gᵀ dU G,
+// 36 GEMMs with K = tiles, over up to 64 tiles of several images at once (`gradientSlots`). The
+// image goes through the forward pass's channels-last load and input transform; the output
+// gradient is transposed channels-last and transformed 16 output channels per vector.
+extension Winograd4Plan {
+    /// Images whose tiles one weight-gradient pass sums (so that K reaches ~64 tiles).
+    var gradientSlots: Int { Swift.max(1, Swift.min(8, 64 / tilesPerSlot)) }
+    /// Tiles per weight-gradient block and the ξ plane strides of its V and dM.
+    var gradientBlock: Int { Swift.min(64, gradientSlots * tilesPerSlot) }
+    var gradientVPlane: Int { gradientBlock * geo.c + 16 }
+    var gradientMPlane: Int { gradientBlock * ocRow + 16 }
+    /// Σ dUᵀ for one group: `[ξ][c][ocRow]`.
+    var duCount: Int { 36 * geo.c * ocRow }
+    /// One slot of the channels-last output gradient: `[4·th][4·tw][ocRow]`, zero past the output.
+    var dyStride: Int { 16 * th * tw * ocRow }
+
+    /// Scratch for the weight gradient on one thread, and the chunk's dU sums for every group.
+    struct GradientWorkspace {
+        let image, v, dy, dm, du: UnsafeMutablePointer<Float>
+        let rows: UnsafeMutablePointer<Int>
+        init(_ plan: Winograd4Plan, groups: Int) {
+            let k = plan.gradientSlots
+            image = .allocate(capacity: k * plan.slotStride); image.initialize(repeating: 0, count: k * plan.slotStride)
+            v = .allocate(capacity: 36 * plan.gradientVPlane)
+            dy = .allocate(capacity: k * plan.dyStride); dy.initialize(repeating: 0, count: k * plan.dyStride)
+            dm = .allocate(capacity: 36 * plan.gradientMPlane)
+            du = .allocate(capacity: groups * plan.duCount); du.initialize(repeating: 0, count: groups * plan.duCount)
+            rows = .allocate(capacity: plan.gradientBlock)
+            for t in 0..<plan.gradientBlock { rows[t] = t * plan.ocRow }
+        }
+        func deallocate() {
+            image.deallocate(); v.deallocate(); dy.deallocate(); dm.deallocate(); du.deallocate(); rows.deallocate()
+        }
+    }
+
+    /// Loads one image (`x`: the group's `c` compact input planes) and its output gradient (`dy`:
+    /// `outChannels` planes, rows `dyRowStride` apart, planes `dyPlaneStride`) into `slot`.
+    func loadGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, dyRowStride: Int, dyPlaneStride: Int,
+                      slot: Int, _ g: GradientWorkspace) {
+        let (c, h, w) = (geo.c, geo.h, geo.w)
+        transposeChannelsLast(x, channels: c, planeStride: h * w, rowStride: w, rows: h, cols: w,
+                              into: g.image + slot * slotStride + (geo.ph * wsp + geo.pw) * c,
+                              dstRowStride: wsp * c, dstChannels: c)
+        transposeChannelsLast(dy, channels: outChannels, planeStride: dyPlaneStride, rowStride: dyRowStride,
+                              rows: geo.oh, cols: geo.ow, into: g.dy + slot * dyStride, dstRowStride: 4 * tw * ocRow,
+                              dstChannels: ocRow)
+    }
+
+    /// Adds the first `count` loaded slots' dUᵀ into `du` (one group's `duCount` floats).
+    func accumulateWeightGradient(slots count: Int, _ g: GradientWorkspace, into du: UnsafeMutablePointer<Float>) {
+        let c = geo.c, total = count * tilesPerSlot, block = gradientBlock
+        var t0 = 0
+        while t0 < total {
+            let t1 = Swift.min(total, t0 + block), nb = t1 - t0
+            inputTransform(g.image, t0, t1, into: g.v, planeStride: gradientVPlane)
+            outputGradientTransform(g, t0, t1)
+            // dUᵀ[ξ] (c × ocRow) += Vᵀ · dM over the block's tiles: A = V read down its columns.
+            for xi in 0..<36 {
+                let a = UnsafePointer(g.v + xi * gradientVPlane), b = UnsafePointer(g.dm + xi * gradientMPlane)
+                let cxi = du + xi * c * ocRow
+                for i in stride(from: 0, to: c, by: 8) {
+                    for j in stride(from: 0, to: ocRow, by: 32) {
+                        microKernel(nb, a + i, b + j, cxi + i * ocRow + j, ocRow, nil, 1, 8, 32,
+                                    accumulate: true, bias: nil, relu: false, bRows: UnsafePointer(g.rows), aStride: c)
+                    }
+                }
+            }
+            t0 = t1
+        }
+    }
+
+    /// dM[ξ][t][oc] = (A dY Aᵀ)[ξ] for tiles `t0..<t1`, 16 output channels per vector.
+    @inline(never)
+    private func outputGradientTransform(_ g: GradientWorkspace, _ t0: Int, _ t1: Int) {
+        let rs = 4 * tw * ocRow, mp = gradientMPlane, perSlot = tilesPerSlot
+        for t in t0..<t1 {
+            let slot = t / perSlot, ty = t % perSlot / tw, tx = t % tw
+            let q = UnsafePointer(g.dy + slot * dyStride + (4 * ty * 4 * tw + 4 * tx) * ocRow)
+            for o0 in stride(from: 0, to: ocRow, by: 16) {
+                // Each row of dY times Aᵀ (six columns), then A down each column: element ξ = 6i + j.
+                @inline(__always) func row(_ r: Int) -> Six {
+                    let p = q + r * rs + o0
+                    return a6(ld(p), ld(p + ocRow), ld(p + 2 * ocRow), ld(p + 3 * ocRow))
+                }
+                let r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3)
+                let d = g.dm + (t - t0) * ocRow + o0
+                @inline(__always) func put(_ j: Int, _ s: Six) {
+                    st(s.0, d + j * mp); st(s.1, d + (6 + j) * mp); st(s.2, d + (12 + j) * mp)
+                    st(s.3, d + (18 + j) * mp); st(s.4, d + (24 + j) * mp); st(s.5, d + (30 + j) * mp)
+                }
+                put(0, a6(r0.0, r1.0, r2.0, r3.0)); put(1, a6(r0.1, r1.1, r2.1, r3.1)); put(2, a6(r0.2, r1.2, r2.2, r3.2))
+                put(3, a6(r0.3, r1.3, r2.3, r3.3)); put(4, a6(r0.4, r1.4, r2.4, r3.4)); put(5, a6(r0.5, r1.5, r2.5, r3.5))
+            }
+        }
+    }
+
+    /// Adds dg = Gᵀ dU G (for every channel pair of one group, in Float64) into `dw` (`[outC, c, 3, 3]`).
+    func finishWeightGradient(_ du: UnsafePointer<Float>, into dw: UnsafeMutablePointer<Float>) {
+        let c = geo.c, xiStride = c * ocRow
+        let g: [(Double, Double, Double)] = [(0.25, 0, 0), (-1.0 / 6, -1.0 / 6, -1.0 / 6), (-1.0 / 6, 1.0 / 6, -1.0 / 6),
+                                             (1.0 / 24, 1.0 / 12, 1.0 / 6), (1.0 / 24, -1.0 / 12, 1.0 / 6), (0, 0, 1)]
+        var t = [Double](repeating: 0, count: 18)   // Gᵀ dU: 3 rows × 6 columns
+        for oc in 0..<outChannels { for ci in 0..<c {
+            let u = du + ci * ocRow + oc
+            for j in 0..<6 {
+                var t0 = 0.0, t1 = 0.0, t2 = 0.0
+                for i in 0..<6 {
+                    let v = Double(u[(6 * i + j) * xiStride])
+                    t0 += g[i].0 * v; t1 += g[i].1 * v; t2 += g[i].2 * v
+                }
+                t[j] = t0; t[6 + j] = t1; t[12 + j] = t2
+            }
+            let d = dw + (oc * c + ci) * 9
+            for l in 0..<3 {
+                var m0 = 0.0, m1 = 0.0, m2 = 0.0
+                for j in 0..<6 { let v = t[6 * l + j]; m0 += v * g[j].0; m1 += v * g[j].1; m2 += v * g[j].2 }
+                d[3 * l] += Float(m0); d[3 * l + 1] += Float(m1); d[3 * l + 2] += Float(m2)
+            }
+        } }
+    }
+}
+
+/// A y for a 4-vector y (A = (Aᵀ)ᵀ, rows [1 0 0 0], [1 1 1 1], [1 −1 1 −1], [1 2 4 8], [1 −2 4 −8], [0 0 0 1]).
+@inline(__always) private func a6(_ y0: V16, _ y1: V16, _ y2: V16, _ y3: V16) -> Six {
+    let p = y0 + y2, q = y1 + y3, r = y0 + V16(repeating: 4) * y2, s = V16(repeating: 2) * y1 + V16(repeating: 8) * y3
+    return (y0, p + q, p - q, r + s, r - s, y3)
 }
 
 /// What `Tensor.winogradWeights` needs of a plan.

@@ -61,6 +61,8 @@ struct ConvAlgorithm {
     /// F(4×4, 3×3) channels-last plans for the forward pass and the input gradient.
     let forwardWinograd4: Winograd4Plan?
     let inputGradientWinograd4: Winograd4Plan?
+    /// The F(4×4, 3×3) weight gradient (the forward plan's adjoint; then `weightGradientWinograd` is nil).
+    let weightGradientWinograd4: Winograd4Plan?
     let weightGradientWinograd: WinogradPlan?
     /// The shifted-rows weight gradient reads a channels-last copy of the image (no Winograd dW).
     let weightGradientChannelsLast: Bool
@@ -85,7 +87,8 @@ struct ConvAlgorithm {
         inputGradientWinograd = inputGradientWinograd4 == nil && winograd
             && WinogradPlan.handlesInputGradient(of: geo, outChannels: outChannels)
             ? WinogradPlan(inputGradientOf: geo, outChannels: outChannels) : nil
-        weightGradientWinograd = f23.flatMap { $0.handlesWeightGradient ? $0 : nil }
+        weightGradientWinograd4 = forwardWinograd4
+        weightGradientWinograd = forwardWinograd4 == nil ? f23.flatMap { $0.handlesWeightGradient ? $0 : nil } : nil
         weightGradientChannelsLast = family == .shiftedRows && weightGradientWinograd == nil && geo.c % 32 == 0
     }
 }
@@ -332,7 +335,7 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
     // [position, channel] once (a few K floats), then each panel of B (one kernel tap's 32 channels) is
     // read in place along the output positions, instead of transposing im2col-sized rows into panels;
     // K runs over the real output positions only (no wide scratch columns).
-    let winoDW = needW ? algorithm.weightGradientWinograd : nil
+    let winoDW = needW ? algorithm.weightGradientWinograd : nil, winoDW4 = needW ? algorithm.weightGradientWinograd4 : nil
     let hwc = needW && algorithm.weightGradientChannelsLast
     let taps9 = geo.kh * geo.kw, ohw = geo.ohw
     let pRows = hwc ? (0..<ohw).map { (($0 / geo.ow) * geo.wp + $0 % geo.ow) * cg } : []
@@ -353,7 +356,7 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
         let x = px.baseAddress!, wt = pw.baseAddress!, pBase = pp.baseAddress, dxBase = pdx.baseAddress
         Parallel.forChunksIndexed(n, work: work) { chunk, range in
             // the GEMM paths' padded image (dW) and padded input gradient (dX)
-            let xp = UnsafeMutablePointer<Float>.allocate(capacity: needW && winoDW == nil && !hwc ? cg * P : 0)
+            let xp = UnsafeMutablePointer<Float>.allocate(capacity: needW && winoDW == nil && winoDW4 == nil && !hwc ? cg * P : 0)
             let dxp = UnsafeMutablePointer<Float>.allocate(capacity: needX && winoX == nil && winoX4 == nil ? cg * P : 0)
             let dyw = UnsafeMutablePointer<Float>.allocate(capacity: ocg * L)
             // channels-last path: the image, the compact output gradient, dW in [oc, tap, channel] order
@@ -363,7 +366,8 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
             if hwc { dwt.initialize(repeating: 0, count: groups * ocg * kSize) }
             defer { xp.deallocate(); dxp.deallocate(); dyw.deallocate(); xh.deallocate(); dyc.deallocate(); dwt.deallocate() }
             let wsW = winoDW.map { WinogradPlan.GradientWorkspace($0, groups: groups) }
-            defer { wsW?.deallocate() }
+            let wsW4 = winoDW4.map { Winograd4Plan.GradientWorkspace($0, groups: groups) }
+            defer { wsW?.deallocate(); wsW4?.deallocate() }
             let wsX = winoX.map { WinogradPlan.Workspace($0) }
             let stageX = UnsafeMutablePointer<Float>.allocate(capacity: winoX.map { cg * geo.h * $0.stageStride } ?? 0)
             defer { wsX?.deallocate(); stageX.deallocate() }
@@ -371,13 +375,23 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
             defer { wsX4?.deallocate() }
             let part = pBase.map { $0 + chunk * partCount }
             // Groups outer: F(4×4, 3×3)'s dX runs once per `slots` consecutive images of one group.
-            for gi in 0..<groups { var pending = 0; for s in range {
+            for gi in 0..<groups { var pending = 0, pendingW = 0; for s in range {
                 fill(s, gi, dyw)
                 if needB {
                     let db = part! + wCount + gi * ocg
                     for oc in 0..<ocg { db[oc] += simdSum(dyw + oc * L, L) }
                 }
-                if let winoDW, let wsW {
+                if let winoDW4, let wsW4 {
+                    winoDW4.loadGradient(x + s * inPer + gi * cg * geo.h * geo.w, dyw, dyRowStride: geo.wp,
+                                         dyPlaneStride: L, slot: pendingW, wsW4)
+                    pendingW += 1
+                    if pendingW == winoDW4.gradientSlots || s == range.upperBound - 1 {
+                        Profiler.measure("conv bwd dW winograd4") {
+                            winoDW4.accumulateWeightGradient(slots: pendingW, wsW4, into: wsW4.du + gi * winoDW4.duCount)
+                        }
+                        pendingW = 0
+                    }
+                } else if let winoDW, let wsW {
                     Profiler.measure("conv bwd dW winograd") {
                         winoDW.accumulateWeightGradient(x + s * inPer + gi * cg * geo.h * geo.w, dyw, dyRowStride: geo.wp,
                                                         dyPlaneStride: L, wsW, into: wsW.du + gi * winoDW.duCount)
@@ -425,6 +439,11 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
                     geo.unpad(dxp, into: dxBase! + s * inPer + gi * cg * geo.h * geo.w)
                 }
             } }
+            if let winoDW4, let wsW4 {
+                for gi in 0..<groups {
+                    winoDW4.finishWeightGradient(wsW4.du + gi * winoDW4.duCount, into: part! + gi * ocg * kSize)
+                }
+            }
             if let winoDW, let wsW {
                 for gi in 0..<groups {
                     winoDW.finishWeightGradient(wsW.du + gi * winoDW.duCount, into: part! + gi * ocg * kSize)
