@@ -147,25 +147,26 @@ struct Winograd4Plan: WinogradWeightTransform {
         /// `relu?(conv + bias)` into compact `[outC][oh][ow]` planes.
         case full(UnsafeMutablePointer<Float>, slotStride: Int, relu: Bool)
         /// `max_pool2d(relu(conv + bias), 2)` into compact `[outC][oh/2][ow/2]` planes, and which of the
-        /// four won (0…3, row-major, ties to the first, NaN wins) into bytes of the same layout.
-        case reluPool(UnsafeMutablePointer<Float>, UnsafeMutablePointer<UInt8>, slotStride: Int)
+        /// four won (0…3, row-major, ties to the first, NaN wins) into bytes of the same layout (unless
+        /// nil: no gradient needed).
+        case reluPool(UnsafeMutablePointer<Float>, UnsafeMutablePointer<UInt8>?, slotStride: Int)
     }
 
     /// The forward pass of the first `count` slots loaded into `ws`, written as `output` says.
     func forward(_ ws: Workspace, slots count: Int, _ u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                  _ output: Output) {
         let total = count * tilesPerSlot
-        var pooled = false, relu = true
+        var pooled = false, relu = true, winners = false
         switch output {
         case .full(_, _, let r): relu = r
-        case .reluPool: pooled = true
+        case .reluPool(_, let arg, _): pooled = true; winners = arg != nil
         }
         var t0 = 0
         while t0 < total {
             let t1 = Swift.min(total, t0 + blockTiles)
             inputTransform(ws, t0, t1)
             multiply(ws, u, tiles: t1 - t0)
-            outputTransform(ws, t0, t1, bias, pooled: pooled, relu: relu)
+            outputTransform(ws, t0, t1, bias, pooled: pooled, relu: relu, winners: winners)
             t0 = t1
         }
         let (oh, ow) = (geo.oh, geo.ow), oc = outChannels
@@ -176,6 +177,7 @@ struct Winograd4Plan: WinogradWeightTransform {
             case .reluPool(let out, let arg, let slotStride):
                 let pixels = (oh / 2) * (ow / 2), o = k * slotStride
                 transposePlanar(ws.stage + k * stageCount / 4, pixels: pixels, channels: oc, into: out + o)
+                guard let arg else { continue }
                 transposePlanar(ws.stageArg + k * stageCount / 4, pixels: pixels, channels: oc, into: ws.planes)
                 let bits = UnsafeRawPointer(ws.planes).assumingMemoryBound(to: Int32.self)
                 for i in 0..<(pixels * oc) { arg[o + i] = UInt8(truncatingIfNeeded: bits[i]) }
@@ -238,7 +240,7 @@ struct Winograd4Plan: WinogradWeightTransform {
     /// pooled, the 2×2 maxima and their winners.
     @inline(never)
     private func outputTransform(_ ws: Workspace, _ t0: Int, _ t1: Int, _ bias: UnsafePointer<Float>?,
-                                 pooled: Bool, relu: Bool) {
+                                 pooled: Bool, relu: Bool, winners: Bool) {
         let (oh, ow, oc) = (geo.oh, geo.ow, outChannels), (ph, pw) = (oh / 2, ow / 2), perSlot = tilesPerSlot
         let mp = mPlane, scratch = ws.scratch
         for t in t0..<t1 {
@@ -265,12 +267,12 @@ struct Winograd4Plan: WinogradWeightTransform {
                         if 2 * tx < pw {
                             let (v, k) = poolWindow(relu0(a.0), relu0(a.1), relu0(b.0), relu0(b.1))
                             let o = (py * pw + 2 * tx) * oc + o0
-                            st(v, stage + o); st(k, stageArg + o)
+                            st(v, stage + o); if winners { st(k, stageArg + o) }
                         }
                         if 2 * tx + 1 < pw {
                             let (v, k) = poolWindow(relu0(a.2), relu0(a.3), relu0(b.2), relu0(b.3))
                             let o = (py * pw + 2 * tx + 1) * oc + o0
-                            st(v, stage + o); st(k, stageArg + o)
+                            st(v, stage + o); if winners { st(k, stageArg + o) }
                         }
                     }
                 } else {

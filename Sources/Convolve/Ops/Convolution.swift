@@ -491,6 +491,8 @@ func conv2dReLUMaxPool2x2Untraced(_ input: Tensor, weight: Tensor, bias: Tensor?
     defer { uBuf?.deallocate(); u4?.deallocate() }
     var out = [Float](unsafeUninitializedCapacity: n * outPer) { _, c in c = n * outPer }
     var arg = [UInt8](unsafeUninitializedCapacity: n * outPer) { _, c in c = n * outPer }
+    // Without a gradient to route, the F(4×4, 3×3) path skips the winners (evaluation).
+    let needsWinners = GradMode.isEnabled && ([input, weight] + (bias.map { [$0] } ?? [])).contains { $0.requiresGrad }
     input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pwt in
     out.withUnsafeMutableBufferPointer { po in arg.withUnsafeMutableBufferPointer { pa in
     taps.withUnsafeBufferPointer { tp in (bias?.storage).withUnsafeBufferPointerOrNil { bp in
@@ -507,7 +509,7 @@ func conv2dReLUMaxPool2x2Untraced(_ input: Tensor, weight: Tensor, bias: Tensor?
                         }
                         let o = (s0 * cout + g * ocg) * pooled
                         wino4.forward(ws, slots: count, u + g * wino4.uCount, bias: bp.map { $0 + g * ocg },
-                                      .reluPool(po.baseAddress! + o, pa.baseAddress! + o, slotStride: outPer))
+                                      .reluPool(po.baseAddress! + o, needsWinners ? pa.baseAddress! + o : nil, slotStride: outPer))
                     }
                 }
                 return
