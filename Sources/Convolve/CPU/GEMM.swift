@@ -265,14 +265,16 @@ private func unshuffle(_ v: UnsafeMutablePointer<V16>, _ w: UnsafeMutablePointer
 
 /// `dst[i * ldd + j] = src(j)[i]` for a 16×16 block (`src(j)` is row j): 16 loads, four unshuffle rounds in
 /// registers (the index bits rotate by four), 16 stores.
+/// With `rows`, only those rows of the result are stored, the first at `dst`.
 @inline(__always)
-func transpose16x16(_ src: (Int) -> UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ ldd: Int) {
+func transpose16x16(_ src: (Int) -> UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ ldd: Int,
+                    rows: Range<Int> = 0..<16) {
     withUnsafeTemporaryAllocation(of: V16.self, capacity: 16) { v in
     withUnsafeTemporaryAllocation(of: V16.self, capacity: 16) { w in
         let v = v.baseAddress!, w = w.baseAddress!
         for i in 0..<16 { v[i] = ld(src(i)) }
         unshuffle(v, w, 16); unshuffle(w, v, 16); unshuffle(v, w, 16); unshuffle(w, v, 16)
-        for i in 0..<16 { st(v[i], dst + i * ldd) }
+        for i in rows { st(v[i], dst + (i - rows.lowerBound) * ldd) }
     } }
 }
 

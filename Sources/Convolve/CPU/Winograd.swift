@@ -1,6 +1,7 @@
 import Foundation
 
-// Winograd's F(2×2, 3×3) for 3×3, unit-stride convolutions (Lavin & Gray, 2015). Each 2×2 block of
+// Winograd's F(2×2, 3×3) for 3×3, unit-stride convolutions (Lavin & Gray, 2015) whose channel counts
+// are not both multiples of 16 (those use F(4×4, 3×3), Winograd4x4.swift). Each 2×2 block of
 // outputs ("tile") is computed from the 4×4 input patch under it:
 //
 //     Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A
@@ -16,8 +17,9 @@ import Foundation
 /// Which algorithm 3×3 convolutions use.
 public enum Winograd {
     /// Whether 3×3, unit-stride, undilated convolutions with at least 16 input and output channels
-    /// per group run as Winograd F(2×2, 3×3) (default `true`): the forward pass, the input gradient
-    /// (padding ≤ 2) and the weight gradient (input channels per group a multiple of 16). `false` uses
+    /// per group run as Winograd (default `true`): the forward pass, the input gradient (padding ≤ 2)
+    /// and the weight gradient as F(4×4, 3×3) when both channel counts are multiples of 16
+    /// (`Winograd4Plan`), else as F(2×2, 3×3) (the weight gradient when the input channels are). `false` uses
     /// the GEMM over shifted rows everywhere, whose sums are ordered like a direct convolution's.
     nonisolated(unsafe) public static var isEnabled = true
     /// Overrides `isEnabled` inside `$override.withValue(…)` for the calling task only (tests compare
@@ -416,7 +418,9 @@ extension WinogradPlan {
 
 /// Copies `channels` planes (rows `rowStride`, planes `planeStride` apart; `rows`×`cols` values) into
 /// channels-last rows: `dst[y · dstRowStride + x · dstChannels + ch]`. Whole 16×16 blocks are
-/// transposed in registers (the last block of a row overlaps the one before); the rest element by element.
+/// transposed in registers (the last block of a row overlaps the one before). Rows narrower than 16
+/// read 16 values per channel that run into the row below (first row) or start in the row above
+/// (the others), staying inside the plane, and store only the row's own pixels; the rest element by element.
 func transposeChannelsLast(_ src: UnsafePointer<Float>, channels: Int, planeStride: Int, rowStride: Int,
                            rows: Int, cols: Int, into dst: UnsafeMutablePointer<Float>, dstRowStride: Int,
                            dstChannels: Int) {
@@ -435,7 +439,15 @@ func transposeChannelsLast(_ src: UnsafePointer<Float>, channels: Int, planeStri
             }
             for ch in c16..<channels { for x in 0..<cols { row[x * dstChannels + ch] = src[ch * planeStride + y * rowStride + x] } }
         } else {
-            for ch in 0..<channels { for x in 0..<cols { row[x * dstChannels + ch] = src[ch * planeStride + y * rowStride + x] } }
+            let start = y * rowStride, planeEnd = (rows - 1) * rowStride + cols
+            // 16 values from `x0` (relative to the row's start) lie inside the plane; pixel 0 is value `skip`.
+            let (x0, skip) = start + 16 <= planeEnd ? (0, 0) : start + cols >= 16 ? (cols - 16, 16 - cols) : (1, -1)
+            let vector = skip >= 0 ? c16 : 0
+            for c0 in stride(from: 0, to: vector, by: 16) {
+                let s = src + c0 * planeStride + start + x0
+                transpose16x16({ s + $0 * planeStride }, row + c0, dstChannels, rows: skip..<(skip + cols))
+            }
+            for ch in vector..<channels { for x in 0..<cols { row[x * dstChannels + ch] = src[ch * planeStride + start + x] } }
         }
     }
 }

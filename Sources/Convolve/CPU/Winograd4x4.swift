@@ -85,30 +85,28 @@ struct Winograd4Plan: WinogradWeightTransform {
         self.init(t, outChannels: geo.c)
     }
 
-    /// Uᵀ = (G g Gᵀ)ᵀ for every channel pair of one group's weights `[outC, inC, 3, 3]`, computed in
-    /// Float64 and packed as `uCount` says (zero past `outC`).
+    /// Uᵀ = (G g Gᵀ)ᵀ for every channel pair of one group's weights `[outC, inC, 3, 3]`, 16 output
+    /// channels per vector, packed as `uCount` says (zero past `outC`).
     func transformWeights(_ wt: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>) {
         let c = geo.c, xiStride = ocRow * c
-        u.update(repeating: 0, count: uCount)
-        // Row i of G applied to (a, b, c).
-        @inline(__always) func gRow(_ i: Int, _ a: Double, _ b: Double, _ cc: Double) -> Double {
-            switch i {
-            case 0: return a / 4
-            case 1: return -(a + b + cc) / 6
-            case 2: return -(a - b + cc) / 6
-            case 3: return a / 24 + b / 12 + cc / 6
-            case 4: return a / 24 - b / 12 + cc / 6
-            default: return cc
-            }
-        }
-        var gg = [Double](repeating: 0, count: 18)   // G g: 6 rows × 3 kernel columns
-        for oc in 0..<outChannels { for ci in 0..<c {
-            let g = wt + (oc * c + ci) * 9, u0 = u + (oc / 32 * c + ci) * 32 + oc % 32
-            for i in 0..<6 { for l in 0..<3 { gg[3 * i + l] = gRow(i, Double(g[l]), Double(g[3 + l]), Double(g[6 + l])) } }
-            for i in 0..<6 { for j in 0..<6 {
-                u0[(6 * i + j) * xiStride] = Float(gRow(j, gg[3 * i], gg[3 * i + 1], gg[3 * i + 2]))
+        if outChannels < ocRow { u.update(repeating: 0, count: uCount) }
+        withUnsafeTemporaryAllocation(of: V16.self, capacity: 27) { buffer in
+            let g = buffer.baseAddress!, gg = g + 9   // the 3×3 kernel, then G g (6 × 3)
+            for ci in 0..<c { for o0 in stride(from: 0, to: outChannels, by: 16) {
+                for k in 0..<9 { for lane in 0..<16 { g[k][lane] = wt[((o0 + lane) * c + ci) * 9 + k] } }
+                // G down each kernel column l, then each row of G g times Gᵀ: element ξ = 6i + j.
+                for l in 0..<3 {
+                    let r = gColumn(g[l], g[3 + l], g[6 + l])
+                    gg[l] = r.0; gg[3 + l] = r.1; gg[6 + l] = r.2; gg[9 + l] = r.3; gg[12 + l] = r.4; gg[15 + l] = r.5
+                }
+                let u0 = u + (o0 / 32 * c + ci) * 32 + o0 % 32
+                for i in 0..<6 {
+                    let r = gColumn(gg[3 * i], gg[3 * i + 1], gg[3 * i + 2])
+                    st(r.0, u0 + 6 * i * xiStride); st(r.1, u0 + (6 * i + 1) * xiStride); st(r.2, u0 + (6 * i + 2) * xiStride)
+                    st(r.3, u0 + (6 * i + 3) * xiStride); st(r.4, u0 + (6 * i + 4) * xiStride); st(r.5, u0 + (6 * i + 5) * xiStride)
+                }
             } }
-        } }
+        }
     }
 
     /// Scratch for one thread: `slots` padded channels-last images (borders zeroed once), V, Mᵀ, the
@@ -117,9 +115,8 @@ struct Winograd4Plan: WinogradWeightTransform {
         let image, v, m, stage, stageArg, planes, scratch: UnsafeMutablePointer<Float>
         init(_ plan: Winograd4Plan, pooled: Bool) {
             image = .allocate(capacity: plan.slots * plan.slotStride)
-            image.initialize(repeating: 0, count: plan.slots * plan.slotStride)
+            for k in 0..<plan.slots { plan.zeroBorder(image + k * plan.slotStride) }
             v = .allocate(capacity: 36 * plan.vPlane)
-            v.initialize(repeating: 0, count: 36 * plan.vPlane)   // rows past a block's tiles stay finite
             m = .allocate(capacity: 36 * plan.mPlane)
             stage = .allocate(capacity: plan.slots * plan.stageCount)
             // pooled: the winners (Int32 bits) channels-last, then as planes
@@ -130,6 +127,17 @@ struct Winograd4Plan: WinogradWeightTransform {
         func deallocate() {
             image.deallocate(); v.deallocate(); m.deallocate(); stage.deallocate(); stageArg.deallocate()
             planes.deallocate(); scratch.deallocate()
+        }
+    }
+
+    /// Zeroes the padding around the image in one slot's channels-last buffer (`load` writes the rest).
+    func zeroBorder(_ image: UnsafeMutablePointer<Float>) {
+        let (c, h, w, ph, pw) = (geo.c, geo.h, geo.w, geo.ph, geo.pw), row = wsp * c
+        image.update(repeating: 0, count: ph * row)
+        (image + (ph + h) * row).update(repeating: 0, count: (hs - ph - h) * row)
+        for y in ph..<(ph + h) {
+            (image + y * row).update(repeating: 0, count: pw * c)
+            (image + y * row + (pw + w) * c).update(repeating: 0, count: (wsp - pw - w) * c)
         }
     }
 
@@ -225,11 +233,15 @@ struct Winograd4Plan: WinogradWeightTransform {
     private func multiply(_ ws: Workspace, _ u: UnsafePointer<Float>, tiles nb: Int) {
         let c = geo.c, panels = ocRow / 32
         for xi in 0..<36 {
+            // The last panel's rows past the block's tiles: finite values (their outputs are not read).
+            (ws.v + xi * vPlane + nb * c).update(repeating: 0, count: ((nb + 7) / 8 * 8 - nb) * c)
             let a = UnsafePointer(ws.v + xi * vPlane), b = u + xi * panels * c * 32
             let m = ws.m + xi * mPlane
             for i in stride(from: 0, to: nb, by: 8) {
                 for j in 0..<panels {
-                    microKernel(c, a + i * c, b + j * c * 32, m + i * ocRow + j * 32, ocRow, nil, 1, 8, 32,
+                    // A last panel half past the output channels (16 of 32) skips its FMAs.
+                    let nr = Swift.min(32, outChannels - 32 * j) <= 16 ? 16 : 32
+                    microKernel(c, a + i * c, b + j * c * 32, m + i * ocRow + j * 32, ocRow, nil, 1, 8, nr,
                                 accumulate: false, bias: nil, relu: false, aStride: 1, aRowStride: c)
                 }
             }
@@ -331,7 +343,8 @@ extension Winograd4Plan {
         let rows: UnsafeMutablePointer<Int>
         init(_ plan: Winograd4Plan, groups: Int) {
             let k = plan.gradientSlots
-            image = .allocate(capacity: k * plan.slotStride); image.initialize(repeating: 0, count: k * plan.slotStride)
+            image = .allocate(capacity: k * plan.slotStride)
+            for s in 0..<k { plan.zeroBorder(image + s * plan.slotStride) }
             v = .allocate(capacity: 36 * plan.gradientVPlane)
             dy = .allocate(capacity: k * plan.dyStride); dy.initialize(repeating: 0, count: k * plan.dyStride)
             dm = .allocate(capacity: 36 * plan.gradientMPlane)
@@ -371,7 +384,8 @@ extension Winograd4Plan {
                 let cxi = du + xi * c * ocRow
                 for i in stride(from: 0, to: c, by: 8) {
                     for j in stride(from: 0, to: ocRow, by: 32) {
-                        microKernel(nb, a + i, b + j, cxi + i * ocRow + j, ocRow, nil, 1, 8, 32,
+                        let nr = Swift.min(32, outChannels - j) <= 16 ? 16 : 32
+                        microKernel(nb, a + i, b + j, cxi + i * ocRow + j, ocRow, nil, 1, 8, nr,
                                     accumulate: true, bias: nil, relu: false, bRows: UnsafePointer(g.rows), aStride: c)
                     }
                 }
@@ -405,30 +419,49 @@ extension Winograd4Plan {
         }
     }
 
-    /// Adds dg = Gᵀ dU G (for every channel pair of one group, in Float64) into `dw` (`[outC, c, 3, 3]`).
+    /// Adds dg = Gᵀ dU G (for every channel pair of one group) into `dw` (`[outC, c, 3, 3]`), 16 output
+    /// channels per vector.
     func finishWeightGradient(_ du: UnsafePointer<Float>, into dw: UnsafeMutablePointer<Float>) {
         let c = geo.c, xiStride = c * ocRow
-        let g: [(Double, Double, Double)] = [(0.25, 0, 0), (-1.0 / 6, -1.0 / 6, -1.0 / 6), (-1.0 / 6, 1.0 / 6, -1.0 / 6),
-                                             (1.0 / 24, 1.0 / 12, 1.0 / 6), (1.0 / 24, -1.0 / 12, 1.0 / 6), (0, 0, 1)]
-        var t = [Double](repeating: 0, count: 18)   // Gᵀ dU: 3 rows × 6 columns
-        for oc in 0..<outChannels { for ci in 0..<c {
-            let u = du + ci * ocRow + oc
-            for j in 0..<6 {
-                var t0 = 0.0, t1 = 0.0, t2 = 0.0
-                for i in 0..<6 {
-                    let v = Double(u[(6 * i + j) * xiStride])
-                    t0 += g[i].0 * v; t1 += g[i].1 * v; t2 += g[i].2 * v
+        withUnsafeTemporaryAllocation(of: V16.self, capacity: 27) { buffer in
+            let t = buffer.baseAddress!, dg = t + 18   // Gᵀ dU (3 × 6), then dg (3 × 3)
+            for ci in 0..<c { for o0 in stride(from: 0, to: outChannels, by: 16) {
+                let u = du + ci * ocRow + o0
+                // Gᵀ down each column j (three rows), then each row times G.
+                for j in 0..<6 {
+                    let r = gTransposed(ld(u + j * xiStride), ld(u + (6 + j) * xiStride), ld(u + (12 + j) * xiStride),
+                                        ld(u + (18 + j) * xiStride), ld(u + (24 + j) * xiStride), ld(u + (30 + j) * xiStride))
+                    t[j] = r.0; t[6 + j] = r.1; t[12 + j] = r.2
                 }
-                t[j] = t0; t[6 + j] = t1; t[12 + j] = t2
-            }
-            let d = dw + (oc * c + ci) * 9
-            for l in 0..<3 {
-                var m0 = 0.0, m1 = 0.0, m2 = 0.0
-                for j in 0..<6 { let v = t[6 * l + j]; m0 += v * g[j].0; m1 += v * g[j].1; m2 += v * g[j].2 }
-                d[3 * l] += Float(m0); d[3 * l + 1] += Float(m1); d[3 * l + 2] += Float(m2)
-            }
-        } }
+                for l in 0..<3 {
+                    let r = gTransposed(t[6 * l], t[6 * l + 1], t[6 * l + 2], t[6 * l + 3], t[6 * l + 4], t[6 * l + 5])
+                    dg[3 * l] = r.0; dg[3 * l + 1] = r.1; dg[3 * l + 2] = r.2
+                }
+                for lane in 0..<16 {
+                    let d = dw + ((o0 + lane) * c + ci) * 9
+                    for k in 0..<9 { d[k] += dg[k][lane] }
+                }
+            } }
+        }
     }
+}
+
+/// G g for a 3-vector g (rows of G: [1/4 0 0], [−1/6 −1/6 −1/6], [−1/6 1/6 −1/6], [1/24 1/12 1/6],
+/// [1/24 −1/12 1/6], [0 0 1]).
+@inline(__always) private func gColumn(_ a: V16, _ b: V16, _ c: V16) -> Six {
+    let sixth = V16(repeating: 1.0 / 6), ac = a + c, outer = V16(repeating: 1.0 / 24) * a + sixth * c
+    let middle = V16(repeating: 1.0 / 12) * b
+    return (V16(repeating: 0.25) * a, -sixth * (ac + b), sixth * (b - ac), outer + middle, outer - middle, c)
+}
+
+/// Gᵀ v for a 6-vector v (rows of Gᵀ: [1/4 −1/6 −1/6 1/24 1/24 0], [0 −1/6 1/6 1/12 −1/12 0],
+/// [0 −1/6 −1/6 1/6 1/6 1]).
+@inline(__always) private func gTransposed(_ v0: V16, _ v1: V16, _ v2: V16, _ v3: V16, _ v4: V16, _ v5: V16)
+    -> (V16, V16, V16) {
+    let sixth = V16(repeating: 1.0 / 6), twelfth = V16(repeating: 1.0 / 12), p = v1 + v2, q = v3 + v4
+    return (V16(repeating: 0.25) * v0 - sixth * p + V16(repeating: 1.0 / 24) * q,
+            sixth * (v2 - v1) + twelfth * (v3 - v4),
+            sixth * (q - p) + v5)
 }
 
 /// A y for a 4-vector y (A = (Aᵀ)ᵀ, rows [1 0 0 0], [1 1 1 1], [1 −1 1 −1], [1 2 4 8], [1 −2 4 −8], [0 0 0 1]).
