@@ -86,14 +86,15 @@ struct Winograd4Plan: WinogradWeightTransform {
     }
 
     /// Uᵀ = (G g Gᵀ)ᵀ for every channel pair of one group's weights `[outC, inC, 3, 3]`, 16 output
-    /// channels per vector, packed as `uCount` says (zero past `outC`).
+    /// channels per vector in Float64 (in Float32 the input gradient's worst rounding grew by a
+    /// quarter), packed as `uCount` says (zero past `outC`).
     func transformWeights(_ wt: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>) {
         let c = geo.c, xiStride = ocRow * c
         if outChannels < ocRow { u.update(repeating: 0, count: uCount) }
-        withUnsafeTemporaryAllocation(of: V16.self, capacity: 27) { buffer in
-            let g = buffer.baseAddress!, gg = g + 9   // the 3×3 kernel, then G g (6 × 3)
+        withUnsafeTemporaryAllocation(of: SIMD16<Double>.self, capacity: 27) { buffer in
+            let g = buffer.baseAddress!, gg = g + 9   // the 3×3 kernel, then G g (6 × 3), in Float64
             for ci in 0..<c { for o0 in stride(from: 0, to: outChannels, by: 16) {
-                for k in 0..<9 { for lane in 0..<16 { g[k][lane] = wt[((o0 + lane) * c + ci) * 9 + k] } }
+                for k in 0..<9 { for lane in 0..<16 { g[k][lane] = Double(wt[((o0 + lane) * c + ci) * 9 + k]) } }
                 // G down each kernel column l, then each row of G g times Gᵀ: element ξ = 6i + j.
                 for l in 0..<3 {
                     let r = gColumn(g[l], g[3 + l], g[6 + l])
@@ -102,8 +103,9 @@ struct Winograd4Plan: WinogradWeightTransform {
                 let u0 = u + (o0 / 32 * c + ci) * 32 + o0 % 32
                 for i in 0..<6 {
                     let r = gColumn(gg[3 * i], gg[3 * i + 1], gg[3 * i + 2])
-                    st(r.0, u0 + 6 * i * xiStride); st(r.1, u0 + (6 * i + 1) * xiStride); st(r.2, u0 + (6 * i + 2) * xiStride)
-                    st(r.3, u0 + (6 * i + 3) * xiStride); st(r.4, u0 + (6 * i + 4) * xiStride); st(r.5, u0 + (6 * i + 5) * xiStride)
+                    let row = u0 + 6 * i * xiStride
+                    st(V16(r.0), row); st(V16(r.1), row + xiStride); st(V16(r.2), row + 2 * xiStride)
+                    st(V16(r.3), row + 3 * xiStride); st(V16(r.4), row + 4 * xiStride); st(V16(r.5), row + 5 * xiStride)
                 }
             } }
         }
@@ -448,10 +450,10 @@ extension Winograd4Plan {
 
 /// G g for a 3-vector g (rows of G: [1/4 0 0], [−1/6 −1/6 −1/6], [−1/6 1/6 −1/6], [1/24 1/12 1/6],
 /// [1/24 −1/12 1/6], [0 0 1]).
-@inline(__always) private func gColumn(_ a: V16, _ b: V16, _ c: V16) -> Six {
-    let sixth = V16(repeating: 1.0 / 6), ac = a + c, outer = V16(repeating: 1.0 / 24) * a + sixth * c
-    let middle = V16(repeating: 1.0 / 12) * b
-    return (V16(repeating: 0.25) * a, -sixth * (ac + b), sixth * (b - ac), outer + middle, outer - middle, c)
+@inline(__always) private func gColumn(_ a: SIMD16<Double>, _ b: SIMD16<Double>, _ c: SIMD16<Double>)
+    -> (SIMD16<Double>, SIMD16<Double>, SIMD16<Double>, SIMD16<Double>, SIMD16<Double>, SIMD16<Double>) {
+    let ac = a + c, outer = a / 24 + c / 6, middle = b / 12
+    return (a / 4, -(ac + b) / 6, (b - ac) / 6, outer + middle, outer - middle, c)
 }
 
 /// Gᵀ v for a 6-vector v (rows of Gᵀ: [1/4 −1/6 −1/6 1/24 1/24 0], [0 −1/6 1/6 1/12 −1/12 0],
