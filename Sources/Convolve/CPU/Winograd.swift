@@ -67,9 +67,7 @@ struct WinogradPlan: WinogradWeightTransform {
 
     /// The plan for a layer that `handles` takes (a precondition: `ConvAlgorithm` chooses).
     init(_ geo: ConvGeometry, outChannels: Int) {
-        precondition(WinogradPlan.handles(geo, outChannels: outChannels),
-                     "Winograd F(2x2, 3x3) cannot compute a \(geo.kh)x\(geo.kw) convolution with stride "
-                        + "(\(geo.sh), \(geo.sw)), dilation (\(geo.dh), \(geo.dw)), \(geo.c) -> \(outChannels) channels")
+        precondition(WinogradPlan.handles(geo, outChannels: outChannels), geo.winogradMismatch("F(2x2, 3x3)", outChannels))
         self.geo = geo
         self.outChannels = outChannels
         th = (geo.oh + 1) / 2
@@ -159,11 +157,8 @@ struct WinogradPlan: WinogradWeightTransform {
     /// and transposed in channels, with padding 2 − p. Requires `handlesInputGradient(of:)`.
     init(inputGradientOf geo: ConvGeometry, outChannels: Int) {
         precondition(WinogradPlan.handlesInputGradient(of: geo, outChannels: outChannels),
-                     "Winograd cannot compute the input gradient of a \(geo.kh)x\(geo.kw) convolution with padding "
-                        + "(\(geo.ph), \(geo.pw)), stride (\(geo.sh), \(geo.sw)), \(geo.c) -> \(outChannels) channels")
-        let t = ConvGeometry(c: outChannels, h: geo.oh, w: geo.ow, kh: 3, kw: 3, sh: 1, sw: 1,
-                             ph: 2 - geo.ph, pw: 2 - geo.pw, dh: 1, dw: 1, oh: geo.h, ow: geo.w)
-        self.init(t, outChannels: geo.c)
+                     geo.winogradMismatch("F(2x2, 3x3) (input gradient)", outChannels))
+        self.init(geo.inputGradientPass(outChannels: outChannels), outChannels: geo.c)
     }
 
     /// How the block's outputs are written.
@@ -413,6 +408,22 @@ extension WinogradPlan {
                 d[3 * i] += a + 0.5 * (b + cc); d[3 * i + 1] += 0.5 * (b - cc); d[3 * i + 2] += 0.5 * (b + cc) + e
             }
         } }
+    }
+}
+
+extension ConvGeometry {
+    /// The 3×3 unit-stride pass that computes this layer's input gradient as a forward convolution:
+    /// `outChannels` output-gradient planes of oh×ow correlated (weights flipped and transposed) with
+    /// padding 2 − p into the h×w input planes.
+    func inputGradientPass(outChannels: Int) -> ConvGeometry {
+        ConvGeometry(c: outChannels, h: oh, w: ow, kh: 3, kw: 3, sh: 1, sw: 1, ph: 2 - ph, pw: 2 - pw, dh: 1, dw: 1,
+                     oh: h, ow: w)
+    }
+
+    /// A Winograd plan's precondition message for a layer it cannot compute.
+    func winogradMismatch(_ algorithm: String, _ outChannels: Int) -> String {
+        "Winograd \(algorithm) cannot compute a \(kh)x\(kw) convolution with stride (\(sh), \(sw)), dilation "
+            + "(\(dh), \(dw)), padding (\(ph), \(pw)), \(c) -> \(outChannels) channels"
     }
 }
 

@@ -52,14 +52,12 @@ struct Winograd4Plan: WinogradWeightTransform {
 
     /// Whether the input gradient can be this plan's forward pass over the output gradient (padding ≤ 2).
     static func handlesInputGradient(of geo: ConvGeometry, outChannels: Int) -> Bool {
-        handles(geo, outChannels: outChannels) && geo.ph <= 2 && geo.pw <= 2
+        handles(geo, outChannels: outChannels) && WinogradPlan.handlesInputGradient(of: geo, outChannels: outChannels)
     }
 
     /// The plan for a layer that `handles` takes (a precondition: `ConvAlgorithm` chooses).
     init(_ geo: ConvGeometry, outChannels: Int) {
-        precondition(Winograd4Plan.handles(geo, outChannels: outChannels),
-                     "Winograd F(4x4, 3x3) cannot compute a \(geo.kh)x\(geo.kw) convolution with stride "
-                        + "(\(geo.sh), \(geo.sw)), dilation (\(geo.dh), \(geo.dw)), \(geo.c) -> \(outChannels) channels")
+        precondition(Winograd4Plan.handles(geo, outChannels: outChannels), geo.winogradMismatch("F(4x4, 3x3)", outChannels))
         self.geo = geo
         self.outChannels = outChannels
         th = (geo.oh + 3) / 4
@@ -78,11 +76,8 @@ struct Winograd4Plan: WinogradWeightTransform {
     /// gradient correlated with the weights flipped in space and transposed in channels, padding 2 − p.
     init(inputGradientOf geo: ConvGeometry, outChannels: Int) {
         precondition(Winograd4Plan.handlesInputGradient(of: geo, outChannels: outChannels),
-                     "Winograd F(4x4, 3x3) cannot compute the input gradient of a \(geo.kh)x\(geo.kw) convolution "
-                        + "with padding (\(geo.ph), \(geo.pw)), \(geo.c) -> \(outChannels) channels")
-        let t = ConvGeometry(c: outChannels, h: geo.oh, w: geo.ow, kh: 3, kw: 3, sh: 1, sw: 1,
-                             ph: 2 - geo.ph, pw: 2 - geo.pw, dh: 1, dw: 1, oh: geo.h, ow: geo.w)
-        self.init(t, outChannels: geo.c)
+                     geo.winogradMismatch("F(4x4, 3x3) (input gradient)", outChannels))
+        self.init(geo.inputGradientPass(outChannels: outChannels), outChannels: geo.c)
     }
 
     /// Uᵀ = (G g Gᵀ)ᵀ for every channel pair of one group's weights `[outC, inC, 3, 3]`, 16 output
