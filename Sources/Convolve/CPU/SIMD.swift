@@ -10,3 +10,18 @@ typealias V16 = SIMD16<Float>
 @inline(__always) func st(_ v: V16, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: V16.self)
 }
+
+/// `max(v, 0)` lane-wise, NaN kept (like `relu`).
+@inline(__always) func relu0(_ v: V16) -> V16 { v.replacing(with: 0, where: v .< 0) }
+
+/// The maximum of each lane's 2×2 window (y00 y01 / y10 y11) and which one won (0…3, row-major), with
+/// the selects of `maxPool2x2Plane`: ties keep the first, NaN wins. The fused conv + ReLU + pool of
+/// both Winograd paths pools with it.
+@inline(__always) func windowMax(_ y00: V16, _ y01: V16, _ y10: V16, _ y11: V16) -> (V16, SIMD16<Int32>) {
+    let ab = y01 .> y00 .| y01 .!= y01, cd = y11 .> y10 .| y11 .!= y11
+    let m1 = y00.replacing(with: y01, where: ab), m2 = y10.replacing(with: y11, where: cd)
+    let second = m2 .> m1 .| m2 .!= m2
+    let k1 = SIMD16<Int32>(repeating: 0).replacing(with: 1, where: ab)
+    let k2 = SIMD16<Int32>(repeating: 2).replacing(with: 3, where: cd)
+    return (m1.replacing(with: m2, where: second), k1.replacing(with: k2, where: second))
+}

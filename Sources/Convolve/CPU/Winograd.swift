@@ -269,18 +269,11 @@ struct WinogradPlan: WinogradWeightTransform {
                             st(b0, r + stageStride); st(b1, r + stageStride + 16)
                         }
                     case .reluPool(let out, let arg):
-                        y00 = relu0(y00); y01 = relu0(y01); y10 = relu0(y10); y11 = relu0(y11)
-                        // The same selects as `maxPool2x2Plane`: ties keep the first in row-major order, NaN wins.
-                        let ab = y01 .> y00 .| y01 .!= y01, cd = y11 .> y10 .| y11 .!= y11
-                        let m1 = y00.replacing(with: y01, where: ab), m2 = y10.replacing(with: y11, where: cd)
-                        let second = m2 .> m1 .| m2 .!= m2
+                        let (m, k) = windowMax(relu0(y00), relu0(y01), relu0(y10), relu0(y11))
                         let o = (oc * ph + ty) * poolStride + tx
-                        st(m1.replacing(with: m2, where: second), out + o)
-                        let k1 = SIMD16<Int32>(repeating: 0).replacing(with: 1, where: ab)
-                        let k2 = SIMD16<Int32>(repeating: 2).replacing(with: 3, where: cd)
-                        UnsafeMutableRawPointer(arg + o).storeBytes(
-                            of: SIMD16<UInt8>(truncatingIfNeeded: k1.replacing(with: k2, where: second)),
-                            as: SIMD16<UInt8>.self)
+                        st(m, out + o)
+                        UnsafeMutableRawPointer(arg + o).storeBytes(of: SIMD16<UInt8>(truncatingIfNeeded: k),
+                                                                    as: SIMD16<UInt8>.self)
                     }
                     tx += 16
                 }
@@ -427,6 +420,21 @@ extension ConvGeometry {
     }
 }
 
+/// The inverse for compact planes: `[pixel][channels]` → `[channels][pixels]`, 16×16 blocks in
+/// registers (the last block overlaps the one before; fewer than 16 pixels element by element).
+func transposePlanar(_ src: UnsafePointer<Float>, pixels: Int, channels: Int, into dst: UnsafeMutablePointer<Float>) {
+    guard pixels >= 16 else {
+        for ch in 0..<channels { for p in 0..<pixels { dst[ch * pixels + p] = src[p * channels + ch] } }
+        return
+    }
+    for p0 in stride(from: 0, to: pixels, by: 16) {
+        let p = Swift.min(p0, pixels - 16)
+        for c0 in stride(from: 0, to: channels, by: 16) {
+            transpose16x16({ src + (p + $0) * channels + c0 }, dst + c0 * pixels + p, pixels)
+        }
+    }
+}
+
 /// Copies `channels` planes (rows `rowStride`, planes `planeStride` apart; `rows`×`cols` values) into
 /// channels-last rows: `dst[y · dstRowStride + x · dstChannels + ch]`. Whole 16×16 blocks are
 /// transposed in registers (the last block of a row overlaps the one before). Rows narrower than 16
@@ -475,8 +483,6 @@ private func storeInputTransform(_ r0: (V16, V16, V16, V16), _ r1: (V16, V16, V1
     st(r1.0 - r3.0, d + 12 * s); st(r1.1 - r3.1, d + 13 * s); st(r1.2 - r3.2, d + 14 * s); st(r1.3 - r3.3, d + 15 * s)
 }
 
-/// `max(v, 0)` lane-wise, NaN kept (like `relu`).
-@inline(__always) private func relu0(_ v: V16) -> V16 { v.replacing(with: 0, where: v .< 0) }
 
 /// (a0, b0, a1, b1, …): the two halves of `a` and `b` interleaved.
 @inline(__always) private func interleave(_ a: V16, _ b: V16) -> (V16, V16) {

@@ -157,6 +157,17 @@ struct Winograd4Plan: WinogradWeightTransform {
         case reluPool(UnsafeMutablePointer<Float>, UnsafeMutablePointer<UInt8>?, slotStride: Int)
     }
 
+    /// The forward pass of one group over images `range`, `slots` at a time: image s is read from
+    /// `input(s)` and each batch starting at image s0 writes as `output(s0)` says.
+    func forward(images range: Range<Int>, _ ws: Workspace, input: (Int) -> UnsafePointer<Float>,
+                 _ u: UnsafePointer<Float>, bias: UnsafePointer<Float>?, _ output: (Int) -> Output) {
+        for s0 in stride(from: range.lowerBound, to: range.upperBound, by: slots) {
+            let count = Swift.min(slots, range.upperBound - s0)
+            for k in 0..<count { load(input(s0 + k), slot: k, ws) }
+            forward(ws, slots: count, u, bias: bias, output(s0))
+        }
+    }
+
     /// The forward pass of the first `count` slots loaded into `ws`, written as `output` says.
     func forward(_ ws: Workspace, slots count: Int, _ u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                  _ output: Output) {
@@ -274,14 +285,14 @@ struct Winograd4Plan: WinogradWeightTransform {
                     for pr in 0..<2 where 2 * ty + pr < ph {
                         let a = row(2 * pr), b = row(2 * pr + 1), py = 2 * ty + pr
                         if 2 * tx < pw {
-                            let (v, k) = poolWindow(relu0(a.0), relu0(a.1), relu0(b.0), relu0(b.1))
+                            let (v, k) = windowMax(relu0(a.0), relu0(a.1), relu0(b.0), relu0(b.1))
                             let o = (py * pw + 2 * tx) * oc + o0
-                            st(v, stage + o); if winners { st(k, stageArg + o) }
+                            st(v, stage + o); if winners { st(unsafeBitCast(k, to: V16.self), stageArg + o) }
                         }
                         if 2 * tx + 1 < pw {
-                            let (v, k) = poolWindow(relu0(a.2), relu0(a.3), relu0(b.2), relu0(b.3))
+                            let (v, k) = windowMax(relu0(a.2), relu0(a.3), relu0(b.2), relu0(b.3))
                             let o = (py * pw + 2 * tx + 1) * oc + o0
-                            st(v, stage + o); if winners { st(k, stageArg + o) }
+                            st(v, stage + o); if winners { st(unsafeBitCast(k, to: V16.self), stageArg + o) }
                         }
                     }
                 } else {
@@ -297,21 +308,6 @@ struct Winograd4Plan: WinogradWeightTransform {
                         if n > 3 { st(y.3, p + 3 * oc) }
                     }
                 }
-            }
-        }
-    }
-
-    /// `[pixel][channels]` → `[channels][pixels]` planes, 16×16 blocks in registers (the last block
-    /// overlaps the one before; fewer than 16 pixels element by element).
-    private func transposePlanar(_ src: UnsafePointer<Float>, pixels: Int, channels: Int, into dst: UnsafeMutablePointer<Float>) {
-        guard pixels >= 16 else {
-            for ch in 0..<channels { for p in 0..<pixels { dst[ch * pixels + p] = src[p * channels + ch] } }
-            return
-        }
-        for p0 in stride(from: 0, to: pixels, by: 16) {
-            let p = Swift.min(p0, pixels - 16)
-            for c0 in stride(from: 0, to: channels, by: 16) {
-                transpose16x16({ src + (p + $0) * channels + c0 }, dst + c0 * pixels + p, pixels)
             }
         }
     }
@@ -492,16 +488,3 @@ typealias Four = (V16, V16, V16, V16)
     return (m0 + p + r, q + V16(repeating: 2) * s, p + V16(repeating: 4) * r, q + V16(repeating: 8) * s + m5)
 }
 
-/// `max(v, 0)` lane-wise, NaN kept (like `relu`).
-@inline(__always) private func relu0(_ v: V16) -> V16 { v.replacing(with: 0, where: v .< 0) }
-
-/// The maximum of each lane's 2×2 window (y00 y01 / y10 y11) and which one won (0…3 as `Int32` bits),
-/// with the selects of `maxPool2x2Plane`: ties keep the first in row-major order, NaN wins.
-@inline(__always) private func poolWindow(_ y00: V16, _ y01: V16, _ y10: V16, _ y11: V16) -> (V16, V16) {
-    let ab = y01 .> y00 .| y01 .!= y01, cd = y11 .> y10 .| y11 .!= y11
-    let m1 = y00.replacing(with: y01, where: ab), m2 = y10.replacing(with: y11, where: cd)
-    let second = m2 .> m1 .| m2 .!= m2
-    let k1 = SIMD16<Int32>(repeating: 0).replacing(with: 1, where: ab)
-    let k2 = SIMD16<Int32>(repeating: 2).replacing(with: 3, where: cd)
-    return (m1.replacing(with: m2, where: second), unsafeBitCast(k1.replacing(with: k2, where: second), to: V16.self))
-}

@@ -61,8 +61,8 @@ struct ConvAlgorithm {
     /// F(4×4, 3×3) channels-last plans for the forward pass and the input gradient.
     let forwardWinograd4: Winograd4Plan?
     let inputGradientWinograd4: Winograd4Plan?
-    /// The F(4×4, 3×3) weight gradient (the forward plan's adjoint; then `weightGradientWinograd` is nil).
-    let weightGradientWinograd4: Winograd4Plan?
+    /// The F(4×4, 3×3) weight gradient: the forward plan's adjoint (then `weightGradientWinograd` is nil).
+    var weightGradientWinograd4: Winograd4Plan? { forwardWinograd4 }
     let weightGradientWinograd: WinogradPlan?
     /// The shifted-rows weight gradient reads a channels-last copy of the image (no Winograd dW).
     let weightGradientChannelsLast: Bool
@@ -87,7 +87,6 @@ struct ConvAlgorithm {
         inputGradientWinograd = inputGradientWinograd4 == nil && winograd
             && WinogradPlan.handlesInputGradient(of: geo, outChannels: outChannels)
             ? WinogradPlan(inputGradientOf: geo, outChannels: outChannels) : nil
-        weightGradientWinograd4 = forwardWinograd4
         weightGradientWinograd = forwardWinograd4 == nil ? f23.flatMap { $0.handlesWeightGradient ? $0 : nil } : nil
         weightGradientChannelsLast = family == .shiftedRows && weightGradientWinograd == nil && geo.c % 32 == 0
     }
@@ -140,11 +139,9 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                 defer { ws.deallocate() }
                 b.withUnsafeBufferPointerOrNil { bp in
                     for g in 0..<groups {
-                        for s0 in Swift.stride(from: range.lowerBound, to: range.upperBound, by: wino4.slots) {
-                            let count = Swift.min(wino4.slots, range.upperBound - s0)
-                            for k in 0..<count { wino4.load(x + (s0 + k) * inPer + g * cg * h * w, slot: k, ws) }
-                            wino4.forward(ws, slots: count, u + g * wino4.uCount, bias: bp.map { $0 + g * ocg },
-                                          .full(o + s0 * outPer + g * ocg * ohw, slotStride: outPer, relu: fusedReLU))
+                        wino4.forward(images: range, ws, input: { x + $0 * inPer + g * cg * h * w }, u + g * wino4.uCount,
+                                      bias: bp.map { $0 + g * ocg }) {
+                            .full(o + $0 * outPer + g * ocg * ohw, slotStride: outPer, relu: fusedReLU)
                         }
                     }
                 }
@@ -374,22 +371,25 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
             let wsX4 = winoX4.map { Winograd4Plan.Workspace($0, pooled: false) }
             defer { wsX4?.deallocate() }
             let part = pBase.map { $0 + chunk * partCount }
-            // Groups outer: F(4×4, 3×3)'s dX runs once per `slots` consecutive images of one group.
-            for gi in 0..<groups { var pending = 0, pendingW = 0; for s in range {
+            // Groups outer: F(4×4, 3×3)'s dX and dW run once per batch of consecutive images of one group.
+            for gi in 0..<groups { var pendingX = 0, pendingW = 0; for s in range {
                 fill(s, gi, dyw)
                 if needB {
                     let db = part! + wCount + gi * ocg
                     for oc in 0..<ocg { db[oc] += simdSum(dyw + oc * L, L) }
                 }
+                // Images join a batch in the next slot; a full batch, or the chunk's last image, runs it.
+                @inline(__always) func batch(_ pending: inout Int, of size: Int, _ run: (Int) -> Void) {
+                    pending += 1
+                    if pending == size || s == range.upperBound - 1 { run(pending); pending = 0 }
+                }
                 if let winoDW4, let wsW4 {
                     winoDW4.loadGradient(x + s * inPer + gi * cg * geo.h * geo.w, dyw, dyRowStride: geo.wp,
                                          dyPlaneStride: L, slot: pendingW, wsW4)
-                    pendingW += 1
-                    if pendingW == winoDW4.gradientSlots || s == range.upperBound - 1 {
+                    batch(&pendingW, of: winoDW4.gradientSlots) { count in
                         Profiler.measure("conv bwd dW winograd4") {
-                            winoDW4.accumulateWeightGradient(slots: pendingW, wsW4, into: wsW4.du + gi * winoDW4.duCount)
+                            winoDW4.accumulateWeightGradient(slots: count, wsW4, into: wsW4.du + gi * winoDW4.duCount)
                         }
-                        pendingW = 0
                     }
                 } else if let winoDW, let wsW {
                     Profiler.measure("conv bwd dW winograd") {
@@ -413,15 +413,13 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
                     }
                 }
                 if let winoX4, let wsX4, let uX4 {
-                    winoX4.load(dyw, slot: pending, wsX4, rowStride: geo.wp, planeStride: L)
-                    pending += 1
-                    if pending == winoX4.slots || s == range.upperBound - 1 {
-                        let s0 = s + 1 - pending
+                    winoX4.load(dyw, slot: pendingX, wsX4, rowStride: geo.wp, planeStride: L)
+                    batch(&pendingX, of: winoX4.slots) { count in
+                        let s0 = s + 1 - count
                         Profiler.measure("conv bwd dX winograd4") {
-                            winoX4.forward(wsX4, slots: pending, uX4 + gi * winoX4.uCount, bias: nil,
+                            winoX4.forward(wsX4, slots: count, uX4 + gi * winoX4.uCount, bias: nil,
                                            .full(dxBase! + s0 * inPer + gi * cg * geo.h * geo.w, slotStride: inPer, relu: false))
                         }
-                        pending = 0
                     }
                 } else if let winoX, let wsX, let uX {
                     Profiler.measure("conv bwd dX winograd") {
@@ -502,14 +500,10 @@ func conv2dReLUMaxPool2x2Untraced(_ input: Tensor, weight: Tensor, bias: Tensor?
                 let ws = Winograd4Plan.Workspace(wino4, pooled: true)
                 defer { ws.deallocate() }
                 for g in 0..<groups {
-                    for s0 in Swift.stride(from: range.lowerBound, to: range.upperBound, by: wino4.slots) {
-                        let count = Swift.min(wino4.slots, range.upperBound - s0)
-                        for k in 0..<count {
-                            wino4.load(px.baseAddress! + (s0 + k) * inPer + g * cg * geo.h * geo.w, slot: k, ws)
-                        }
-                        let o = (s0 * cout + g * ocg) * pooled
-                        wino4.forward(ws, slots: count, u + g * wino4.uCount, bias: bp.map { $0 + g * ocg },
-                                      .reluPool(po.baseAddress! + o, needsWinners ? pa.baseAddress! + o : nil, slotStride: outPer))
+                    wino4.forward(images: range, ws, input: { px.baseAddress! + $0 * inPer + g * cg * geo.h * geo.w },
+                                  u + g * wino4.uCount, bias: bp.map { $0 + g * ocg }) {
+                        let o = ($0 * cout + g * ocg) * pooled
+                        return .reluPool(po.baseAddress! + o, needsWinners ? pa.baseAddress! + o : nil, slotStride: outPer)
                     }
                 }
                 return
