@@ -1,10 +1,10 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import CConvolveSupport
 
 /// Downloads dataset files from a list of mirrors, verifying SHA-256 before moving each into place.
-public final class Downloader: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+/// HTTP goes through libcurl, loaded when the first download starts (`CConvolveSupport/http.c` says why
+/// not URLSession).
+public final class Downloader: @unchecked Sendable {
     private let showProgress: Bool
     private let timeout: TimeInterval
     private var handle: FileHandle?
@@ -13,9 +13,7 @@ public final class Downloader: NSObject, URLSessionDataDelegate, @unchecked Send
     private var received: Int64 = 0
     private var expected: Int64 = -1
     private var started = Date()
-    private var failure: String?
     private var label = ""
-    private let done = DispatchSemaphore(value: 0)
 
     /// `progress` draws a bar on stderr (use it only on a terminal).
     ///
@@ -67,44 +65,36 @@ public final class Downloader: NSObject, URLSessionDataDelegate, @unchecked Send
 
     /// Streams one URL into `path`, returning its SHA-256.
     func download(_ url: String, to path: String) throws -> String {
-        guard let u = URL(string: url) else { throw DataError.download(url: url, reason: "bad URL") }
         FileManager.default.createFile(atPath: path, contents: nil)
         guard let h = FileHandle(forWritingAtPath: path) else {
             throw DataError.unreadable(path: path, reason: "cannot write")
         }
-        handle = h; hasher = SHA256(); md5Hasher = MD5(); received = 0; expected = -1; failure = nil; started = Date()
-        label = u.lastPathComponent
-        let config = URLSessionConfiguration.ephemeral
-        config.timeoutIntervalForRequest = timeout
-        let session = URLSession(configuration: config, delegate: self, delegateQueue: nil)
-        session.dataTask(with: u).resume()
-        done.wait()
-        session.finishTasksAndInvalidate()
+        handle = h; hasher = SHA256(); md5Hasher = MD5(); received = 0; expected = -1; started = Date()
+        label = url.split(separator: "/").last.map(String.init) ?? url
+        var message = [CChar](repeating: 0, count: 512)
+        let sink: convolve_http_sink = { context, data, size, expected in
+            let me = Unmanaged<Downloader>.fromOpaque(context!).takeUnretainedValue()
+            return me.receive(UnsafeBufferPointer(start: data, count: Int(size)), expected: expected) ? 0 : 1
+        }
+        let rc = convolve_http_get(url, Int(timeout.rounded(.up)), Unmanaged.passUnretained(self).toOpaque(), sink,
+                                   &message, Int32(message.count))
         try? h.close()
         handle = nil
-        if showProgress { FileHandle.standardError.write("\n".data(using: .utf8)!) }
-        if let failure { throw DataError.download(url: url, reason: failure) }
+        if showProgress && received > 0 { FileHandle.standardError.write("\n".data(using: .utf8)!) }
+        if rc != 0 { throw DataError.download(url: url, reason: String(cString: message)) }
         if expected >= 0 && received != expected {
             throw DataError.download(url: url, reason: "truncated: received \(received) of \(expected) bytes")
         }
         return hasher.hexDigest()
     }
 
-    public func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
-                           completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
-        if let http = response as? HTTPURLResponse, http.statusCode != 200 {
-            failure = "HTTP \(http.statusCode)"
-            completionHandler(.cancel)
-            return
-        }
-        expected = response.expectedContentLength
-        completionHandler(.allow)
-    }
-
-    public func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-        handle?.write(data)
-        hasher.update(data)
-        md5Hasher.update(data)
+    /// One piece of the body: written, hashed, and shown. False stops the transfer (the file cannot be written).
+    private func receive(_ data: UnsafeBufferPointer<UInt8>, expected declared: Int64) -> Bool {
+        expected = declared
+        let chunk = Data(buffer: data)
+        do { try handle?.write(contentsOf: chunk) } catch { return false }
+        hasher.update(chunk)
+        md5Hasher.update(chunk)
         received += Int64(data.count)
         if showProgress {
             let line: String
@@ -122,10 +112,6 @@ public final class Downloader: NSObject, URLSessionDataDelegate, @unchecked Send
             }
             FileHandle.standardError.write(line.data(using: .utf8)!)
         }
-    }
-
-    public func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
-        if let error, failure == nil { failure = error.localizedDescription }
-        done.signal()
+        return true
     }
 }

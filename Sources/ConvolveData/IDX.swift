@@ -1,5 +1,6 @@
 import Foundation
 import CZlib
+import CConvolveSupport
 @_exported import ConvolveIO
 
 /// A data-loading failure. Every case names the file and what is wrong with it.
@@ -53,11 +54,23 @@ final class ByteStream {
     let fileSize: Int
     /// Whether the file is gzip-compressed.
     var isCompressed: Bool { gzip }
+    /// The whole decompressed file when libdeflate inflated it in one call (`inflateWhole`), and how much
+    /// of it has been read; nil while zlib streams.
+    private var whole: [UInt8]?
+    private var wholeOffset = 0
     /// The most bytes the stream can yield: the file itself, or for gzip the file times deflate's
     /// largest expansion (1032:1), so a header can be checked against it before anything is allocated.
-    var maxDecodedBytes: Int { gzip ? fileSize.multipliedReportingOverflow(by: 1032).partialValue : fileSize }
+    var maxDecodedBytes: Int {
+        if let whole { return whole.count }
+        return gzip ? fileSize.multipliedReportingOverflow(by: 1032).partialValue : fileSize
+    }
 
-    init(path: String) throws {
+    /// - Parameters:
+    ///   - path: a raw or gzip file (sniffed by its magic bytes).
+    ///   - inflateWhole: inflate a gzip file in one call with libdeflate when it is installed (about
+    ///     twice zlib's speed; for files read whole, like IDX). Zlib streams otherwise, and whenever
+    ///     libdeflate cannot do it (several gzip members, corrupt data: zlib words the error).
+    init(path: String, inflateWhole: Bool = false) throws {
         self.path = path
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
@@ -79,6 +92,40 @@ final class ByteStream {
             zInit = true
         }
         inBuf = .allocate(capacity: 1 << 16)   // last: no throw can leave it allocated
+        if gzip && inflateWhole { whole = inflateInOneCall() }
+    }
+
+    /// The decompressed file from libdeflate, or nil (no library, or it could not: zlib will stream).
+    /// The output size comes from the gzip trailer (ISIZE), trusted only up to deflate's largest expansion.
+    private func inflateInOneCall() -> [UInt8]? {
+        guard fileSize >= 18, fileSize < 1 << 30, convolve_gunzip_available() != 0 else { return nil }
+        var compressed = [UInt8](repeating: 0, count: fileSize)
+        let got = compressed.withUnsafeMutableBytes { fread($0.baseAddress!, 1, fileSize, file) }
+        rewind(file)
+        guard got == fileSize else { return nil }
+        let declared = Int(compressed[fileSize - 4]) | Int(compressed[fileSize - 3]) << 8
+            | Int(compressed[fileSize - 2]) << 16 | Int(compressed[fileSize - 1]) << 24
+        guard declared > 0, declared <= maxDecodedBytes, declared < 1 << 31 else { return nil }
+        var ok = false
+        let decoded = [UInt8](unsafeUninitializedCapacity: declared) { out, count in
+            var written: UInt = 0
+            ok = compressed.withUnsafeBufferPointer {
+                convolve_gunzip($0.baseAddress, UInt(fileSize), out.baseAddress, UInt(declared), &written)
+            } == 0 && Int(written) == declared
+            count = ok ? declared : 0
+        }
+        return ok ? decoded : nil
+    }
+
+    /// The next `count` bytes as an array without copying them, when the file was inflated in one call
+    /// and holds them (its first bytes, already read, are moved out in place); nil otherwise.
+    func takeBytes(_ count: Int) -> [UInt8]? {
+        guard var bytes = whole, bytes.count - wholeOffset >= count else { return nil }
+        whole = nil
+        bytes.removeFirst(wholeOffset)
+        bytes.removeLast(bytes.count - count)
+        wholeOffset = 0
+        return bytes
     }
     deinit {
         if zInit { inflateEnd(&z) }
@@ -89,6 +136,12 @@ final class ByteStream {
     /// Reads up to `count` bytes into `dst`; returns the number read (less only at end of data).
     func read(into dst: UnsafeMutableRawPointer, count: Int) throws -> Int {
         if count == 0 { return 0 }
+        if let whole {
+            let n = Swift.min(count, whole.count - wholeOffset)
+            whole.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress! + wholeOffset, byteCount: n) }
+            wholeOffset += n
+            return n
+        }
         if !gzip { return fread(dst, 1, count, file) }
         var produced = 0
         while produced < count && !zDone {
@@ -178,7 +231,7 @@ public enum IDX {
     /// Reads a whole IDX file of any element type and rank.
     /// - Parameter path: a raw or gzip IDX file (sniffed, not by extension).
     public static func read(_ path: String) throws -> IDXArray {
-        let stream = try ByteStream(path: path)
+        let stream = try ByteStream(path: path, inflateWhole: true)
         var magic = [UInt8](repeating: 0, count: 4)
         do { try magic.withUnsafeMutableBytes { try stream.readExactly(into: $0.baseAddress!, count: 4) } }
         catch DataError.truncated { throw DataError.badMagic(path: path, found: "missing (file too short)") }
@@ -210,8 +263,10 @@ public enum IDX {
         } else if nbytes > stream.fileSize - header {
             throw DataError.truncated(path: path, expected: nbytes, got: Swift.max(0, stream.fileSize - header))
         }
-        var bytes = [UInt8](repeating: 0, count: nbytes)
-        try bytes.withUnsafeMutableBytes { try stream.readExactly(into: $0.baseAddress!, count: nbytes) }
+        var bytes = try stream.takeBytes(nbytes) ?? [UInt8](unsafeUninitializedCapacity: nbytes) { buffer, count in
+            if let base = buffer.baseAddress { try stream.readExactly(into: base, count: nbytes) }
+            count = nbytes
+        }
         // Convert big-endian multi-byte elements to host order in place.
         if type.size > 1 {
             bytes.withUnsafeMutableBytes { raw in

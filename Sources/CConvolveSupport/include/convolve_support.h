@@ -17,6 +17,25 @@ int convolve_jpeg_header(const unsigned char *data, unsigned long size, int *wid
 int convolve_jpeg_decode(const unsigned char *data, unsigned long size, unsigned char *dst, int width, int height,
                          int channels, char *error, int error_size);
 
+/// gzip in one call through libdeflate, loaded at run time (dlopen) if installed.
+/// Whether libdeflate.so.0 could be loaded.
+int convolve_gunzip_available(void);
+/// Inflates the single gzip member `in` into `out`: 0 with `*written` set; non-zero when it cannot
+/// (no library, `out` too small, more than one member, corrupt data): stream with zlib instead.
+int convolve_gunzip(const unsigned char *in, unsigned long in_size, unsigned char *out, unsigned long out_size,
+                    unsigned long *written);
+
+/// HTTP(S) GET through libcurl, loaded at run time (dlopen). Both return 0 on success and otherwise
+/// write a message into `error` (`error_size` bytes).
+/// Loads the library once (thread-safe); non-zero when it is missing.
+int convolve_http_load(char *error, int error_size);
+/// Receives each piece of the body and the declared length (-1: unknown); non-zero stops the transfer.
+typedef int (*convolve_http_sink)(void *context, const unsigned char *data, unsigned long size, long long expected);
+/// Streams `url`'s body (after redirects) to `sink`; fails on a status other than 200, a connection
+/// error, a body shorter than its Content-Length, or `timeout_seconds` without data.
+int convolve_http_get(const char *url, long timeout_seconds, void *context, convolve_http_sink sink,
+                      char *error, int error_size);
+
 /// MPI through Open MPI's libmpi.so.40, loaded at run time (dlopen), so building needs no MPI headers
 /// or library. Open MPI's handles (MPI_COMM_WORLD, MPI_FLOAT, MPI_SUM, …) are macros for the addresses
 /// of its exported globals; the shim looks those up. Every function returns 0 on success and otherwise

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Convolve
+import CConvolveSupport
 @testable import ConvolveData
 
 /// The real MNIST directory: `CONVOLVE_DATA_DIR`, else `../shared/datasets/mnist` beside the repo.
@@ -98,6 +99,38 @@ func syntheticPair(_ dir: TempDir, n: Int = 20, h: Int = 4, w: Int = 3, gzip: Bo
         // rank 4 and rank 1
         let r4 = try IDX.read(dir.write("r4", idxBytes(type: 0x08, shape: [1, 2, 2, 2], payload: Array(0..<8))))
         #expect(r4.shape == [1, 2, 2, 2] && r4.bytes == Array(0..<8))
+    }
+
+    /// libdeflate's one-call inflate (used when installed; CI installs it) gives zlib's bytes, and every
+    /// file it cannot take (several gzip members, a trailer that lies, corrupt data) streams through zlib.
+    @Test(.enabled(if: convolve_gunzip_available() != 0 || realDataRequired,
+                   "libdeflate is not installed (apt-get install libdeflate0): zlib streams every file"))
+    func oneCallInflateMatchesZlibStreaming() throws {
+        #expect(convolve_gunzip_available() != 0, "libdeflate.so.0 did not load")
+        let dir = TempDir()
+        let payload: [UInt8] = (0..<5000).map { (i: Int) -> UInt8 in UInt8(truncatingIfNeeded: i * 7 + i / 13) }
+        let plain = idxBytes(type: 0x08, shape: [50, 10, 10], payload: payload)
+        let gz = Gzip.compress(plain)
+        let path = dir.write("one.gz", gz)
+        func streamed(_ path: String) throws -> [UInt8] {
+            let stream = try ByteStream(path: path)
+            var out = [UInt8](repeating: 0, count: plain.count + 16)
+            let n = try out.withUnsafeMutableBytes { try stream.read(into: $0.baseAddress!, count: $0.count) }
+            return Array(out[0..<n])
+        }
+        let whole = try ByteStream(path: path, inflateWhole: true)
+        #expect(whole.maxDecodedBytes == plain.count, "libdeflate did not inflate the file in one call")
+        #expect(try streamed(path) == plain)
+        #expect(try IDX.read(path).bytes == payload)
+        // Two members: zlib reads the first only, so both paths stop at the same place.
+        let twoMembers = dir.write("two.gz", gz + Gzip.compress([1, 2, 3]))
+        #expect(try ByteStream(path: twoMembers, inflateWhole: true).maxDecodedBytes > plain.count + 3)
+        #expect(try IDX.read(twoMembers).bytes == payload)
+        // A trailer that declares fewer bytes than there are: zlib streams, with its own length check.
+        var lying = gz; lying[lying.count - 4] &-= 1
+        let lyingPath = dir.write("lying.gz", lying)
+        #expect(try ByteStream(path: lyingPath, inflateWhole: true).maxDecodedBytes > plain.count)
+        #expect(throws: DataError.self) { _ = try IDX.read(lyingPath) }
     }
 
     @Test func loadsSyntheticDatasetAndTransforms() throws {
