@@ -350,27 +350,62 @@ extension Winograd4Plan {
         }
     }
 
-    /// Loads one image (`x`: the group's `c` compact input planes) and its output gradient (`dy`:
-    /// `outChannels` planes, rows `dyRowStride` apart, planes `dyPlaneStride`) into `slot`.
-    func loadGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, dyRowStride: Int, dyPlaneStride: Int,
+    /// Where the weight gradient reads the channels-last output gradient `[4·th][4·tw][ocRow]` (zero
+    /// past the output): slot k's at `base + k · slotStride`, rows `rowStride` apart.
+    struct GradientSource {
+        let base: UnsafePointer<Float>
+        let rowStride: Int, slotStride: Int
+    }
+
+    /// The workspace's own transposed copy of the output gradient.
+    func ownGradientSource(_ g: GradientWorkspace) -> GradientSource {
+        GradientSource(base: g.dy, rowStride: 4 * tw * ocRow, slotStride: dyStride)
+    }
+
+    /// The input-gradient pass's padded channels-last image of the output gradient in `slot` of `ws`,
+    /// where it can stand in for the weight gradient's own copy (one transpose instead of two): one
+    /// image per weight-gradient pass (so the slot is read before the input-gradient pass reuses it),
+    /// as many channels as `ocRow`, and a zero border that covers the tiles past the output.
+    func sharedGradientSource(_ dxPlan: Winograd4Plan, _ ws: Workspace, slot: Int) -> GradientSource? {
+        guard readsGradient(of: dxPlan) else { return nil }
+        let dg = dxPlan.geo
+        return GradientSource(base: ws.image + slot * dxPlan.slotStride + (dg.ph * dxPlan.wsp + dg.pw) * dg.c,
+                              rowStride: dxPlan.wsp * dg.c, slotStride: dxPlan.slotStride)
+    }
+
+    /// Whether `sharedGradientSource` can use `dxPlan`'s images (see there).
+    func readsGradient(of dxPlan: Winograd4Plan) -> Bool {
+        let dg = dxPlan.geo
+        return gradientSlots == 1 && dg.c == ocRow && dg.h == geo.oh && dg.w == geo.ow
+            && dg.ph + 4 * th <= dxPlan.hs && dg.pw + 4 * tw <= dxPlan.wsp
+    }
+
+    /// Loads one image (`x`: the group's `c` compact input planes) and, unless nil (a shared source
+    /// holds it), its output gradient (`dy`: `outChannels` planes, rows `dyRowStride` apart, planes
+    /// `dyPlaneStride`) into `slot`.
+    func loadGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>?, dyRowStride: Int, dyPlaneStride: Int,
                       slot: Int, _ g: GradientWorkspace) {
         let (c, h, w) = (geo.c, geo.h, geo.w)
         transposeChannelsLast(x, channels: c, planeStride: h * w, rowStride: w, rows: h, cols: w,
                               into: g.image + slot * slotStride + (geo.ph * wsp + geo.pw) * c,
                               dstRowStride: wsp * c, dstChannels: c)
+        guard let dy else { return }
         transposeChannelsLast(dy, channels: outChannels, planeStride: dyPlaneStride, rowStride: dyRowStride,
                               rows: geo.oh, cols: geo.ow, into: g.dy + slot * dyStride, dstRowStride: 4 * tw * ocRow,
                               dstChannels: ocRow)
     }
 
-    /// Adds the first `count` loaded slots' dUᵀ into `du` (one group's `duCount` floats).
-    func accumulateWeightGradient(slots count: Int, _ g: GradientWorkspace, into du: UnsafeMutablePointer<Float>) {
+    /// Adds the first `count` loaded slots' dUᵀ into `du` (one group's `duCount` floats), reading the
+    /// output gradient from `source` (default: the workspace's own copy).
+    func accumulateWeightGradient(slots count: Int, _ g: GradientWorkspace, source: GradientSource? = nil,
+                                  into du: UnsafeMutablePointer<Float>) {
+        let source = source ?? ownGradientSource(g)
         let c = geo.c, total = count * tilesPerSlot, block = gradientBlock
         var t0 = 0
         while t0 < total {
             let t1 = Swift.min(total, t0 + block), nb = t1 - t0
             inputTransform(g.image, t0, t1, into: g.v, planeStride: gradientVPlane)
-            outputGradientTransform(g, t0, t1)
+            outputGradientTransform(g, source, t0, t1)
             // dUᵀ[ξ] (c × ocRow) += Vᵀ · dM over the block's tiles: A = V read down its columns.
             for xi in 0..<36 {
                 let a = UnsafePointer(g.v + xi * gradientVPlane), b = UnsafePointer(g.dm + xi * gradientMPlane)
@@ -389,11 +424,11 @@ extension Winograd4Plan {
 
     /// dM[ξ][t][oc] = (A dY Aᵀ)[ξ] for tiles `t0..<t1`, 16 output channels per vector.
     @inline(never)
-    private func outputGradientTransform(_ g: GradientWorkspace, _ t0: Int, _ t1: Int) {
-        let rs = 4 * tw * ocRow, mp = gradientMPlane, perSlot = tilesPerSlot
+    private func outputGradientTransform(_ g: GradientWorkspace, _ source: GradientSource, _ t0: Int, _ t1: Int) {
+        let rs = source.rowStride, mp = gradientMPlane, perSlot = tilesPerSlot
         for t in t0..<t1 {
             let slot = t / perSlot, ty = t % perSlot / tw, tx = t % tw
-            let q = UnsafePointer(g.dy + slot * dyStride + (4 * ty * 4 * tw + 4 * tx) * ocRow)
+            let q = source.base + slot * source.slotStride + 4 * ty * rs + 4 * tx * ocRow
             for o0 in stride(from: 0, to: ocRow, by: 16) {
                 // Each row of dY times Aᵀ (six columns), then A down each column: element ξ = 6i + j.
                 @inline(__always) func row(_ r: Int) -> Six {

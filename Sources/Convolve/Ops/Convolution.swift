@@ -383,12 +383,20 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
                     pending += 1
                     if pending == size || s == range.upperBound - 1 { run(pending); pending = 0 }
                 }
+                // F(4×4)'s dX loads the output gradient channels-last first: where its padded image can
+                // serve dW too (`sharedGradientSource`), dW does not transpose it again.
+                var sharedDy: Winograd4Plan.GradientSource?
+                if let winoX4, let wsX4 {
+                    winoX4.load(dyw, slot: pendingX, wsX4, rowStride: geo.wp, planeStride: L)
+                    sharedDy = winoDW4?.sharedGradientSource(winoX4, wsX4, slot: pendingX)
+                }
                 if let winoDW4, let wsW4 {
-                    winoDW4.loadGradient(x + s * inPer + gi * cg * geo.h * geo.w, dyw, dyRowStride: geo.wp,
-                                         dyPlaneStride: L, slot: pendingW, wsW4)
+                    winoDW4.loadGradient(x + s * inPer + gi * cg * geo.h * geo.w, sharedDy == nil ? dyw : nil,
+                                         dyRowStride: geo.wp, dyPlaneStride: L, slot: pendingW, wsW4)
                     batch(&pendingW, of: winoDW4.gradientSlots) { count in
                         Profiler.measure("conv bwd dW winograd4") {
-                            winoDW4.accumulateWeightGradient(slots: count, wsW4, into: wsW4.du + gi * winoDW4.duCount)
+                            winoDW4.accumulateWeightGradient(slots: count, wsW4, source: sharedDy,
+                                                             into: wsW4.du + gi * winoDW4.duCount)
                         }
                     }
                 } else if let winoDW, let wsW {
@@ -413,7 +421,6 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
                     }
                 }
                 if let winoX4, let wsX4, let uX4 {
-                    winoX4.load(dyw, slot: pendingX, wsX4, rowStride: geo.wp, planeStride: L)
                     batch(&pendingX, of: winoX4.slots) { count in
                         let s0 = s + 1 - count
                         Profiler.measure("conv bwd dX winograd4") {

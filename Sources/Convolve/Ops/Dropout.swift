@@ -18,11 +18,21 @@ public func dropout(_ input: Tensor, p: Float, training: Bool, generator: Random
     // depends only on the seed (not on the thread count).
     let block = 1 << 15, blocks = (n + block - 1) / block
     let seeds = generator.withState { rng in (0..<blocks).map { _ in rng.next() } }
+    // Each 64-bit draw gives two 24-bit uniforms u (bits 40…63 and 8…31), kept when u / 2²⁴ ≥ p, that
+    // is u ≥ ⌈p · 2²⁴⌉: half the generator's serial steps of one draw per element.
+    let threshold = UInt64((Double(p) * 16_777_216).rounded(.up))
     let mask = [UInt8](unsafeUninitializedCapacity: n) { m, c in
-        Parallel.forChunks(blocks, work: n * 8) { r in
+        Parallel.forChunks(blocks, work: n * 4) { r in
             for bi in r {
                 var rng = Xoshiro256StarStar(seed: seeds[bi])
-                for i in (bi * block)..<Swift.min(n, (bi + 1) * block) { m[i] = rng.nextFloat() >= p ? 1 : 0 }
+                let end = Swift.min(n, (bi + 1) * block)
+                var i = bi * block
+                while i < end {
+                    let bits = rng.next()
+                    m[i] = bits >> 40 >= threshold ? 1 : 0
+                    if i + 1 < end { m[i + 1] = bits >> 8 & 0xFF_FFFF >= threshold ? 1 : 0 }
+                    i += 2
+                }
             }
         }
         c = n

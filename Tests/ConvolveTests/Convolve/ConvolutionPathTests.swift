@@ -81,6 +81,9 @@ import Testing
         if a.forwardWinograd4 != nil { names.append("winograd4 forward") }
         if a.inputGradientWinograd4 != nil { names.append("winograd4 dX") }
         if a.weightGradientWinograd4 != nil { names.append("winograd4 dW") }
+        if let dw = a.weightGradientWinograd4, let dx = a.inputGradientWinograd4, dw.readsGradient(of: dx) {
+            names.append("winograd4 dW reads dX's dy")
+        }
         if a.weightGradientWinograd != nil { names.append("winograd dW") }
         if a.weightGradientChannelsLast { names.append("channels-last dW") }
         if a.family == .shiftedRows && (g.c / g.groups) >= 16 && (g.oc / g.groups) >= 16 && g.k != (3, 3) {
@@ -174,6 +177,8 @@ import Testing
     func winogradPrecisionOnTheZooLayers(_ g: ConvCase) {
         let paths = Self.paths(g)
         #expect(paths.contains("winograd4 forward") && paths.contains("winograd4 dX") && paths.contains("winograd4 dW"), "\(paths)")
+        // mnist-cnn's conv2 (24×24 outputs, one image per dW pass): dW reads dX's channels-last dy.
+        #expect(paths.contains("winograd4 dW reads dX's dy") == (g.h == 26), "\(paths)")
         let rng = RandomGenerator(seed: 15)
         let bound = 1 / Float(9 * g.c).squareRoot()
         let xv = (0..<(g.n * g.c * g.h * g.w)).map { _ in max(0, rng.nextFloat() * 2 - 1) }

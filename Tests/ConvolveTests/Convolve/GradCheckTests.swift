@@ -320,6 +320,14 @@ import ConvolveNN
         #expect(abs(Double(kept.count) / Double(n) - 0.75) < 0.01, "kept share \(Double(kept.count) / Double(n))")
         // Every block draws independently: the last block is not a copy of the first.
         #expect(Array(a.storage[0..<64]) != Array(a.storage[(6 * 32768)..<(6 * 32768 + 64)]))
+        // Neighbours share one 64-bit draw (two 24-bit halves): each half keeps 3/4, independently.
+        let pairs = n / 2
+        let even = (0..<pairs).filter { a.storage[2 * $0] != 0 }.count
+        let odd = (0..<pairs).filter { a.storage[2 * $0 + 1] != 0 }.count
+        let both = (0..<pairs).filter { a.storage[2 * $0] != 0 && a.storage[2 * $0 + 1] != 0 }.count
+        #expect(abs(Double(even) / Double(pairs) - 0.75) < 0.01 && abs(Double(odd) / Double(pairs) - 0.75) < 0.01)
+        #expect(abs(Double(both) / Double(pairs) - 0.5625) < 0.01, "both halves kept: \(Double(both) / Double(pairs))")
+        #expect(dropout(x, p: 1, training: true).storage.allSatisfy { $0 == 0 })
     }
 
     @Test func linearLayer() {
