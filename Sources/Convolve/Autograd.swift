@@ -59,7 +59,8 @@ extension Tensor {
         if pendingGrad == nil { pendingGrad = g; return }
         pendingGrad!.withUnsafeMutableBufferPointer { d in
             g.withUnsafeBufferPointer { s in
-                for i in 0..<d.count { d[i] += s[i] }
+                // A residual block's input gets two activation-sized gradients: add them on every thread.
+                Parallel.forChunks(d.count, work: d.count) { r in for i in r { d[i] += s[i] } }
             }
         }
     }
