@@ -38,13 +38,17 @@ public func dropout(_ input: Tensor, p: Float, training: Bool, generator: Random
         c = n
     }
     let out = input.storage.withUnsafeBufferPointer { x in mask.withUnsafeBufferPointer { m in
-        uninitializedFloats(n) { o in for i in 0..<n { o[i] = x[i] * (m[i] != 0 ? scale : 0) } }
+        uninitializedFloats(n) { o in
+            Parallel.forChunks(n, work: n) { r in for i in r { o[i] = x[i] * (m[i] != 0 ? scale : 0) } }
+        }
     } }
     return Tensor.result(out, input.shape, [input], op: "dropout") { g in
         mask.withUnsafeBufferPointer { m in
             input.accumulate(overwriting: { d, fresh in
-                if fresh { for i in 0..<n { d[i] = g[i] * (m[i] != 0 ? scale : 0) } }
-                else { for i in 0..<n { d[i] += g[i] * (m[i] != 0 ? scale : 0) } }
+                Parallel.forChunks(n, work: n) { r in
+                    if fresh { for i in r { d[i] = g[i] * (m[i] != 0 ? scale : 0) } }
+                    else { for i in r { d[i] += g[i] * (m[i] != 0 ? scale : 0) } }
+                }
             })
         }
     }
