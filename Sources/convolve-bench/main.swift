@@ -19,6 +19,11 @@ func processAgeSeconds() -> Double {
     return up - start / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
+/// The training rate reported: the median of the epochs after the first (the only one if there is one).
+func trainRate(_ rates: [Double]) -> Double {
+    rates.count > 1 ? rates.dropFirst().sorted()[(rates.count - 1) / 2] : rates[0]
+}
+
 func peakRSSMB() -> Double {
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
@@ -202,7 +207,7 @@ if which == "W4" {
     }
     print("workload  threads  train_img/s  eval_img/s  first_step_s  peak_rss_MB  epochs  images/epoch")
     print(String(format: "%-9@ %7d  %11.0f  %10.0f  %12.2f  %11.1f  %6d  %12d", "W4" as NSString, Parallel.threads,
-                 rates.dropFirst().sorted()[(rates.count - 1) / 2], evalRates.sorted()[1], firstStep, peakRSSMB(), epochs, limit))
+                 trainRate(rates), evalRates.sorted()[1], firstStep, peakRSSMB(), epochs, limit))
     if profile { print(Profiler.report(steps: steps)) }
     exit(0)
 }
@@ -268,7 +273,6 @@ for w in workloads {
         }
     }
     Profiler.enabled = false
-    let trainRate = rates.count > 1 ? rates.dropFirst().sorted()[(rates.count - 1) / 2] : rates[0]
     model.eval()
     releaseUnusedMemory()
     var evalRates: [Double] = []
@@ -279,7 +283,7 @@ for w in workloads {
     }
     let evalRate = evalRates.sorted()[1]
     if (world?.rank ?? 0) != 0 { continue }
-    print(String(format: "%-9@ %7d  %11.0f  %10.0f  %12.2f  %11.1f  %6d  %12d", w as NSString, Parallel.threads, trainRate, evalRate,
+    print(String(format: "%-9@ %7d  %11.0f  %10.0f  %12.2f  %11.1f  %6d  %12d", w as NSString, Parallel.threads, trainRate(rates), evalRate,
                  firstStep, peakRSSMB(), epochs, train.count))
     if profile {
         print("profile of \(w) (epochs after the first, \(steps) steps; forward rows include their backward only under 'backward'):")
