@@ -71,24 +71,26 @@ struct transfer {
     void *context;
     convolve_http_sink sink;
     long status;
+    long long expected;   // Content-Length, -1 when not declared
     int stopped_by_sink;
 };
 
 static size_t on_data(char *data, size_t size, size_t count, void *user) {
     struct transfer *t = user;
     size_t n = size * count;
-    if (t->status == 0) curl_easy_getinfo_(t->curl, INFO_RESPONSE_CODE, &t->status);
+    if (t->status == 0) {   // the first piece of the body: the response's status and declared length
+        curl_easy_getinfo_(t->curl, INFO_RESPONSE_CODE, &t->status);
+        curl_easy_getinfo_(t->curl, INFO_CONTENT_LENGTH_DOWNLOAD_T, &t->expected);
+    }
     if (t->status != 200) return 0;   // a 2xx/3xx that is not the file: stop, reported below
-    long long expected = -1;
-    curl_easy_getinfo_(t->curl, INFO_CONTENT_LENGTH_DOWNLOAD_T, &expected);
-    if (t->sink(t->context, (const unsigned char *)data, n, expected) != 0) { t->stopped_by_sink = 1; return 0; }
+    if (t->sink(t->context, (const unsigned char *)data, n, t->expected) != 0) { t->stopped_by_sink = 1; return 0; }
     return n;
 }
 
 int convolve_http_get(const char *url, long timeout_seconds, void *context, convolve_http_sink sink,
                       char *error, int error_size) {
     if (convolve_http_load(error, error_size) != 0) return -1;
-    struct transfer t = {curl_easy_init_(), context, sink, 0, 0};
+    struct transfer t = {curl_easy_init_(), context, sink, 0, -1, 0};
     if (!t.curl) { snprintf(error, (size_t)error_size, "libcurl could not create a transfer"); return -1; }
     char curl_error[ERROR_SIZE] = "";
     curl_easy_setopt_(t.curl, OPT_URL, url);

@@ -65,8 +65,7 @@ public final class Downloader: @unchecked Sendable {
 
     /// Streams one URL into `path`, returning its SHA-256.
     func download(_ url: String, to path: String) throws -> String {
-        FileManager.default.createFile(atPath: path, contents: nil)
-        guard let h = FileHandle(forWritingAtPath: path) else {
+        guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
             throw DataError.unreadable(path: path, reason: "cannot write")
         }
         handle = h; hasher = SHA256(); md5Hasher = MD5(); received = 0; expected = -1; started = Date()

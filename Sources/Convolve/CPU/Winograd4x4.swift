@@ -330,16 +330,17 @@ extension Winograd4Plan {
     /// One slot of the channels-last output gradient: `[4·th][4·tw][ocRow]`, zero past the output.
     var dyStride: Int { 16 * th * tw * ocRow }
 
-    /// Scratch for the weight gradient on one thread, and the chunk's dU sums for every group.
+    /// Scratch for the weight gradient on one thread, and the chunk's dU sums for every group. Without
+    /// `ownGradient` (dX's images serve: `sharedGradientSource`) the output gradient gets no copy here.
     struct GradientWorkspace {
         let image, v, dy, dm, du: UnsafeMutablePointer<Float>
         let rows: UnsafeMutablePointer<Int>
-        init(_ plan: Winograd4Plan, groups: Int) {
-            let k = plan.gradientSlots
+        init(_ plan: Winograd4Plan, groups: Int, ownGradient: Bool = true) {
+            let k = plan.gradientSlots, dyCount = ownGradient ? k * plan.dyStride : 0
             image = .allocate(capacity: k * plan.slotStride)
             for s in 0..<k { plan.zeroBorder(image + s * plan.slotStride) }
             v = .allocate(capacity: 36 * plan.gradientVPlane)
-            dy = .allocate(capacity: k * plan.dyStride); dy.initialize(repeating: 0, count: k * plan.dyStride)
+            dy = .allocate(capacity: dyCount); dy.initialize(repeating: 0, count: dyCount)
             dm = .allocate(capacity: 36 * plan.gradientMPlane)
             du = .allocate(capacity: groups * plan.duCount); du.initialize(repeating: 0, count: groups * plan.duCount)
             rows = .allocate(capacity: plan.gradientBlock)

@@ -363,7 +363,9 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
             if hwc { dwt.initialize(repeating: 0, count: groups * ocg * kSize) }
             defer { xp.deallocate(); dxp.deallocate(); dyw.deallocate(); xh.deallocate(); dyc.deallocate(); dwt.deallocate() }
             let wsW = winoDW.map { WinogradPlan.GradientWorkspace($0, groups: groups) }
-            let wsW4 = winoDW4.map { Winograd4Plan.GradientWorkspace($0, groups: groups) }
+            let wsW4 = winoDW4.map { dw in
+                Winograd4Plan.GradientWorkspace(dw, groups: groups, ownGradient: !(winoX4.map { dw.readsGradient(of: $0) } ?? false))
+            }
             defer { wsW?.deallocate(); wsW4?.deallocate() }
             let wsX = winoX.map { WinogradPlan.Workspace($0) }
             let stageX = UnsafeMutablePointer<Float>.allocate(capacity: winoX.map { cg * geo.h * $0.stageStride } ?? 0)
