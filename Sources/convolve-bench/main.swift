@@ -66,22 +66,25 @@ if which == "pool" {
     exit(0)
 }
 if which == "conv" {
-    // Forward and backward time of single conv2d calls on the W2 / W3 geometries.
-    let shapes = [(64, 1, 28, 4, 1), (64, 4, 14, 4, 1), (64, 32, 26, 64, 0)]
+    // Forward and backward time of single conv2d calls on the W2 / W3 geometries (--small: W2's only;
+    // --strided: W4's stride-2 layers, batch 128).
+    // (batch, channels, size, out channels, padding, kernel, stride)
+    let shapes = [(64, 1, 28, 4, 1, 3, 1), (64, 4, 14, 4, 1, 3, 1), (64, 32, 26, 64, 0, 3, 1)]
+    let strided = [(128, 16, 32, 32, 1, 3, 2), (128, 16, 32, 32, 0, 1, 2), (128, 32, 16, 64, 1, 3, 2), (128, 32, 16, 64, 0, 1, 2)]
     let small = flag("--small")
-    for (n, c, hw, oc, pad) in small ? Array(shapes.prefix(2)) : shapes {
+    for (n, c, hw, oc, pad, k, stride) in flag("--strided") ? strided : small ? Array(shapes.prefix(2)) : shapes {
         let x = Tensor.uniform([n, c, hw, hw], requiresGrad: c > 1)
-        let w = Tensor.uniform([oc, c, 3, 3], requiresGrad: true), b = Tensor.uniform([oc], requiresGrad: true)
+        let w = Tensor.uniform([oc, c, k, k], requiresGrad: true), b = Tensor.uniform([oc], requiresGrad: true)
         var fwd: [Double] = [], bwd: [Double] = []
         for _ in 0..<(small ? 1000 : 30) {
             let t0 = Date()
-            let y = conv2d(x, weight: w, bias: b, padding: (pad, pad))
+            let y = conv2d(x, weight: w, bias: b, stride: (stride, stride), padding: (pad, pad))
             let t1 = Date()
             y.backward(Tensor.ones(y.shape))
             fwd.append(t1.timeIntervalSince(t0)); bwd.append(Date().timeIntervalSince(t1))
             x.grad = nil; w.grad = nil; b.grad = nil
         }
-        print(String(format: "conv %dx%dx%dx%d -> %d: forward %.1f us, backward %.1f us", n, c, hw, hw, oc,
+        print(String(format: "conv %dx%dx%dx%d -> %d, %dx%d stride %d: forward %.1f us, backward %.1f us", n, c, hw, hw, oc, k, k, stride,
                      fwd.sorted()[fwd.count / 2] * 1e6, bwd.sorted()[bwd.count / 2] * 1e6))
     }
     exit(0)

@@ -126,28 +126,36 @@ extension ConvGeometry {
     // each row are scratch and dropped).
     var wp: Int { w + 2 * pw }
     var hp: Int { h + 2 * ph }
-    /// Padded plane plus slack so whole SIMD16 vectors past the wide length stay in bounds.
-    var paddedPlane: Int { (hp * wp + 63) / 64 * 64 + kw + 64 }
-    var wideLength: Int { oh * wp }
+    /// One channel's padded plane (with stride: its phase planes, see `Polyphase.swift`) plus slack so
+    /// whole SIMD16 vectors and 32-column GEMM windows past the wide length stay in bounds.
+    var paddedPlane: Int { (phaseRows * phaseCols * phasePlane + 63) / 64 * 64 + kw + 64 }
+    /// OH wide rows of `wideRowStride` (= Wp at unit stride) values.
+    var wideLength: Int { oh * wideRowStride }
     /// Wide length rounded up to whole SIMD16 vectors (the scratch buffer's size).
     var wideCapacity: Int { (wideLength + 63) / 64 * 64 }
 
     // The shifted-rows GEMM path reads rows of the padded image instead of im2col columns: with
     // unit stride and dilation, kernel tap (ci, ki, kj) over the wide output is the padded plane
-    // read from `ci·P + ki·Wp + kj` on, so GEMM rows can point straight into the image.
+    // read from `ci·P + ki·Wp + kj` on, so GEMM rows can point straight into the image. A strided
+    // layer reads phase (ki mod sh, kj mod sw) of its polyphase layout from (ki / sh)·Wq + kj / sw on
+    // (`Polyphase.swift`).
 
-    /// Start of each kernel tap's row, `k = (ci·kh + ki)·kw + kj`, in the padded layout.
+    /// Start of each kernel tap's row, `k = (ci·kh + ki)·kw + kj`, in the padded (polyphase) layout.
     func tapOffsets() -> [Int] {
         var t: [Int] = []; t.reserveCapacity(kSize)
-        for ci in 0..<c { for ki in 0..<kh { for kj in 0..<kw { t.append(ci * paddedPlane + ki * wp + kj) } } }
+        for ci in 0..<c { for ki in 0..<kh { for kj in 0..<kw {
+            let phase = (ki % sh) * phaseCols + kj % sw
+            t.append(ci * paddedPlane + phase * phasePlane + (ki / sh) * wideRowStride + kj / sw)
+        } } }
         return t
     }
 
     /// Drops the scratch columns of `channels` wide output planes (`wide` rows of Wp, `out` rows of OW).
     func compactWide(_ wide: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, channels: Int) {
-        let L = wideLength
+        let L = wideLength, rowStride = wideRowStride
+        if rowStride == ow { copyFloats(out, wide, channels * ohw); return }   // no scratch columns
         for ch in 0..<channels { for oy in 0..<oh {
-            copyFloats(out + ch * ohw + oy * ow, wide + ch * L + oy * wp, ow)
+            copyFloats(out + ch * ohw + oy * ow, wide + ch * L + oy * rowStride, ow)
         } }
     }
 
@@ -155,20 +163,23 @@ extension ConvGeometry {
     /// With `reluOutput` (a fused ReLU's output), only gradients where that output is positive pass.
     func widen(_ g: UnsafePointer<Float>, into wide: UnsafeMutablePointer<Float>, channels: Int,
                reluOutput: UnsafePointer<Float>? = nil) {
-        let L = wideLength
+        let L = wideLength, rowStride = wideRowStride
+        if rowStride == ow && reluOutput == nil { copyFloats(wide, g, channels * ohw); return }
         for ch in 0..<channels { for oy in 0..<oh {
-            let d = wide + ch * L + oy * wp, src = g + ch * ohw + oy * ow
+            let d = wide + ch * L + oy * rowStride, src = g + ch * ohw + oy * ow
             if let y = reluOutput.map({ $0 + ch * ohw + oy * ow }) {
                 for i in 0..<ow { d[i] = y[i] > 0 ? src[i] : 0 }
             } else {
                 copyFloats(d, src, ow)
             }
-            for i in ow..<wp { d[i] = 0 }
+            for i in ow..<rowStride { d[i] = 0 }
         } }
     }
 
-    /// Copies one image's channels into the zero-padded layout (`dst` holds c × paddedPlane floats).
+    /// Copies one image's channels into the zero-padded layout (`dst` holds c × paddedPlane floats,
+    /// every one written); a strided layer's into its polyphase layout.
     func pad(_ x: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>) {
+        if sh > 1 || sw > 1 { padPhases(x, into: dst); return }
         if ph == 0 && pw == 0 {
             // Rows are contiguous: copy each plane whole, zero only the slack after it.
             for ci in 0..<c {
@@ -303,8 +314,9 @@ extension ConvGeometry {
         }
     }
 
-    /// Copies the image region of the padded layout into `dx` (which may be uninitialized).
+    /// Copies the image region of the padded (polyphase) layout into `dx` (which may be uninitialized).
     func unpad(_ dxp: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) {
+        if sh > 1 || sw > 1 { unpadPhases(dxp, into: dx); return }
         for ci in 0..<c { for y in 0..<h {
             copyFloats(dx + ci * h * w + y * w, dxp + ci * paddedPlane + (y + ph) * wp + pw, w)
         } }

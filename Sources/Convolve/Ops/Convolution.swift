@@ -44,13 +44,14 @@ func convGeometry(_ input: Tensor, _ weight: Tensor, _ bias: Tensor?, _ stride: 
 ///
 /// * `direct` — few output channels × taps (≤ 512), unit stride and dilation: the wide-row kernels of
 ///   `Kernels.swift` for the forward pass and both gradients.
-/// * `shiftedRows` — other unit-stride, undilated, non-pointwise layers: GEMM over shifted rows of the
-///   padded image. Within it (and with `Winograd.active`), the forward pass and the input gradient run
+/// * `shiftedRows` — other undilated, non-pointwise layers: GEMM over shifted rows of the padded
+///   image (strided layers: the gradients over its polyphase layout, `Polyphase.swift`, the forward
+///   pass as im2col — `forwardIm2col`). Within it (and with `Winograd.active`), the forward pass and the input gradient run
 ///   as Winograd F(4×4, 3×3) channels-last where channel counts are multiples of 16 (`Winograd4Plan`),
 ///   else as F(2×2, 3×3) (`WinogradPlan`), and the weight gradient as F(2×2, 3×3) wherever the
 ///   predicates allow; the weight gradient without Winograd reads a channels-last image when a
 ///   group's channels fill 32-wide panels.
-/// * `im2col` — strided, dilated or pointwise layers: im2col (skipped for 1×1) + GEMM per image.
+/// * `im2col` — dilated or pointwise layers: im2col (skipped for 1×1) + GEMM per image, both passes.
 struct ConvAlgorithm {
     enum Family { case direct, shiftedRows, im2col }
     let family: Family
@@ -66,12 +67,17 @@ struct ConvAlgorithm {
     let weightGradientWinograd: WinogradPlan?
     /// The shifted-rows weight gradient reads a channels-last copy of the image (no Winograd dW).
     let weightGradientChannelsLast: Bool
+    /// A strided layer's forward pass runs as im2col + GEMM although its gradients use the polyphase
+    /// layout: there the wide rows' scratch columns (⌈Wp / sw⌉ − OW per row; 6–12% more GEMM columns on
+    /// ResNet's stride-2 layers, more once rounded to panels) cost more than the one im2col pass they
+    /// would save, while the gradients save both the im2col and the col2im pass (BENCHMARKS.md, session 9).
+    let forwardIm2col: Bool
 
     init(_ geo: ConvGeometry, outChannels: Int) {
-        let unit = geo.sh == 1 && geo.sw == 1 && geo.dh == 1 && geo.dw == 1
+        let undilated = geo.dh == 1 && geo.dw == 1, unit = undilated && geo.sh == 1 && geo.sw == 1
         if unit && outChannels * geo.kSize <= 512 {
             family = .direct
-        } else if unit && !geo.isPointwise {
+        } else if undilated && !geo.isPointwise {
             family = .shiftedRows
         } else {
             family = .im2col
@@ -89,6 +95,7 @@ struct ConvAlgorithm {
             ? WinogradPlan(inputGradientOf: geo, outChannels: outChannels) : nil
         weightGradientWinograd = forwardWinograd4 == nil ? f23.flatMap { $0.handlesWeightGradient ? $0 : nil } : nil
         weightGradientChannelsLast = family == .shiftedRows && weightGradientWinograd == nil && geo.c % 32 == 0
+        forwardIm2col = family == .im2col || (family == .shiftedRows && !unit)
     }
 }
 
@@ -107,6 +114,7 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
     let work = n * cout * ohw * kSize
     let algorithm = ConvAlgorithm(geo, outChannels: ocg)
     let direct = algorithm.family == .direct, shifted = algorithm.family == .shiftedRows
+    let shiftedForward = shifted && !algorithm.forwardIm2col
     let taps = shifted ? geo.tapOffsets() : []
     let wino = algorithm.forwardWinograd, wino4 = algorithm.forwardWinograd4
     let uBuf = wino.map { weight.winogradWeights($0, groups: groups) }
@@ -117,7 +125,7 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
     out.withUnsafeMutableBufferPointer { po in
         let x = px.baseAddress!, wt = pw.baseAddress!, o = po.baseAddress!
         let b = bias?.storage
-        let family = direct ? "direct" : wino4 != nil ? "winograd4" : wino != nil ? "winograd" : shifted ? "shifted rows" : "im2col"
+        let family = direct ? "direct" : wino4 != nil ? "winograd4" : wino != nil ? "winograd" : shiftedForward ? "shifted rows" : "im2col"
         Profiler.measure("conv fwd \(family) (wall)") {
         Parallel.forChunks(n, work: work) { range in
             if direct {
@@ -161,18 +169,20 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                 }
                 return
             }
-            if shifted {
-                // GEMM over the wide output with B's rows pointing into the padded image (no im2col).
-                let L = geo.wideLength
+            if shiftedForward {
+                // GEMM over the wide output with B's rows pointing into the padded image (no im2col);
+                // without scratch columns (a wide row is an output row) it stores the output directly.
+                let L = geo.wideLength, scratch = L != ohw
                 let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
-                let wide = UnsafeMutablePointer<Float>.allocate(capacity: ocg * L)
+                let wide = UnsafeMutablePointer<Float>.allocate(capacity: scratch ? ocg * L : 0)
                 defer { xp.deallocate(); wide.deallocate() }
                 taps.withUnsafeBufferPointer { tp in b.withUnsafeBufferPointerOrNil { bp in
                     for s in range { for g in 0..<groups {
+                        let os = o + s * outPer + g * ocg * ohw
                         geo.pad(x + s * inPer + g * cg * h * w, into: xp)
-                        geo.wideForward(xp, wt + g * ocg * kSize, bp.map { $0 + g * ocg }, wide, outChannels: ocg,
-                                        relu: fusedReLU, taps: tp.baseAddress!)
-                        geo.compactWide(wide, into: o + s * outPer + g * ocg * ohw, channels: ocg)
+                        geo.wideForward(xp, wt + g * ocg * kSize, bp.map { $0 + g * ocg }, scratch ? wide : os,
+                                        outChannels: ocg, relu: fusedReLU, taps: tp.baseAddress!)
+                        if scratch { geo.compactWide(wide, into: os, channels: ocg) }
                     } }
                 } }
                 return
@@ -335,7 +345,7 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
     let winoDW = needW ? algorithm.weightGradientWinograd : nil, winoDW4 = needW ? algorithm.weightGradientWinograd4 : nil
     let hwc = needW && algorithm.weightGradientChannelsLast
     let taps9 = geo.kh * geo.kw, ohw = geo.ohw
-    let pRows = hwc ? (0..<ohw).map { (($0 / geo.ow) * geo.wp + $0 % geo.ow) * cg } : []
+    let pRows = hwc ? (0..<ohw).map { (($0 / geo.ow) * geo.sh * geo.wp + ($0 % geo.ow) * geo.sw) * cg } : []
     let panelCols = hwc ? (0..<(kSize / 32)).map { j -> Int in
         let tap = j * 32 / cg, ci0 = j * 32 % cg
         return ((tap / geo.kw) * geo.wp + tap % geo.kw) * cg + ci0

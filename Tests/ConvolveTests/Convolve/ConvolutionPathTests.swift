@@ -5,7 +5,7 @@ import Testing
 /// Every algorithm path of the convolution and pooling ops over random shapes: a seeded generator draws
 /// geometries across every boundary where `ConvAlgorithm` changes its choice (direct / shifted rows /
 /// Winograd F(2×2) and F(4×4) forward and input gradient, F(2×2) weight gradient / channels-last
-/// weight gradient / im2col / pointwise),
+/// weight gradient / strided layers on the polyphase layout / im2col / pointwise),
 /// and each case is compared, values and all gradients, with a plain float64 reference written here.
 /// The test also counts how often each path was taken, so it cannot silently stop covering one.
 @Suite struct ConvolutionPathTests {
@@ -86,6 +86,11 @@ import Testing
         }
         if a.weightGradientWinograd != nil { names.append("winograd dW") }
         if a.weightGradientChannelsLast { names.append("channels-last dW") }
+        if a.family == .shiftedRows && g.s != (1, 1) {
+            names.append("strided shifted rows")   // the polyphase layout
+            if a.weightGradientChannelsLast { names.append("strided channels-last dW") }
+            if g.k.0 < g.s.0 || g.k.1 < g.s.1 { names.append("unread phases") }
+        }
         if a.family == .shiftedRows && (g.c / g.groups) >= 16 && (g.oc / g.groups) >= 16 && g.k != (3, 3) {
             names.append("non-3x3 wide")   // the layers of the Winograd input-gradient defect
         }
@@ -158,7 +163,8 @@ import Testing
             for i in 0..<200 { Self.check(Self.draw(rng), seed: 1000 + UInt64(i)) }
         }
         for name in ["direct", "shiftedRows", "im2col", "pointwise", "winograd forward", "winograd dX",
-                     "winograd4 forward", "winograd4 dX", "winograd4 dW", "winograd dW", "channels-last dW", "non-3x3 wide"] {
+                     "winograd4 forward", "winograd4 dX", "winograd4 dW", "winograd dW", "channels-last dW", "non-3x3 wide",
+                     "strided shifted rows", "strided channels-last dW", "unread phases"] {
             #expect(seen[name, default: 0] >= 3, "path \(name) drawn \(seen[name, default: 0]) times: \(seen)")
         }
     }
@@ -215,6 +221,25 @@ import Testing
     ])
     func nonSquareKernelsWithManyChannels(_ g: ConvCase) {
         Self.check(g, seed: 17)
+    }
+
+    /// Strided layers on the polyphase layout at the sizes where its vector paths run (rows of 16 phase
+    /// columns or more): ResNet's stride-2 3×3 and 1×1 layers (32×32 and 16×16 inputs), odd widths and
+    /// paddings (phases of unequal width), stride on one axis only, stride 3 and a kernel narrower
+    /// than the stride (phases no tap reads). The random draw above keeps images small.
+    @Test(arguments: [
+        ConvCase(n: 2, c: 16, h: 32, w: 32, oc: 32, groups: 1, k: (3, 3), s: (2, 2), p: (1, 1), d: (1, 1), bias: false),
+        ConvCase(n: 2, c: 16, h: 32, w: 32, oc: 32, groups: 1, k: (1, 1), s: (2, 2), p: (0, 0), d: (1, 1), bias: false),
+        ConvCase(n: 2, c: 32, h: 16, w: 16, oc: 64, groups: 1, k: (3, 3), s: (2, 2), p: (1, 1), d: (1, 1), bias: true),
+        ConvCase(n: 1, c: 8, h: 35, w: 37, oc: 16, groups: 1, k: (3, 3), s: (2, 2), p: (0, 0), d: (1, 1), bias: true),
+        ConvCase(n: 1, c: 3, h: 20, w: 41, oc: 24, groups: 1, k: (5, 4), s: (2, 2), p: (2, 1), d: (1, 1), bias: true),
+        ConvCase(n: 2, c: 32, h: 9, w: 40, oc: 16, groups: 1, k: (3, 3), s: (1, 2), p: (1, 1), d: (1, 1), bias: false),
+        ConvCase(n: 1, c: 16, h: 33, w: 12, oc: 16, groups: 1, k: (3, 3), s: (2, 1), p: (1, 1), d: (1, 1), bias: true),
+        ConvCase(n: 1, c: 4, h: 50, w: 52, oc: 20, groups: 2, k: (2, 2), s: (3, 3), p: (1, 2), d: (1, 1), bias: true),
+    ])
+    func stridedLayersOnThePolyphaseLayout(_ g: ConvCase) {
+        #expect(Self.paths(g).contains("strided shifted rows"), "\(Self.paths(g))")
+        Self.check(g, seed: 23)
     }
 
     /// Finite differences on a few drawn geometries of each family (the reference above is itself checked).
