@@ -19,9 +19,10 @@ var (testImages, testLabels) = test.batch(Array(0..<test.count))
 
 // 2. Look at a few images: a 3x3 grid written as PNG.
 var grid = [UInt8](repeating: 0, count: 84 * 84)
-for i in 0..<9 { for y in 0..<28 { for x in 0..<28 {
-    grid[((i / 3) * 28 + y) * 84 + (i % 3) * 28 + x] = train.pixels[i * 784 + y * 28 + x]
-} } }
+for i in 0..<9 {
+    let digit = train.pixels(ofImage: i)
+    for y in 0..<28 { for x in 0..<28 { grid[((i / 3) * 28 + y) * 84 + (i % 3) * 28 + x] = digit[y * 28 + x] } }
+}
 try? PNG.write(Image(width: 84, height: 84, channels: 1, pixels: grid), to: "first-nine.png")
 print("labels of first-nine.png:", (0..<9).map { trainLabels[$0] })
 

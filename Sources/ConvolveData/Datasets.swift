@@ -47,12 +47,30 @@ extension BatchSource {
 }
 
 /// An image classification dataset held as bytes (`N×C×H×W` pixels 0…255) with byte labels,
-/// like `torchvision.datasets.MNIST`. Pixels become floats only when a batch is built.
+/// like `torchvision.datasets.MNIST`. Pixels become floats only when a batch is built. The MNIST-format
+/// datasets hold their images packed (`packed()`: zero runs squeezed out, a quarter of the memory).
 public struct ImageDataset: BatchSource, Sendable {
     /// Dataset name (e.g. "MNIST").
     public let name: String
-    /// Pixels, `count × channels × height × width`, row-major (indices start at 0; `prefix` shares them).
-    public let pixels: ArraySlice<UInt8>
+    /// The pixel bytes as given, or packed (`PackedImages`; it may hold more images than `count`).
+    enum Storage: Sendable {
+        case dense(ArraySlice<UInt8>)
+        case packed(PackedImages)
+    }
+    let storage: Storage
+    /// Pixels, `count × channels × height × width`, row-major (indices start at 0). For a packed
+    /// dataset this decodes every image: read single images with `pixels(ofImage:)`.
+    public var pixels: ArraySlice<UInt8> {
+        switch storage {
+        case .dense(let dense): return dense
+        case .packed(let packed):
+            let per = channels * height * width
+            return [UInt8](unsafeUninitializedCapacity: count * per) { out, filled in
+                for i in 0..<count { packed.decode(i, into: out.baseAddress! + i * per, zero: 0) { $0 } }
+                filled = count * per
+            }[...]
+        }
+    }
     /// Class index of each image.
     public let labels: ArraySlice<UInt8>
     public let channels: Int, height: Int, width: Int
@@ -80,9 +98,45 @@ public struct ImageDataset: BatchSource, Sendable {
          classNames: [String], transform: (any Transform)?) {
         precondition(pixels.startIndex == 0 && labels.startIndex == 0, "dataset slices must start at 0")
         precondition(pixels.count == labels.count * channels * height * width, "pixel count does not match labels")
-        self.name = name; self.pixels = pixels; self.labels = labels
+        self.init(name: name, storage: .dense(pixels), labels: labels, channels: channels, height: height, width: width,
+                  classNames: classNames, transform: transform)
+    }
+
+    init(name: String, storage: Storage, labels: ArraySlice<UInt8>, channels: Int, height: Int, width: Int,
+         classNames: [String], transform: (any Transform)?) {
+        self.name = name; self.storage = storage; self.labels = labels
         self.channels = channels; self.height = height; self.width = width
         self.classNames = classNames; self.transform = transform
+    }
+
+    /// The same dataset with its images packed (runs of zero bytes squeezed out), if that saves at least
+    /// a third of the memory (MNIST: 55 → 14 MB), else itself. Batches, values and order are unchanged;
+    /// building a batch decodes its images.
+    public func packed() -> ImageDataset {
+        guard case .dense(let dense) = storage else { return self }
+        let per = channels * height * width
+        let packed = dense.withUnsafeBufferPointer { PackedImages($0, imageSize: per, count: count) }
+        guard packed.bytes.count + packed.offsets.count * MemoryLayout<Int>.size <= dense.count * 2 / 3 else { return self }
+        return ImageDataset(name: name, storage: .packed(packed), labels: labels, channels: channels, height: height,
+                            width: width, classNames: classNames, transform: transform)
+    }
+
+    /// Whether the images are held packed (`packed()`).
+    public var isPacked: Bool { if case .packed = storage { true } else { false } }
+
+    /// Image `i`'s pixels, `channels × height × width` bytes (CHW).
+    /// - Parameter i: the image's position, `0..<count`.
+    public func pixels(ofImage i: Int) -> [UInt8] {
+        precondition(i >= 0 && i < count, "image \(i) is outside 0..<\(count)")
+        let per = channels * height * width
+        switch storage {
+        case .dense(let dense): return Array(dense[(i * per)..<((i + 1) * per)])
+        case .packed(let packed):
+            return [UInt8](unsafeUninitializedCapacity: per) { out, filled in
+                packed.decode(i, into: out.baseAddress!, zero: 0) { $0 }
+                filled = per
+            }
+        }
     }
 
     public var count: Int { labels.count }
@@ -95,10 +149,18 @@ public struct ImageDataset: BatchSource, Sendable {
     ///   - out: receives one label per sample.
     public func fill(_ indices: ArraySlice<Int>, into buffer: UnsafeMutablePointer<Float>, labels out: inout [Int]) {
         let per = channels * height * width
-        pixels.withUnsafeBufferPointer { px in
+        switch storage {
+        case .dense(let dense):
+            dense.withUnsafeBufferPointer { px in
+                for (j, i) in indices.enumerated() {
+                    let src = px.baseAddress! + i * per, dst = buffer + j * per
+                    for k in 0..<per { dst[k] = Float(src[k]) }
+                    out[j] = Int(labels[i])
+                }
+            }
+        case .packed(let packed):
             for (j, i) in indices.enumerated() {
-                let src = px.baseAddress! + i * per, dst = buffer + j * per
-                for k in 0..<per { dst[k] = Float(src[k]) }
+                packed.decode(i, into: buffer + j * per, zero: 0) { Float($0) }
                 out[j] = Int(labels[i])
             }
         }
@@ -123,8 +185,13 @@ public struct ImageDataset: BatchSource, Sendable {
     /// - Parameter n: how many samples to keep (the data is shared, not copied).
     public func prefix(_ n: Int) -> ImageDataset {
         let m = Swift.min(n, count), per = channels * height * width
-        return ImageDataset(name: name, pixels: pixels[0..<(m * per)], labels: labels[0..<m],
-                            channels: channels, height: height, width: width, classNames: classNames, transform: transform)
+        let kept: Storage
+        switch storage {
+        case .dense(let dense): kept = .dense(dense[0..<(m * per)])
+        case .packed: kept = storage   // images past the labels are never read
+        }
+        return ImageDataset(name: name, storage: kept, labels: labels[0..<m], channels: channels, height: height,
+                            width: width, classNames: classNames, transform: transform)
     }
 }
 

@@ -162,8 +162,9 @@ public enum DatasetKind: String, CaseIterable, Sendable {
             } } } }
             pixels = chw
         }
+        // Held packed (zero runs squeezed out) where that saves memory: MNIST 55 → 14 MB.
         return ImageDataset(name: name, pixels: pixels, labels: labels.bytes, channels: c, height: h, width: w,
-                            classNames: classNames)
+                            classNames: classNames).packed()
     }
 }
 

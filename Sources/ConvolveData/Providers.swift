@@ -32,13 +32,15 @@ extension ImageDataset {
     public func channelStatistics() -> (mean: [Double], std: [Double]) {
         let plane = height * width
         var sum = [Double](repeating: 0, count: channels), squares = sum
-        pixels.withUnsafeBufferPointer { px in
-            for i in 0..<count { for c in 0..<channels {
-                var s = 0, q = 0
-                let base = px.baseAddress! + (i * channels + c) * plane
-                for k in 0..<plane { let v = Int(base[k]); s += v; q += v * v }
-                sum[c] += Double(s); squares[c] += Double(q)
-            } }
+        for i in 0..<count {
+            pixels(ofImage: i).withUnsafeBufferPointer { px in
+                for c in 0..<channels {
+                    var s = 0, q = 0
+                    let base = px.baseAddress! + c * plane
+                    for k in 0..<plane { let v = Int(base[k]); s += v; q += v * v }
+                    sum[c] += Double(s); squares[c] += Double(q)
+                }
+            }
         }
         let n = Double(Swift.max(1, count * plane))
         let mean = sum.map { $0 / n / 255 }

@@ -376,7 +376,8 @@ func terminalPreview(_ ds: ImageDataset, _ i: Int) -> String {
 func sampleImage(_ ds: ImageDataset, _ i: Int) -> Image {
     let plane = ds.height * ds.width, per = plane * ds.channels
     var px = [UInt8](repeating: 0, count: per)
-    for p in 0..<plane { for c in 0..<ds.channels { px[p * ds.channels + c] = ds.pixels[i * per + c * plane + p] } }
+    let chw = ds.pixels(ofImage: i)
+    for p in 0..<plane { for c in 0..<ds.channels { px[p * ds.channels + c] = chw[c * plane + p] } }
     return Image(width: ds.width, height: ds.height, channels: ds.channels, pixels: px)
 }
 

@@ -251,15 +251,73 @@ func syntheticPair(_ dir: TempDir, n: Int = 20, h: Int = 4, w: Int = 3, gzip: Bo
     }
 }
 
+@Suite struct PackedImagesTests {
+    /// Images that test every segment boundary: all zero, all 255, zero and literal runs longer than a
+    /// segment holds (255), single pixels, alternation, an odd size (not a multiple of the 8-byte steps).
+    static func awkwardImages(size: Int) -> [[UInt8]] {
+        let rng = RandomGenerator(seed: 9)
+        return [
+            [UInt8](repeating: 0, count: size), [UInt8](repeating: 255, count: size),
+            (0..<size).map { $0 % 2 == 0 ? 0 : UInt8(1 + $0 % 200) },
+            (0..<size).map { $0 < 600 ? 0 : 7 }, (0..<size).map { $0 < 600 ? 9 : 0 },
+            (0..<size).map { $0 == size / 2 ? 1 : 0 }, (0..<size).map { $0 == 0 || $0 == size - 1 ? 3 : 0 },
+            (0..<size).map { _ in rng.nextInt(3) == 0 ? UInt8(rng.nextInt(256)) : 0 },
+            (0..<size).map { $0 % 300 < 270 ? UInt8(1 + $0 % 254) : 0 },
+        ]
+    }
+
+    @Test(arguments: [784, 781, 3 * 17 * 19])
+    func packingKeepsEveryByteAndBatch(size: Int) {
+        let images = Self.awkwardImages(size: size)
+        let (c, h, w) = size == 784 ? (1, 28, 28) : size == 781 ? (1, 11, 71) : (3, 17, 19)
+        let dense = ImageDataset(name: "awkward", pixels: Array(images.joined()), labels: (0..<images.count).map { UInt8($0) },
+                                 channels: c, height: h, width: w, classNames: (0..<images.count).map(String.init))
+        let packed = ImageDataset(name: "awkward", storage: .packed(
+            Array(images.joined()).withUnsafeBufferPointer { PackedImages($0, imageSize: size, count: images.count) }),
+            labels: dense.labels, channels: c, height: h, width: w, classNames: dense.classNames, transform: ToTensor())
+        for (i, image) in images.enumerated() { #expect(packed.pixels(ofImage: i) == image, "image \(i)") }
+        #expect(Array(packed.pixels) == Array(dense.pixels))
+        let order = [4, 0, 8, 8, 2, 7, 1, 6, 3, 5]
+        let (a, la) = dense.batch(order), (b, lb) = packed.batch(order)
+        #expect(a.storage == b.storage && la == lb)
+        #expect(packed.prefix(3).count == 3 && Array(packed.prefix(3).pixels) == Array(dense.prefix(3).pixels))
+        #expect(packed.channelStatistics().mean == dense.channelStatistics().mean)
+    }
+
+    /// `packed()` keeps a dataset dense where packing saves too little (random bytes: CIFAR-like).
+    @Test func packingOnlyWhereItPays() {
+        let rng = RandomGenerator(seed: 4)
+        let noisy = ImageDataset(name: "noise", pixels: (0..<(20 * 3072)).map { _ in UInt8(rng.nextInt(256)) },
+                                 labels: [UInt8](repeating: 0, count: 20), channels: 3, height: 32, width: 32, classNames: ["a"])
+        #expect(!noisy.packed().isPacked)
+        let sparse = ImageDataset(name: "sparse", pixels: Array(Self.awkwardImages(size: 784).joined()),
+                                  labels: [UInt8](repeating: 0, count: 9), channels: 1, height: 28, width: 28, classNames: ["a"])
+        #expect(sparse.packed().isPacked)
+    }
+}
+
 @Suite struct RealMNISTTests {
+    /// MNIST-format datasets load packed: every image decodes to the IDX file's own bytes, in a quarter
+    /// of the memory.
+    @Test(needsMNIST) func mnistIsHeldPackedAndDecodesToTheFilesBytes() throws {
+        guard let (train, test) = requireMNIST(), let dir = mnistDirectory() else { return }
+        #expect(train.isPacked && test.isPacked)
+        let file = try IDX.read(dir + "/t10k-images-idx3-ubyte.gz")
+        #expect(Array(test.pixels) == file.bytes)
+        guard case .packed(let packed) = train.storage else { return }
+        #expect(packed.bytes.count < 60_000 * 784 / 3, "packed MNIST: \(packed.bytes.count) bytes")
+    }
+
+
     @Test(needsMNIST) func countsHistogramsAndPixelStatistics() throws {
         guard let (train, test) = requireMNIST() else { return }
         #expect(train.count == 60000 && test.count == 10000)
         #expect(train.labelHistogram == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
         #expect(test.labelHistogram == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
         var sum: Double = 0, sumSq: Double = 0
-        for p in train.pixels { let v = Double(p) / 255; sum += v; sumSq += v * v }
-        let n = Double(train.pixels.count)
+        let pixels = train.pixels
+        for p in pixels { let v = Double(p) / 255; sum += v; sumSq += v * v }
+        let n = Double(pixels.count)
         let mean = sum / n, std = (sumSq / n - mean * mean).squareRoot()
         #expect(abs(mean - 0.1307) < 5e-5, "mean \(mean)")
         #expect(abs(std - 0.3081) < 5e-5, "std \(std)")
