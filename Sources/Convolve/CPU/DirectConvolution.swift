@@ -126,11 +126,11 @@ extension ConvGeometry {
     // each row are scratch and dropped).
     var wp: Int { w + 2 * pw }
     var hp: Int { h + 2 * ph }
-    /// One channel's padded plane (with stride: its phase planes, see `Polyphase.swift`) plus slack so
-    /// whole SIMD16 vectors and 32-column GEMM windows past the wide length stay in bounds.
-    var paddedPlane: Int { (phaseRows * phaseCols * phasePlane + 63) / 64 * 64 + kw + 64 }
+    // `paddedPlane` (stored, `ConvGeometry.init`): one channel's padded plane — with stride its phase
+    // planes, `Polyphase.swift` — plus slack so whole SIMD16 vectors and 32-column GEMM windows past
+    // the wide length stay in bounds.
     /// OH wide rows of `wideRowStride` (= Wp at unit stride) values.
-    var wideLength: Int { oh * wideRowStride }
+    @inline(__always) var wideLength: Int { oh * wideRowStride }
     /// Wide length rounded up to whole SIMD16 vectors (the scratch buffer's size).
     var wideCapacity: Int { (wideLength + 63) / 64 * 64 }
 

@@ -4,6 +4,19 @@ import Foundation
 struct ConvGeometry {
     let c: Int, h: Int, w: Int, kh: Int, kw: Int, sh: Int, sw: Int, ph: Int, pw: Int, dh: Int, dw: Int
     let oh: Int, ow: Int
+    /// Row stride of the wide layout (`Polyphase.swift`) and one channel's padded plane with its slack
+    /// (`DirectConvolution.swift`), stored: the direct kernels read them in inner loops.
+    let wideRowStride: Int, paddedPlane: Int
+
+    init(c: Int, h: Int, w: Int, kh: Int, kw: Int, sh: Int, sw: Int, ph: Int, pw: Int, dh: Int, dw: Int, oh: Int, ow: Int) {
+        (self.c, self.h, self.w, self.kh, self.kw, self.sh, self.sw) = (c, h, w, kh, kw, sh, sw)
+        (self.ph, self.pw, self.dh, self.dw, self.oh, self.ow) = (ph, pw, dh, dw, oh, ow)
+        let (hp, wp) = (h + 2 * ph, w + 2 * pw)
+        wideRowStride = (wp + sw - 1) / sw
+        // phases some tap reads (min(stride, kernel) per axis) × phase planes of ⌈Hp/sh⌉ × ⌈Wp/sw⌉
+        let phases = Swift.min(sh, kh) * Swift.min(sw, kw), phasePlane = (hp + sh - 1) / sh * wideRowStride
+        paddedPlane = (phases * phasePlane + 63) / 64 * 64 + kw + 64
+    }
     var kSize: Int { c * kh * kw }
     var ohw: Int { oh * ow }
     var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 }

@@ -13,19 +13,19 @@
 // pixels no tap reads get zero. At unit stride there is one phase and the layout is the padded plane.
 
 extension ConvGeometry {
-    /// Row stride of the wide layout: the padded width, or with stride, a phase plane's width ⌈Wp / sw⌉.
-    var wideRowStride: Int { (wp + sw - 1) / sw }
+    // `wideRowStride` (stored, `ConvGeometry.init`): the row stride of the wide layout, the padded width
+    // or with stride a phase plane's width ⌈Wp / sw⌉.
     /// Rows of one phase plane: ⌈Hp / sh⌉ (Hp at unit stride).
-    var phaseHeight: Int { (hp + sh - 1) / sh }
+    @inline(__always) var phaseHeight: Int { (hp + sh - 1) / sh }
     /// Floats in one phase plane.
-    var phasePlane: Int { phaseHeight * wideRowStride }
+    @inline(__always) var phasePlane: Int { phaseHeight * wideRowStride }
     /// Phase rows and columns that some kernel tap reads (the layout stores only those).
-    var phaseRows: Int { Swift.min(sh, kh) }
-    var phaseCols: Int { Swift.min(sw, kw) }
+    @inline(__always) var phaseRows: Int { Swift.min(sh, kh) }
+    @inline(__always) var phaseCols: Int { Swift.min(sw, kw) }
 
     /// `pad` for a strided layer: every float of `c × paddedPlane` is written (zeros around the image,
     /// in phase rows past the image and in the slack), so no scratch column ever reads garbage.
-    func padPhases(_ x: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>) {
+    @inline(never) func padPhases(_ x: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>) {
         let rowStride = wideRowStride, planeStride = phasePlane, phases = phaseRows * phaseCols
         for ci in 0..<c {
             let channel = dst + ci * paddedPlane
@@ -92,7 +92,7 @@ extension ConvGeometry {
 
     /// `unpad` for a strided layer: interleaves the phases' rows back into image rows of `dx` (which
     /// may be uninitialized); pixels in phases no tap reads get zero.
-    func unpadPhases(_ dxp: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) {
+    @inline(never) func unpadPhases(_ dxp: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) {
         let rowStride = wideRowStride, planeStride = phasePlane
         for ci in 0..<c {
             let channel = UnsafeMutablePointer(mutating: dxp + ci * paddedPlane)
