@@ -134,17 +134,3 @@ extension ConvGeometry {
 @inline(__always) private func st8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
-
-/// e0 o0 e1 o1 … e7 o7 (the compiler turns the lane moves into one permute, as for `evenHalf`).
-@inline(__always) func interleavedLow(_ e: V16, _ o: V16) -> V16 {
-    var r = V16()
-    for i in 0..<8 { r[2 * i] = e[i]; r[2 * i + 1] = o[i] }
-    return r
-}
-
-/// e8 o8 e9 o9 … e15 o15.
-@inline(__always) func interleavedHigh(_ e: V16, _ o: V16) -> V16 {
-    var r = V16()
-    for i in 0..<8 { r[2 * i] = e[8 + i]; r[2 * i + 1] = o[8 + i] }
-    return r
-}

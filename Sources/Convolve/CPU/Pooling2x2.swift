@@ -56,9 +56,24 @@ func maxPool2x2Plane(_ x: UnsafePointer<Float>, rowStride: Int, oh: Int, ow: Int
             UnsafeMutableRawPointer(k + ox).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: k1.replacing(with: k2, where: second)),
                                                        as: SIMD8<UInt8>.self)
         }
+        // 4 ≤ ow < 8 (the tutorial models' second pools: 7 and 5 wide): two overlapping groups of 4.
+        @inline(__always) func four(_ ox: Int) {
+            let v0 = UnsafeRawPointer(r0 + 2 * ox).loadUnaligned(as: SIMD8<Float>.self)
+            let v1 = UnsafeRawPointer(r1 + 2 * ox).loadUnaligned(as: SIMD8<Float>.self)
+            let a = v0.evenHalf, b = v0.oddHalf, cc = v1.evenHalf, d = v1.oddHalf
+            let ab = b .> a .| b .!= b, cd = d .> cc .| d .!= d
+            let m1 = a.replacing(with: b, where: ab), m2 = cc.replacing(with: d, where: cd)
+            let second = m2 .> m1 .| m2 .!= m2
+            UnsafeMutableRawPointer(o + ox).storeBytes(of: m1.replacing(with: m2, where: second), as: SIMD4<Float>.self)
+            let k1 = SIMD4<Int32>(repeating: 0).replacing(with: 1, where: ab)
+            let k2 = SIMD4<Int32>(repeating: 2).replacing(with: 3, where: cd)
+            UnsafeMutableRawPointer(k + ox).storeBytes(of: SIMD4<UInt8>(truncatingIfNeeded: k1.replacing(with: k2, where: second)),
+                                                       as: SIMD4<UInt8>.self)
+        }
         var ox = 0
         while ox + 8 <= ow { eight(ox); ox += 8 }
         if ox < ow && ow >= 8 { eight(ow - 8); ox = ow }
+        if ox == 0 && ow >= 4 { four(0); four(ow - 4); ox = ow }
         while ox < ow {
             let a = r0[2 * ox], b = r0[2 * ox + 1], cc = r1[2 * ox], d = r1[2 * ox + 1]
             let ab = b > a || b.isNaN, cd = d > cc || d.isNaN

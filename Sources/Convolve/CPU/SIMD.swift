@@ -25,3 +25,17 @@ typealias V16 = SIMD16<Float>
     let k2 = SIMD16<Int32>(repeating: 2).replacing(with: 3, where: cd)
     return (m1.replacing(with: m2, where: second), k1.replacing(with: k2, where: second))
 }
+
+/// e0 o0 e1 o1 … e7 o7 (the compiler turns the lane moves into one permute, as for `evenHalf`).
+@inline(__always) func interleavedLow(_ e: V16, _ o: V16) -> V16 {
+    var r = V16()
+    for i in 0..<8 { r[2 * i] = e[i]; r[2 * i + 1] = o[i] }
+    return r
+}
+
+/// e8 o8 e9 o9 … e15 o15.
+@inline(__always) func interleavedHigh(_ e: V16, _ o: V16) -> V16 {
+    var r = V16()
+    for i in 0..<8 { r[2 * i] = e[8 + i]; r[2 * i + 1] = o[8 + i] }
+    return r
+}
