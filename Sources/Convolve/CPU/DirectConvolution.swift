@@ -69,6 +69,27 @@ func uninitializedFloats(_ n: Int, _ body: (UnsafeMutableBufferPointer<Float>) -
     return r
 }
 
+/// Eight dot products of `g[0..<n]` with `row(0)…row(7)`, each in its own accumulator (the gradient
+/// vector is loaded once for the eight).
+@inline(__always) func simdDot8Shared(_ g: UnsafePointer<Float>, _ row: (Int) -> UnsafePointer<Float>, _ n: Int)
+    -> SIMD8<Float> {
+    let b0 = row(0), b1 = row(1), b2 = row(2), b3 = row(3), b4 = row(4), b5 = row(5), b6 = row(6), b7 = row(7)
+    var s0 = SIMD16<Float>(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0, i = 0
+    while i + 16 <= n {
+        let gv = ld(g + i)
+        s0.addProduct(gv, ld(b0 + i)); s1.addProduct(gv, ld(b1 + i)); s2.addProduct(gv, ld(b2 + i)); s3.addProduct(gv, ld(b3 + i))
+        s4.addProduct(gv, ld(b4 + i)); s5.addProduct(gv, ld(b5 + i)); s6.addProduct(gv, ld(b6 + i)); s7.addProduct(gv, ld(b7 + i))
+        i += 16
+    }
+    var r = SIMD8<Float>(s0.sum(), s1.sum(), s2.sum(), s3.sum(), s4.sum(), s5.sum(), s6.sum(), s7.sum())
+    while i < n {
+        let gi = g[i]
+        r += gi * SIMD8<Float>(b0[i], b1[i], b2[i], b3[i], b4[i], b5[i], b6[i], b7[i])
+        i += 1
+    }
+    return r
+}
+
 /// Dot product with four independent accumulators (hides the multiply-add latency).
 @inline(__always) func simdDot4(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
     var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), s2 = SIMD16<Float>(), s3 = SIMD16<Float>(), i = 0
@@ -99,6 +120,26 @@ func uninitializedFloats(_ n: Int, _ body: (UnsafeMutableBufferPointer<Float>) -
 
 /// 64 consecutive output floats held in four SIMD16 registers: independent multiply-add chains hide
 /// the FMA latency in the direct convolution's forward and gathered input-gradient loops.
+/// Two `Accumulator64`s fed from the same source: `add(w0, w1, src)` loads `src[0..<64]` once for
+/// two weights, eight independent chains.
+struct Accumulator64Pair {
+    var first: Accumulator64, second: Accumulator64
+    @inline(__always) init(_ start0: SIMD16<Float>, _ start1: SIMD16<Float>) {
+        first = Accumulator64(start0); second = Accumulator64(start1)
+    }
+    @inline(__always) mutating func add(_ w0: Float, _ w1: Float, _ src: UnsafePointer<Float>) {
+        let a = SIMD16<Float>(repeating: w0), b = SIMD16<Float>(repeating: w1), r = UnsafeRawPointer(src)
+        let v0 = r.loadUnaligned(as: SIMD16<Float>.self), v1 = r.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
+        let v2 = r.loadUnaligned(fromByteOffset: 128, as: SIMD16<Float>.self)
+        let v3 = r.loadUnaligned(fromByteOffset: 192, as: SIMD16<Float>.self)
+        first.a0.addProduct(a, v0); first.a1.addProduct(a, v1); first.a2.addProduct(a, v2); first.a3.addProduct(a, v3)
+        second.a0.addProduct(b, v0); second.a1.addProduct(b, v1); second.a2.addProduct(b, v2); second.a3.addProduct(b, v3)
+    }
+    @inline(__always) func store(_ dst0: UnsafeMutablePointer<Float>, _ dst1: UnsafeMutablePointer<Float>) {
+        first.store(dst0); second.store(dst1)
+    }
+}
+
 struct Accumulator64 {
     var a0, a1, a2, a3: SIMD16<Float>
     @inline(__always) init(_ start: SIMD16<Float>) { a0 = start; a1 = start; a2 = start; a3 = start }
@@ -198,15 +239,55 @@ extension ConvGeometry {
     }
 
     /// out[oc] = bias[oc] + Σ w[oc, c, ki, kj] · x[c, shifted] for one padded image: each 16-wide
-    /// block of the wide output row accumulates every tap in a register and is stored once.
+    /// block of the wide output row accumulates every tap in a register and is stored once. Output
+    /// channels go in pairs: each tap's input vectors are loaded once for both, and the eight
+    /// independent multiply-add chains (2 channels × 64 outputs) keep both FMA pipes busy where four
+    /// chains waited on the FMA latency. `wide` holds `2 × wideCapacity` floats.
     func directForward(_ xp: UnsafePointer<Float>, _ wt: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                        _ out: UnsafeMutablePointer<Float>, _ wide: UnsafeMutablePointer<Float>, outChannels: Int) {
-        let L = wideLength, P = paddedPlane, taps = kh * kw
-        for oc in 0..<outChannels {
+        let L = wideLength, P = paddedPlane, taps = kh * kw, W = wideCapacity
+        var oc = 0
+        while oc + 2 <= outChannels {
+            let b0 = SIMD16<Float>(repeating: bias?[oc] ?? 0), b1 = SIMD16<Float>(repeating: bias?[oc + 1] ?? 0)
+            let wo0 = wt + oc * c * taps, wo1 = wo0 + c * taps
+            var i = 0
+            while i + 64 <= L {
+                var acc = Accumulator64Pair(b0, b1)
+                for ci in 0..<c {
+                    let plane = xp + ci * P + i, w0 = wo0 + ci * taps, w1 = wo1 + ci * taps
+                    for ki in 0..<kh {
+                        let row = plane + ki * wp
+                        for kj in 0..<kw { acc.add(w0[ki * kw + kj], w1[ki * kw + kj], row + kj) }
+                    }
+                }
+                acc.store(wide + i, wide + W + i)
+                i += 64
+            }
+            while i < L {
+                var acc0 = b0, acc1 = b1
+                for ci in 0..<c {
+                    let plane = xp + ci * P + i, w0 = wo0 + ci * taps, w1 = wo1 + ci * taps
+                    for ki in 0..<kh {
+                        let row = plane + ki * wp
+                        for kj in 0..<kw {
+                            let v = ld(row + kj)
+                            acc0.addProduct(SIMD16<Float>(repeating: w0[ki * kw + kj]), v)
+                            acc1.addProduct(SIMD16<Float>(repeating: w1[ki * kw + kj]), v)
+                        }
+                    }
+                }
+                st(acc0, wide + i); st(acc1, wide + W + i)
+                i += 16
+            }
+            for (k, o) in [out + oc * ohw, out + (oc + 1) * ohw].enumerated() {
+                for oy in 0..<oh { (o + oy * ow).update(from: wide + k * W + oy * wp, count: ow) }
+            }
+            oc += 2
+        }
+        if oc < outChannels {
             let b = SIMD16<Float>(repeating: bias?[oc] ?? 0)
             let wo = wt + oc * c * taps
             var i = 0
-            // Four independent accumulators (64 outputs) hide the multiply-add latency.
             while i + 64 <= L {
                 var acc = Accumulator64(b)
                 for ci in 0..<c {
@@ -260,8 +341,14 @@ extension ConvGeometry {
                 let gw = UnsafePointer(gbuf + oc * G + F)
                 for ci in 0..<c {
                     let plane = xp + ci * paddedPlane, base = (oc * c + ci) * taps
-                    // four taps per pass: the gradient row is loaded once for four dot products
+                    // eight taps per pass (eight independent chains, the gradient row loaded once for
+                    // eight dot products), then four, then one
                     var t = 0
+                    while t + 8 <= taps {
+                        let d = simdDot8Shared(gw, { plane + ((t + $0) / kw) * wp + (t + $0) % kw }, L)
+                        for k in 0..<8 { dw[base + t + k] += d[k] }
+                        t += 8
+                    }
                     while t + 4 <= taps {
                         let d = simdDot4Shared(gw, plane + (t / kw) * wp + t % kw, plane + ((t + 1) / kw) * wp + (t + 1) % kw,
                                                plane + ((t + 2) / kw) * wp + (t + 2) % kw,
@@ -278,7 +365,23 @@ extension ConvGeometry {
         }
         guard let dxp else { return }
         let total = hp * wp
-        for ci in 0..<c {
+        // input channels in pairs: each shifted gradient row is loaded once for both (eight chains)
+        var ci = 0
+        while ci + 2 <= c {
+            let dst0 = dxp + ci * paddedPlane, dst1 = dst0 + paddedPlane
+            var p = 0
+            while p < total {
+                var acc = Accumulator64Pair(SIMD16<Float>(), SIMD16<Float>())
+                for oc in 0..<outChannels {
+                    let gw = UnsafePointer(gbuf + oc * G + F + p), w0 = wt + (oc * c + ci) * taps, w1 = w0 + taps
+                    for ki in 0..<kh { for kj in 0..<kw { acc.add(w0[ki * kw + kj], w1[ki * kw + kj], gw - (ki * wp + kj)) } }
+                }
+                acc.store(dst0 + p, dst1 + p)
+                p += 64
+            }
+            ci += 2
+        }
+        if ci < c {
             let dst = dxp + ci * paddedPlane
             var p = 0
             while p < total {

@@ -130,7 +130,7 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
         Parallel.forChunks(n, work: work) { range in
             if direct {
                 let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
-                let wide = UnsafeMutablePointer<Float>.allocate(capacity: geo.wideCapacity)
+                let wide = UnsafeMutablePointer<Float>.allocate(capacity: 2 * geo.wideCapacity)
                 defer { xp.deallocate(); wide.deallocate() }
                 b.withUnsafeBufferPointerOrNil { bp in
                     for s in range { for g in 0..<groups {
