@@ -94,7 +94,25 @@ func unpool2x2Plane(_ g: UnsafePointer<Float>, _ arg: UnsafePointer<UInt8>, mask
                     oh: Int, ow: Int, rows: Int, rowStride: Int, into d: UnsafeMutablePointer<Float>) {
     for oy in 0..<oh {
         let r0 = d + 2 * oy * rowStride, r1 = r0 + rowStride
-        for ox in 0..<ow {
+        // Eight (or, 4 ≤ ow < 8, four) windows at a time by selects where the row allows (the last
+        // group overlaps the ones before and rewrites the same values), the rest one by one.
+        var first = 0
+        if ow >= 8 {
+            let i0 = oy * ow
+            var ox = 0
+            while ox < ow {
+                let at = Swift.min(ox, ow - 8)
+                unpoolEight(g + i0 + at, arg + i0 + at, mask.map { $0 + i0 + at }, r0 + 2 * at, r1 + 2 * at)
+                ox = at + 8
+            }
+            first = ow
+        } else if ow >= 4 {
+            let i0 = oy * ow
+            unpoolFour(g + i0, arg + i0, mask.map { $0 + i0 }, r0, r1)
+            unpoolFour(g + i0 + ow - 4, arg + i0 + ow - 4, mask.map { $0 + i0 + ow - 4 }, r0 + 2 * (ow - 4), r1 + 2 * (ow - 4))
+            first = ow
+        }
+        for ox in first..<ow {
             let i = oy * ow + ox, k = arg[i]
             var v = g[i]
             if let mask { v = mask[i] > 0 ? v : 0 }
@@ -106,4 +124,47 @@ func unpool2x2Plane(_ g: UnsafePointer<Float>, _ arg: UnsafePointer<UInt8>, mask
         for x in (2 * ow)..<rowStride { r0[x] = 0; r1[x] = 0 }
     }
     for y in (2 * oh)..<rows { (d + y * rowStride).update(repeating: 0, count: rowStride) }
+}
+
+/// Eight windows of `unpool2x2Plane`: 16 floats of each of the two rows. The pairs of a row are
+/// interleaved as 64-bit lanes (the zero-extended first float | the second shifted up), which compiles
+/// to widening moves, shifts and ors rather than lane-by-lane inserts.
+@inline(__always)
+private func unpoolEight(_ g: UnsafePointer<Float>, _ arg: UnsafePointer<UInt8>, _ mask: UnsafePointer<Float>?,
+                         _ r0: UnsafeMutablePointer<Float>, _ r1: UnsafeMutablePointer<Float>) {
+    var v = UnsafeRawPointer(g).loadUnaligned(as: SIMD8<Float>.self)
+    if let mask {
+        v = SIMD8<Float>().replacing(with: v, where: UnsafeRawPointer(mask).loadUnaligned(as: SIMD8<Float>.self) .> 0)
+    }
+    // the winners as floats: float compares compile to one instruction, SIMD8<Int32> .== scalar to a lane loop
+    let k = SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(arg).loadUnaligned(as: SIMD8<UInt8>.self)))
+    let zero = SIMD8<Float>()
+    @inline(__always) func pairs(_ even: SIMD8<Float>, _ odd: SIMD8<Float>) -> SIMD16<Float> {
+        let lo = SIMD8<UInt64>(truncatingIfNeeded: unsafeBitCast(even, to: SIMD8<UInt32>.self))
+        let hi = SIMD8<UInt64>(truncatingIfNeeded: unsafeBitCast(odd, to: SIMD8<UInt32>.self))
+        return unsafeBitCast(lo | (hi &<< 32), to: SIMD16<Float>.self)
+    }
+    st(pairs(zero.replacing(with: v, where: k .== 0), zero.replacing(with: v, where: k .== 1)), r0)
+    st(pairs(zero.replacing(with: v, where: k .== 2), zero.replacing(with: v, where: k .== 3)), r1)
+}
+
+/// Four windows of `unpool2x2Plane` (rows 4–7 windows wide): 8 floats of each of the two rows.
+@inline(__always)
+private func unpoolFour(_ g: UnsafePointer<Float>, _ arg: UnsafePointer<UInt8>, _ mask: UnsafePointer<Float>?,
+                        _ r0: UnsafeMutablePointer<Float>, _ r1: UnsafeMutablePointer<Float>) {
+    var v = UnsafeRawPointer(g).loadUnaligned(as: SIMD4<Float>.self)
+    if let mask {
+        v = SIMD4<Float>().replacing(with: v, where: UnsafeRawPointer(mask).loadUnaligned(as: SIMD4<Float>.self) .> 0)
+    }
+    let k = SIMD4<Float>(SIMD4<Int32>(truncatingIfNeeded: UnsafeRawPointer(arg).loadUnaligned(as: SIMD4<UInt8>.self)))
+    let zero = SIMD4<Float>()
+    @inline(__always) func pairs(_ even: SIMD4<Float>, _ odd: SIMD4<Float>) -> SIMD8<Float> {
+        let lo = SIMD4<UInt64>(truncatingIfNeeded: unsafeBitCast(even, to: SIMD4<UInt32>.self))
+        let hi = SIMD4<UInt64>(truncatingIfNeeded: unsafeBitCast(odd, to: SIMD4<UInt32>.self))
+        return unsafeBitCast(lo | (hi &<< 32), to: SIMD8<Float>.self)
+    }
+    UnsafeMutableRawPointer(r0).storeBytes(of: pairs(zero.replacing(with: v, where: k .== 0), zero.replacing(with: v, where: k .== 1)),
+                                           as: SIMD8<Float>.self)
+    UnsafeMutableRawPointer(r1).storeBytes(of: pairs(zero.replacing(with: v, where: k .== 2), zero.replacing(with: v, where: k .== 3)),
+                                           as: SIMD8<Float>.self)
 }
