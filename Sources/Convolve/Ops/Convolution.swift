@@ -222,20 +222,14 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
             return
         }
         // A fused ReLU passes the gradient where the output is positive: the direct path masks each
-        // image's gradient (and sums the bias gradient) in a cache-sized buffer, the others up front.
+        // image's gradient in a cache-sized buffer, the others up front. The bias gradient is summed
+        // per image inside the parallel pass (per-chunk partials, like the weight gradient's).
         let maskInLoop = fusedReLU && direct
-        let needB = maskInLoop && bias?.requiresGrad == true
+        let needB = bias?.requiresGrad == true
         let g = fusedReLU && !maskInLoop ? reluMask(gOut, out) : gOut
         var biasPartial = [Float](repeating: 0, count: needB ? Parallel.chunkCount(n, work: work * 2) * cout : 0)
         g.withUnsafeBufferPointer { pg in out.withUnsafeBufferPointer { po in
             let gp = pg.baseAddress!, op = po.baseAddress!
-            if let bias, bias.requiresGrad, !maskInLoop {
-                bias.accumulate { db in
-                    for s in 0..<n { for oc in 0..<cout {
-                        db[oc] += simdSum(gp + s * outPer + oc * ohw, ohw)   // vector lanes: no serial add chain
-                    } }
-                }
-            }
             let needX = input.requiresGrad, needW = weight.requiresGrad
             if !needX && !needW && !needB { return }
             let chunks = Parallel.chunkCount(n, work: work * 2)
@@ -261,10 +255,10 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                                 let o = op + s * outPer + gi * ocg * ohw
                                 for i in 0..<(ocg * ohw) { gm[i] = o[i] > 0 ? gs[i] : 0 }
                                 gs = UnsafePointer(gm)
-                                if needB {
-                                    let db = pb.baseAddress! + chunk * cout + gi * ocg
-                                    for oc in 0..<ocg { db[oc] += simdSum(gm + oc * ohw, ohw) }
-                                }
+                            }
+                            if needB {
+                                let db = pb.baseAddress! + chunk * cout + gi * ocg
+                                for oc in 0..<ocg { db[oc] += simdSum(gs + oc * ohw, ohw) }
                             }
                             if !needX && !needW { continue }
                             if needW { geo.pad(x + s * inPer + gi * cg * h * w, into: xp) }
@@ -280,6 +274,10 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                     for s in range {
                         for gi in 0..<groups {
                             let gs = gp + s * outPer + gi * ocg * ohw
+                            if needB {
+                                let db = pb.baseAddress! + chunk * cout + gi * ocg
+                                for oc in 0..<ocg { db[oc] += simdSum(gs + oc * ohw, ohw) }
+                            }
                             if needW {
                                 let xs = x + s * inPer + gi * cg * h * w
                                 let src: UnsafePointer<Float>
