@@ -159,6 +159,7 @@ public struct ImageDataset: BatchSource, Sendable {
                 }
             }
         case .packed(let packed):
+            packed.touch(indices)
             for (j, i) in indices.enumerated() {
                 packed.decode(i, into: buffer + j * per, zero: 0) { Float($0) }
                 out[j] = Int(labels[i])

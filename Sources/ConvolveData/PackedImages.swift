@@ -69,17 +69,32 @@ struct PackedImages: Sendable {
         return written
     }
 
-    /// Writes image `i` into `out` (`imageSize` values), each byte converted by `value`.
+    /// Reads the first and last byte of each image's segments (independent loads the processor
+    /// overlaps), so that a shuffled batch's cache misses are taken together rather than one image
+    /// at a time as its decoding reaches them.
+    func touch(_ indices: ArraySlice<Int>) {
+        var sum: UInt8 = 0
+        bytes.withUnsafeBufferPointer { b in offsets.withUnsafeBufferPointer { o in
+            for i in indices where o[i + 1] > o[i] { sum &+= b[o[i]] &+ b[o[i + 1] - 1] }
+        } }
+        PackedImages.touched = sum
+    }
+    /// Where `touch` leaves its sum (so the loads are not optimized away).
+    nonisolated(unsafe) static var touched: UInt8 = 0
+
+    /// Writes image `i` into `out` (`imageSize` values), each byte converted by `value`: the whole
+    /// image is zero-filled first (whole vectors), then only the literal runs are written.
     @inline(__always)
     func decode<T>(_ i: Int, into out: UnsafeMutablePointer<T>, zero: T, _ value: (UInt8) -> T) {
+        out.update(repeating: zero, count: imageSize)
         bytes.withUnsafeBufferPointer { b in
+            let base = b.baseAddress!
             var s = offsets[i], p = 0
             let end = offsets[i + 1]
             while s < end {
-                let zeros = Int(b[s]), literals = Int(b[s + 1])
-                (out + p).update(repeating: zero, count: zeros)
-                p += zeros
-                for k in 0..<literals { out[p + k] = value(b[s + 2 + k]) }
+                p += Int(base[s])
+                let literals = Int(base[s + 1]), src = base + s + 2, dst = out + p
+                for k in 0..<literals { dst[k] = value(src[k]) }
                 p += literals
                 s += 2 + literals
             }
