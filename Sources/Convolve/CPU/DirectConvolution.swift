@@ -16,7 +16,13 @@ func uninitializedFloats(_ n: Int, _ body: (UnsafeMutableBufferPointer<Float>) -
 @inline(__always) func copyFloats(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int) {
     typealias V = SIMD16<Float>
     if n < 16 {
-        for i in 0..<n { dst[i] = src[i] }
+        // two overlapping 8- or 4-wide moves (rows of 14 or 7: the tutorial models' second layer)
+        @inline(__always) func move<T: SIMD>(_ type: T.Type) where T.Scalar == Float {
+            let d = UnsafeMutableRawPointer(dst), s = UnsafeRawPointer(src), tail = (n - T.scalarCount) * 4
+            let first = s.loadUnaligned(as: T.self), last = s.loadUnaligned(fromByteOffset: tail, as: T.self)
+            d.storeBytes(of: first, as: T.self); d.storeBytes(of: last, toByteOffset: tail, as: T.self)
+        }
+        if n >= 8 { move(SIMD8<Float>.self) } else if n >= 4 { move(SIMD4<Float>.self) } else { for i in 0..<n { dst[i] = src[i] } }
         return
     }
     var i = 0
@@ -280,7 +286,7 @@ extension ConvGeometry {
                 i += 16
             }
             for (k, o) in [out + oc * ohw, out + (oc + 1) * ohw].enumerated() {
-                for oy in 0..<oh { (o + oy * ow).update(from: wide + k * W + oy * wp, count: ow) }
+                for oy in 0..<oh { copyFloats(o + oy * ow, wide + k * W + oy * wp, ow) }
             }
             oc += 2
         }
@@ -313,7 +319,7 @@ extension ConvGeometry {
                 i += 16
             }
             let o = out + oc * ohw
-            for oy in 0..<oh { (o + oy * ow).update(from: wide + oy * wp, count: ow) }
+            for oy in 0..<oh { copyFloats(o + oy * ow, wide + oy * wp, ow) }
         }
     }
 
@@ -334,7 +340,7 @@ extension ConvGeometry {
         gbuf.update(repeating: 0, count: outChannels * G)
         for oc in 0..<outChannels {
             let gw = gbuf + oc * G + F
-            for oy in 0..<oh { (gw + oy * wp).update(from: g + oc * ohw + oy * ow, count: ow) }
+            for oy in 0..<oh { copyFloats(gw + oy * wp, g + oc * ohw + oy * ow, ow) }
         }
         if let dw {
             for oc in 0..<outChannels {
