@@ -15,8 +15,10 @@ public enum Parallel {
 
     /// Work (in multiply-adds or element visits) below which splitting costs more than it saves.
     /// The pool's workers spin briefly between jobs, so handing work over costs ~1–2 µs while
-    /// training runs (a sleeping thread would cost ~30 µs to wake).
-    public static let minWorkToSplit = 1 << 17
+    /// training runs (a sleeping thread would cost ~30 µs to wake). 2¹⁵ rather than 2¹⁷: the tutorial
+    /// model's second block (batch norm and pooling of 64 × 4 × 14 × 14) then splits too, W2 +8%
+    /// (W1, W3, W4 unchanged; 2¹⁴ no better) — BENCHMARKS.md, session 9.
+    public static let minWorkToSplit = 1 << 15
 
     /// Chunks per thread: lets a thread that is running take over work a descheduled one has not
     /// started, so a busy core slows us by at most its share (no lock-step waits).

@@ -274,7 +274,9 @@ import ConvolveTraining
         var lines: [String] = []
         let result = try TrainingRun(config: config, outputDir: dir.path, dataLocation: DataLocation(directory: mnistDirectory()),
                                      progress: .silent, log: { lines.append($0) }).run()
-        let floor: [ZooModel: Double] = [.torchSeed: 0.93, .kerasSeed: 0.87, .mnistCNN: 0.93]
+        // torch-seed's one epoch (the tutorial's Adam at 0.07) spreads 0.9295–0.9555 over seeds 1–5
+        // (session 9); the floors sit below the spread, far above an untrained model's.
+        let floor: [ZooModel: Double] = [.torchSeed: 0.92, .kerasSeed: 0.87, .mnistCNN: 0.93]
         #expect(result.testAccuracy > floor[zoo]!, "\(zoo.rawValue): \(result.testAccuracy)")
         if zoo == .torchSeed {
             #expect(lines.first?.hasPrefix("Epoch 1 - Training loss: ") == true)
