@@ -6,6 +6,7 @@
 // pass over a few hundred bytes, done on the loader's background thread as a batch is built.
 
 import Convolve
+import Synchronization
 
 /// A dataset's images, each packed as zero runs and literal bytes (see `ImageDataset.packed()`).
 struct PackedImages: Sendable {
@@ -77,10 +78,11 @@ struct PackedImages: Sendable {
         bytes.withUnsafeBufferPointer { b in offsets.withUnsafeBufferPointer { o in
             for i in indices where o[i + 1] > o[i] { sum &+= b[o[i]] &+ b[o[i + 1] - 1] }
         } }
-        PackedImages.touched = sum
+        PackedImages.touched.store(sum, ordering: .relaxed)
     }
-    /// Where `touch` leaves its sum (so the loads are not optimized away).
-    nonisolated(unsafe) static var touched: UInt8 = 0
+    /// Where `touch` leaves its sum, so the loads are not optimized away (atomic: loaders on several
+    /// threads may touch at once).
+    static let touched = Atomic<UInt8>(0)
 
     /// Writes image `i` into `out` (`imageSize` values), each byte converted by `value`: the whole
     /// image is zero-filled first (whole vectors), then only the literal runs are written.
