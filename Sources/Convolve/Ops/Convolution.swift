@@ -43,7 +43,7 @@ func convGeometry(_ input: Tensor, _ weight: Tensor, _ bias: Tensor?, _ stride: 
 /// only with a geometry its own predicate accepts.
 ///
 /// * `direct` — few output channels × taps (≤ 512), unit stride and dilation: the wide-row kernels of
-///   `Kernels.swift` for the forward pass and both gradients.
+///   `DirectConvolution.swift` for the forward pass and both gradients.
 /// * `shiftedRows` — other undilated, non-pointwise layers: GEMM over shifted rows of the padded
 ///   image (strided layers: the gradients over its polyphase layout, `Polyphase.swift`, the forward
 ///   pass as im2col — `forwardIm2col`). Within it (and with `Winograd.active`), the forward pass and the input gradient run
