@@ -253,9 +253,11 @@ extension ConvGeometry {
                        _ out: UnsafeMutablePointer<Float>, _ wide: UnsafeMutablePointer<Float>, outChannels: Int) {
         let L = wideLength, P = paddedPlane, taps = kh * kw, W = wideCapacity
         var oc = 0
-        while oc + 2 <= outChannels {
-            let b0 = SIMD16<Float>(repeating: bias?[oc] ?? 0), b1 = SIMD16<Float>(repeating: bias?[oc + 1] ?? 0)
-            let wo0 = wt + oc * c * taps, wo1 = wo0 + c * taps
+        while oc < outChannels {
+            // An odd last channel pairs with itself: both halves compute the same values into one buffer.
+            let oc1 = Swift.min(oc + 1, outChannels - 1), wide1 = oc1 == oc ? wide : wide + W
+            let b0 = SIMD16<Float>(repeating: bias?[oc] ?? 0), b1 = SIMD16<Float>(repeating: bias?[oc1] ?? 0)
+            let wo0 = wt + oc * c * taps, wo1 = wt + oc1 * c * taps
             var i = 0
             while i + 64 <= L {
                 var acc = Accumulator64Pair(b0, b1)
@@ -266,7 +268,7 @@ extension ConvGeometry {
                         for kj in 0..<kw { acc.add(w0[ki * kw + kj], w1[ki * kw + kj], row + kj) }
                     }
                 }
-                acc.store(wide + i, wide + W + i)
+                acc.store(wide + i, wide1 + i)
                 i += 64
             }
             while i < L {
@@ -282,44 +284,13 @@ extension ConvGeometry {
                         }
                     }
                 }
-                st(acc0, wide + i); st(acc1, wide + W + i)
+                st(acc0, wide + i); st(acc1, wide1 + i)
                 i += 16
             }
-            for (k, o) in [out + oc * ohw, out + (oc + 1) * ohw].enumerated() {
-                for oy in 0..<oh { copyFloats(o + oy * ow, wide + k * W + oy * wp, ow) }
-            }
+            let o0 = out + oc * ohw, o1 = out + oc1 * ohw
+            for oy in 0..<oh { copyFloats(o0 + oy * ow, wide + oy * wp, ow) }
+            if oc1 != oc { for oy in 0..<oh { copyFloats(o1 + oy * ow, wide1 + oy * wp, ow) } }
             oc += 2
-        }
-        if oc < outChannels {
-            let b = SIMD16<Float>(repeating: bias?[oc] ?? 0)
-            let wo = wt + oc * c * taps
-            var i = 0
-            while i + 64 <= L {
-                var acc = Accumulator64(b)
-                for ci in 0..<c {
-                    let plane = xp + ci * P + i, wc = wo + ci * taps
-                    for ki in 0..<kh {
-                        let row = plane + ki * wp
-                        for kj in 0..<kw { acc.add(wc[ki * kw + kj], row + kj) }
-                    }
-                }
-                acc.store(wide + i)
-                i += 64
-            }
-            while i < L {
-                var acc = b
-                for ci in 0..<c {
-                    let plane = xp + ci * P + i, wc = wo + ci * taps
-                    for ki in 0..<kh {
-                        let row = plane + ki * wp
-                        for kj in 0..<kw { acc.addProduct(SIMD16<Float>(repeating: wc[ki * kw + kj]), ld(row + kj)) }
-                    }
-                }
-                st(acc, wide + i)
-                i += 16
-            }
-            let o = out + oc * ohw
-            for oy in 0..<oh { copyFloats(o + oy * ow, wide + oy * wp, ow) }
         }
     }
 
@@ -371,34 +342,24 @@ extension ConvGeometry {
         }
         guard let dxp else { return }
         let total = hp * wp
-        // input channels in pairs: each shifted gradient row is loaded once for both (eight chains)
+        // input channels in pairs: each shifted gradient row is loaded once for both (eight chains);
+        // an odd last channel pairs with itself (both halves store the same values to one place)
         var ci = 0
-        while ci + 2 <= c {
-            let dst0 = dxp + ci * paddedPlane, dst1 = dst0 + paddedPlane
+        while ci < c {
+            let ci1 = Swift.min(ci + 1, c - 1)
+            let dst0 = dxp + ci * paddedPlane, dst1 = dxp + ci1 * paddedPlane
             var p = 0
             while p < total {
                 var acc = Accumulator64Pair(SIMD16<Float>(), SIMD16<Float>())
                 for oc in 0..<outChannels {
-                    let gw = UnsafePointer(gbuf + oc * G + F + p), w0 = wt + (oc * c + ci) * taps, w1 = w0 + taps
+                    let gw = UnsafePointer(gbuf + oc * G + F + p)
+                    let w0 = wt + (oc * c + ci) * taps, w1 = wt + (oc * c + ci1) * taps
                     for ki in 0..<kh { for kj in 0..<kw { acc.add(w0[ki * kw + kj], w1[ki * kw + kj], gw - (ki * wp + kj)) } }
                 }
                 acc.store(dst0 + p, dst1 + p)
                 p += 64
             }
             ci += 2
-        }
-        if ci < c {
-            let dst = dxp + ci * paddedPlane
-            var p = 0
-            while p < total {
-                var acc = Accumulator64(SIMD16<Float>())
-                for oc in 0..<outChannels {
-                    let gw = UnsafePointer(gbuf + oc * G + F + p), wo = wt + (oc * c + ci) * taps
-                    for ki in 0..<kh { for kj in 0..<kw { acc.add(wo[ki * kw + kj], gw - (ki * wp + kj)) } }
-                }
-                acc.store(dst + p)
-                p += 64
-            }
         }
     }
 
