@@ -112,13 +112,13 @@ extension ConvGeometry {
                 var j = 0
                 while 2 * j + 32 <= w {
                     let e = even.map { ld($0 + j) } ?? V16(), o = odd.map { ld($0 + j) } ?? V16()
-                    st(interleavedLow(e, o), out + 2 * j)
-                    st(interleavedHigh(e, o), out + 2 * j + 16)
+                    let (lo, hi) = interleave(e, o)
+                    st(lo, out + 2 * j); st(hi, out + 2 * j + 16)
                     j += 16
                 }
                 if 2 * j + 16 <= w {
                     let e = even.map { ld8($0 + j) } ?? SIMD8(), o = odd.map { ld8($0 + j) } ?? SIMD8()
-                    st(interleavedLow(V16(lowHalf: e, highHalf: e), V16(lowHalf: o, highHalf: o)), out + 2 * j)
+                    st(interleave(V16(lowHalf: e, highHalf: e), V16(lowHalf: o, highHalf: o)).0, out + 2 * j)
                     j += 8
                 }
                 for x in (2 * j)..<w { out[x] = (x % 2 == 0 ? even?[x / 2] : odd?[x / 2]) ?? 0 }

@@ -484,16 +484,6 @@ private func storeInputTransform(_ r0: (V16, V16, V16, V16), _ r1: (V16, V16, V1
 }
 
 
-/// (a0, b0, a1, b1, …): the two halves of `a` and `b` interleaved.
-@inline(__always) private func interleave(_ a: V16, _ b: V16) -> (V16, V16) {
-    var lo = V16(), hi = V16()
-    for i in 0..<8 {
-        lo[2 * i] = a[i]; lo[2 * i + 1] = b[i]
-        hi[2 * i] = a[8 + i]; hi[2 * i + 1] = b[8 + i]
-    }
-    return (lo, hi)
-}
-
 extension Tensor {
     /// Every group's transformed weights for `plan`, one after another (`plan.uCount` floats each).
     /// With `flipped`, those of the input-gradient convolution (`WinogradPlan.inputGradient`): each
