@@ -242,6 +242,11 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
             biasPartial.withUnsafeMutableBufferPointer { pb in
                 let x = px.baseAddress!, wt = pw.baseAddress!
                 let pBase = pp.baseAddress, dxBase = pdx.baseAddress
+                /// Adds one image's per-channel gradient sums (group `gi`) to chunk `chunk`'s bias partial.
+                func sumBias(_ chunk: Int, _ gi: Int, _ gs: UnsafePointer<Float>) {
+                    let db = pb.baseAddress! + chunk * cout + gi * ocg
+                    for oc in 0..<ocg { db[oc] += simdSum(gs + oc * ohw, ohw) }
+                }
                 Parallel.forChunksIndexed(n, work: work * 2) { chunk, range in
                     if direct {
                         let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
@@ -256,10 +261,7 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                                 for i in 0..<(ocg * ohw) { gm[i] = o[i] > 0 ? gs[i] : 0 }
                                 gs = UnsafePointer(gm)
                             }
-                            if needB {
-                                let db = pb.baseAddress! + chunk * cout + gi * ocg
-                                for oc in 0..<ocg { db[oc] += simdSum(gs + oc * ohw, ohw) }
-                            }
+                            if needB { sumBias(chunk, gi, gs) }
                             if !needX && !needW { continue }
                             if needW { geo.pad(x + s * inPer + gi * cg * h * w, into: xp) }
                             geo.directBackward(xp, wt + gi * ocg * kSize, gs,
@@ -274,10 +276,7 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                     for s in range {
                         for gi in 0..<groups {
                             let gs = gp + s * outPer + gi * ocg * ohw
-                            if needB {
-                                let db = pb.baseAddress! + chunk * cout + gi * ocg
-                                for oc in 0..<ocg { db[oc] += simdSum(gs + oc * ohw, ohw) }
-                            }
+                            if needB { sumBias(chunk, gi, gs) }
                             if needW {
                                 let xs = x + s * inPer + gi * cg * h * w
                                 let src: UnsafePointer<Float>
