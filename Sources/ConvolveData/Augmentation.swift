@@ -44,20 +44,26 @@ public struct RandomCrop: RandomTransform {
         self.padding = padding; self.fill = fill
     }
     public func apply(_ batch: UnsafeMutableBufferPointer<Float>, shape: [Int], generator: inout Xoshiro256StarStar) {
-        var row = [Float]()
         forEachSample(batch, shape: shape) { sample, c, h, w in
             let dy = Int(generator.next() % UInt64(2 * padding + 1)) - padding
             let dx = Int(generator.next() % UInt64(2 * padding + 1)) - padding
             if dx == 0 && dy == 0 { return }
-            // out[y][x] = in[y + dy][x + dx]; a copy of each plane makes the in-place shift simple.
-            row = Array(UnsafeBufferPointer(start: sample, count: c * h * w))
-            for ch in 0..<c { for y in 0..<h {
-                let sy = y + dy
-                for x in 0..<w {
-                    let sx = x + dx
-                    sample[(ch * h + y) * w + x] = sy >= 0 && sy < h && sx >= 0 && sx < w ? row[(ch * h + sy) * w + sx] : fill
+            // out[y][x] = in[y + dy][x + dx], in place: rows move in the order that reads each source row
+            // before it is overwritten (down the plane when the source lies below, up when above), and
+            // each row's covered span moves with one overlapping-safe copy.
+            let span = max(0, w - abs(dx))
+            let (srcX, dstX) = (max(0, dx), max(0, -dx))
+            for ch in 0..<c {
+                let plane = sample + ch * h * w
+                for step in 0..<h {
+                    let y = dy >= 0 ? step : h - 1 - step, sy = y + dy
+                    let row = plane + y * w
+                    guard sy >= 0 && sy < h && span > 0 else { row.update(repeating: fill, count: w); continue }
+                    memmove(row + dstX, plane + sy * w + srcX, span * MemoryLayout<Float>.stride)
+                    if dstX > 0 { row.update(repeating: fill, count: dstX) }
+                    if dstX + span < w { (row + dstX + span).update(repeating: fill, count: w - dstX - span) }
                 }
-            } }
+            }
         }
     }
 }

@@ -317,8 +317,8 @@ public struct Normalize: Transform {
         let n = shape[0], c = shape[1], inner = shape.dropFirst(2).reduce(1, *)
         for b in 0..<n { for ch in 0..<c {
             let m = mean[mean.count == 1 ? 0 : ch], inv = 1 / std[std.count == 1 ? 0 : ch]
-            let base = (b * c + ch) * inner
-            for i in 0..<inner { batch[base + i] = (batch[base + i] - m) * inv }
+            let plane = batch.baseAddress! + (b * c + ch) * inner
+            for i in 0..<inner { plane[i] = (plane[i] - m) * inv }
         } }
     }
 }

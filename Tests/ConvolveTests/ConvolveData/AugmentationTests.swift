@@ -51,18 +51,24 @@ import Convolve
         x = base
         x.withUnsafeMutableBufferPointer { RandomAffine().apply($0, shape: [1, 2, 4, 4], generator: &g) }
         #expect(zip(x, base).allSatisfy { abs($0 - $1) < 1e-4 })
-        for _ in 0..<20 {
-            x = base
-            x.withUnsafeMutableBufferPointer { RandomCrop(padding: 1).apply($0, shape: [1, 2, 4, 4], generator: &g) }
-            let shifted = (-1...1).flatMap { dy in (-1...1).map { dx in
-                (0..<32).map { i -> Float in
-                    let (c, y, xx) = (i / 16, i / 4 % 4, i % 4)
+        // Crops in place on a non-square image, with a fill and shifts beyond the image (whole rows or
+        // columns filled): every result is one of the shifts, and the draws reach them in every direction.
+        let (h, w) = (3, 5), image: [Float] = (0..<(2 * h * w)).map { Float($0) + 0.5 }
+        var seen = Set<Int>()
+        for _ in 0..<400 {
+            x = image
+            x.withUnsafeMutableBufferPointer { RandomCrop(padding: 5, fill: -7).apply($0, shape: [1, 2, h, w], generator: &g) }
+            let match = (-5...5).flatMap { dy in (-5...5).map { dx in (dy, dx) } }.firstIndex { dy, dx in
+                x == (0..<(2 * h * w)).map { i -> Float in
+                    let (c, y, xx) = (i / (h * w), i / w % h, i % w)
                     let (sy, sx) = (y + dy, xx + dx)
-                    return sy >= 0 && sy < 4 && sx >= 0 && sx < 4 ? base[c * 16 + sy * 4 + sx] : 0
+                    return sy >= 0 && sy < h && sx >= 0 && sx < w ? image[(c * h + sy) * w + sx] : -7
                 }
-            } }
-            #expect(shifted.contains(x))
+            }
+            #expect(match != nil)
+            if let match { seen.insert(match) }
         }
+        #expect(seen.count >= 40)   // 46 distinguishable results: shifts of 3+ rows fill the whole image
         // A 90° affine turn (degrees 90 drawn at the range's end) moves pixels, keeps their sum near.
         var rotated: [Float] = (0..<16).map { $0 == 1 ? 1 : 0 }
         var seedless = Xoshiro256StarStar(seed: 3)
