@@ -4,6 +4,15 @@
 void convolve_tune_allocator(void);
 /// Returns free heap memory to the system (between phases: the tuned allocator never trims by itself).
 void convolve_release_memory(void);
+/// One spin-wait hint: x86's `pause` (tens of cycles, yields the core's pipeline to a sibling
+/// hyper-thread), AArch64's `yield`. A spin loop of these has a length in time, unlike an empty one.
+static inline void convolve_spin_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
 
 /// JPEG decoding through libjpeg-turbo's TurboJPEG library, loaded at run time (dlopen), so building
 /// needs no JPEG headers or library. Every function returns 0 on success and otherwise writes a
