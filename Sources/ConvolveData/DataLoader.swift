@@ -1,5 +1,6 @@
 import Foundation
 import Dispatch
+import Synchronization
 import Convolve
 
 /// Batches a dataset like `torch.utils.data.DataLoader`: fixed batch size, optional seeded shuffle
@@ -14,8 +15,23 @@ public final class DataLoader<Source: BatchSource>: Sequence {
     public let batchSize: Int
     public let shuffle: Bool
     public let dropLast: Bool
-    /// Prepare the next batch in the background.
+    /// Prepare the next batch in the background while the current one trains, where that helps: when
+    /// a core is left over (`Parallel.threads` below the machine's cores), or when a batch takes longer
+    /// than ``backgroundBuildThreshold`` to build (heavy augmentation). Otherwise, with every core
+    /// computing, a background thread would only take its time from a compute thread in the middle of a
+    /// parallel op (and cost a thread wake-up per batch), so a cheap batch is built when it is asked for.
+    /// The batches are the same either way. False: always build when asked.
     public var prefetch: Bool
+    /// Build time above which a batch is prepared in the background even when every core computes
+    /// (the cost of handing work to another thread pays off only above about this much work).
+    public var backgroundBuildThreshold: Double = 250e-6
+    /// Seconds the last batch took to build (bit pattern; written by whichever thread built it).
+    private let lastBuildBits = Atomic<UInt64>(0)
+    /// Whether to build the next batch on a background thread (see `prefetch`).
+    var buildsInBackground: Bool {
+        prefetch && (Parallel.threads < ProcessInfo.processInfo.activeProcessorCount
+                     || Double(bitPattern: lastBuildBits.load(ordering: .relaxed)) > backgroundBuildThreshold)
+    }
     /// Data-parallel training: this loader yields rank `rank`'s part of every global batch of
     /// `batchSize × count` samples (DDP's `DistributedSampler`, without padding: every sample is used
     /// exactly once per epoch across the ranks; a rank's part of a short last batch may be empty).
@@ -112,6 +128,11 @@ public final class DataLoader<Source: BatchSource>: Sequence {
         let range = positions(ofBatch: b, in: order.count)
         let rankSalt = UInt64(shard?.rank ?? 0) &* 0xBF58_476D_1CE4_E5B9
         var mix = Xoshiro256StarStar(seed: augmentationSeed ^ orderHash &+ UInt64(b) &* 0x9E37_79B9_7F4A_7C15 ^ rankSalt)
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer {
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+            lastBuildBits.store(seconds.bitPattern, ordering: .relaxed)
+        }
         return dataset.batch(Array(order[range]), seed: mix.next())
     }
 
@@ -141,7 +162,7 @@ public final class DataLoader<Source: BatchSource>: Sequence {
             let batch = pending?.wait() ?? loader.makeBatch(order, index, orderHash: orderHash)
             index += 1
             pending = nil
-            if loader.prefetch && index < loader.count {
+            if index < loader.count && loader.buildsInBackground {
                 let (l, o, i, h) = (loader, order, index, orderHash)
                 pending = Pending { l.makeBatch(o, i, orderHash: h) }
             }

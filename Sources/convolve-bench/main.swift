@@ -67,12 +67,13 @@ if which == "pool" {
 }
 if which == "conv" {
     // Forward and backward time of single conv2d calls on the W2 / W3 geometries (--small: W2's only;
-    // --strided: W4's stride-2 layers, batch 128).
+    // --strided: W4's stride-2 layers, batch 128; --w4: all of W4's layers).
     // (batch, channels, size, out channels, padding, kernel, stride)
     let shapes = [(64, 1, 28, 4, 1, 3, 1), (64, 4, 14, 4, 1, 3, 1), (64, 32, 26, 64, 0, 3, 1)]
     let strided = [(128, 16, 32, 32, 1, 3, 2), (128, 16, 32, 32, 0, 1, 2), (128, 32, 16, 64, 1, 3, 2), (128, 32, 16, 64, 0, 1, 2)]
+    let w4 = [(128, 3, 32, 16, 1, 3, 1), (128, 16, 32, 16, 1, 3, 1), (128, 32, 16, 32, 1, 3, 1), (128, 64, 8, 64, 1, 3, 1)] + strided
     let small = flag("--small")
-    for (n, c, hw, oc, pad, k, stride) in flag("--strided") ? strided : small ? Array(shapes.prefix(2)) : shapes {
+    for (n, c, hw, oc, pad, k, stride) in flag("--strided") ? strided : flag("--w4") ? w4 : small ? Array(shapes.prefix(2)) : shapes {
         let x = Tensor.uniform([n, c, hw, hw], requiresGrad: c > 1)
         let w = Tensor.uniform([oc, c, k, k], requiresGrad: true), b = Tensor.uniform([oc], requiresGrad: true)
         var fwd: [Double] = [], bwd: [Double] = []

@@ -19,9 +19,15 @@ import Convolve
 
     @Test func seededReproducibleAndDifferentEachEpoch() {
         let ds = dataset(Self.augment)
-        let a = epochs(DataLoader(ds, batchSize: 4, shuffle: true, seed: 5), 2)
+        // Built on a background thread (threshold 0: every batch counts as slow), when asked (the
+        // default for cheap batches while every core computes), or never prefetched: the same batches.
+        let background = DataLoader(ds, batchSize: 4, shuffle: true, seed: 5)
+        background.backgroundBuildThreshold = 0
+        let a = epochs(background, 2)
+        #expect(background.buildsInBackground)
         let b = epochs(DataLoader(ds, batchSize: 4, shuffle: true, seed: 5, prefetch: false), 2)
-        #expect(a == b)   // background prefetch or not, the same batches
+        #expect(a == b)
+        #expect(a == epochs(DataLoader(ds, batchSize: 4, shuffle: true, seed: 5), 2))
         let c = epochs(DataLoader(ds, batchSize: 4, shuffle: true, seed: 6), 2)
         #expect(a != c)
         // Epoch 2 augments differently from epoch 1 even with the same order (no shuffle).
