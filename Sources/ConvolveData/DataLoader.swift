@@ -29,7 +29,7 @@ public final class DataLoader<Source: BatchSource>: Sequence {
     private let lastBuildBits = Atomic<UInt64>(0)
     /// Whether to build the next batch on a background thread (see `prefetch`).
     var buildsInBackground: Bool {
-        prefetch && (Parallel.threads < ProcessInfo.processInfo.activeProcessorCount
+        prefetch && (Parallel.threads < Parallel.cores
                      || Double(bitPattern: lastBuildBits.load(ordering: .relaxed)) > backgroundBuildThreshold)
     }
     /// Data-parallel training: this loader yields rank `rank`'s part of every global batch of

@@ -12,7 +12,11 @@ public enum Parallel {
         get { threadSetting.load(ordering: .relaxed) }
         set { threadSetting.store(Swift.max(1, newValue), ordering: .relaxed) }
     }
-    private static let threadSetting = Atomic<Int>(ProcessInfo.processInfo.activeProcessorCount)
+    private static let threadSetting = Atomic<Int>(cores)
+
+    /// The machine's active cores, read once (`ProcessInfo.activeProcessorCount` reads the cgroup's
+    /// files on every call on Linux: too slow for a per-batch decision).
+    public static let cores = Swift.max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     /// Work (in multiply-adds or element visits) below which splitting costs more than it saves.
     /// The pool's workers spin briefly between jobs, so handing work over costs ~1–2 µs while
@@ -75,7 +79,7 @@ public enum Parallel {
 /// workers claim chunks from a shared counter tagged with the job's generation, so a late worker can
 /// never run a chunk of a finished job. Idle workers spin for `spinNanoseconds`, then sleep on a semaphore.
 final class WorkerPool: @unchecked Sendable {
-    static let shared = WorkerPool(workers: Swift.max(0, ProcessInfo.processInfo.activeProcessorCount - 1))
+    static let shared = WorkerPool(workers: Parallel.cores - 1)
 
     /// (generation << 32) | next chunk index.
     private let cursor = Atomic<Int>(0)
