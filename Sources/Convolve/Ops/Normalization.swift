@@ -34,22 +34,29 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
                     }
                 }
             } }
+            // Per channel, over the samples in order; channels innermost (contiguous, vectorized).
+            var mu = [Double](repeating: 0, count: c), dev = [Double](repeating: 0, count: c)
+            planeSum.withUnsafeBufferPointer { ps in planeDev.withUnsafeBufferPointer { pd in
+            mu.withUnsafeMutableBufferPointer { mu in dev.withUnsafeMutableBufferPointer { dev in
+                for b in 0..<n { for ch in 0..<c { mu[ch] += Double(ps[b * c + ch]) } }
+                for ch in 0..<c { mu[ch] /= Double(m) }
+                for b in 0..<n { for ch in 0..<c {
+                    let d = Double(ps[b * c + ch]) / Double(inner) - mu[ch]
+                    dev[ch] += Double(pd[b * c + ch]) + Double(inner) * d * d
+                } }
+            } } } }
             for ch in 0..<c {
-                var total = 0.0
-                for b in 0..<n { total += Double(planeSum[b * c + ch]) }
-                let mu = total / Double(m)
-                var dev = 0.0
-                for b in 0..<n {
-                    let d = Double(planeSum[b * c + ch]) / Double(inner) - mu
-                    dev += Double(planeDev[b * c + ch]) + Double(inner) * d * d
-                }
-                mean[ch] = Float(mu)
-                invStd[ch] = Float(1 / (dev / Double(m) + Double(eps)).squareRoot())
-                if training, let rm = runningMean, let rv = runningVar {
-                    rm.storage[ch] = (1 - momentum) * rm.storage[ch] + momentum * Float(mu)
-                    let unbiased = m > 1 ? dev / Double(m - 1) : dev
-                    rv.storage[ch] = (1 - momentum) * rv.storage[ch] + momentum * Float(unbiased)
-                }
+                mean[ch] = Float(mu[ch])
+                invStd[ch] = Float(1 / (dev[ch] / Double(m) + Double(eps)).squareRoot())
+            }
+            if training, let rm = runningMean, let rv = runningVar {
+                rm.storage.withUnsafeMutableBufferPointer { rm in rv.storage.withUnsafeMutableBufferPointer { rv in
+                    for ch in 0..<c {
+                        rm[ch] = (1 - momentum) * rm[ch] + momentum * Float(mu[ch])
+                        let unbiased = m > 1 ? dev[ch] / Double(m - 1) : dev[ch]
+                        rv[ch] = (1 - momentum) * rv[ch] + momentum * Float(unbiased)
+                    }
+                } }
             }
         } else {
             for ch in 0..<c {
@@ -96,11 +103,15 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
                     }
                 }
             } }
+            // Per channel, over the samples in order; channels innermost (contiguous, vectorized).
+            var sg = [Double](repeating: 0, count: c), sgx = [Double](repeating: 0, count: c)
+            planeG.withUnsafeBufferPointer { pg in planeGX.withUnsafeBufferPointer { pgx in
+            sg.withUnsafeMutableBufferPointer { sg in sgx.withUnsafeMutableBufferPointer { sgx in
+                for b in 0..<n { for ch in 0..<c { sg[ch] += Double(pg[b * c + ch]); sgx[ch] += Double(pgx[b * c + ch]) } }
+            } } } }
             for ch in 0..<c {
-                var sg = 0.0, sgx = 0.0
-                for b in 0..<n { sg += Double(planeG[b * c + ch]); sgx += Double(planeGX[b * c + ch]) }
-                dbeta[ch] = Float(sg)
-                dgamma[ch] = Float((sgx - Double(mean[ch]) * sg) * Double(invStd[ch]))   // Σ g·(x−μ)·σ⁻¹
+                dbeta[ch] = Float(sg[ch])
+                dgamma[ch] = Float((sgx[ch] - Double(mean[ch]) * sg[ch]) * Double(invStd[ch]))   // Σ g·(x−μ)·σ⁻¹
             }
             if !input.requiresGrad { return }
             // dx = γσ⁻¹/M · (M·g − Σg − x̂·Σg·x̂), written as a·g + k·x + b0 per channel

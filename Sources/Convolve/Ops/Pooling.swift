@@ -110,20 +110,26 @@ func globalAvgPool2dUntraced(_ input: Tensor) -> Tensor {
     precondition(input.rank == 4, "globalAvgPool2d expects [N, C, H, W], got \(input.shape)")
     let (n, c) = (input.shape[0], input.shape[1]), plane = input.shape[2] * input.shape[3]
     let scale = 1 / Float(Swift.max(plane, 1))
-    var out = [Float](repeating: 0, count: n * c)
-    input.storage.withUnsafeBufferPointer { x in
-        for p in 0..<(n * c) {
-            var acc: Float = 0
-            for k in 0..<plane { acc += x[p * plane + k] }
-            out[p] = acc * scale
+    // One vector sum per (sample, channel) plane, planes split over the threads.
+    let out = input.storage.withUnsafeBufferPointer { px in
+        uninitializedFloats(n * c) { o in
+            Parallel.forChunks(n * c, work: input.count) { range in
+                for p in range { o[p] = simdSum(px.baseAddress! + p * plane, plane) * scale }
+            }
         }
     }
     return Tensor.result(out, [n, c, 1, 1], [input], op: "globalAvgPool2d") { g in
-        input.accumulate { d in
-            for p in 0..<(n * c) {
-                let v = g[p] * scale
-                for k in 0..<plane { d[p * plane + k] += v }
+        // Every element of a plane gets its mean's gradient / plane: stored into a new gradient buffer
+        // (no zero fill), added into an existing one.
+        input.accumulate(overwriting: { d, fresh in
+            g.withUnsafeBufferPointer { pg in
+                Parallel.forChunks(n * c, work: n * c * plane) { range in
+                    for p in range {
+                        let v = pg[p] * scale, dst = d.baseAddress! + p * plane
+                        if fresh { dst.update(repeating: v, count: plane) } else { for k in 0..<plane { dst[k] += v } }
+                    }
+                }
             }
-        }
+        })
     }
 }

@@ -234,6 +234,8 @@ import ConvolveNN
         gradCheck([x]) { avgPool2d($0[0], kernelSize: (3, 3), stride: (2, 2), padding: (1, 1)) }
         gradCheck([x]) { avgPool2d($0[0], kernelSize: (2, 2), ceilMode: true, countIncludePad: false) }
         gradCheck([x]) { globalAvgPool2d($0[0]) }
+        // The input's gradient stored by the first use, added to by the second.
+        gradCheck([x]) { globalAvgPool2d($0[0]) + globalAvgPool2d($0[0]) * 2 }
     }
 
     @Test func batchNormTrainAndEval() {
