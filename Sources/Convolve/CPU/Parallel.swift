@@ -187,7 +187,12 @@ final class WorkerPool: @unchecked Sendable {
                 if gen != seen { break }
                 let now = DispatchTime.now().uptimeNanoseconds
                 guard let start = spinStart else { spinStart = now; continue }
-                if now - start < Self.spinNanoseconds { continue }
+                if now - start < Self.spinNanoseconds {
+                    // Past the first 20 µs, offer the core to any other runnable thread (the caller's
+                    // own thread, or another process, sharing this core) between checks.
+                    if now - start > 20_000 { sched_yield() }
+                    continue
+                }
                 sleeper.sleeping.store(true, ordering: .releasing)
                 gen = generation.load(ordering: .acquiring)
                 if gen != seen {
