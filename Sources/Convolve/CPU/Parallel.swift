@@ -97,9 +97,10 @@ final class WorkerPool: @unchecked Sendable {
     private let sleepers: [Sleeper]
     private let lock = NSLock()
     private let jobLock = NSLock()
-    /// How long an idle worker spins before it sleeps. Waking a sleeper costs the publisher a system
-    /// call and the job ~30–50 µs of one thread fewer; a training step's serial stretches between
-    /// parallel ops are shorter than this, so workers stay awake through a step.
+    /// How long an idle worker spins (yielding its core after the first 20 µs) before it sleeps.
+    /// Waking a sleeper costs the publisher a system call and the job ~30–50 µs of one thread fewer;
+    /// a training step's serial stretches between parallel ops are shorter than this, so workers stay
+    /// awake through a step.
     static let spinNanoseconds: UInt64 = 500_000
 
     final class Sleeper: @unchecked Sendable {
