@@ -16,7 +16,8 @@ public final class DataLoader<Source: BatchSource>: Sequence {
     public let shuffle: Bool
     public let dropLast: Bool
     /// Prepare the next batch in the background while the current one trains, where that helps: when
-    /// a core is left over (`Parallel.threads` below the machine's cores), or when a batch takes longer
+    /// a core is left over (`Parallel.threads`, times the data-parallel ranks, below the machine's
+    /// cores), or when a batch takes longer
     /// than ``backgroundBuildThreshold`` to build (heavy augmentation). Otherwise, with every core
     /// computing, a background thread would only take its time from a compute thread in the middle of a
     /// parallel op (and cost a thread wake-up per batch), so a cheap batch is built when it is asked for.
@@ -30,8 +31,15 @@ public final class DataLoader<Source: BatchSource>: Sequence {
     private let lastBuildBits = Atomic<UInt64>(0)
     /// Whether to build the next batch on a background thread (see `prefetch`).
     var buildsInBackground: Bool {
-        prefetch && (Parallel.threads < Parallel.cores
-                     || Double(bitPattern: lastBuildBits.load(ordering: .relaxed)) > backgroundBuildThreshold)
+        prefetch && Self.backgroundHelps(threads: Parallel.threads, ranks: shard?.count ?? 1, cores: Parallel.cores,
+                                         lastBuild: Double(bitPattern: lastBuildBits.load(ordering: .relaxed)),
+                                         threshold: backgroundBuildThreshold)
+    }
+    /// A core is left over for the loader when this process's compute threads, times the data-parallel
+    /// ranks (counted as if they shared this machine, as ranks started on one machine do), are fewer than
+    /// the machine's cores; otherwise only a slow build is worth a background thread.
+    static func backgroundHelps(threads: Int, ranks: Int, cores: Int, lastBuild: Double, threshold: Double) -> Bool {
+        threads * ranks < cores || lastBuild > threshold
     }
     /// Data-parallel training: this loader yields rank `rank`'s part of every global batch of
     /// `batchSize × count` samples (DDP's `DistributedSampler`, without padding: every sample is used

@@ -122,7 +122,7 @@ struct Train: ParsableCommand {
                     // al.'s linear scaling rule, Horovod's advice); an explicit --lr is the global rate.
                     if lr == nil { recipe.lr *= Double(world.size) }
                     // Ranks on one machine share its cores.
-                    if threads == nil { perRankThreads = Swift.max(1, ProcessInfo.processInfo.activeProcessorCount / Swift.max(1, world.localSize)) }
+                    if threads == nil { perRankThreads = Swift.max(1, Parallel.cores / Swift.max(1, world.localSize)) }
                     if isRoot {
                         FileHandle.standardError.write(Data(("data-parallel: \(world.size) ranks × batch \(recipe.batchSize) = global batch "
                             + "\(world.size * recipe.batchSize), lr \(recipe.lr)\(lr == nil ? " (the recipe's × \(world.size))" : ""), "

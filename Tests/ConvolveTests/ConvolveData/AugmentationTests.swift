@@ -28,6 +28,12 @@ import Convolve
         let b = epochs(DataLoader(ds, batchSize: 4, shuffle: true, seed: 5, prefetch: false), 2)
         #expect(a == b)
         #expect(a == epochs(DataLoader(ds, batchSize: 4, shuffle: true, seed: 5), 2))
+        // When a background build pays: a spare core (counting other ranks' threads), or a slow build.
+        typealias Loader = DataLoader<ImageDataset>
+        #expect(Loader.backgroundHelps(threads: 1, ranks: 1, cores: 2, lastBuild: 0, threshold: 5e-4))
+        #expect(!Loader.backgroundHelps(threads: 2, ranks: 1, cores: 2, lastBuild: 2e-4, threshold: 5e-4))
+        #expect(!Loader.backgroundHelps(threads: 1, ranks: 2, cores: 2, lastBuild: 2e-4, threshold: 5e-4))
+        #expect(Loader.backgroundHelps(threads: 1, ranks: 2, cores: 2, lastBuild: 1e-3, threshold: 5e-4))
         let c = epochs(DataLoader(ds, batchSize: 4, shuffle: true, seed: 6), 2)
         #expect(a != c)
         // Epoch 2 augments differently from epoch 1 even with the same order (no shuffle).
