@@ -34,17 +34,15 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
                     }
                 }
             } }
-            // Per channel, over the samples in order; channels innermost (contiguous, vectorized).
-            var mu = [Double](repeating: 0, count: c), dev = [Double](repeating: 0, count: c)
+            let mu = channelSums(planeSum, samples: n, channels: c).map { $0 / Double(m) }
+            var dev = [Double](repeating: 0, count: c)
             planeSum.withUnsafeBufferPointer { ps in planeDev.withUnsafeBufferPointer { pd in
-            mu.withUnsafeMutableBufferPointer { mu in dev.withUnsafeMutableBufferPointer { dev in
-                for b in 0..<n { for ch in 0..<c { mu[ch] += Double(ps[b * c + ch]) } }
-                for ch in 0..<c { mu[ch] /= Double(m) }
+            dev.withUnsafeMutableBufferPointer { dev in
                 for b in 0..<n { for ch in 0..<c {
                     let d = Double(ps[b * c + ch]) / Double(inner) - mu[ch]
                     dev[ch] += Double(pd[b * c + ch]) + Double(inner) * d * d
                 } }
-            } } } }
+            } } }
             for ch in 0..<c {
                 mean[ch] = Float(mu[ch])
                 invStd[ch] = Float(1 / (dev[ch] / Double(m) + Double(eps)).squareRoot())
@@ -103,12 +101,7 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
                     }
                 }
             } }
-            // Per channel, over the samples in order; channels innermost (contiguous, vectorized).
-            var sg = [Double](repeating: 0, count: c), sgx = [Double](repeating: 0, count: c)
-            planeG.withUnsafeBufferPointer { pg in planeGX.withUnsafeBufferPointer { pgx in
-            sg.withUnsafeMutableBufferPointer { sg in sgx.withUnsafeMutableBufferPointer { sgx in
-                for b in 0..<n { for ch in 0..<c { sg[ch] += Double(pg[b * c + ch]); sgx[ch] += Double(pgx[b * c + ch]) } }
-            } } } }
+            let sg = channelSums(planeG, samples: n, channels: c), sgx = channelSums(planeGX, samples: n, channels: c)
             for ch in 0..<c {
                 dbeta[ch] = Float(sg[ch])
                 dgamma[ch] = Float((sgx[ch] - Double(mean[ch]) * sg[ch]) * Double(invStd[ch]))   // Σ g·(x−μ)·σ⁻¹
@@ -141,4 +134,14 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
         weight?.accumulate(dgamma)
         bias?.accumulate(dbeta)
     }
+}
+
+/// Each channel's sum over the samples of per-plane values laid out `[samples][channels]`, in sample
+/// order and Float64; channels innermost, so the loop runs over contiguous values (vectorized).
+private func channelSums(_ planeValues: [Float], samples n: Int, channels c: Int) -> [Double] {
+    var sums = [Double](repeating: 0, count: c)
+    planeValues.withUnsafeBufferPointer { v in sums.withUnsafeMutableBufferPointer { s in
+        for b in 0..<n { for ch in 0..<c { s[ch] += Double(v[b * c + ch]) } }
+    } }
+    return sums
 }
