@@ -60,7 +60,7 @@ extension Tensor {
         pendingGrad!.withUnsafeMutableBufferPointer { d in
             g.withUnsafeBufferPointer { s in
                 // A residual block's input gets two activation-sized gradients: add them on every thread.
-                Parallel.forChunks(d.count, work: d.count) { r in for i in r { d[i] += s[i] } }
+                Parallel.forChunks(d.count, work: d.count, streaming: true) { r in for i in r { d[i] += s[i] } }
             }
         }
     }

@@ -204,7 +204,7 @@ public class Adam: Optimizer {
         }
         let invSqrtBc2 = 1 / sqrtBc2
         withBuffer("exp_avg", i) { m in withBuffer("exp_avg_sq", i) { v in
-            Parallel.forChunks(w.count, work: w.count * 8) { range in
+            Parallel.forChunks(w.count, work: w.count * 8, streaming: true) { range in
                 // 16 lanes at a time (the same operations in the same order as the scalar tail, so the
                 // result is identical): the square root and division are otherwise ~12 cycles/element.
                 typealias V = SIMD16<Float>

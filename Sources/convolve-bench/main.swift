@@ -1,5 +1,6 @@
 // convolve-bench: the issue-5 workloads, one table row each.
 //   swift run -c release convolve-bench W1|W2|W3|W4|all|augment [--epochs N] [--limit N] [--threads N] [--profile] [--no-winograd]
+//   swift run -c release convolve-bench W3|W4 --scaling [--blocks N]   (1 vs all threads, alternating in one process)
 // Data from CONVOLVE_DATA_DIR (or --data-dir). Prints: workload, train img/s (median of epochs after
 // the first), eval img/s (10k test set, batch 1000, median of 3), seconds from process start to the
 // first training step, peak RSS in MB.
@@ -44,6 +45,8 @@ let limitOpt = option("--limit").flatMap(Int.init)
 let dataDir = option("--data-dir")
 if let t = option("--threads").flatMap(Int.init) { Parallel.threads = max(1, t) }
 let profile = flag("--profile")
+let scaling = flag("--scaling")
+let blocksOpt = option("--blocks").flatMap(Int.init) ?? 10
 // Data-parallel (under mpirun): the workload's batch is the global batch, split over the ranks; rank 0
 // prints the global rate and the all-reduce's time per step.
 let world: MPICommunicator? = flag("--distributed") ? {
@@ -114,6 +117,38 @@ if which == "gemm" {
     }
     exit(0)
 }
+/// Two-thread scaling measured in one process: after a second of warm-up, training alternates between blocks
+/// of one thread and of all threads (order 1, N, N, 1, 1, N, ...: a slow drift of the machine's speed
+/// weighs on both alike), each block about 0.4 s of steps, and prints each block's rate, the medians and
+/// the median of the ratios of neighbouring blocks. The loader decides per batch as in separate runs
+/// (in the background at one thread, where a core is free; inline at two).
+func measureScaling(_ name: String, blocks: Int, step: () -> Int) {
+    let all = Parallel.threads
+    var one: [Double] = [], many: [Double] = [], ratios: [Double] = []
+    var t0 = Date(), images = 0, steps = 0
+    while Date().timeIntervalSince(t0) < 1 { _ = step() }
+    // Steps per block: about 0.4 s at one thread.
+    Parallel.threads = 1
+    t0 = Date()
+    while Date().timeIntervalSince(t0) < 0.4 { images += step(); steps += 1 }
+    for b in 0..<(2 * blocks) {
+        let threads = (b % 4 == 0 || b % 4 == 3) ? 1 : all
+        Parallel.threads = threads
+        t0 = Date(); images = 0
+        for _ in 0..<steps { images += step() }
+        let rate = Double(images) / Date().timeIntervalSince(t0)
+        if threads == 1 { one.append(rate) } else { many.append(rate) }
+        if b % 2 == 1 { ratios.append(many.last! / one.last!) }
+    }
+    Parallel.threads = all
+    func median(_ v: [Double]) -> Double { v.sorted()[(v.count - 1) / 2] }
+    print("scaling of \(name): \(blocks) pairs of \(steps)-step blocks, 1 and \(all) threads alternating")
+    print("  1 thread  img/s: " + one.map { String(format: "%.0f", $0) }.joined(separator: " "))
+    print("  \(all) threads img/s: " + many.map { String(format: "%.0f", $0) }.joined(separator: " "))
+    print(String(format: "  median 1 thread %.0f, %d threads %.0f; median ratio %.3f (pairs: %@)", median(one), all, median(many),
+                 median(ratios), ratios.map { String(format: "%.2f", $0) }.joined(separator: " ") as NSString))
+}
+
 let workloads = which == "all" ? ["W1", "W2", "W3"] : [which.uppercased()]
 
 let location = DataLocation(directory: dataDir)
@@ -188,6 +223,14 @@ if which == "W4" {
     do { trainer = Trainer(model: model, optimizer: try recipe.makeOptimizer(model.parameters())) }
     catch { FileHandle.standardError.write(Data("convolve-bench: \(error)\n".utf8)); exit(1) }
     let loader = DataLoader(train, batchSize: recipe.batchSize, shuffle: true, seed: 0)
+    if scaling {
+        var it = loader.makeIterator()
+        measureScaling("W4", blocks: blocksOpt) {
+            guard let (x, y) = it.next() ?? { it = loader.makeIterator(); return it.next() }() else { return 0 }
+            trainer.trainStep(x, y); return y.count
+        }
+        exit(0)
+    }
     var rates: [Double] = [], firstStep = Double.nan, steps = 0
     for e in 0..<epochs {
         if profile && e == 1 { Profiler.enabled = true; Profiler.reset(); steps = 0 }
@@ -250,6 +293,14 @@ for w in workloads {
     let loader = DataLoader(train, batchSize: batch / (world?.size ?? 1), shuffle: true, seed: 0,
                             shard: world.map { ($0.rank, $0.size) })
     if let world { do { try world.broadcast(model.stateDict().map(\.1)) } catch { exit(1) } }
+    if scaling {
+        var it = loader.makeIterator()
+        measureScaling(w, blocks: blocksOpt) {
+            guard let (x, y) = it.next() ?? { it = loader.makeIterator(); return it.next() }() else { return 0 }
+            trainer.trainStep(x, y); return y.count
+        }
+        continue
+    }
     var firstStep = Double.nan
     var rates: [Double] = []
     var steps = 0

@@ -10,7 +10,7 @@ func reluMask(_ g: [Float], _ out: [Float]) -> [Float] {
     let n = g.count
     return uninitializedFloats(n) { d in
         out.withUnsafeBufferPointer { y in g.withUnsafeBufferPointer { gg in
-            Parallel.forChunks(n, work: n) { r in for i in r { d[i] = y[i] > 0 ? gg[i] : 0 } }
+            Parallel.forChunks(n, work: n, streaming: true) { r in for i in r { d[i] = y[i] > 0 ? gg[i] : 0 } }
         } }
     }
 }

@@ -83,7 +83,13 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
         return
     }
     let work = m * n * k
-    let maxThreads = threads ?? Parallel.threads
+    // Inside another op's parallel chunk the pool runs chunks inline: splitting would only re-pack.
+    let maxThreads = WorkerPool.insideJob ? 1 : threads ?? Parallel.threads
+    let kParts = Swift.min(maxThreads, k / KC)
+    if kParts > 1 && work >= Parallel.minWorkToSplit && k >= 8 * Swift.max(m, n) && !relu && cRows == nil && bRows == nil {
+        gemmSplitK(transA, transB, m, n, k, alpha, a, lda, b, ldb, c, ldc, ep, parts: kParts)
+        return
+    }
     let t = work >= Parallel.minWorkToSplit ? Swift.min(maxThreads, Swift.max(1, Swift.max(m / MR, n / NR))) : 1
     if t <= 1 {
         gemmSerial(transA, transB, 0, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc, ep)
@@ -102,6 +108,40 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
         } else {
             let lo = Swift.min(m, panels * i / chunks * MR), hi = Swift.min(m, panels * (i + 1) / chunks * MR)
             if hi > lo { gemmSerial(transA, transB, lo, hi, 0, n, k, alpha, a, lda, b, ldb, c, ldc, ep) }
+        }
+    }
+}
+
+/// A long, thin product (K much larger than M and N: a fully connected layer's forward pass with a
+/// small batch) split along K, one part per thread: each thread packs its own part of A and of B once.
+/// Split by rows or columns, every thread would pack the whole of the other operand (fc1 of mnist-cnn:
+/// 64 × 9216 floats of A, twice). The first part is written to C as `ep` says (with the bias); the
+/// others into scratch, added to C in part order afterwards (deterministic for a thread count).
+/// `parts` (at least 2): one per thread, each at least one K block long.
+private func gemmSplitK(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ ep: GemmOptions, parts: Int) {
+    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: (parts - 1) * m * n)
+    defer { scratch.deallocate() }
+    // Part boundaries on multiples of 16 (whole vectors of a K row).
+    @inline(__always) func start(_ i: Int) -> Int { i == parts ? k : k * i / parts / 16 * 16 }
+    WorkerPool.shared.run(chunks: parts, workers: parts - 1) { i in
+        let k0 = start(i), k1 = start(i + 1)
+        let aPart = transA ? a + k0 * lda : a + k0, bPart = transB ? b + k0 : b + k0 * ldb
+        if i == 0 {
+            gemmSerial(transA, transB, 0, m, 0, n, k1 - k0, alpha, aPart, lda, bPart, ldb, c, ldc, ep)
+        } else {
+            var own = ep
+            own.overwrite = true; own.rowBias = nil
+            gemmSerial(transA, transB, 0, m, 0, n, k1 - k0, alpha, aPart, lda, bPart, ldb,
+                       scratch + (i - 1) * m * n, n, own)
+        }
+    }
+    for i in 1..<parts {
+        let part = scratch + (i - 1) * m * n
+        for r in 0..<m {
+            let src = part + r * n, dst = c + r * ldc
+            for j in 0..<n { dst[j] += src[j] }
         }
     }
 }

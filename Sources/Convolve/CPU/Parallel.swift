@@ -28,6 +28,11 @@ public enum Parallel {
     /// Chunks per thread: lets a thread that is running take over work a descheduled one has not
     /// started, so a busy core slows us by at most its share (no lock-step waits).
     static let chunksPerThread = 4
+    /// Chunks per thread of a streaming pass (elementwise work over memory with nothing to set up per
+    /// chunk: batch norm, ReLU masks, gradient sums, optimizer updates). Two threads streaming memory
+    /// together run at uneven speeds, and a chunk costs only its claim (~0.1 µs), so smaller chunks
+    /// shorten the wait at the end of each pass.
+    static let streamingChunksPerThread = 16
 
     /// The number of chunks `forChunks` uses for this work (depends only on `threads`, so results
     /// that reduce per-chunk partials are deterministic for a given thread count).
@@ -35,10 +40,11 @@ public enum Parallel {
     /// - Parameters:
     ///   - count: items to split.
     ///   - work: multiply-adds (or element visits) of the whole job.
-    public static func chunkCount(_ count: Int, work: Int) -> Int {
+    ///   - streaming: a streaming pass (see `streamingChunksPerThread`).
+    public static func chunkCount(_ count: Int, work: Int, streaming: Bool = false) -> Int {
         let t = Swift.min(threads, count)
         if t <= 1 || work < minWorkToSplit { return Swift.min(1, count) }
-        return Swift.min(count, t * chunksPerThread)
+        return Swift.min(count, t * (streaming ? streamingChunksPerThread : chunksPerThread))
     }
 
     /// Splits `0..<count` into `chunkCount` contiguous ranges and runs `body(range)` for each, on the
@@ -47,10 +53,11 @@ public enum Parallel {
     /// - Parameters:
     ///   - count: items to split.
     ///   - work: multiply-adds of the whole job (below `minWorkToSplit` it runs inline).
+    ///   - streaming: a streaming pass: smaller chunks (see `streamingChunksPerThread`).
     ///   - body: runs once per range.
     @inline(__always)
-    public static func forChunks(_ count: Int, work: Int, _ body: (Range<Int>) -> Void) {
-        forChunksIndexed(count, work: work) { _, r in body(r) }
+    public static func forChunks(_ count: Int, work: Int, streaming: Bool = false, _ body: (Range<Int>) -> Void) {
+        forChunksIndexed(count, work: work, streaming: streaming) { _, r in body(r) }
     }
 
     /// Like `forChunks`, also passing the chunk's index in `0..<chunkCount(count, work:)` (for
@@ -59,10 +66,11 @@ public enum Parallel {
     /// - Parameters:
     ///   - count: items to split.
     ///   - work: multiply-adds of the whole job.
+    ///   - streaming: a streaming pass: smaller chunks (see `streamingChunksPerThread`).
     ///   - body: runs with the chunk's index and its range.
     @inline(__always)
-    public static func forChunksIndexed(_ count: Int, work: Int, _ body: (Int, Range<Int>) -> Void) {
-        let chunks = chunkCount(count, work: work)
+    public static func forChunksIndexed(_ count: Int, work: Int, streaming: Bool = false, _ body: (Int, Range<Int>) -> Void) {
+        let chunks = chunkCount(count, work: work, streaming: streaming)
         if chunks <= 1 {
             if count > 0 { body(0, 0..<count) }
             return

@@ -8,7 +8,7 @@ func maxPool2x2(_ input: Tensor, _ n: Int, _ c: Int, _ h: Int, _ w: Int) -> Tens
     let out = input.storage.withUnsafeBufferPointer { px in
         arg.withUnsafeMutableBufferPointer { pa in
             uninitializedFloats(total) { po in
-                Parallel.forChunks(planes, work: total * 8) { range in   // 4 reads, 2 writes, selects per output
+                Parallel.forChunks(planes, work: total * 8, streaming: true) { range in   // 4 reads, 2 writes, selects per output
                     for pl in range {
                         maxPool2x2Plane(px.baseAddress! + pl * h * w, rowStride: w, oh: oh, ow: ow,
                                         po.baseAddress! + pl * oh * ow, pa.baseAddress! + pl * oh * ow)
@@ -20,7 +20,7 @@ func maxPool2x2(_ input: Tensor, _ n: Int, _ c: Int, _ h: Int, _ w: Int) -> Tens
     return Tensor.result(out, [n, c, oh, ow], [input], op: "maxPool2d") { g in
         let dx = arg.withUnsafeBufferPointer { pa in g.withUnsafeBufferPointer { pg in
             uninitializedFloats(planes * h * w) { d in
-                Parallel.forChunks(planes, work: total * 8) { range in
+                Parallel.forChunks(planes, work: total * 8, streaming: true) { range in
                     for pl in range {
                         unpool2x2Plane(pg.baseAddress! + pl * oh * ow, pa.baseAddress! + pl * oh * ow, mask: nil,
                                        oh: oh, ow: ow, rows: h, rowStride: w, into: d.baseAddress! + pl * h * w)

@@ -39,13 +39,13 @@ public func dropout(_ input: Tensor, p: Float, training: Bool, generator: Random
     }
     let out = input.storage.withUnsafeBufferPointer { x in mask.withUnsafeBufferPointer { m in
         uninitializedFloats(n) { o in
-            Parallel.forChunks(n, work: n) { r in for i in r { o[i] = x[i] * (m[i] != 0 ? scale : 0) } }
+            Parallel.forChunks(n, work: n, streaming: true) { r in for i in r { o[i] = x[i] * (m[i] != 0 ? scale : 0) } }
         }
     } }
     return Tensor.result(out, input.shape, [input], op: "dropout") { g in
         mask.withUnsafeBufferPointer { m in
             input.accumulate(overwriting: { d, fresh in
-                Parallel.forChunks(n, work: n) { r in
+                Parallel.forChunks(n, work: n, streaming: true) { r in
                     if fresh { for i in r { d[i] = g[i] * (m[i] != 0 ? scale : 0) } }
                     else { for i in r { d[i] += g[i] * (m[i] != 0 ? scale : 0) } }
                 }

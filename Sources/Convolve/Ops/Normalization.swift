@@ -26,7 +26,7 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
             // per plane: its sum and its squared deviation from its own mean
             var planeSum = [Float](repeating: 0, count: planes), planeDev = [Float](repeating: 0, count: planes)
             planeSum.withUnsafeMutableBufferPointer { ps in planeDev.withUnsafeMutableBufferPointer { pd in
-                Parallel.forChunks(n, work: input.count * 2) { range in
+                Parallel.forChunks(n, work: input.count * 2, streaming: true) { range in
                     for p in (range.lowerBound * c)..<(range.upperBound * c) {
                         let s = simdSum(x + p * inner, inner)
                         ps[p] = s
@@ -68,7 +68,7 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
     let shift = (0..<c).map { (beta?[$0] ?? 0) - mean[$0] * scale[$0] }
     let out = input.storage.withUnsafeBufferPointer { x in
         uninitializedFloats(input.count) { y in
-            Parallel.forChunks(n, work: input.count * 2) { range in for b in range { for ch in 0..<c {
+            Parallel.forChunks(n, work: input.count * 2, streaming: true) { range in for b in range { for ch in 0..<c {
                 let (scale, shift) = (scale[ch], shift[ch])
                 let p = (b * c + ch) * inner
                 if fusedReLU {
@@ -94,7 +94,7 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
             // Σg and Σg·x per plane in one pass, then per channel
             var planeG = [Float](repeating: 0, count: planes), planeGX = [Float](repeating: 0, count: planes)
             planeG.withUnsafeMutableBufferPointer { sg in planeGX.withUnsafeMutableBufferPointer { sgx in
-                Parallel.forChunks(n, work: input.count * 2) { range in
+                Parallel.forChunks(n, work: input.count * 2, streaming: true) { range in
                     for p in (range.lowerBound * c)..<(range.upperBound * c) {
                         let o = p * inner
                         (sg[p], sgx[p]) = simdMaskedSumAndDot(gp + o, x + o, mask: mask(p % c), inner)
@@ -121,7 +121,7 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
                 }
             }
             let dx = uninitializedFloats(input.count) { d in
-                Parallel.forChunks(n, work: input.count * 2) { range in
+                Parallel.forChunks(n, work: input.count * 2, streaming: true) { range in
                     for p in (range.lowerBound * c)..<(range.upperBound * c) {
                         let ch = p % c, o = p * inner
                         simdMaskedAffine2(d.baseAddress! + o, gp + o, a[ch], x + o, k[ch], b0[ch],

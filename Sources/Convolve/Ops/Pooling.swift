@@ -113,7 +113,7 @@ func globalAvgPool2dUntraced(_ input: Tensor) -> Tensor {
     // One vector sum per (sample, channel) plane, planes split over the threads.
     let out = input.storage.withUnsafeBufferPointer { px in
         uninitializedFloats(n * c) { o in
-            Parallel.forChunks(n * c, work: input.count) { range in
+            Parallel.forChunks(n * c, work: input.count, streaming: true) { range in
                 for p in range { o[p] = simdSum(px.baseAddress! + p * plane, plane) * scale }
             }
         }
@@ -123,7 +123,7 @@ func globalAvgPool2dUntraced(_ input: Tensor) -> Tensor {
         // (no zero fill), added into an existing one.
         input.accumulate(overwriting: { d, fresh in
             g.withUnsafeBufferPointer { pg in
-                Parallel.forChunks(n * c, work: n * c * plane) { range in
+                Parallel.forChunks(n * c, work: n * c * plane, streaming: true) { range in
                     for p in range {
                         let v = pg[p] * scale, dst = d.baseAddress! + p * plane
                         if fresh { dst.update(repeating: v, count: plane) } else { for k in 0..<plane { dst[k] += v } }

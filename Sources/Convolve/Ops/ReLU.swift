@@ -9,7 +9,7 @@ extension Tensor {
         let n = count
         let out = storage.withUnsafeBufferPointer { x in
             uninitializedFloats(n) { y in
-                Parallel.forChunks(n, work: n) { r in for i in r { y[i] = Swift.max(x[i], 0) } }
+                Parallel.forChunks(n, work: n, streaming: true) { r in for i in r { y[i] = Swift.max(x[i], 0) } }
             }
         }
         let input = self
@@ -25,7 +25,7 @@ extension Tensor {
         let n = a.count
         let out = a.storage.withUnsafeBufferPointer { x in b.storage.withUnsafeBufferPointer { z in
             uninitializedFloats(n) { y in
-                Parallel.forChunks(n, work: n) { r in for i in r { y[i] = Swift.max(x[i] + z[i], 0) } }
+                Parallel.forChunks(n, work: n, streaming: true) { r in for i in r { y[i] = Swift.max(x[i] + z[i], 0) } }
             }
         } }
         return Tensor.result(out, a.shape, [a, b], op: "addReLU") { g in

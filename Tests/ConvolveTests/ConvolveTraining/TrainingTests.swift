@@ -68,14 +68,18 @@ import ConvolveTraining
         for (m, n, k, ta, tb) in [(1, 1, 1, false, false), (9, 33, 17, false, true), (64, 300, 257, true, false),
                                   (200, 96, 600, true, true), (7, 1000, 3, false, false),
                                   // the register-transposing packers: full 16×16 / 8×16 blocks and ragged edges
-                                  (64, 288, 576, false, true), (70, 45, 300, false, true), (17, 50, 33, false, false)] {
+                                  (64, 288, 576, false, true), (70, 45, 300, false, true), (17, 50, 33, false, false),
+                                  // K split over the threads (K ≥ 8 · max(M, N)), ragged parts
+                                  (10, 40, 3000, false, true), (33, 17, 2100, true, false), (9, 50, 1111, true, true),
+                                  // long K but shorter than two K blocks: not split
+                                  (25, 25, 200, true, false), (8, 16, 300, false, true)] {
             let g = RandomGenerator(seed: UInt64(m * n))
             let a = (0..<(m * k)).map { _ in g.nextFloat() - 0.5 }, b = (0..<(k * n)).map { _ in g.nextFloat() - 0.5 }
-            for beta: Float in [2, 0] {
+            for beta: Float in [2, 0] { for threads in [1, 2, 3] {
                 // beta 0 must not read C at all (NaN * 0 would leak through).
                 var c = [Float](repeating: beta == 0 ? .nan : 1, count: m * n)
                 sgemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: ta ? m : k, b: b, ldb: tb ? k : n,
-                      beta: beta, c: &c, ldc: n)
+                      beta: beta, c: &c, ldc: n, threads: threads)
                 var worst: Float = 0
                 for i in 0..<m { for j in 0..<n {
                     var s: Float = 0
@@ -83,8 +87,8 @@ import ConvolveTraining
                     let e = abs(c[i * n + j] - (0.5 * s + (beta == 0 ? 0 : 2)))
                     worst = e.isNaN ? .infinity : max(worst, e)
                 } }
-                #expect(worst < 1e-3, "gemm \(m)x\(n)x\(k) ta=\(ta) tb=\(tb) beta=\(beta): error \(worst)")
-            }
+                #expect(worst < 1e-3, "gemm \(m)x\(n)x\(k) ta=\(ta) tb=\(tb) beta=\(beta) threads=\(threads): error \(worst)")
+            } }
         }
     }
 }
