@@ -384,9 +384,11 @@ extension ConvGeometry {
         }
     }
 
-    /// Copies the image region of the padded (polyphase) layout into `dx` (which may be uninitialized).
-    func unpad(_ dxp: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) {
-        if sh > 1 || sw > 1 { unpadPhases(dxp, into: dx); return }
+    /// Copies the image region of the padded (polyphase) layout into `dx` (which may be uninitialized;
+    /// with `add`, adds into it).
+    func unpad(_ dxp: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, add: Bool = false) {
+        if sh > 1 || sw > 1 { unpadPhases(dxp, into: dx, add: add); return }
+        if add { unpadAdd(dxp, into: dx); return }
         for ci in 0..<c { for y in 0..<h {
             copyFloats(dx + ci * h * w + y * w, dxp + ci * paddedPlane + (y + ph) * wp + pw, w)
         } }

@@ -308,13 +308,17 @@ private func unshuffle(_ v: UnsafeMutablePointer<V16>, _ w: UnsafeMutablePointer
 /// With `rows`, only those rows of the result are stored, the first at `dst`.
 @inline(__always)
 func transpose16x16(_ src: (Int) -> UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ ldd: Int,
-                    rows: Range<Int> = 0..<16) {
+                    rows: Range<Int> = 0..<16, add: Bool = false) {
     withUnsafeTemporaryAllocation(of: V16.self, capacity: 16) { v in
     withUnsafeTemporaryAllocation(of: V16.self, capacity: 16) { w in
         let v = v.baseAddress!, w = w.baseAddress!
         for i in 0..<16 { v[i] = ld(src(i)) }
         unshuffle(v, w, 16); unshuffle(w, v, 16); unshuffle(v, w, 16); unshuffle(w, v, 16)
-        for i in rows { st(v[i], dst + (i - rows.lowerBound) * ldd) }
+        if add {
+            for i in rows { let d = dst + (i - rows.lowerBound) * ldd; st(v[i] + ld(d), d) }
+        } else {
+            for i in rows { st(v[i], dst + (i - rows.lowerBound) * ldd) }
+        }
     } }
 }
 

@@ -91,20 +91,25 @@ extension ConvGeometry {
     }
 
     /// `unpad` for a strided layer: interleaves the phases' rows back into image rows of `dx` (which
-    /// may be uninitialized); pixels in phases no tap reads get zero.
-    @inline(never) func unpadPhases(_ dxp: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) {
+    /// may be uninitialized); pixels in phases no tap reads get zero. With `add`, adds into `dx`.
+    @inline(never) func unpadPhases(_ dxp: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, add: Bool = false) {
         let rowStride = wideRowStride, planeStride = phasePlane
         for ci in 0..<c {
             let channel = UnsafeMutablePointer(mutating: dxp + ci * paddedPlane)
             for y in 0..<h {
                 let yp = y + ph, a = yp % sh, out = dx + (ci * h + y) * w
-                guard a < phaseRows else { out.update(repeating: 0, count: w); continue }
+                guard a < phaseRows else { if !add { out.update(repeating: 0, count: w) }; continue }
                 let first = channel + a * phaseCols * planeStride + (yp / sh) * rowStride
-                if sw == 1 { copyFloats(out, first + pw, w); continue }
+                if sw == 1 {
+                    if add { for x in 0..<w { out[x] += first[pw + x] } } else { copyFloats(out, first + pw, w) }
+                    continue
+                }
+                @inline(__always) func put(_ v: V16, _ p: UnsafeMutablePointer<Float>) { st(add ? v + ld(p) : v, p) }
                 guard sw == 2 else {
                     for x in 0..<w {
                         let xp = x + pw, b = xp % sw
-                        out[x] = b < phaseCols ? first[b * planeStride + xp / sw] : 0
+                        let v = b < phaseCols ? first[b * planeStride + xp / sw] : 0
+                        if add { out[x] += v } else { out[x] = v }
                     }
                     continue
                 }
@@ -113,15 +118,18 @@ extension ConvGeometry {
                 while 2 * j + 32 <= w {
                     let e = even.map { ld($0 + j) } ?? V16(), o = odd.map { ld($0 + j) } ?? V16()
                     let (lo, hi) = interleave(e, o)
-                    st(lo, out + 2 * j); st(hi, out + 2 * j + 16)
+                    put(lo, out + 2 * j); put(hi, out + 2 * j + 16)
                     j += 16
                 }
                 if 2 * j + 16 <= w {
                     let e = even.map { ld8($0 + j) } ?? SIMD8(), o = odd.map { ld8($0 + j) } ?? SIMD8()
-                    st(interleave(V16(lowHalf: e, highHalf: e), V16(lowHalf: o, highHalf: o)).0, out + 2 * j)
+                    put(interleave(V16(lowHalf: e, highHalf: e), V16(lowHalf: o, highHalf: o)).0, out + 2 * j)
                     j += 8
                 }
-                for x in (2 * j)..<w { out[x] = (x % 2 == 0 ? even?[x / 2] : odd?[x / 2]) ?? 0 }
+                for x in (2 * j)..<w {
+                    let v = (x % 2 == 0 ? even?[x / 2] : odd?[x / 2]) ?? 0
+                    if add { out[x] += v } else { out[x] = v }
+                }
             }
         }
     }

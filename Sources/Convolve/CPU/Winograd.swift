@@ -171,9 +171,16 @@ struct WinogradPlan: WinogradWeightTransform {
         case reluPool(UnsafeMutablePointer<Float>, UnsafeMutablePointer<UInt8>)
     }
 
-    /// Copies `.full` staging rows into compact `[outC][oh][ow]` planes.
-    func copyFull(_ stage: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
-        for r in 0..<(outChannels * geo.oh) { copyFloats(out + r * geo.ow, stage + r * stageStride, geo.ow) }
+    /// Copies (with `add`, adds) `.full` staging rows into compact `[outC][oh][ow]` planes.
+    func copyFull(_ stage: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, add: Bool = false) {
+        for r in 0..<(outChannels * geo.oh) {
+            if add {
+                let d = out + r * geo.ow, s = stage + r * stageStride
+                for x in 0..<geo.ow { d[x] += s[x] }
+            } else {
+                copyFloats(out + r * geo.ow, stage + r * stageStride, geo.ow)
+            }
+        }
     }
 
     /// The forward pass of the image loaded into `ws0`, written as `output` says.
@@ -422,17 +429,20 @@ extension ConvGeometry {
 
 /// The inverse for compact planes: `[pixel][channels]` → `[channels][pixels]`, 16×16 blocks in
 /// registers (the last block overlaps the one before; fewer than 16 pixels element by element).
-func transposePlanar(_ src: UnsafePointer<Float>, pixels: Int, channels: Int, into dst: UnsafeMutablePointer<Float>) {
-    guard pixels >= 16 else {
-        for ch in 0..<channels { for p in 0..<pixels { dst[ch * pixels + p] = src[p * channels + ch] } }
-        return
-    }
-    for p0 in stride(from: 0, to: pixels, by: 16) {
+/// With `add`, adds into `dst` instead (whole blocks only; the pixels past them element by element).
+func transposePlanar(_ src: UnsafePointer<Float>, pixels: Int, channels: Int, into dst: UnsafeMutablePointer<Float>,
+                     add: Bool = false) {
+    let blocked = pixels < 16 ? 0 : add ? pixels / 16 * 16 : pixels
+    for p0 in stride(from: 0, to: blocked, by: 16) {
         let p = Swift.min(p0, pixels - 16)
         for c0 in stride(from: 0, to: channels, by: 16) {
-            transpose16x16({ src + (p + $0) * channels + c0 }, dst + c0 * pixels + p, pixels)
+            transpose16x16({ src + (p + $0) * channels + c0 }, dst + c0 * pixels + p, pixels, add: add)
         }
     }
+    if blocked == pixels { return }
+    for ch in 0..<channels { for p in blocked..<pixels {
+        if add { dst[ch * pixels + p] += src[p * channels + ch] } else { dst[ch * pixels + p] = src[p * channels + ch] }
+    } }
 }
 
 /// Copies `channels` planes (rows `rowStride`, planes `planeStride` apart; `rows`×`cols` values) into

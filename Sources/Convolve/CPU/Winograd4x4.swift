@@ -151,6 +151,9 @@ struct Winograd4Plan: WinogradWeightTransform {
     enum Output {
         /// `relu?(conv + bias)` into compact `[outC][oh][ow]` planes.
         case full(UnsafeMutablePointer<Float>, slotStride: Int, relu: Bool)
+        /// `conv + bias` added into compact `[outC][oh][ow]` planes (an input gradient joining one
+        /// the tensor already has).
+        case add(UnsafeMutablePointer<Float>, slotStride: Int)
         /// `max_pool2d(relu(conv + bias), 2)` into compact `[outC][oh/2][ow/2]` planes, and which of the
         /// four won (0…3, row-major, ties to the first, NaN wins) into bytes of the same layout (unless
         /// nil: no gradient needed).
@@ -175,6 +178,7 @@ struct Winograd4Plan: WinogradWeightTransform {
         var pooled = false, relu = true, winners = false
         switch output {
         case .full(_, _, let r): relu = r
+        case .add: relu = false
         case .reluPool(_, let arg, _): pooled = true; winners = arg != nil
         }
         var t0 = 0
@@ -190,6 +194,8 @@ struct Winograd4Plan: WinogradWeightTransform {
             switch output {
             case .full(let out, let slotStride, _):
                 transposePlanar(ws.stage + k * stageCount, pixels: oh * ow, channels: oc, into: out + k * slotStride)
+            case .add(let out, let slotStride):
+                transposePlanar(ws.stage + k * stageCount, pixels: oh * ow, channels: oc, into: out + k * slotStride, add: true)
             case .reluPool(let out, let arg, let slotStride):
                 let pixels = (oh / 2) * (ow / 2), o = k * slotStride
                 transposePlanar(ws.stage + k * stageCount / 4, pixels: pixels, channels: oc, into: out + o)

@@ -236,12 +236,14 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
             // Per-chunk weight-gradient partials, reduced after the parallel pass.
             let wCount = weight.count
             var partial = [Float](repeating: 0, count: needW ? chunks * wCount : 0)
-            var dxBuf = [Float](repeating: 0, count: needX ? input.count : 0)
+            // Every path adds into the input gradient, so it adds straight into the pending one (zero-filled
+            // when new): a residual block's shortcut needs no separate pass adding its gradient to the other's.
+            func backwardPass(_ dxBase: UnsafeMutablePointer<Float>?) {
             input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pw in
-            partial.withUnsafeMutableBufferPointer { pp in dxBuf.withUnsafeMutableBufferPointer { pdx in
+            partial.withUnsafeMutableBufferPointer { pp in
             biasPartial.withUnsafeMutableBufferPointer { pb in
                 let x = px.baseAddress!, wt = pw.baseAddress!
-                let pBase = pp.baseAddress, dxBase = pdx.baseAddress
+                let pBase = pp.baseAddress
                 /// Adds one image's per-channel gradient sums (group `gi`) to chunk `chunk`'s bias partial.
                 func sumBias(_ chunk: Int, _ gi: Int, _ gs: UnsafePointer<Float>) {
                     let db = pb.baseAddress! + chunk * cout + gi * ocg
@@ -301,8 +303,9 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                         }
                     }
                 }
-            } } } } }
-            if needX { input.accumulate(dxBuf) }
+            } } } }
+            }
+            if needX { input.accumulate { backwardPass($0.baseAddress) } } else { backwardPass(nil) }
             if needW { reducePartials(into: weight, partial, chunks: chunks, stride: wCount) }
             if let bias, needB { reducePartials(into: bias, biasPartial, chunks: chunks, stride: cout) }
         } }
@@ -352,12 +355,14 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
     let uX = winoX.map { weight.winogradWeights($0, groups: groups, flipped: true) }
     let uX4 = winoX4.map { weight.winogradWeights($0, groups: groups, flipped: true) }
     defer { uX?.deallocate(); uX4?.deallocate() }
-    // Every image's input gradient is stored exactly once (per group) below: no zero fill.
-    var dxBuf = [Float](unsafeUninitializedCapacity: needX ? input.count : 0) { _, c in c = needX ? input.count : 0 }
+    // Every image's input gradient is written exactly once (per group) below: stored into a new buffer
+    // (no zero fill), or added where the input already has a gradient (a residual block's input: no
+    // separate pass adding the two).
+    func backwardPass(_ dxBase: UnsafeMutablePointer<Float>?, addX: Bool) {
     input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pw in
-    partial.withUnsafeMutableBufferPointer { pp in dxBuf.withUnsafeMutableBufferPointer { pdx in
+    partial.withUnsafeMutableBufferPointer { pp in
     taps.withUnsafeBufferPointer { tp in pRows.withUnsafeBufferPointer { prow in panelCols.withUnsafeBufferPointer { pcol in
-        let x = px.baseAddress!, wt = pw.baseAddress!, pBase = pp.baseAddress, dxBase = pdx.baseAddress
+        let x = px.baseAddress!, wt = pw.baseAddress!, pBase = pp.baseAddress
         Parallel.forChunksIndexed(n, work: work) { chunk, range in
             // the GEMM paths' padded image (dW) and padded input gradient (dX)
             let xp = UnsafeMutablePointer<Float>.allocate(capacity: needW && winoDW == nil && winoDW4 == nil && !hwc ? cg * P : 0)
@@ -433,8 +438,9 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
                     batch(&pendingX, of: winoX4.slots) { count in
                         let s0 = s + 1 - count
                         Profiler.measure("conv bwd dX winograd4") {
+                            let dx = dxBase! + s0 * inPer + gi * cg * geo.h * geo.w
                             winoX4.forward(wsX4, slots: count, uX4 + gi * winoX4.uCount, bias: nil,
-                                           .full(dxBase! + s0 * inPer + gi * cg * geo.h * geo.w, slotStride: inPer, relu: false))
+                                           addX ? .add(dx, slotStride: inPer) : .full(dx, slotStride: inPer, relu: false))
                         }
                     }
                 } else if let winoX, let wsX, let uX {
@@ -442,7 +448,7 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
                         winoX.load(dyw, wsX, rowStride: geo.wp, planeStride: L)
                         winoX.forward(wsX, uX + gi * winoX.uCount, bias: nil, .full(stageX, relu: false))
                     }
-                    winoX.copyFull(stageX, into: dxBase! + s * inPer + gi * cg * geo.h * geo.w)
+                    winoX.copyFull(stageX, into: dxBase! + s * inPer + gi * cg * geo.h * geo.w, add: addX)
                 } else if needX {
                     dxp.update(repeating: 0, count: cg * P)
                     Profiler.measure("conv bwd dX gemm") {
@@ -450,7 +456,7 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
                               lda: kSize, b: dyw, ldb: L, beta: 1, c: dxp, ldc: 0, threads: 1,
                               rowBias: nil, relu: false, cRows: tp.baseAddress)
                     }
-                    geo.unpad(dxp, into: dxBase! + s * inPer + gi * cg * geo.h * geo.w)
+                    geo.unpad(dxp, into: dxBase! + s * inPer + gi * cg * geo.h * geo.w, add: addX)
                 }
             } }
             if let winoDW4, let wsW4 {
@@ -471,8 +477,13 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
                 } }
             }
         }
-    } } } } } } }
-    if needX { input.accumulate(dxBuf) }
+    } } } } } }
+    }
+    if needX {
+        input.accumulate(overwriting: { dx, fresh in backwardPass(dx.baseAddress, addX: !fresh) })
+    } else {
+        backwardPass(nil, addX: false)
+    }
     if needW { reducePartials(into: weight, partial, chunks: chunks, stride: partCount) }
     if let bias, needB { reducePartials(into: bias, partial, chunks: chunks, stride: partCount, offset: wCount) }
 }

@@ -100,6 +100,39 @@ import ConvolveNN
         }
     }
 
+    /// A convolution whose input already holds a gradient (a residual block's shortcut, here `x · r`
+    /// back-propagated first) adds its own to it: every path's input gradient, Winograd's and the GEMM's
+    /// (W4's strided 3×3 and 1×1 shortcut layers among them), equals the convolution's alone plus `r`.
+    @Test(arguments: convCases + [
+        ConvCase(n: 2, c: 16, h: 8, w: 8, oc: 32, groups: 1, k: (1, 1), s: (2, 2), p: (0, 0), d: (1, 1), bias: false),
+        ConvCase(n: 2, c: 16, h: 8, w: 8, oc: 32, groups: 1, k: (3, 3), s: (2, 2), p: (1, 1), d: (1, 1), bias: false),
+        // rows of 48 and 34: the strided layers' vector interleave (32 and 16 wide) and its tail
+        ConvCase(n: 2, c: 16, h: 6, w: 48, oc: 32, groups: 1, k: (3, 3), s: (2, 2), p: (1, 1), d: (1, 1), bias: false),
+        ConvCase(n: 2, c: 16, h: 5, w: 34, oc: 32, groups: 1, k: (1, 1), s: (2, 2), p: (0, 0), d: (1, 1), bias: false),
+        // F(4×4, 3×3)'s input gradient (channels multiples of 16; several slots), F(2×2, 3×3)'s (17 and 20)
+        ConvCase(n: 5, c: 16, h: 13, w: 19, oc: 32, groups: 1, k: (3, 3), s: (1, 1), p: (1, 1), d: (1, 1), bias: true),
+        ConvCase(n: 2, c: 17, h: 7, w: 9, oc: 20, groups: 1, k: (3, 3), s: (1, 1), p: (1, 1), d: (1, 1), bias: true),
+        ConvCase(n: 2, c: 32, h: 26, w: 26, oc: 64, groups: 1, k: (3, 3), s: (1, 1), p: (0, 0), d: (1, 1), bias: true),
+    ])
+    func convInputGradientAddsToAnExistingOne(_ cc: ConvCase) {
+        let x = rand([cc.n, cc.c, cc.h, cc.w], seed: 60)
+        let w = rand([cc.oc, cc.c / cc.groups, cc.k.0, cc.k.1], seed: 61), b = cc.bias ? rand([cc.oc], seed: 62) : nil
+        let shortcut = rand(x.shape, seed: 63)
+        func conv() -> Tensor {
+            conv2d(x, weight: w, bias: b, stride: cc.s, padding: cc.p, dilation: cc.d, groups: cc.groups)
+        }
+        let upstream = rand(withNoGrad { conv() }.shape, seed: 64)
+        x.grad = nil
+        (conv() * upstream).sum().backward()
+        let alone = x.grad!.storage
+        x.grad = nil
+        // The first summand's gradient reaches x first (the engine visits the last input first).
+        ((x * shortcut).sum() + (conv() * upstream).sum()).backward()
+        let both = x.grad!.storage
+        let worst = (0..<x.count).map { abs(both[$0] - (alone[$0] + shortcut.storage[$0])) }.max() ?? .infinity
+        #expect(worst < 1e-4, "\(cc.testDescription): \(worst)")
+    }
+
     /// `conv2d(fusedReLU: true)` against `conv2d(...).relu()`: values and all three gradients, on every
     /// geometry above plus wide layers that take the GEMM path (bias + ReLU in the GEMM's store).
     @Test(arguments: convCases + [
