@@ -85,8 +85,10 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
     let work = m * n * k
     // Inside another op's parallel chunk the pool runs chunks inline: splitting would only re-pack.
     let maxThreads = WorkerPool.insideJob ? 1 : threads ?? Parallel.threads
-    let kParts = Swift.min(maxThreads, k / KC)
-    if kParts > 1 && work >= Parallel.minWorkToSplit && k >= 8 * Swift.max(m, n) && !relu && cRows == nil && bRows == nil {
+    // Split by rows or columns, every thread packs all of the other operand: worth avoiding only where
+    // that copy is big (≥ 1 MB; smaller, the split would only change the sums' rounding).
+    let kParts = Swift.min(maxThreads, k / KC), repacked = k * (n >= m ? m : n)
+    if kParts > 1 && repacked >= 1 << 18 && k >= 8 * Swift.max(m, n) && !relu && cRows == nil && bRows == nil {
         gemmSplitK(transA, transB, m, n, k, alpha, a, lda, b, ldb, c, ldc, ep, parts: kParts)
         return
     }

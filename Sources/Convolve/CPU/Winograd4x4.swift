@@ -83,12 +83,15 @@ struct Winograd4Plan: WinogradWeightTransform {
     /// Uᵀ = (G g Gᵀ)ᵀ for every channel pair of one group's weights `[outC, inC, 3, 3]`, 16 output
     /// channels per vector in Float64 (in Float32 the input gradient's worst rounding grew by a
     /// quarter), packed as `uCount` says (zero past `outC`).
+    /// Input channels are split over the threads (each writes its own columns of U): done every step,
+    /// serially it left the other thread waiting (~0.4 ms per W4 step).
     func transformWeights(_ wt: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>) {
         let c = geo.c, xiStride = ocRow * c
         if outChannels < ocRow { u.update(repeating: 0, count: uCount) }
+        Parallel.forChunks(c, work: c * outChannels * 400) { channels in
         withUnsafeTemporaryAllocation(of: SIMD16<Double>.self, capacity: 27) { buffer in
             let g = buffer.baseAddress!, gg = g + 9   // the 3×3 kernel, then G g (6 × 3), in Float64
-            for ci in 0..<c { for o0 in stride(from: 0, to: outChannels, by: 16) {
+            for ci in channels { for o0 in stride(from: 0, to: outChannels, by: 16) {
                 for k in 0..<9 { for lane in 0..<16 { g[k][lane] = Double(wt[((o0 + lane) * c + ci) * 9 + k]) } }
                 // G down each kernel column l, then each row of G g times Gᵀ: element ξ = 6i + j.
                 for l in 0..<3 {
@@ -103,6 +106,7 @@ struct Winograd4Plan: WinogradWeightTransform {
                     st(V16(r.3), row + 3 * xiStride); st(V16(r.4), row + 4 * xiStride); st(V16(r.5), row + 5 * xiStride)
                 }
             } }
+        }
         }
     }
 

@@ -69,8 +69,9 @@ import ConvolveTraining
                                   (200, 96, 600, true, true), (7, 1000, 3, false, false),
                                   // the register-transposing packers: full 16×16 / 8×16 blocks and ragged edges
                                   (64, 288, 576, false, true), (70, 45, 300, false, true), (17, 50, 33, false, false),
-                                  // K split over the threads (K ≥ 8 · max(M, N)), ragged parts
-                                  (10, 40, 3000, false, true), (33, 17, 2100, true, false), (9, 50, 1111, true, true),
+                                  // K split over the threads (K ≥ 8 · max(M, N), ≥ 1 MB re-packed otherwise),
+                                  // parts not multiples of a K block
+                                  (64, 100, 5000, false, true), (40, 70, 7000, true, true), (100, 60, 4500, true, false),
                                   // long K but shorter than two K blocks: not split
                                   (25, 25, 200, true, false), (8, 16, 300, false, true)] {
             let g = RandomGenerator(seed: UInt64(m * n))
