@@ -28,10 +28,10 @@ public enum Parallel {
     /// Chunks per thread: lets a thread that is running take over work a descheduled one has not
     /// started, so a busy core slows us by at most its share (no lock-step waits).
     static let chunksPerThread = 4
-    /// Chunks per thread of a streaming pass (elementwise work over memory with nothing to set up per
-    /// chunk: batch norm, ReLU masks, gradient sums, optimizer updates). Two threads streaming memory
-    /// together run at uneven speeds, and a chunk costs only its claim (~0.1 µs), so smaller chunks
-    /// shorten the wait at the end of each pass.
+    /// Most chunks per thread of a streaming pass (elementwise work over memory with nothing to set up
+    /// per chunk: batch norm, ReLU masks, gradient sums, optimizer updates), each keeping at least
+    /// `minWorkToSplit` of work. Two threads streaming memory together run at uneven speeds, and such a
+    /// chunk costs only its claim, so smaller chunks shorten the wait at the end of each pass.
     static let streamingChunksPerThread = 16
 
     /// The number of chunks `forChunks` uses for this work (depends only on `threads`, so results
@@ -44,7 +44,11 @@ public enum Parallel {
     public static func chunkCount(_ count: Int, work: Int, streaming: Bool = false) -> Int {
         let t = Swift.min(threads, count)
         if t <= 1 || work < minWorkToSplit { return Swift.min(1, count) }
-        return Swift.min(count, t * (streaming ? streamingChunksPerThread : chunksPerThread))
+        // A streaming chunk keeps at least `minWorkToSplit` of work: the tutorial models' small passes
+        // stay at 4 chunks per thread, where each chunk's claim would be a visible share.
+        let perThread = streaming ? Swift.max(chunksPerThread, Swift.min(streamingChunksPerThread, work / minWorkToSplit / t))
+                                  : chunksPerThread
+        return Swift.min(count, t * perThread)
     }
 
     /// Splits `0..<count` into `chunkCount` contiguous ranges and runs `body(range)` for each, on the
