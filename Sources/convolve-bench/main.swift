@@ -94,9 +94,11 @@ if which == "conv" {
     exit(0)
 }
 if which == "gemm" {
-    // GF/s of the SGEMM on square and on W3's convolution shapes, 1 thread and all threads.
+    // GF/s of the SGEMM on square and on W3's convolution and fc1 shapes, 1 thread and all threads.
     for (m, n, k, ta, tb) in [(512, 512, 512, false, false), (1024, 1024, 1024, false, false),
-                              (64, 576, 288, false, false), (64, 288, 576, false, true), (288, 576, 64, true, false)] {
+                              (64, 576, 288, false, false), (64, 288, 576, false, true), (288, 576, 64, true, false),
+                              // mnist-cnn's fc1: forward (K split), input gradient, weight gradient
+                              (64, 128, 9216, false, true), (64, 9216, 128, false, false), (128, 9216, 64, true, false)] {
         let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: k * n)
         var c = [Float](repeating: 0, count: m * n)
         for threads in [1, Parallel.threads] {

@@ -72,6 +72,8 @@ import ConvolveTraining
                                   // K split over the threads (K ≥ 8 · max(M, N), ≥ 1 MB re-packed otherwise),
                                   // parts not multiples of a K block
                                   (64, 100, 5000, false, true), (40, 70, 7000, true, true), (100, 60, 4500, true, false),
+                                  // a small operand re-packed per chunk: 4 chunks per thread
+                                  (16, 600, 200, true, false), (610, 12, 150, false, true),
                                   // long K but shorter than two K blocks: not split
                                   (25, 25, 200, true, false), (8, 16, 300, false, true)] {
             let g = RandomGenerator(seed: UInt64(m * n))
