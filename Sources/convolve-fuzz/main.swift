@@ -32,7 +32,8 @@ let targets: [String: ([UInt8]) -> Void] = [
         let dir = NSTemporaryDirectory() + "convolve-fuzz-\(getpid())-\(UUID().uuidString)"
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        FileManager.default.createFile(atPath: dir + "/cifar-10-binary.tar.gz", contents: Data(bytes))
+        let archive = dir + "/cifar-10-binary.tar.gz"
+        precondition(FileManager.default.createFile(atPath: archive, contents: Data(bytes)), "convolve-fuzz: cannot write \(archive)")
         _ = try? CIFAR.cifar10.load(train: false, directory: dir)
     },
 ]
@@ -40,7 +41,7 @@ let targets: [String: ([UInt8]) -> Void] = [
 /// Writes `bytes` to a fresh temporary file, runs `body` on its path, removes it.
 func withTempFile(_ bytes: [UInt8], _ body: (String) -> Void) {
     let path = NSTemporaryDirectory() + "convolve-fuzz-\(getpid())-\(UUID().uuidString)"
-    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    precondition(FileManager.default.createFile(atPath: path, contents: Data(bytes)), "convolve-fuzz: cannot write \(path)")
     defer { unlink(path) }
     body(path)
 }
