@@ -32,16 +32,24 @@ let targets: [String: ([UInt8]) -> Void] = [
         let dir = NSTemporaryDirectory() + "convolve-fuzz-\(getpid())-\(UUID().uuidString)"
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let archive = dir + "/cifar-10-binary.tar.gz"
-        precondition(FileManager.default.createFile(atPath: archive, contents: Data(bytes)), "convolve-fuzz: cannot write \(archive)")
+        writeOrExit(dir + "/cifar-10-binary.tar.gz", bytes)
         _ = try? CIFAR.cifar10.load(train: false, directory: dir)
     },
 ]
 
+/// Writes `bytes` to `path`, or stops the run with one message (an input the harness could not write
+/// was not tested).
+func writeOrExit(_ path: String, _ bytes: [UInt8]) {
+    guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
+        FileHandle.standardError.write(Data("convolve-fuzz: cannot write \(path)\n".utf8))
+        exit(2)
+    }
+}
+
 /// Writes `bytes` to a fresh temporary file, runs `body` on its path, removes it.
 func withTempFile(_ bytes: [UInt8], _ body: (String) -> Void) {
     let path = NSTemporaryDirectory() + "convolve-fuzz-\(getpid())-\(UUID().uuidString)"
-    precondition(FileManager.default.createFile(atPath: path, contents: Data(bytes)), "convolve-fuzz: cannot write \(path)")
+    writeOrExit(path, bytes)
     defer { unlink(path) }
     body(path)
 }
