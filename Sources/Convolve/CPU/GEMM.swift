@@ -83,8 +83,7 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
         return
     }
     let work = m * n * k
-    // Inside another op's parallel chunk the pool runs chunks inline: splitting would only re-pack.
-    let maxThreads = WorkerPool.insideJob ? 1 : threads ?? Parallel.threads
+    let maxThreads = Parallel.available(threads)
     // Split by rows or columns, every thread packs all of the other operand: worth avoiding only where
     // that copy is big (≥ 1 MB; smaller, the split would only change the sums' rounding).
     let kParts = Swift.min(maxThreads, k / KC), repacked = k * (n >= m ? m : n)

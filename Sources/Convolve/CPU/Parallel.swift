@@ -14,6 +14,11 @@ public enum Parallel {
     }
     private static let threadSetting = Atomic<Int>(cores)
 
+    /// Threads an op starting on this thread can use: `requested` (default `threads`), or 1 inside
+    /// another op's parallel chunk (the pool is busy with that op and would run a nested split's chunks
+    /// inline, one after another, paying every chunk's setup and re-packing for nothing).
+    static func available(_ requested: Int? = nil) -> Int { WorkerPool.insideJob ? 1 : requested ?? threads }
+
     /// The machine's active cores, read once (`ProcessInfo.activeProcessorCount` reads the cgroup's
     /// files on every call on Linux: too slow for a per-batch decision).
     public static let cores = Swift.max(1, ProcessInfo.processInfo.activeProcessorCount)
@@ -42,7 +47,7 @@ public enum Parallel {
     ///   - work: multiply-adds (or element visits) of the whole job.
     ///   - streaming: a streaming pass (see `streamingChunksPerThread`).
     public static func chunkCount(_ count: Int, work: Int, streaming: Bool = false) -> Int {
-        let t = Swift.min(threads, count)
+        let t = Swift.min(available(), count)
         if t <= 1 || work < minWorkToSplit { return Swift.min(1, count) }
         // A streaming chunk keeps at least `minWorkToSplit` of work: the tutorial models' small passes
         // stay at 4 chunks per thread, where each chunk's claim would be a visible share.

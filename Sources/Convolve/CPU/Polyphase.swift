@@ -100,16 +100,17 @@ extension ConvGeometry {
                 let yp = y + ph, a = yp % sh, out = dx + (ci * h + y) * w
                 guard a < phaseRows else { if !add { out.update(repeating: 0, count: w) }; continue }
                 let first = channel + a * phaseCols * planeStride + (yp / sh) * rowStride
+                // stored, or added into what `dx` holds
+                @inline(__always) func put(_ v: V16, _ p: UnsafeMutablePointer<Float>) { st(add ? v + ld(p) : v, p) }
+                @inline(__always) func put(_ v: Float, at x: Int) { if add { out[x] += v } else { out[x] = v } }
                 if sw == 1 {
                     if add { for x in 0..<w { out[x] += first[pw + x] } } else { copyFloats(out, first + pw, w) }
                     continue
                 }
-                @inline(__always) func put(_ v: V16, _ p: UnsafeMutablePointer<Float>) { st(add ? v + ld(p) : v, p) }
                 guard sw == 2 else {
                     for x in 0..<w {
                         let xp = x + pw, b = xp % sw
-                        let v = b < phaseCols ? first[b * planeStride + xp / sw] : 0
-                        if add { out[x] += v } else { out[x] = v }
+                        put(b < phaseCols ? first[b * planeStride + xp / sw] : 0, at: x)
                     }
                     continue
                 }
@@ -126,10 +127,7 @@ extension ConvGeometry {
                     put(interleave(V16(lowHalf: e, highHalf: e), V16(lowHalf: o, highHalf: o)).0, out + 2 * j)
                     j += 8
                 }
-                for x in (2 * j)..<w {
-                    let v = (x % 2 == 0 ? even?[x / 2] : odd?[x / 2]) ?? 0
-                    if add { out[x] += v } else { out[x] = v }
-                }
+                for x in (2 * j)..<w { put((x % 2 == 0 ? even?[x / 2] : odd?[x / 2]) ?? 0, at: x) }
             }
         }
     }

@@ -89,24 +89,24 @@ struct Winograd4Plan: WinogradWeightTransform {
         let c = geo.c, xiStride = ocRow * c
         if outChannels < ocRow { u.update(repeating: 0, count: uCount) }
         Parallel.forChunks(c, work: c * outChannels * 400) { channels in
-        withUnsafeTemporaryAllocation(of: SIMD16<Double>.self, capacity: 27) { buffer in
-            let g = buffer.baseAddress!, gg = g + 9   // the 3×3 kernel, then G g (6 × 3), in Float64
-            for ci in channels { for o0 in stride(from: 0, to: outChannels, by: 16) {
-                for k in 0..<9 { for lane in 0..<16 { g[k][lane] = Double(wt[((o0 + lane) * c + ci) * 9 + k]) } }
-                // G down each kernel column l, then each row of G g times Gᵀ: element ξ = 6i + j.
-                for l in 0..<3 {
-                    let r = gColumn(g[l], g[3 + l], g[6 + l])
-                    gg[l] = r.0; gg[3 + l] = r.1; gg[6 + l] = r.2; gg[9 + l] = r.3; gg[12 + l] = r.4; gg[15 + l] = r.5
-                }
-                let u0 = u + (o0 / 32 * c + ci) * 32 + o0 % 32
-                for i in 0..<6 {
-                    let r = gColumn(gg[3 * i], gg[3 * i + 1], gg[3 * i + 2])
-                    let row = u0 + 6 * i * xiStride
-                    st(V16(r.0), row); st(V16(r.1), row + xiStride); st(V16(r.2), row + 2 * xiStride)
-                    st(V16(r.3), row + 3 * xiStride); st(V16(r.4), row + 4 * xiStride); st(V16(r.5), row + 5 * xiStride)
-                }
-            } }
-        }
+            withUnsafeTemporaryAllocation(of: SIMD16<Double>.self, capacity: 27) { buffer in
+                let g = buffer.baseAddress!, gg = g + 9   // the 3×3 kernel, then G g (6 × 3), in Float64
+                for ci in channels { for o0 in stride(from: 0, to: outChannels, by: 16) {
+                    for k in 0..<9 { for lane in 0..<16 { g[k][lane] = Double(wt[((o0 + lane) * c + ci) * 9 + k]) } }
+                    // G down each kernel column l, then each row of G g times Gᵀ: element ξ = 6i + j.
+                    for l in 0..<3 {
+                        let r = gColumn(g[l], g[3 + l], g[6 + l])
+                        gg[l] = r.0; gg[3 + l] = r.1; gg[6 + l] = r.2; gg[9 + l] = r.3; gg[12 + l] = r.4; gg[15 + l] = r.5
+                    }
+                    let u0 = u + (o0 / 32 * c + ci) * 32 + o0 % 32
+                    for i in 0..<6 {
+                        let r = gColumn(gg[3 * i], gg[3 * i + 1], gg[3 * i + 2])
+                        let row = u0 + 6 * i * xiStride
+                        st(V16(r.0), row); st(V16(r.1), row + xiStride); st(V16(r.2), row + 2 * xiStride)
+                        st(V16(r.3), row + 3 * xiStride); st(V16(r.4), row + 4 * xiStride); st(V16(r.5), row + 5 * xiStride)
+                    }
+                } }
+            }
         }
     }
 

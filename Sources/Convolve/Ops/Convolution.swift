@@ -239,71 +239,71 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
             // Every path adds into the input gradient, so it adds straight into the pending one (zero-filled
             // when new): a residual block's shortcut needs no separate pass adding its gradient to the other's.
             func backwardPass(_ dxBase: UnsafeMutablePointer<Float>?) {
-            input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pw in
-            partial.withUnsafeMutableBufferPointer { pp in
-            biasPartial.withUnsafeMutableBufferPointer { pb in
-                let x = px.baseAddress!, wt = pw.baseAddress!
-                let pBase = pp.baseAddress
-                /// Adds one image's per-channel gradient sums (group `gi`) to chunk `chunk`'s bias partial.
-                func sumBias(_ chunk: Int, _ gi: Int, _ gs: UnsafePointer<Float>) {
-                    let db = pb.baseAddress! + chunk * cout + gi * ocg
-                    for oc in 0..<ocg { db[oc] += simdSum(gs + oc * ohw, ohw) }
-                }
-                Parallel.forChunksIndexed(n, work: work * 2) { chunk, range in
-                    if direct {
-                        let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
-                        let dxp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
-                        let gbuf = UnsafeMutablePointer<Float>.allocate(capacity: ocg * geo.gradPlane)
-                        let gm = UnsafeMutablePointer<Float>.allocate(capacity: maskInLoop ? ocg * ohw : 0)
-                        defer { xp.deallocate(); dxp.deallocate(); gbuf.deallocate(); gm.deallocate() }
-                        for s in range { for gi in 0..<groups {
-                            var gs = UnsafePointer(gp + s * outPer + gi * ocg * ohw)
-                            if maskInLoop {
-                                let o = op + s * outPer + gi * ocg * ohw
-                                for i in 0..<(ocg * ohw) { gm[i] = o[i] > 0 ? gs[i] : 0 }
-                                gs = UnsafePointer(gm)
-                            }
-                            if needB { sumBias(chunk, gi, gs) }
-                            if !needX && !needW { continue }
-                            if needW { geo.pad(x + s * inPer + gi * cg * h * w, into: xp) }
-                            geo.directBackward(xp, wt + gi * ocg * kSize, gs,
-                                               needW ? pBase! + chunk * wCount + gi * ocg * kSize : nil,
-                                               needX ? dxp : nil, gbuf, outChannels: ocg)
-                            if needX { geo.unpadAdd(dxp, into: dxBase! + s * inPer + gi * cg * h * w) }
-                        } }
-                        return
+                input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pw in
+                partial.withUnsafeMutableBufferPointer { pp in
+                biasPartial.withUnsafeMutableBufferPointer { pb in
+                    let x = px.baseAddress!, wt = pw.baseAddress!
+                    let pBase = pp.baseAddress
+                    /// Adds one image's per-channel gradient sums (group `gi`) to chunk `chunk`'s bias partial.
+                    func sumBias(_ chunk: Int, _ gi: Int, _ gs: UnsafePointer<Float>) {
+                        let db = pb.baseAddress! + chunk * cout + gi * ocg
+                        for oc in 0..<ocg { db[oc] += simdSum(gs + oc * ohw, ohw) }
                     }
-                    let col = UnsafeMutablePointer<Float>.allocate(capacity: kSize * ohw)
-                    defer { col.deallocate() }
-                    for s in range {
-                        for gi in 0..<groups {
-                            let gs = gp + s * outPer + gi * ocg * ohw
-                            if needB { sumBias(chunk, gi, gs) }
-                            if needW {
-                                let xs = x + s * inPer + gi * cg * h * w
-                                let src: UnsafePointer<Float>
-                                if geo.isPointwise { src = xs } else { Profiler.measure("conv bwd im2col") { geo.im2col(xs, col) }; src = UnsafePointer(col) }
-                                Profiler.measure("conv bwd dW gemm") {
-                                sgemm(transA: false, transB: true, m: ocg, n: kSize, k: ohw, a: gs, lda: ohw,
-                                      b: src, ldb: ohw, beta: 1, c: pBase! + chunk * wCount + gi * ocg * kSize,
-                                      ldc: kSize, threads: 1) }
-                            }
-                            if needX {
-                                let dxs = dxBase! + s * inPer + gi * cg * h * w
-                                if geo.isPointwise {
-                                    sgemm(transA: true, transB: false, m: kSize, n: ohw, k: ocg, a: wt + gi * ocg * kSize,
-                                          lda: kSize, b: gs, ldb: ohw, beta: 1, c: dxs, ldc: ohw, threads: 1)
-                                } else {
-                                    Profiler.measure("conv bwd dX gemm") {
-                                    sgemm(transA: true, transB: false, m: kSize, n: ohw, k: ocg, a: wt + gi * ocg * kSize,
-                                          lda: kSize, b: gs, ldb: ohw, beta: 0, c: col, ldc: ohw, threads: 1) }
-                                    Profiler.measure("conv bwd col2im") { geo.col2im(col, dxs) }
+                    Parallel.forChunksIndexed(n, work: work * 2) { chunk, range in
+                        if direct {
+                            let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
+                            let dxp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
+                            let gbuf = UnsafeMutablePointer<Float>.allocate(capacity: ocg * geo.gradPlane)
+                            let gm = UnsafeMutablePointer<Float>.allocate(capacity: maskInLoop ? ocg * ohw : 0)
+                            defer { xp.deallocate(); dxp.deallocate(); gbuf.deallocate(); gm.deallocate() }
+                            for s in range { for gi in 0..<groups {
+                                var gs = UnsafePointer(gp + s * outPer + gi * ocg * ohw)
+                                if maskInLoop {
+                                    let o = op + s * outPer + gi * ocg * ohw
+                                    for i in 0..<(ocg * ohw) { gm[i] = o[i] > 0 ? gs[i] : 0 }
+                                    gs = UnsafePointer(gm)
+                                }
+                                if needB { sumBias(chunk, gi, gs) }
+                                if !needX && !needW { continue }
+                                if needW { geo.pad(x + s * inPer + gi * cg * h * w, into: xp) }
+                                geo.directBackward(xp, wt + gi * ocg * kSize, gs,
+                                                   needW ? pBase! + chunk * wCount + gi * ocg * kSize : nil,
+                                                   needX ? dxp : nil, gbuf, outChannels: ocg)
+                                if needX { geo.unpadAdd(dxp, into: dxBase! + s * inPer + gi * cg * h * w) }
+                            } }
+                            return
+                        }
+                        let col = UnsafeMutablePointer<Float>.allocate(capacity: kSize * ohw)
+                        defer { col.deallocate() }
+                        for s in range {
+                            for gi in 0..<groups {
+                                let gs = gp + s * outPer + gi * ocg * ohw
+                                if needB { sumBias(chunk, gi, gs) }
+                                if needW {
+                                    let xs = x + s * inPer + gi * cg * h * w
+                                    let src: UnsafePointer<Float>
+                                    if geo.isPointwise { src = xs } else { Profiler.measure("conv bwd im2col") { geo.im2col(xs, col) }; src = UnsafePointer(col) }
+                                    Profiler.measure("conv bwd dW gemm") {
+                                    sgemm(transA: false, transB: true, m: ocg, n: kSize, k: ohw, a: gs, lda: ohw,
+                                          b: src, ldb: ohw, beta: 1, c: pBase! + chunk * wCount + gi * ocg * kSize,
+                                          ldc: kSize, threads: 1) }
+                                }
+                                if needX {
+                                    let dxs = dxBase! + s * inPer + gi * cg * h * w
+                                    if geo.isPointwise {
+                                        sgemm(transA: true, transB: false, m: kSize, n: ohw, k: ocg, a: wt + gi * ocg * kSize,
+                                              lda: kSize, b: gs, ldb: ohw, beta: 1, c: dxs, ldc: ohw, threads: 1)
+                                    } else {
+                                        Profiler.measure("conv bwd dX gemm") {
+                                        sgemm(transA: true, transB: false, m: kSize, n: ohw, k: ocg, a: wt + gi * ocg * kSize,
+                                              lda: kSize, b: gs, ldb: ohw, beta: 0, c: col, ldc: ohw, threads: 1) }
+                                        Profiler.measure("conv bwd col2im") { geo.col2im(col, dxs) }
+                                    }
                                 }
                             }
                         }
                     }
-                }
-            } } } }
+                } } } }
             }
             if needX { input.accumulate { backwardPass($0.baseAddress) } } else { backwardPass(nil) }
             if needW { reducePartials(into: weight, partial, chunks: chunks, stride: wCount) }
@@ -359,125 +359,125 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
     // (no zero fill), or added where the input already has a gradient (a residual block's input: no
     // separate pass adding the two).
     func backwardPass(_ dxBase: UnsafeMutablePointer<Float>?, addX: Bool) {
-    input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pw in
-    partial.withUnsafeMutableBufferPointer { pp in
-    taps.withUnsafeBufferPointer { tp in pRows.withUnsafeBufferPointer { prow in panelCols.withUnsafeBufferPointer { pcol in
-        let x = px.baseAddress!, wt = pw.baseAddress!, pBase = pp.baseAddress
-        Parallel.forChunksIndexed(n, work: work) { chunk, range in
-            // the GEMM paths' padded image (dW) and padded input gradient (dX)
-            let xp = UnsafeMutablePointer<Float>.allocate(capacity: needW && winoDW == nil && winoDW4 == nil && !hwc ? cg * P : 0)
-            let dxp = UnsafeMutablePointer<Float>.allocate(capacity: needX && winoX == nil && winoX4 == nil ? cg * P : 0)
-            let dyw = UnsafeMutablePointer<Float>.allocate(capacity: ocg * L)
-            // channels-last path: the image, the compact output gradient, dW in [oc, tap, channel] order
-            let xh = UnsafeMutablePointer<Float>.allocate(capacity: hwc ? geo.hp * geo.wp * cg : 0)
-            let dyc = UnsafeMutablePointer<Float>.allocate(capacity: hwc ? ocg * ohw : 0)
-            let dwt = UnsafeMutablePointer<Float>.allocate(capacity: hwc ? groups * ocg * kSize : 0)
-            if hwc { dwt.initialize(repeating: 0, count: groups * ocg * kSize) }
-            defer { xp.deallocate(); dxp.deallocate(); dyw.deallocate(); xh.deallocate(); dyc.deallocate(); dwt.deallocate() }
-            let wsW = winoDW.map { WinogradPlan.GradientWorkspace($0, groups: groups) }
-            let wsW4 = winoDW4.map { dw in
-                Winograd4Plan.GradientWorkspace(dw, groups: groups, ownGradient: !(winoX4.map { dw.readsGradient(of: $0) } ?? false))
-            }
-            defer { wsW?.deallocate(); wsW4?.deallocate() }
-            let wsX = winoX.map { WinogradPlan.Workspace($0) }
-            let stageX = UnsafeMutablePointer<Float>.allocate(capacity: winoX.map { cg * geo.h * $0.stageStride } ?? 0)
-            defer { wsX?.deallocate(); stageX.deallocate() }
-            let wsX4 = winoX4.map { Winograd4Plan.Workspace($0, pooled: false) }
-            defer { wsX4?.deallocate() }
-            let part = pBase.map { $0 + chunk * partCount }
-            // Groups outer: F(4×4, 3×3)'s dX and dW run once per batch of consecutive images of one group.
-            for gi in 0..<groups { var pendingX = 0, pendingW = 0; for s in range {
-                fill(s, gi, dyw)
-                if needB {
-                    let db = part! + wCount + gi * ocg
-                    for oc in 0..<ocg { db[oc] += simdSum(dyw + oc * L, L) }
+        input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pw in
+        partial.withUnsafeMutableBufferPointer { pp in
+        taps.withUnsafeBufferPointer { tp in pRows.withUnsafeBufferPointer { prow in panelCols.withUnsafeBufferPointer { pcol in
+            let x = px.baseAddress!, wt = pw.baseAddress!, pBase = pp.baseAddress
+            Parallel.forChunksIndexed(n, work: work) { chunk, range in
+                // the GEMM paths' padded image (dW) and padded input gradient (dX)
+                let xp = UnsafeMutablePointer<Float>.allocate(capacity: needW && winoDW == nil && winoDW4 == nil && !hwc ? cg * P : 0)
+                let dxp = UnsafeMutablePointer<Float>.allocate(capacity: needX && winoX == nil && winoX4 == nil ? cg * P : 0)
+                let dyw = UnsafeMutablePointer<Float>.allocate(capacity: ocg * L)
+                // channels-last path: the image, the compact output gradient, dW in [oc, tap, channel] order
+                let xh = UnsafeMutablePointer<Float>.allocate(capacity: hwc ? geo.hp * geo.wp * cg : 0)
+                let dyc = UnsafeMutablePointer<Float>.allocate(capacity: hwc ? ocg * ohw : 0)
+                let dwt = UnsafeMutablePointer<Float>.allocate(capacity: hwc ? groups * ocg * kSize : 0)
+                if hwc { dwt.initialize(repeating: 0, count: groups * ocg * kSize) }
+                defer { xp.deallocate(); dxp.deallocate(); dyw.deallocate(); xh.deallocate(); dyc.deallocate(); dwt.deallocate() }
+                let wsW = winoDW.map { WinogradPlan.GradientWorkspace($0, groups: groups) }
+                let wsW4 = winoDW4.map { dw in
+                    Winograd4Plan.GradientWorkspace(dw, groups: groups, ownGradient: !(winoX4.map { dw.readsGradient(of: $0) } ?? false))
                 }
-                // Images join a batch in the next slot; a full batch, or the chunk's last image, runs it.
-                @inline(__always) func batch(_ pending: inout Int, of size: Int, _ run: (Int) -> Void) {
-                    pending += 1
-                    if pending == size || s == range.upperBound - 1 { run(pending); pending = 0 }
-                }
-                // F(4×4)'s dX loads the output gradient channels-last first: where its padded image can
-                // serve dW too (`sharedGradientSource`), dW does not transpose it again.
-                var sharedDy: Winograd4Plan.GradientSource?
-                if let winoX4, let wsX4 {
-                    winoX4.load(dyw, slot: pendingX, wsX4, rowStride: geo.wp, planeStride: L)
-                    sharedDy = winoDW4?.sharedGradientSource(winoX4, wsX4, slot: pendingX)
-                }
-                if let winoDW4, let wsW4 {
-                    winoDW4.loadGradient(x + s * inPer + gi * cg * geo.h * geo.w, sharedDy == nil ? dyw : nil,
-                                         dyRowStride: geo.wp, dyPlaneStride: L, slot: pendingW, wsW4)
-                    batch(&pendingW, of: winoDW4.gradientSlots) { count in
-                        Profiler.measure("conv bwd dW winograd4") {
-                            winoDW4.accumulateWeightGradient(slots: count, wsW4, source: sharedDy,
-                                                             into: wsW4.du + gi * winoDW4.duCount)
+                defer { wsW?.deallocate(); wsW4?.deallocate() }
+                let wsX = winoX.map { WinogradPlan.Workspace($0) }
+                let stageX = UnsafeMutablePointer<Float>.allocate(capacity: winoX.map { cg * geo.h * $0.stageStride } ?? 0)
+                defer { wsX?.deallocate(); stageX.deallocate() }
+                let wsX4 = winoX4.map { Winograd4Plan.Workspace($0, pooled: false) }
+                defer { wsX4?.deallocate() }
+                let part = pBase.map { $0 + chunk * partCount }
+                // Groups outer: F(4×4, 3×3)'s dX and dW run once per batch of consecutive images of one group.
+                for gi in 0..<groups { var pendingX = 0, pendingW = 0; for s in range {
+                    fill(s, gi, dyw)
+                    if needB {
+                        let db = part! + wCount + gi * ocg
+                        for oc in 0..<ocg { db[oc] += simdSum(dyw + oc * L, L) }
+                    }
+                    // Images join a batch in the next slot; a full batch, or the chunk's last image, runs it.
+                    @inline(__always) func batch(_ pending: inout Int, of size: Int, _ run: (Int) -> Void) {
+                        pending += 1
+                        if pending == size || s == range.upperBound - 1 { run(pending); pending = 0 }
+                    }
+                    // F(4×4)'s dX loads the output gradient channels-last first: where its padded image can
+                    // serve dW too (`sharedGradientSource`), dW does not transpose it again.
+                    var sharedDy: Winograd4Plan.GradientSource?
+                    if let winoX4, let wsX4 {
+                        winoX4.load(dyw, slot: pendingX, wsX4, rowStride: geo.wp, planeStride: L)
+                        sharedDy = winoDW4?.sharedGradientSource(winoX4, wsX4, slot: pendingX)
+                    }
+                    if let winoDW4, let wsW4 {
+                        winoDW4.loadGradient(x + s * inPer + gi * cg * geo.h * geo.w, sharedDy == nil ? dyw : nil,
+                                             dyRowStride: geo.wp, dyPlaneStride: L, slot: pendingW, wsW4)
+                        batch(&pendingW, of: winoDW4.gradientSlots) { count in
+                            Profiler.measure("conv bwd dW winograd4") {
+                                winoDW4.accumulateWeightGradient(slots: count, wsW4, source: sharedDy,
+                                                                 into: wsW4.du + gi * winoDW4.duCount)
+                            }
+                        }
+                    } else if let winoDW, let wsW {
+                        Profiler.measure("conv bwd dW winograd") {
+                            winoDW.accumulateWeightGradient(x + s * inPer + gi * cg * geo.h * geo.w, dyw, dyRowStride: geo.wp,
+                                                            dyPlaneStride: L, wsW, into: wsW.du + gi * winoDW.duCount)
+                        }
+                    } else if hwc {
+                        geo.padChannelsLast(x + s * inPer + gi * cg * geo.h * geo.w, into: xh)
+                        geo.compactWide(dyw, into: dyc, channels: ocg)
+                        Profiler.measure("conv bwd dW gemm") {
+                            sgemm(transA: false, transB: false, m: ocg, n: kSize, k: ohw, a: dyc, lda: ohw, b: xh, ldb: 0,
+                                  beta: 1, c: dwt + gi * ocg * kSize, ldc: kSize, threads: 1, rowBias: nil, relu: false,
+                                  bRows: prow.baseAddress, bCols: pcol.baseAddress)
+                        }
+                    } else if needW {
+                        geo.pad(x + s * inPer + gi * cg * geo.h * geo.w, into: xp)
+                        Profiler.measure("conv bwd dW gemm") {
+                            sgemm(transA: false, transB: true, m: ocg, n: kSize, k: L, a: dyw, lda: L, b: xp, ldb: 0,
+                                  beta: 1, c: part! + gi * ocg * kSize, ldc: kSize, threads: 1,
+                                  rowBias: nil, relu: false, bRows: tp.baseAddress)
                         }
                     }
-                } else if let winoDW, let wsW {
-                    Profiler.measure("conv bwd dW winograd") {
-                        winoDW.accumulateWeightGradient(x + s * inPer + gi * cg * geo.h * geo.w, dyw, dyRowStride: geo.wp,
-                                                        dyPlaneStride: L, wsW, into: wsW.du + gi * winoDW.duCount)
-                    }
-                } else if hwc {
-                    geo.padChannelsLast(x + s * inPer + gi * cg * geo.h * geo.w, into: xh)
-                    geo.compactWide(dyw, into: dyc, channels: ocg)
-                    Profiler.measure("conv bwd dW gemm") {
-                        sgemm(transA: false, transB: false, m: ocg, n: kSize, k: ohw, a: dyc, lda: ohw, b: xh, ldb: 0,
-                              beta: 1, c: dwt + gi * ocg * kSize, ldc: kSize, threads: 1, rowBias: nil, relu: false,
-                              bRows: prow.baseAddress, bCols: pcol.baseAddress)
-                    }
-                } else if needW {
-                    geo.pad(x + s * inPer + gi * cg * geo.h * geo.w, into: xp)
-                    Profiler.measure("conv bwd dW gemm") {
-                        sgemm(transA: false, transB: true, m: ocg, n: kSize, k: L, a: dyw, lda: L, b: xp, ldb: 0,
-                              beta: 1, c: part! + gi * ocg * kSize, ldc: kSize, threads: 1,
-                              rowBias: nil, relu: false, bRows: tp.baseAddress)
-                    }
-                }
-                if let winoX4, let wsX4, let uX4 {
-                    batch(&pendingX, of: winoX4.slots) { count in
-                        let s0 = s + 1 - count
-                        Profiler.measure("conv bwd dX winograd4") {
-                            let dx = dxBase! + s0 * inPer + gi * cg * geo.h * geo.w
-                            winoX4.forward(wsX4, slots: count, uX4 + gi * winoX4.uCount, bias: nil,
-                                           addX ? .add(dx, slotStride: inPer) : .full(dx, slotStride: inPer, relu: false))
+                    if let winoX4, let wsX4, let uX4 {
+                        batch(&pendingX, of: winoX4.slots) { count in
+                            let s0 = s + 1 - count
+                            Profiler.measure("conv bwd dX winograd4") {
+                                let dx = dxBase! + s0 * inPer + gi * cg * geo.h * geo.w
+                                winoX4.forward(wsX4, slots: count, uX4 + gi * winoX4.uCount, bias: nil,
+                                               addX ? .add(dx, slotStride: inPer) : .full(dx, slotStride: inPer, relu: false))
+                            }
                         }
+                    } else if let winoX, let wsX, let uX {
+                        Profiler.measure("conv bwd dX winograd") {
+                            winoX.load(dyw, wsX, rowStride: geo.wp, planeStride: L)
+                            winoX.forward(wsX, uX + gi * winoX.uCount, bias: nil, .full(stageX, relu: false))
+                        }
+                        winoX.copyFull(stageX, into: dxBase! + s * inPer + gi * cg * geo.h * geo.w, add: addX)
+                    } else if needX {
+                        dxp.update(repeating: 0, count: cg * P)
+                        Profiler.measure("conv bwd dX gemm") {
+                            sgemm(transA: true, transB: false, m: kSize, n: L, k: ocg, a: wt + gi * ocg * kSize,
+                                  lda: kSize, b: dyw, ldb: L, beta: 1, c: dxp, ldc: 0, threads: 1,
+                                  rowBias: nil, relu: false, cRows: tp.baseAddress)
+                        }
+                        geo.unpad(dxp, into: dxBase! + s * inPer + gi * cg * geo.h * geo.w, add: addX)
                     }
-                } else if let winoX, let wsX, let uX {
-                    Profiler.measure("conv bwd dX winograd") {
-                        winoX.load(dyw, wsX, rowStride: geo.wp, planeStride: L)
-                        winoX.forward(wsX, uX + gi * winoX.uCount, bias: nil, .full(stageX, relu: false))
-                    }
-                    winoX.copyFull(stageX, into: dxBase! + s * inPer + gi * cg * geo.h * geo.w, add: addX)
-                } else if needX {
-                    dxp.update(repeating: 0, count: cg * P)
-                    Profiler.measure("conv bwd dX gemm") {
-                        sgemm(transA: true, transB: false, m: kSize, n: L, k: ocg, a: wt + gi * ocg * kSize,
-                              lda: kSize, b: dyw, ldb: L, beta: 1, c: dxp, ldc: 0, threads: 1,
-                              rowBias: nil, relu: false, cRows: tp.baseAddress)
-                    }
-                    geo.unpad(dxp, into: dxBase! + s * inPer + gi * cg * geo.h * geo.w, add: addX)
-                }
-            } }
-            if let winoDW4, let wsW4 {
-                for gi in 0..<groups {
-                    winoDW4.finishWeightGradient(wsW4.du + gi * winoDW4.duCount, into: part! + gi * ocg * kSize)
-                }
-            }
-            if let winoDW, let wsW {
-                for gi in 0..<groups {
-                    winoDW.finishWeightGradient(wsW.du + gi * winoDW.duCount, into: part! + gi * ocg * kSize)
-                }
-            }
-            if hwc {
-                // [oc, tap, channel] → the weight's [oc, channel, tap] order
-                for gi in 0..<groups { for oc in 0..<ocg {
-                    let src = dwt + (gi * ocg + oc) * kSize, dst = part! + (gi * ocg + oc) * kSize
-                    for tap in 0..<taps9 { for ci in 0..<cg { dst[ci * taps9 + tap] += src[tap * cg + ci] } }
                 } }
+                if let winoDW4, let wsW4 {
+                    for gi in 0..<groups {
+                        winoDW4.finishWeightGradient(wsW4.du + gi * winoDW4.duCount, into: part! + gi * ocg * kSize)
+                    }
+                }
+                if let winoDW, let wsW {
+                    for gi in 0..<groups {
+                        winoDW.finishWeightGradient(wsW.du + gi * winoDW.duCount, into: part! + gi * ocg * kSize)
+                    }
+                }
+                if hwc {
+                    // [oc, tap, channel] → the weight's [oc, channel, tap] order
+                    for gi in 0..<groups { for oc in 0..<ocg {
+                        let src = dwt + (gi * ocg + oc) * kSize, dst = part! + (gi * ocg + oc) * kSize
+                        for tap in 0..<taps9 { for ci in 0..<cg { dst[ci * taps9 + tap] += src[tap * cg + ci] } }
+                    } }
+                }
             }
-        }
-    } } } } } }
+        } } } } } }
     }
     if needX {
         input.accumulate(overwriting: { dx, fresh in backwardPass(dx.baseAddress, addX: !fresh) })
