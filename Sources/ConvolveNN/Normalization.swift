@@ -51,15 +51,36 @@ public final class BatchNorm2d: Module, Layer {
     ///   - input: `[N, numFeatures, H, W]` (or `[N, numFeatures]`).
     ///   - fusedReLU: apply a ReLU to the normalized output.
     public func callAsFunction(_ input: Tensor, fusedReLU: Bool) -> Tensor {
+        normalize(input) { training in
+            batchNorm(input, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias,
+                      training: training, momentum: Float(momentum), eps: Float(eps), fusedReLU: fusedReLU)
+        }
+    }
+
+    /// `relu(self(input) + residual)` as one op (a residual block's end): the normalized values are never
+    /// stored, one pass fewer forward and backward than `addReLU(self(input), residual)`.
+    ///
+    /// - Parameters:
+    ///   - input: `[N, numFeatures, H, W]` (or `[N, numFeatures]`).
+    ///   - residual: a tensor of `input`'s shape (the block's shortcut).
+    ///
+    /// ### See Also
+    /// - `batchNormAddReLU`, ``BasicBlock``
+    public func callAsFunction(_ input: Tensor, addingReLU residual: Tensor) -> Tensor {
+        normalize(input) { training in
+            batchNormAddReLU(input, residual: residual, runningMean: runningMean, runningVar: runningVar, weight: weight,
+                             bias: bias, training: training, momentum: Float(momentum), eps: Float(eps))
+        }
+    }
+
+    /// Checks the input, counts a training batch and runs `body(training)` (batch statistics when
+    /// training or when no running statistics are kept).
+    private func normalize(_ input: Tensor, _ body: (Bool) -> Tensor) -> Tensor {
         precondition(input.rank == 4 || input.rank == 2, "BatchNorm2d expects NCHW input, got \(input.shape)")
         precondition(input.shape[1] == numFeatures,
                      "BatchNorm2d(\(numFeatures)) got \(input.shape[1]) channels")
         if training, let n = numBatchesTracked { n.storage[0] += 1 }
-        return Profiler.measure("BatchNorm2d forward") {
-            batchNorm(input, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias,
-                      training: training || runningMean == nil, momentum: Float(momentum), eps: Float(eps),
-                      fusedReLU: fusedReLU)
-        }
+        return Profiler.measure("BatchNorm2d forward") { body(training || runningMean == nil) }
     }
 
     public override var extraDescription: String {

@@ -30,7 +30,7 @@ public final class BasicBlock: Module, Layer {
     }
 
     public func callAsFunction(_ input: Tensor) -> Tensor {
-        let h = bn2(conv2(bn1(conv1(input), fusedReLU: true)))
-        return addReLU(h, downsample.map { $0(input) } ?? input)
+        let h = conv2(bn1(conv1(input), fusedReLU: true))
+        return bn2(h, addingReLU: downsample.map { $0(input) } ?? input)
     }
 }

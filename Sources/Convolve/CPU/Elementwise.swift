@@ -29,6 +29,40 @@ func reluMask(_ g: [Float], _ out: [Float]) -> [Float] {
     while i < n { let v = src[i] * scale + shift; dst[i] = v < 0 ? 0 : v; i += 1 }
 }
 
+/// dst[i] = max(src[i]·scale + shift + residual[i], 0) (batch norm ending a residual block; NaN stays NaN).
+@inline(__always) func simdAffineAddReLU(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ scale: Float,
+                                         _ shift: Float, _ residual: UnsafePointer<Float>, _ n: Int) {
+    let sv = V16(repeating: scale), bv = V16(repeating: shift), zero = V16()
+    var i = 0
+    while i + 16 <= n {
+        var v = bv
+        v.addProduct(sv, ld(src + i))
+        v += ld(residual + i)
+        st(v.replacing(with: zero, where: v .< zero), dst + i)
+        i += 16
+    }
+    while i < n { let v = src[i] * scale + shift + residual[i]; dst[i] = v < 0 ? 0 : v; i += 1 }
+}
+
+/// gated[i] = g[i] where `output[i] > 0`, else 0 (a ReLU's gradient), and (Σ gated, Σ gated·x) —
+/// one pass over a plane for the backward sums of batch norm ending a residual block.
+@inline(__always) func simdGateSumAndDot(_ gated: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>,
+                                         output: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) -> (Float, Float) {
+    var sum = V16(), dot = V16(), i = 0
+    let zero = V16()
+    while i + 16 <= n {
+        let gv = ld(g + i).replacing(with: zero, where: .!(ld(output + i) .> zero))
+        st(gv, gated + i)
+        sum += gv; dot.addProduct(gv, ld(x + i)); i += 16
+    }
+    var s = sum.sum(), d = dot.sum()
+    while i < n {
+        let gi = output[i] > 0 ? g[i] : 0
+        gated[i] = gi; s += gi; d += gi * x[i]; i += 1
+    }
+    return (s, d)
+}
+
 /// Where the fused ReLU passed its input: `x·scale + shift > 0`, computed exactly as
 /// `simdAffineReLU` computed the output (so the mask equals `out > 0` without reading `out`).
 struct ReLUMaskFromInput {

@@ -4,14 +4,20 @@ import RealModule
 /// The untraced body of `batchNorm` (see there); `fusedReLU` returns `relu(batchNorm(...))` in the
 /// same pass over the output, and masks the gradient where that output is not positive in the backward
 /// passes (recomputed from the input with the forward's own arithmetic, so the output is not read).
+/// `residual` (with `fusedReLU`) returns `relu(batchNorm(...) + residual)`, the end of a residual block,
+/// in that same pass: the normalized values are never stored. Its backward masks the gradient by the
+/// output once, in the pass that takes the sums, and hands that masked gradient to `residual`.
 ///
 /// Statistics: each `(sample, channel)` plane's sum and squared deviation from its own mean are taken
 /// in one parallel pass (the second read of a plane hits L1), then combined per channel in Float64
 /// (Chan et al.'s pairwise formula: exact, no cancellation). The backward pass reads the gradient and
 /// the input together once for both sums, and once more for the input gradient.
 func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor?, weight: Tensor?, bias: Tensor?,
-                      training: Bool, momentum: Float = 0.1, eps: Float = 1e-5, fusedReLU: Bool = false) -> Tensor {
+                      training: Bool, momentum: Float = 0.1, eps: Float = 1e-5, fusedReLU: Bool = false,
+                      residual: Tensor? = nil) -> Tensor {
     precondition(input.rank >= 2, "batch norm expects [N, C, ...] input, got \(input.shape)")
+    precondition(residual == nil || fusedReLU && residual!.shape == input.shape,
+                 "batch norm's residual must have the input's shape \(input.shape) and come with the fused ReLU")
     let n = input.shape[0], c = input.shape[1]
     let inner = input.count / Swift.max(n * c, 1)
     let m = n * inner
@@ -66,30 +72,40 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
     let gamma = weight?.storage, beta = bias?.storage
     let scale = (0..<c).map { invStd[$0] * (gamma?[$0] ?? 1) }
     let shift = (0..<c).map { (beta?[$0] ?? 0) - mean[$0] * scale[$0] }
-    let out = input.storage.withUnsafeBufferPointer { x in
+    let out = input.storage.withUnsafeBufferPointer { x in (residual?.storage).withUnsafeBufferPointerOrNil { r in
         uninitializedFloats(input.count) { y in
             Parallel.forChunks(n, work: input.count * 2, streaming: true) { range in for b in range { for ch in 0..<c {
                 let (scale, shift) = (scale[ch], shift[ch])
                 let p = (b * c + ch) * inner
-                if fusedReLU {
+                if let r {
+                    simdAffineAddReLU(y.baseAddress! + p, x.baseAddress! + p, scale, shift, r + p, inner)
+                } else if fusedReLU {
                     simdAffineReLU(y.baseAddress! + p, x.baseAddress! + p, scale, shift, inner)
                 } else {
                     simdAffine(y.baseAddress! + p, x.baseAddress! + p, scale, shift, inner)
                 }
             } } }
         }
-    }
+    } }
     var inputs = [input]
     if let weight { inputs.append(weight) }
     if let bias { inputs.append(bias) }
-    return Tensor.result(out, input.shape, inputs, op: fusedReLU ? "batchNormReLU" : "batchNorm") { g in
+    if let residual { inputs.append(residual) }
+    let op: StaticString = residual != nil ? "batchNormAddReLU" : fusedReLU ? "batchNormReLU" : "batchNorm"
+    return Tensor.result(out, input.shape, inputs, op: op) { gOut in
+        // With a residual, the gradient masked by the output (written in the sums pass) is the
+        // residual's gradient and the one the rest of the backward reads.
+        var gated = residual != nil ? [Float](unsafeUninitializedCapacity: input.count) { _, k in k = input.count } : []
         var dgamma = [Float](repeating: 0, count: c), dbeta = [Float](repeating: 0, count: c)
-        input.storage.withUnsafeBufferPointer { px in g.withUnsafeBufferPointer { pg in
-            let x = px.baseAddress!, gp = pg.baseAddress!
+        input.storage.withUnsafeBufferPointer { px in gOut.withUnsafeBufferPointer { pg in
+        out.withUnsafeBufferPointer { py in gated.withUnsafeMutableBufferPointer { pgated in
+            let x = px.baseAddress!, y = py.baseAddress!
+            // the gradient the passes below read: the output's, or (residual) the gated one written here
+            let gp = residual != nil ? UnsafePointer(pgated.baseAddress!) : pg.baseAddress!
             // the fused ReLU's mask is recomputed from the input (the output is not read: one
-            // stream fewer through memory in both passes)
+            // stream fewer through memory in both passes); a residual's was applied in the sums pass
             func mask(_ ch: Int) -> ReLUMaskFromInput? {
-                fusedReLU ? ReLUMaskFromInput(scale: scale[ch], shift: shift[ch]) : nil
+                fusedReLU && residual == nil ? ReLUMaskFromInput(scale: scale[ch], shift: shift[ch]) : nil
             }
             // Σg and Σg·x per plane in one pass, then per channel
             var planeG = [Float](repeating: 0, count: planes), planeGX = [Float](repeating: 0, count: planes)
@@ -97,7 +113,12 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
                 Parallel.forChunks(n, work: input.count * 2, streaming: true) { range in
                     for p in (range.lowerBound * c)..<(range.upperBound * c) {
                         let o = p * inner
-                        (sg[p], sgx[p]) = simdMaskedSumAndDot(gp + o, x + o, mask: mask(p % c), inner)
+                        if residual != nil {
+                            (sg[p], sgx[p]) = simdGateSumAndDot(pgated.baseAddress! + o, pg.baseAddress! + o, output: y + o,
+                                                                x + o, inner)
+                        } else {
+                            (sg[p], sgx[p]) = simdMaskedSumAndDot(gp + o, x + o, mask: mask(p % c), inner)
+                        }
                     }
                 }
             } }
@@ -130,9 +151,10 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
                 }
             }
             input.accumulate(dx)
-        } }
+        } } } }
         weight?.accumulate(dgamma)
         bias?.accumulate(dbeta)
+        if let residual, residual.requiresGrad { residual.accumulate(gated) }
     }
 }
 

@@ -319,6 +319,46 @@ import ConvolveNN
         }
     }
 
+    /// `batchNormAddReLU(x, residual: r)` is `addReLU(batchNorm(x), r)`: the same output, running
+    /// statistics and gradients (input, scale, shift, residual), in training and eval mode, on planes
+    /// shorter than, equal to and longer than a vector; one tensor as input and residual gets both
+    /// gradients; and it passes a finite-difference check.
+    @Test(arguments: [[3, 2, 3, 5], [2, 3, 4, 4], [5, 4, 7, 9]])
+    func batchNormAddReLUIsAddReLUOfBatchNorm(_ shape: [Int]) {
+        let c = shape[1]
+        let x = rand(shape, seed: 51, low: -2, high: 2), r = rand(shape, seed: 52, low: -1, high: 1)
+        let gamma = rand([c], seed: 53, low: 0.5, high: 1.5), beta = rand([c], seed: 54, low: -0.5, high: 0.5)
+        let gy = rand(shape, seed: 55)
+        for training in [true, false] {
+            func run(fused: Bool, residual: Tensor) -> (y: [Float], grads: [[Float]], running: [Float]) {
+                let rm = Tensor([Float](repeating: 0.1, count: c)), rv = Tensor([Float](repeating: 1.2, count: c))
+                for t in [x, r, gamma, beta] { t.grad = nil }
+                let y = fused
+                    ? batchNormAddReLU(x, residual: residual, runningMean: rm, runningVar: rv, weight: gamma, bias: beta,
+                                       training: training)
+                    : addReLU(batchNorm(x, runningMean: rm, runningVar: rv, weight: gamma, bias: beta, training: training),
+                              residual)
+                (y * gy).sum().backward()
+                return (y.storage, [x, r, gamma, beta].map { $0.grad?.storage ?? [] }, rm.storage + rv.storage)
+            }
+            for residual in [r, x] {
+                let (fused, plain) = (run(fused: true, residual: residual), run(fused: false, residual: residual))
+                let which = "training \(training), residual \(residual === x ? "the input" : "another tensor")"
+                #expect(fused.y == plain.y, "output, \(which)")
+                #expect(fused.running == plain.running, "running statistics, \(which)")
+                for (i, name) in ["dx", "dresidual", "dgamma", "dbeta"].enumerated() {
+                    let worst = zip(fused.grads[i], plain.grads[i]).map { abs($0 - $1) }.max() ?? 0
+                    #expect(fused.grads[i].count == plain.grads[i].count && worst == 0,
+                            "\(name), \(which): worst difference \(worst)")
+                }
+            }
+        }
+        gradCheck([x, r, gamma, beta], eps: 1e-2, rtol: 2e-2, atol: 5e-3, kinkTolerant: true) {
+            batchNormAddReLU($0[0], residual: $0[1], runningMean: nil, runningVar: nil, weight: $0[2], bias: $0[3],
+                             training: true)
+        }
+    }
+
     /// `addReLU(a, b)` is `(a + b).relu()`: the same output and gradients (also when one tensor is both
     /// summands), and a finite-difference check.
     @Test func addReLUIsReLUOfTheSum() {
