@@ -1,6 +1,7 @@
 // convolve-bench: the issue-5 workloads, one table row each.
 //   swift run -c release convolve-bench W1|W2|W3|W4|all|augment [--epochs N] [--limit N] [--threads N] [--profile] [--no-winograd]
 //   swift run -c release convolve-bench W3|W4 --scaling [--blocks N]   (1 vs all threads, alternating in one process)
+//   swift run -c release convolve-bench gemm|memory   (the GEMM's GF/s; streaming GB/s, cache-resident and not)
 // Data from CONVOLVE_DATA_DIR (or --data-dir). Prints: workload, train img/s (median of epochs after
 // the first), eval img/s (10k test set, batch 1000, median of 3), seconds from process start to the
 // first training step, peak RSS in MB.
@@ -115,6 +116,56 @@ if which == "gemm" {
             }
             print(String(format: "gemm %4d x %4d x %4d ta=%d tb=%d threads=%d: %6.1f GF/s", m, n, k, ta ? 1 : 0, tb ? 1 : 0,
                          threads, 2 * Double(m * n * k) / best / 1e9))
+        }
+    }
+    exit(0)
+}
+/// Keeps a result the optimizer could otherwise drop (with the loads that made it).
+@inline(never) func keepAlive(_ value: Float) { if value == -.greatestFiniteMagnitude { print(value) } }
+if which == "memory" {
+    // The ceiling of memory-bound passes (batch norm, masks, transposes): GB/s of a streaming read (a sum)
+    // and of a read + write (y = a·x + b into a second buffer), over buffers that fit the last-level cache
+    // (8 MB) and over ones that do not (256 MB), at 1 thread and all threads, through the pool's
+    // streaming chunks; best of 5 rounds of ~0.2 s. Two threads read the cache-resident buffer twice as
+    // fast as one; how much faster they read main memory is the most a memory-bound pass can scale.
+    for megabytes in [8, 256] {
+        let count = megabytes << 18
+        let source = [Float](repeating: 1, count: count)
+        var destination = [Float](repeating: 0, count: count)
+        let lanes = 16, blocks = count / lanes
+        for copy in [false, true] {
+            for threads in [1, Parallel.threads] {
+                Parallel.threads = threads
+                var best = Double.infinity, sink: Float = 0
+                source.withUnsafeBufferPointer { x in destination.withUnsafeMutableBufferPointer { y in
+                    let xs = UnsafeRawPointer(x.baseAddress!), ys = UnsafeMutableRawPointer(y.baseAddress!)
+                    var partial = [Float](repeating: 0, count: 64)
+                    for _ in 0..<5 {
+                        let t0 = Date()
+                        var reps = 0
+                        while Date().timeIntervalSince(t0) < 0.2 {
+                            partial.withUnsafeMutableBufferPointer { part in
+                                Parallel.forChunksIndexed(blocks, work: count, streaming: true) { chunk, range in
+                                    var total = SIMD16<Float>()
+                                    for b in range {
+                                        let v = xs.loadUnaligned(fromByteOffset: b * lanes * 4, as: SIMD16<Float>.self)
+                                        if copy { ys.storeBytes(of: v * 1.5 + 0.5, toByteOffset: b * lanes * 4, as: SIMD16<Float>.self) }
+                                        else { total += v }
+                                    }
+                                    part[chunk % 64] += total.sum()
+                                }
+                            }
+                            reps += 1
+                        }
+                        best = min(best, Date().timeIntervalSince(t0) / Double(reps))
+                    }
+                    sink += partial.reduce(0, +)
+                } }
+                let bytes = Double(count * 4 * (copy ? 2 : 1))
+                keepAlive(sink)
+                print(String(format: "memory %3d MB %@ threads=%d: %6.1f GB/s", megabytes,
+                             (copy ? "read+write" : "read      ") as NSString, threads, bytes / best / 1e9))
+            }
         }
     }
     exit(0)
