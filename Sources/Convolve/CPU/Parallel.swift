@@ -39,6 +39,29 @@ public enum Parallel {
     /// chunk costs only its claim, so smaller chunks shorten the wait at the end of each pass.
     static let streamingChunksPerThread = 16
 
+    /// Whether the pool counts, for each parallel job, whether a worker took part (see `participation`).
+    /// Off by default: the count reads the clock twice per job. `convolve-bench --scaling` turns it on.
+    public static var recordsParticipation: Bool {
+        get { participationSetting.load(ordering: .relaxed) }
+        set { participationSetting.store(newValue, ordering: .relaxed) }
+    }
+    private static let participationSetting = Atomic<Bool>(false)
+
+    /// Parallel jobs since the last `resetParticipation()` (while `recordsParticipation`), and those no
+    /// worker joined: the caller ran every chunk, as when the host does not run the worker's core in that
+    /// time (a virtual machine's vCPU descheduled by its host).
+    public static var participation: Participation { WorkerPool.shared.participation() }
+    /// Starts `participation` over.
+    public static func resetParticipation() { WorkerPool.shared.resetParticipation() }
+
+    /// Counts of parallel jobs and their wall time, all and without any worker.
+    public struct Participation: Sendable {
+        public var jobs = 0, jobsWithoutWorkers = 0
+        public var seconds = 0.0, secondsWithoutWorkers = 0.0
+        /// The share of the jobs' wall time in which no worker took part.
+        public var shareWithoutWorkers: Double { seconds > 0 ? secondsWithoutWorkers / seconds : 0 }
+    }
+
     /// The number of chunks `forChunks` uses for this work (depends only on `threads`, so results
     /// that reduce per-chunk partials are deterministic for a given thread count).
     ///
@@ -106,6 +129,10 @@ final class WorkerPool: @unchecked Sendable {
     private let generation = Atomic<Int>(0)
     /// Workers allowed to join the current job.
     private let allowed = Atomic<Int>(0)
+    /// The last generation a worker ran chunks of.
+    private let joinedGeneration = Atomic<Int>(0)
+    /// `Parallel.participation`'s counts (guarded by `lock`).
+    private var counts = Parallel.Participation()
     /// Workers currently holding a reference to `job` (the caller waits for 0 before returning,
     /// so the non-escaping body it lent never outlives `run`).
     private let active = Atomic<Int>(0)
@@ -158,8 +185,17 @@ final class WorkerPool: @unchecked Sendable {
         for (i, s) in sleepers.enumerated() where i < workers {
             if s.sleeping.exchange(false, ordering: .acquiringAndReleasing) { s.semaphore.signal() }
         }
+        let recording = Parallel.recordsParticipation
+        let start = recording ? DispatchTime.now().uptimeNanoseconds : 0
         work(gen: gen, body: body, chunks: chunks)
         while pending.load(ordering: .acquiring) > 0 { spinPause() }
+        if recording {
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+            counts.jobs += 1; counts.seconds += seconds
+            if workers > 0 && joinedGeneration.load(ordering: .relaxed) != gen {
+                counts.jobsWithoutWorkers += 1; counts.secondsWithoutWorkers += seconds
+            }
+        }
         jobLock.lock()
         job = nil
         jobLock.unlock()
@@ -227,6 +263,9 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
+    func participation() -> Parallel.Participation { lock.lock(); defer { lock.unlock() }; return counts }
+    func resetParticipation() { lock.lock(); counts = .init(); lock.unlock() }
+
     /// Runs chunks of job `gen` if it still has unclaimed ones; returns (having released its reference
     /// to the job) whether it joined, in which case the caller must decrement `active`.
     @inline(never)
@@ -235,6 +274,7 @@ final class WorkerPool: @unchecked Sendable {
         let v = cursor.load(ordering: .acquiring)
         guard v >> 32 == gen, (v & 0xFFFF_FFFF) < chunkCount, let body = job else { jobLock.unlock(); return false }
         active.add(1, ordering: .acquiringAndReleasing)
+        joinedGeneration.store(gen, ordering: .relaxed)
         let n = chunkCount
         jobLock.unlock()
         work(gen: gen, body: body, chunks: n)
