@@ -5,8 +5,10 @@ import Foundation
 final class Node {
     let inputs: [Tensor]
     let op: StaticString
-    let backward: ([Float]) -> Void
-    init(inputs: [Tensor], op: StaticString, backward: @escaping ([Float]) -> Void) {
+    /// Receives the output's gradient buffer, which only it holds (unless the same buffer was handed
+    /// to several tensors): an op may write its input gradient into it instead of a new buffer.
+    let backward: (inout [Float]) -> Void
+    init(inputs: [Tensor], op: StaticString, backward: @escaping (inout [Float]) -> Void) {
         self.inputs = inputs
         self.op = op
         self.backward = backward
@@ -44,6 +46,15 @@ extension Tensor {
     @inline(__always)
     static func result(_ storage: [Float], _ shape: [Int], _ inputs: [Tensor], op: StaticString,
                        backward: @escaping ([Float]) -> Void) -> Tensor {
+        resultOwningGradient(storage, shape, inputs, op: op) { backward($0) }
+    }
+
+    /// Like `result(_:_:_:op:backward:)`, with a `backward` that owns the output's gradient buffer and
+    /// may overwrite it (a streaming op writing its input gradient in place: no new buffer, and no
+    /// read of the destination's old contents before the writes).
+    @inline(__always)
+    static func resultOwningGradient(_ storage: [Float], _ shape: [Int], _ inputs: [Tensor], op: StaticString,
+                                     backward: @escaping (inout [Float]) -> Void) -> Tensor {
         let out = Tensor(storage, shape: shape)
         OpTrace.produced(out, op: op)
         if GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) {
@@ -114,13 +125,13 @@ extension Tensor {
         // Popping releases each tensor as soon as its gradient has been passed on, so activations are
         // freed progressively during the backward pass instead of all at its end.
         while let t = order.popLast() {
-            guard let g = t.pendingGrad else { t.node = nil; continue }
+            guard var g = t.pendingGrad else { t.node = nil; continue }
             t.pendingGrad = nil
             if let node = t.node {
                 if Profiler.enabled {
-                    Profiler.measure("\(node.op) backward") { node.backward(g) }
+                    Profiler.measure("\(node.op) backward") { node.backward(&g) }
                 } else {
-                    node.backward(g)
+                    node.backward(&g)
                 }
                 t.node = nil
             } else if t.requiresGrad {

@@ -92,18 +92,17 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
     if let bias { inputs.append(bias) }
     if let residual { inputs.append(residual) }
     let op: StaticString = residual != nil ? "batchNormAddReLU" : fusedReLU ? "batchNormReLU" : "batchNorm"
-    return Tensor.result(out, input.shape, inputs, op: op) { gOut in
-        // With a residual, the gradient masked by the output (written in the sums pass) is the
-        // residual's gradient and the one the rest of the backward reads.
-        var gated = residual != nil ? [Float](unsafeUninitializedCapacity: input.count) { _, k in k = input.count } : []
+    // The backward owns the output's gradient buffer: with a residual it gates it in place (the masked
+    // gradient the residual receives and the passes below read), otherwise it overwrites it with the
+    // input gradient (read and written at the same places: no new buffer, no write-allocate reads).
+    return Tensor.resultOwningGradient(out, input.shape, inputs, op: op) { gOut in
         var dgamma = [Float](repeating: 0, count: c), dbeta = [Float](repeating: 0, count: c)
-        input.storage.withUnsafeBufferPointer { px in gOut.withUnsafeBufferPointer { pg in
-        out.withUnsafeBufferPointer { py in gated.withUnsafeMutableBufferPointer { pgated in
-            let x = px.baseAddress!, y = py.baseAddress!
-            // the gradient the passes below read: the output's, or (residual) the gated one written here
-            let gp = residual != nil ? UnsafePointer(pgated.baseAddress!) : pg.baseAddress!
+        var separateDX: [Float]?, dxInPlace = false
+        input.storage.withUnsafeBufferPointer { px in out.withUnsafeBufferPointer { py in
+        gOut.withUnsafeMutableBufferPointer { pg in
+            let x = px.baseAddress!, y = py.baseAddress!, gp = pg.baseAddress!
             // the fused ReLU's mask is recomputed from the input (the output is not read: one
-            // stream fewer through memory in both passes); a residual's was applied in the sums pass
+            // stream fewer through memory in both passes); a residual's is applied in the sums pass
             func mask(_ ch: Int) -> ReLUMaskFromInput? {
                 fusedReLU && residual == nil ? ReLUMaskFromInput(scale: scale[ch], shift: shift[ch]) : nil
             }
@@ -114,8 +113,7 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
                     for p in (range.lowerBound * c)..<(range.upperBound * c) {
                         let o = p * inner
                         if residual != nil {
-                            (sg[p], sgx[p]) = simdGateSumAndDot(pgated.baseAddress! + o, pg.baseAddress! + o, output: y + o,
-                                                                x + o, inner)
+                            (sg[p], sgx[p]) = simdGateSumAndDot(gp + o, gp + o, output: y + o, x + o, inner)
                         } else {
                             (sg[p], sgx[p]) = simdMaskedSumAndDot(gp + o, x + o, mask: mask(p % c), inner)
                         }
@@ -141,20 +139,26 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
                     a[ch] = gm * istd
                 }
             }
-            let dx = uninitializedFloats(input.count) { d in
+            func inputGradient(into d: UnsafeMutablePointer<Float>) {
                 Parallel.forChunks(n, work: input.count * 2, streaming: true) { range in
                     for p in (range.lowerBound * c)..<(range.upperBound * c) {
                         let ch = p % c, o = p * inner
-                        simdMaskedAffine2(d.baseAddress! + o, gp + o, a[ch], x + o, k[ch], b0[ch],
-                                          mask: mask(ch), inner)
+                        simdMaskedAffine2(d + o, gp + o, a[ch], x + o, k[ch], b0[ch], mask: mask(ch), inner)
                     }
                 }
             }
-            input.accumulate(dx)
-        } } } }
+            if residual != nil {
+                // the gated gradient stays: it is the residual's
+                separateDX = uninitializedFloats(input.count) { inputGradient(into: $0.baseAddress!) }
+            } else {
+                inputGradient(into: gp)
+                dxInPlace = true
+            }
+        } } }
         weight?.accumulate(dgamma)
         bias?.accumulate(dbeta)
-        if let residual, residual.requiresGrad { residual.accumulate(gated) }
+        if let residual, residual.requiresGrad { residual.accumulate(gOut) }
+        if let separateDX { input.accumulate(separateDX) } else if dxInPlace { input.accumulate(gOut) }
     }
 }
 
