@@ -208,17 +208,26 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
 
     var inputs = [input, weight]
     if let bias { inputs.append(bias) }
-    return Tensor.result(out, [n, cout, oh, ow], inputs, op: "conv2d") { gOut in
+    return Tensor.resultOwningGradient(out, [n, cout, oh, ow], inputs, op: "conv2d") { gOut in
         if shifted {
             // The fused ReLU's mask is applied as each image's gradient is copied into wide rows.
-            gOut.withUnsafeBufferPointer { pg in out.withUnsafeBufferPointer { po in
-                shiftedConvBackward(geo, algorithm, input: input, weight: weight, bias: bias, groups: groups,
-                                    taps: taps) { s, gi, dyw in
-                    let off = (s * cout + gi * ocg) * ohw
-                    geo.widen(pg.baseAddress! + off, into: dyw, channels: ocg,
-                              reluOutput: fusedReLU ? po.baseAddress! + off : nil)
+            func run(_ g: UnsafeMutablePointer<Float>, reusable: Bool) -> Bool {
+                out.withUnsafeBufferPointer { po in
+                    shiftedConvBackward(geo, algorithm, input: input, weight: weight, bias: bias, groups: groups,
+                                        taps: taps, reusing: reusable ? g : nil) { s, gi, dyw in
+                        let off = (s * cout + gi * ocg) * ohw
+                        geo.widen(g + off, into: dyw, channels: ocg, reluOutput: fusedReLU ? po.baseAddress! + off : nil)
+                    }
                 }
-            } }
+            }
+            // A layer that keeps its shape (one group) can write the input gradient over the output
+            // gradient it owns: each image's region is the same in both and is read before it is written.
+            if groups == 1 && gOut.count == input.count && input.requiresGrad && input.pendingGrad == nil {
+                let reused = gOut.withUnsafeMutableBufferPointer { run($0.baseAddress!, reusable: true) }
+                if reused { input.accumulate(gOut) }
+            } else {
+                gOut.withUnsafeBufferPointer { _ = run(UnsafeMutablePointer(mutating: $0.baseAddress!), reusable: false) }
+            }
             return
         }
         // A fused ReLU passes the gradient where the output is positive: the direct path masks each
@@ -327,11 +336,14 @@ extension ConvGeometry {
 /// padded image's shifted rows as Bᵀ, dX adds every tap's row of Wᵀ·dyw straight into the padded input
 /// gradient (no im2col, no col2im), and db sums the wide rows. Per-chunk partials keep it deterministic.
 /// 3×3 layers that Winograd applies to compute dX and dW with it instead (see `Winograd.swift`).
+/// `reusing`: a buffer laid out like the input gradient (the output gradient of a layer that keeps its
+/// shape) that may receive it when the input has none yet — every image's region is read by `fill`
+/// before that image's input gradient is written. Returns whether it did (the caller hands it on).
 func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input: Tensor, weight: Tensor,
-                         bias: Tensor?, groups: Int,
-                         taps: [Int], fill: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+                         bias: Tensor?, groups: Int, taps: [Int], reusing reusable: UnsafeMutablePointer<Float>? = nil,
+                         fill: (Int, Int, UnsafeMutablePointer<Float>) -> Void) -> Bool {
     let needX = input.requiresGrad, needW = weight.requiresGrad, needB = bias?.requiresGrad == true
-    if !needX && !needW && !needB { return }
+    if !needX && !needW && !needB { return false }
     let n = input.shape[0], cout = weight.shape[0], ocg = cout / groups, cg = geo.c
     let kSize = geo.kSize, L = geo.wideLength, P = geo.paddedPlane, inPer = cg * groups * geo.h * geo.w
     let work = n * cout * geo.ohw * kSize * 2
@@ -479,13 +491,18 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
             }
         } } } } } }
     }
-    if needX {
+    var reused = false
+    if needX, let reusable, input.pendingGrad == nil {
+        backwardPass(reusable, addX: false)
+        reused = true
+    } else if needX {
         input.accumulate(overwriting: { dx, fresh in backwardPass(dx.baseAddress, addX: !fresh) })
     } else {
         backwardPass(nil, addX: false)
     }
     if needW { reducePartials(into: weight, partial, chunks: chunks, stride: partCount) }
     if let bias, needB { reducePartials(into: bias, partial, chunks: chunks, stride: partCount, offset: wCount) }
+    return reused
 }
 
 /// Adds per-chunk partial gradients (chunk c's at `c * stride + offset`) into `t`'s gradient, in chunk
@@ -571,8 +588,8 @@ func conv2dReLUMaxPool2x2Untraced(_ input: Tensor, weight: Tensor, bias: Tensor?
     if let bias { inputs.append(bias) }
     return Tensor.result(out, [n, cout, ph, pw], inputs, op: "conv2dReLUMaxPool2x2") { g in
         g.withUnsafeBufferPointer { pg in out.withUnsafeBufferPointer { po in arg.withUnsafeBufferPointer { pa in
-            shiftedConvBackward(geo, algorithm, input: input, weight: weight, bias: bias, groups: groups,
-                                taps: taps) { s, gi, dyw in
+            _ = shiftedConvBackward(geo, algorithm, input: input, weight: weight, bias: bias, groups: groups,
+                                    taps: taps) { s, gi, dyw in
                 for oc in 0..<ocg {
                     let o = (s * cout + gi * ocg + oc) * pooled
                     // The winner gets the gradient where the pooled (ReLU) output is positive.

@@ -370,6 +370,20 @@ import ConvolveNN
         }
     }
 
+    /// A convolution that keeps its shape writes its input gradient over the output gradient it was given:
+    /// where that buffer is shared (`addReLU` hands one masked gradient to both summands) the other
+    /// holder's must stay as it was — two such convolutions joined by `addReLU`, against finite
+    /// differences: 3×3 with 16 channels (Winograd F(4×4)), with 24 (F(2×2)), 5×5 with 8 (shifted-rows GEMM).
+    @Test(arguments: [(16, 3), (24, 3), (8, 5)]) func convInPlaceGradientLeavesASharedBufferAlone(_ channels: Int, _ kernel: Int) {
+        let a = rand([2, channels, 6, 6], seed: 63), b = rand([2, channels, 6, 6], seed: 64)
+        let w1 = rand([channels, channels, kernel, kernel], seed: 65, low: -0.2, high: 0.2, grad: false)
+        let w2 = rand([channels, channels, kernel, kernel], seed: 66, low: -0.2, high: 0.2, grad: false)
+        let pad = (kernel / 2, kernel / 2)
+        gradCheck([a, b], eps: 1e-2, rtol: 2e-2, atol: 5e-3, kinkTolerant: true) {
+            addReLU(conv2d($0[0], weight: w1, padding: pad), conv2d($0[1], weight: w2, padding: pad))
+        }
+    }
+
     /// `addReLU(a, b)` is `(a + b).relu()`: the same output and gradients (also when one tensor is both
     /// summands), and a finite-difference check.
     @Test func addReLUIsReLUOfTheSum() {
