@@ -510,7 +510,16 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
 func reducePartials(into t: Tensor, _ partial: [Float], chunks: Int, stride: Int, offset: Int = 0) {
     let count = t.count
     t.accumulate { d in
-        for c in 0..<chunks { for i in 0..<count { d[i] += partial[c * stride + offset + i] } }
+        partial.withUnsafeBufferPointer { p in
+            // Split by element: each element still adds its partials in chunk order, whichever thread
+            // runs it (the same sums as one thread; a big layer's 8 partials no longer wait on one core).
+            Parallel.forChunks(count, work: count * chunks, streaming: true) { r in
+                for c in 0..<chunks {
+                    let src = p.baseAddress! + c * stride + offset
+                    for i in r { d[i] += src[i] }
+                }
+            }
+        }
     }
 }
 
