@@ -149,3 +149,13 @@ extension Tensor {
     /// Whether this tensor was produced by a recorded operation.
     public var hasGradFn: Bool { node != nil }
 }
+
+extension Array where Element == Float {
+    /// Runs `body` with the elements' address: writable when `writing` (the array's own storage, copied
+    /// first if another array shares it), else the shared storage read in place (`body` must not write).
+    /// For a backward that owns its output gradient and overwrites it only on some paths.
+    mutating func withBaseAddress<R>(writing: Bool, _ body: (UnsafeMutablePointer<Float>) -> R) -> R {
+        if writing { return withUnsafeMutableBufferPointer { body($0.baseAddress!) } }
+        return withUnsafeBufferPointer { body(UnsafeMutablePointer(mutating: $0.baseAddress!)) }
+    }
+}

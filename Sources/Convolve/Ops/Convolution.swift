@@ -222,12 +222,8 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
             }
             // A layer that keeps its shape (one group) can write the input gradient over the output
             // gradient it owns: each image's region is the same in both and is read before it is written.
-            if groups == 1 && gOut.count == input.count && input.requiresGrad && input.pendingGrad == nil {
-                let reused = gOut.withUnsafeMutableBufferPointer { run($0.baseAddress!, reusable: true) }
-                if reused { input.accumulate(gOut) }
-            } else {
-                gOut.withUnsafeBufferPointer { _ = run(UnsafeMutablePointer(mutating: $0.baseAddress!), reusable: false) }
-            }
+            let reusable = groups == 1 && gOut.count == input.count && input.requiresGrad && input.pendingGrad == nil
+            if gOut.withBaseAddress(writing: reusable, { run($0, reusable: reusable) }) { input.accumulate(gOut) }
             return
         }
         // A fused ReLU passes the gradient where the output is positive: the direct path masks each

@@ -99,8 +99,8 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
         var dgamma = [Float](repeating: 0, count: c), dbeta = [Float](repeating: 0, count: c)
         var separateDX: [Float]?, dxInPlace = false
         input.storage.withUnsafeBufferPointer { px in out.withUnsafeBufferPointer { py in
-        gOut.withUnsafeMutableBufferPointer { pg in
-            let x = px.baseAddress!, y = py.baseAddress!, gp = pg.baseAddress!
+        gOut.withBaseAddress(writing: residual != nil || input.requiresGrad) { gp in
+            let x = px.baseAddress!, y = py.baseAddress!
             // the fused ReLU's mask is recomputed from the input (the output is not read: one
             // stream fewer through memory in both passes); a residual's is applied in the sums pass
             func mask(_ ch: Int) -> ReLUMaskFromInput? {
