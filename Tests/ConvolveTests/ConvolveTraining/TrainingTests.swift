@@ -351,6 +351,28 @@ import ConvolveTraining
         #expect(hits.allSatisfy { $0 == 1 })
     }
 
+    /// While asked, the pool counts its jobs and their time (other tests' jobs may be counted too: they
+    /// share the pool), and the jobs no worker joined are a part of them.
+    @Test func poolCountsItsJobsWhileAsked() {
+        Parallel.resetParticipation()
+        Parallel.recordsParticipation = true
+        defer { Parallel.recordsParticipation = false }
+        var results = [Double](repeating: 0, count: 8)
+        results.withUnsafeMutableBufferPointer { r in
+            Parallel.forChunksIndexed(8, work: 1 << 30) { chunk, _ in
+                var x = 1.0
+                for i in 0..<100_000 { x = x * 0.999_999 + Double(i & 1) }
+                r[chunk] = x
+            }
+        }
+        let counted = Parallel.participation
+        #expect(results.allSatisfy { $0 > 1 })
+        if Parallel.threads > 1 {
+            #expect(counted.jobs >= 1 && counted.seconds > 0, "\(counted)")
+        }
+        #expect(counted.jobsWithoutWorkers <= counted.jobs && (0...1).contains(counted.shareWithoutWorkers), "\(counted)")
+    }
+
     @Test(arguments: [ZooModel.mnistCNN, .torchSeed, .kerasSeed])
     func slicedInferenceEqualsOneBatch(_ zoo: ZooModel) {
         manualSeed(7)
