@@ -94,6 +94,17 @@ if which == "conv" {
     }
     exit(0)
 }
+/// Seconds per call of `body`: the best of 5 rounds, each repeating it for at least 0.2 s.
+func bestSecondsPerCall(_ body: () -> Void) -> Double {
+    var best = Double.infinity
+    for _ in 0..<5 {
+        let t0 = Date()
+        var reps = 0
+        while Date().timeIntervalSince(t0) < 0.2 { body(); reps += 1 }
+        best = min(best, Date().timeIntervalSince(t0) / Double(reps))
+    }
+    return best
+}
 if which == "gemm" {
     // GF/s of the SGEMM on square and on W3's convolution and fc1 shapes, 1 thread and all threads.
     for (m, n, k, ta, tb) in [(512, 512, 512, false, false), (1024, 1024, 1024, false, false),
@@ -103,16 +114,9 @@ if which == "gemm" {
         let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: k * n)
         var c = [Float](repeating: 0, count: m * n)
         for threads in [1, Parallel.threads] {
-            var best = Double.infinity
-            for _ in 0..<5 {
-                let t0 = Date()
-                var reps = 0
-                while Date().timeIntervalSince(t0) < 0.2 {
-                    sgemm(transA: ta, transB: tb, m: m, n: n, k: k, a: a, lda: ta ? m : k, b: b, ldb: tb ? k : n,
-                          c: &c, ldc: n, threads: threads)
-                    reps += 1
-                }
-                best = min(best, Date().timeIntervalSince(t0) / Double(reps))
+            let best = bestSecondsPerCall {
+                sgemm(transA: ta, transB: tb, m: m, n: n, k: k, a: a, lda: ta ? m : k, b: b, ldb: tb ? k : n,
+                      c: &c, ldc: n, threads: threads)
             }
             print(String(format: "gemm %4d x %4d x %4d ta=%d tb=%d threads=%d: %6.1f GF/s", m, n, k, ta ? 1 : 0, tb ? 1 : 0,
                          threads, 2 * Double(m * n * k) / best / 1e9))
@@ -136,33 +140,25 @@ if which == "memory" {
         for copy in [false, true] {
             for threads in [1, Parallel.threads] {
                 Parallel.threads = threads
-                var best = Double.infinity, sink: Float = 0
-                source.withUnsafeBufferPointer { x in destination.withUnsafeMutableBufferPointer { y in
+                var partial = [Float](repeating: 0, count: 64)
+                let best = source.withUnsafeBufferPointer { x in destination.withUnsafeMutableBufferPointer { y in
                     let xs = UnsafeRawPointer(x.baseAddress!), ys = UnsafeMutableRawPointer(y.baseAddress!)
-                    var partial = [Float](repeating: 0, count: 64)
-                    for _ in 0..<5 {
-                        let t0 = Date()
-                        var reps = 0
-                        while Date().timeIntervalSince(t0) < 0.2 {
-                            partial.withUnsafeMutableBufferPointer { part in
-                                Parallel.forChunksIndexed(blocks, work: count, streaming: true) { chunk, range in
-                                    var total = SIMD16<Float>()
-                                    for b in range {
-                                        let v = xs.loadUnaligned(fromByteOffset: b * lanes * 4, as: SIMD16<Float>.self)
-                                        if copy { ys.storeBytes(of: v * 1.5 + 0.5, toByteOffset: b * lanes * 4, as: SIMD16<Float>.self) }
-                                        else { total += v }
-                                    }
-                                    part[chunk % 64] += total.sum()
+                    return bestSecondsPerCall {
+                        partial.withUnsafeMutableBufferPointer { part in
+                            Parallel.forChunksIndexed(blocks, work: count, streaming: true) { chunk, range in
+                                var total = SIMD16<Float>()
+                                for b in range {
+                                    let v = xs.loadUnaligned(fromByteOffset: b * lanes * 4, as: SIMD16<Float>.self)
+                                    if copy { ys.storeBytes(of: v * 1.5 + 0.5, toByteOffset: b * lanes * 4, as: SIMD16<Float>.self) }
+                                    else { total += v }
                                 }
+                                part[chunk % 64] += total.sum()
                             }
-                            reps += 1
                         }
-                        best = min(best, Date().timeIntervalSince(t0) / Double(reps))
                     }
-                    sink += partial.reduce(0, +)
                 } }
+                keepAlive(partial.reduce(0, +))
                 let bytes = Double(count * 4 * (copy ? 2 : 1))
-                keepAlive(sink)
                 print(String(format: "memory %3d MB %@ threads=%d: %6.1f GB/s", megabytes,
                              (copy ? "read+write" : "read      ") as NSString, threads, bytes / best / 1e9))
             }

@@ -15,33 +15,24 @@ func reluMask(_ g: [Float], _ out: [Float]) -> [Float] {
     }
 }
 
-/// dst[i] = max(src[i]·scale + shift, 0) (batch norm with a fused ReLU; NaN stays NaN).
+/// dst[i] = max(src[i]·scale + shift (+ residual[i]), 0): batch norm with a fused ReLU, and with the
+/// residual add that ends a residual block when `residual` is given. NaN stays NaN.
 @inline(__always) func simdAffineReLU(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ scale: Float,
-                                      _ shift: Float, _ n: Int) {
+                                      _ shift: Float, adding residual: UnsafePointer<Float>? = nil, _ n: Int) {
     let sv = V16(repeating: scale), bv = V16(repeating: shift), zero = V16()
     var i = 0
     while i + 16 <= n {
         var v = bv
         v.addProduct(sv, ld(src + i))
+        if let residual { v += ld(residual + i) }
         st(v.replacing(with: zero, where: v .< zero), dst + i)
         i += 16
     }
-    while i < n { let v = src[i] * scale + shift; dst[i] = v < 0 ? 0 : v; i += 1 }
-}
-
-/// dst[i] = max(src[i]·scale + shift + residual[i], 0) (batch norm ending a residual block; NaN stays NaN).
-@inline(__always) func simdAffineAddReLU(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ scale: Float,
-                                         _ shift: Float, _ residual: UnsafePointer<Float>, _ n: Int) {
-    let sv = V16(repeating: scale), bv = V16(repeating: shift), zero = V16()
-    var i = 0
-    while i + 16 <= n {
-        var v = bv
-        v.addProduct(sv, ld(src + i))
-        v += ld(residual + i)
-        st(v.replacing(with: zero, where: v .< zero), dst + i)
-        i += 16
+    while i < n {
+        var v = src[i] * scale + shift
+        if let residual { v += residual[i] }
+        dst[i] = v < 0 ? 0 : v; i += 1
     }
-    while i < n { let v = src[i] * scale + shift + residual[i]; dst[i] = v < 0 ? 0 : v; i += 1 }
 }
 
 /// gated[i] = g[i] where `output[i] > 0`, else 0 (a ReLU's gradient), and (Σ gated, Σ gated·x) —

@@ -333,8 +333,9 @@ extension ConvGeometry {
 /// gradient (no im2col, no col2im), and db sums the wide rows. Per-chunk partials keep it deterministic.
 /// 3×3 layers that Winograd applies to compute dX and dW with it instead (see `Winograd.swift`).
 /// `reusing`: a buffer laid out like the input gradient (the output gradient of a layer that keeps its
-/// shape) that may receive it when the input has none yet — every image's region is read by `fill`
-/// before that image's input gradient is written. Returns whether it did (the caller hands it on).
+/// shape), given only while the input has no gradient yet, that receives it — every image's region is
+/// read by `fill` before that image's input gradient is written. Returns whether it did (the caller
+/// hands it on).
 func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input: Tensor, weight: Tensor,
                          bias: Tensor?, groups: Int, taps: [Int], reusing reusable: UnsafeMutablePointer<Float>? = nil,
                          fill: (Int, Int, UnsafeMutablePointer<Float>) -> Void) -> Bool {
@@ -488,7 +489,7 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
         } } } } } }
     }
     var reused = false
-    if needX, let reusable, input.pendingGrad == nil {
+    if needX, let reusable {
         backwardPass(reusable, addX: false)
         reused = true
     } else if needX {

@@ -185,9 +185,7 @@ public func batchNorm(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor?
 public func batchNormAddReLU(_ input: Tensor, residual: Tensor, runningMean: Tensor?, runningVar: Tensor?,
                              weight: Tensor?, bias: Tensor?, training: Bool, momentum: Float = 0.1,
                              eps: Float = 1e-5) -> Tensor {
-    precondition(residual.shape == input.shape,
-                 "batchNormAddReLU: residual shape \(residual.shape) differs from the input's \(input.shape)")
-    return tracedBatchNorm(input, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias,
+    tracedBatchNorm(input, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias,
                            training: training, momentum: momentum, eps: eps, fusedReLU: true, residual: residual)
 }
 

@@ -77,10 +77,8 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
             Parallel.forChunks(n, work: input.count * 2, streaming: true) { range in for b in range { for ch in 0..<c {
                 let (scale, shift) = (scale[ch], shift[ch])
                 let p = (b * c + ch) * inner
-                if let r {
-                    simdAffineAddReLU(y.baseAddress! + p, x.baseAddress! + p, scale, shift, r + p, inner)
-                } else if fusedReLU {
-                    simdAffineReLU(y.baseAddress! + p, x.baseAddress! + p, scale, shift, inner)
+                if fusedReLU {
+                    simdAffineReLU(y.baseAddress! + p, x.baseAddress! + p, scale, shift, adding: r.map { $0 + p }, inner)
                 } else {
                     simdAffine(y.baseAddress! + p, x.baseAddress! + p, scale, shift, inner)
                 }
