@@ -1,4 +1,5 @@
 // convolve-bench: the issue-5 workloads, one table row each.
+//   swift run -c release convolve-bench --help   (every workload and option; a misspelt one is an error)
 //   swift run -c release convolve-bench W1|W2|W3|W4|all|augment [--epochs N] [--limit N] [--threads N] [--profile] [--no-winograd]
 //   swift run -c release convolve-bench W3|W4 --scaling [--blocks N]   (1 vs all threads, alternating in one process)
 //   swift run -c release convolve-bench gemm|memory   (the GEMM's GF/s; streaming GB/s, cache-resident and not)
@@ -41,20 +42,43 @@ func flag(_ name: String) -> Bool {
     guard let i = args.firstIndex(of: name) else { return false }
     args.remove(at: i); return true
 }
-let epochsOpt = option("--epochs").flatMap(Int.init)
-let limitOpt = option("--limit").flatMap(Int.init)
+let usage = """
+    usage: convolve-bench W1|W2|W3|W4|all [--epochs N] [--limit N] [--threads N] [--profile] [--no-winograd] [--distributed]
+           convolve-bench W3|W4 --scaling [--blocks N]     1 vs all threads, alternating in one process
+           convolve-bench gemm|memory|pool|conv|data|augment   kernels and loaders ([--small|--strided|--w4] for conv)
+    MNIST comes from --data-dir DIR or CONVOLVE_DATA_DIR (else the cache, else a verified download).
+    """
+if args.contains("--help") || args.contains("-h") { print(usage); exit(0) }
+/// A number given to `name`, or nil when the option is absent; a value that is not a number ends the run.
+func numberOption(_ name: String) -> Int? {
+    guard let text = option(name) else {
+        if args.contains(name) { FileHandle.standardError.write(Data("convolve-bench: \(name) needs a value\n\(usage)\n".utf8)); exit(1) }
+        return nil
+    }
+    guard let value = Int(text), value > 0 else {
+        FileHandle.standardError.write(Data("convolve-bench: \(name) takes a positive whole number, not '\(text)'\n".utf8)); exit(1)
+    }
+    return value
+}
+let epochsOpt = numberOption("--epochs")
+let limitOpt = numberOption("--limit")
 let dataDir = option("--data-dir")
-if let t = option("--threads").flatMap(Int.init) { Parallel.threads = max(1, t) }
+if let t = numberOption("--threads") { Parallel.threads = t }
 let profile = flag("--profile")
 let scaling = flag("--scaling")
-let blocksOpt = option("--blocks").flatMap(Int.init) ?? 10
+let blocksOpt = numberOption("--blocks") ?? 10
 // Data-parallel (under mpirun): the workload's batch is the global batch, split over the ranks; rank 0
 // prints the global rate and the all-reduce's time per step.
 let world: MPICommunicator? = flag("--distributed") ? {
     do { return try MPICommunicator.start() } catch { FileHandle.standardError.write(Data("convolve-bench: \(error)\n".utf8)); exit(1) }
 }() : nil
 if flag("--no-winograd") { Winograd.isEnabled = false }
-let which = args.first ?? "all"
+let convShapes = flag("--small") ? "small" : flag("--strided") ? "strided" : flag("--w4") ? "w4" : "default"
+let which = (args.first ?? "all").lowercased()
+// One workload name and nothing else left: a misspelt option fails here instead of being ignored.
+if args.count > 1 || !["w1", "w2", "w3", "w4", "all", "gemm", "memory", "pool", "conv", "data", "augment"].contains(which) {
+    FileHandle.standardError.write(Data("convolve-bench: unknown workload or option: \(args.joined(separator: " "))\n\(usage)\n".utf8)); exit(1)
+}
 if which == "pool" {
     // Cost of one parallel dispatch (8 chunks, trivial bodies) while the pool is hot, vs inline.
     var sink = [Int](repeating: 0, count: 64)
@@ -76,8 +100,8 @@ if which == "conv" {
     let shapes = [(64, 1, 28, 4, 1, 3, 1), (64, 4, 14, 4, 1, 3, 1), (64, 32, 26, 64, 0, 3, 1)]
     let strided = [(128, 16, 32, 32, 1, 3, 2), (128, 16, 32, 32, 0, 1, 2), (128, 32, 16, 64, 1, 3, 2), (128, 32, 16, 64, 0, 1, 2)]
     let w4 = [(128, 3, 32, 16, 1, 3, 1), (128, 16, 32, 16, 1, 3, 1), (128, 32, 16, 32, 1, 3, 1), (128, 64, 8, 64, 1, 3, 1)] + strided
-    let small = flag("--small")
-    for (n, c, hw, oc, pad, k, stride) in flag("--strided") ? strided : flag("--w4") ? w4 : small ? Array(shapes.prefix(2)) : shapes {
+    let small = convShapes == "small"
+    for (n, c, hw, oc, pad, k, stride) in convShapes == "strided" ? strided : convShapes == "w4" ? w4 : small ? Array(shapes.prefix(2)) : shapes {
         let x = Tensor.uniform([n, c, hw, hw], requiresGrad: c > 1)
         let w = Tensor.uniform([oc, c, k, k], requiresGrad: true), b = Tensor.uniform([oc], requiresGrad: true)
         var fwd: [Double] = [], bwd: [Double] = []
@@ -266,7 +290,7 @@ if which == "augment" {
     }
     exit(0)
 }
-if which == "W4" {
+if which == "w4" {
     // The zoo's CIFAR ResNet (resnet8) on 32×32×3, batch 128, its recipe (SGD 0.1, momentum 0.9, weight
     // decay 5e-4) with augmentation (random crops with padding 4 + flips) on: train img/s (median of the
     // epochs after the first) and eval img/s, on CIFAR-shaped data.
