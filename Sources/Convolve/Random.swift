@@ -78,6 +78,29 @@ public struct Xoshiro256StarStar: RandomNumberGenerator, Sendable, Equatable {
     }
 }
 
+/// Eight xoshiro256** generators, one per lane: each step returns eight 64-bit draws in one vector
+/// (dropout's masks: one scalar generator's serial steps cost ~1.3 ns per element, the lanes ~0.1).
+struct Xoshiro256StarStarLanes {
+    var s0, s1, s2, s3: SIMD8<UInt64>
+
+    /// Lanes seeded with 32 consecutive draws of `Xoshiro256StarStar(seed:)`: fully determined by `seed`.
+    init(seed: UInt64) {
+        var scalar = Xoshiro256StarStar(seed: seed)
+        func lanes() -> SIMD8<UInt64> { SIMD8((0..<8).map { _ in scalar.next() }) }
+        s0 = lanes(); s1 = lanes(); s2 = lanes(); s3 = lanes()
+    }
+
+    /// The next 64 random bits of every lane (the scalar generator's step, lane by lane).
+    @inline(__always) mutating func next() -> SIMD8<UInt64> {
+        let times5 = s1 &* 5
+        let result = ((times5 &<< 7) | (times5 &>> 57)) &* 9
+        let t = s1 &<< 17
+        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t
+        s3 = (s3 &<< 45) | (s3 &>> 19)
+        return result
+    }
+}
+
 /// A seedable random generator that any thread may use (like PyTorch's `torch.Generator`): a lock
 /// guards its `Xoshiro256StarStar` state, taken once per call, so bulk draws (`fill`, `permutation`,
 /// `withState`) lock once for the whole loop. Used for initialization, dropout and shuffling so that

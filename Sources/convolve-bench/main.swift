@@ -45,7 +45,7 @@ func flag(_ name: String) -> Bool {
 let usage = """
     usage: convolve-bench W1|W2|W3|W4|all [--epochs N] [--limit N] [--threads N] [--profile] [--no-winograd] [--distributed]
            convolve-bench W3|W4 --scaling [--blocks N]     1 vs all threads, alternating in one process
-           convolve-bench gemm|memory|pool|conv|data|augment   kernels and loaders ([--small|--strided|--w4] for conv)
+           convolve-bench gemm|memory|pool|conv|dropout|data|augment   kernels and loaders ([--small|--strided|--w4] for conv)
     MNIST comes from --data-dir DIR or CONVOLVE_DATA_DIR (else the cache, else a verified download).
     """
 if args.contains("--help") || args.contains("-h") { print(usage); exit(0) }
@@ -76,7 +76,7 @@ if flag("--no-winograd") { Winograd.isEnabled = false }
 let convShapes = flag("--small") ? "small" : flag("--strided") ? "strided" : flag("--w4") ? "w4" : "default"
 let which = (args.first ?? "all").lowercased()
 // One workload name and nothing else left: a misspelt option fails here instead of being ignored.
-if args.count > 1 || !["w1", "w2", "w3", "w4", "all", "gemm", "memory", "pool", "conv", "data", "augment"].contains(which) {
+if args.count > 1 || !["w1", "w2", "w3", "w4", "all", "gemm", "memory", "pool", "conv", "dropout", "data", "augment"].contains(which) {
     FileHandle.standardError.write(Data("convolve-bench: unknown workload or option: \(args.joined(separator: " "))\n\(usage)\n".utf8)); exit(1)
 }
 if which == "pool" {
@@ -116,6 +116,22 @@ if which == "conv" {
         print(String(format: "conv %dx%dx%dx%d -> %d, %dx%d stride %d: forward %.1f us, backward %.1f us", n, c, hw, hw, oc, k, k, stride,
                      fwd.sorted()[fwd.count / 2] * 1e6, bwd.sorted()[bwd.count / 2] * 1e6))
     }
+    exit(0)
+}
+if which == "dropout" {
+    // Forward and backward of dropout (p 0.25) on mnist-cnn's first dropout input (64 × 9216), median of 200.
+    let x = Tensor.uniform([64, 9216], requiresGrad: true), g = Tensor.ones([64, 9216])
+    var fwd: [Double] = [], bwd: [Double] = []
+    for _ in 0..<200 {
+        let t0 = Date()
+        let y = dropout(x, p: 0.25, training: true)
+        let t1 = Date()
+        y.backward(g)
+        fwd.append(t1.timeIntervalSince(t0)); bwd.append(Date().timeIntervalSince(t1))
+        x.grad = nil
+    }
+    print(String(format: "dropout 64x9216 p=0.25 threads=%d: forward %.1f us, backward %.1f us", Parallel.threads,
+                 fwd.sorted()[100] * 1e6, bwd.sorted()[100] * 1e6))
     exit(0)
 }
 /// Seconds per call of `body`: the best of 5 rounds, each repeating it for at least 0.2 s.
