@@ -232,7 +232,8 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
         let maskInLoop = fusedReLU && direct
         let needB = bias?.requiresGrad == true
         let g = fusedReLU && !maskInLoop ? reluMask(gOut, out) : gOut
-        var biasPartial = [Float](repeating: 0, count: needB ? Parallel.chunkCount(n, work: work * 2) * cout : 0)
+        // Per-chunk partials are zeroed by their own chunk, in parallel and in that chunk's cache.
+        var biasPartial = uninitializedFloats(needB ? Parallel.chunkCount(n, work: work * 2) * cout : 0) { _ in }
         g.withUnsafeBufferPointer { pg in out.withUnsafeBufferPointer { po in
             let gp = pg.baseAddress!, op = po.baseAddress!
             let needX = input.requiresGrad, needW = weight.requiresGrad
@@ -240,7 +241,7 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
             let chunks = Parallel.chunkCount(n, work: work * 2)
             // Per-chunk weight-gradient partials, reduced after the parallel pass.
             let wCount = weight.count
-            var partial = [Float](repeating: 0, count: needW ? chunks * wCount : 0)
+            var partial = uninitializedFloats(needW ? chunks * wCount : 0) { _ in }
             // Every path adds into the input gradient, so it adds straight into the pending one (zero-filled
             // when new): a residual block's shortcut needs no separate pass adding its gradient to the other's.
             func backwardPass(_ dxBase: UnsafeMutablePointer<Float>?) {
@@ -255,6 +256,8 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                         for oc in 0..<ocg { db[oc] += simdSum(gs + oc * ohw, ohw) }
                     }
                     Parallel.forChunksIndexed(n, work: work * 2) { chunk, range in
+                        if needW { (pBase! + chunk * wCount).initialize(repeating: 0, count: wCount) }
+                        if needB { (pb.baseAddress! + chunk * cout).initialize(repeating: 0, count: cout) }
                         if direct {
                             let xp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
                             let dxp = UnsafeMutablePointer<Float>.allocate(capacity: cg * geo.paddedPlane)
@@ -346,7 +349,7 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
     let work = n * cout * geo.ohw * kSize * 2
     let chunks = Parallel.chunkCount(n, work: work)
     let wCount = needW ? weight.count : 0, partCount = wCount + (needB ? cout : 0)
-    var partial = [Float](repeating: 0, count: chunks * partCount)
+    var partial = uninitializedFloats(chunks * partCount) { _ in }   // each chunk zeroes its own
     // dW channels-last when a group's channels fill whole 32-column panels: the image is transposed to
     // [position, channel] once (a few K floats), then each panel of B (one kernel tap's 32 channels) is
     // read in place along the output positions, instead of transposing im2col-sized rows into panels;
@@ -394,6 +397,7 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
                 let wsX4 = winoX4.map { Winograd4Plan.Workspace($0, pooled: false) }
                 defer { wsX4?.deallocate() }
                 let part = pBase.map { $0 + chunk * partCount }
+                part?.initialize(repeating: 0, count: partCount)
                 // Groups outer: F(4×4, 3×3)'s dX and dW run once per batch of consecutive images of one group.
                 for gi in 0..<groups { var pendingX = 0, pendingW = 0; for s in range {
                     fill(s, gi, dyw)
