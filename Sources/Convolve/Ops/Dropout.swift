@@ -19,7 +19,8 @@ public func dropout(_ input: Tensor, p: Float, training: Bool, generator: Random
     let block = 1 << 13, blocks = (n + block - 1) / block
     let seeds = generator.withState { rng in (0..<blocks).map { _ in rng.next() } }
     // Each step of a block's eight-lane generator gives sixteen 24-bit uniforms u (lane j's bits 8…31
-    // for element 2j, its bits 40…63 for element 2j + 1), kept when u / 2²⁴ ≥ p, that is u ≥ ⌈p · 2²⁴⌉.
+    // for element 2j, its bits 40…63 for element 2j + 1: the little-endian halves of its 64 bits), kept
+    // when u / 2²⁴ ≥ p, that is u ≥ ⌈p · 2²⁴⌉.
     let threshold = SIMD16<UInt32>(repeating: UInt32((Double(p) * 16_777_216).rounded(.up)))
     var out = [Float]()
     let mask = [UInt8](unsafeUninitializedCapacity: n) { m, c in

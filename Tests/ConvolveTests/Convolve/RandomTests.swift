@@ -45,4 +45,19 @@ import Testing
         #expect(Xoshiro256StarStar(words: [0, 0, 0, 0, 0]) == nil)
         #expect(Xoshiro256StarStar(words: [1, 2, 3]) == nil)
     }
+
+    /// The eight-lane generator (dropout's masks) is eight scalar xoshiro256** generators side by side:
+    /// lane j starts from the seed's draws j, 8 + j, 16 + j, 24 + j and steps exactly as the scalar one.
+    @Test func laneGeneratorStepsLikeEightScalarOnes() throws {
+        var seeding = Xoshiro256StarStar(seed: 2024)
+        let draws = (0..<32).map { _ in seeding.next() }
+        var scalars = try (0..<8).map { j in
+            try #require(Xoshiro256StarStar(words: [draws[j], draws[8 + j], draws[16 + j], draws[24 + j], 0]))
+        }
+        var lanes = Xoshiro256StarStarLanes(seed: 2024)
+        for _ in 0..<100 {
+            let vector = lanes.next()
+            for j in 0..<8 { #expect(vector[j] == scalars[j].next()) }
+        }
+    }
 }
