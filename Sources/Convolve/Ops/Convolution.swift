@@ -233,12 +233,12 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
         let needB = bias?.requiresGrad == true
         let g = fusedReLU && !maskInLoop ? reluMask(gOut, out) : gOut
         // Per-chunk partials are zeroed by their own chunk, in parallel and in that chunk's cache.
-        var biasPartial = uninitializedFloats(needB ? Parallel.chunkCount(n, work: work * 2) * cout : 0) { _ in }
+        let chunks = Parallel.chunkCount(n, work: work * 2)
+        var biasPartial = uninitializedFloats(needB ? chunks * cout : 0) { _ in }
         g.withUnsafeBufferPointer { pg in out.withUnsafeBufferPointer { po in
             let gp = pg.baseAddress!, op = po.baseAddress!
             let needX = input.requiresGrad, needW = weight.requiresGrad
             if !needX && !needW && !needB { return }
-            let chunks = Parallel.chunkCount(n, work: work * 2)
             // Per-chunk weight-gradient partials, reduced after the parallel pass.
             let wCount = weight.count
             var partial = uninitializedFloats(needW ? chunks * wCount : 0) { _ in }
