@@ -190,13 +190,13 @@ public enum ZooModel: String, CaseIterable, Sendable {
     /// What the recipe reaches with its defaults, and in how long on two cores (RESULTS.md).
     public var expected: (accuracy: String, time: String) {
         switch self {
-        case .torchSeed: return ("97.75% (MNIST)", "~11 s")
-        case .kerasSeed: return ("97.3% (MNIST; 97.2–97.8% by seed)", "~8 s")
-        case .lenet5: return ("99.1–99.3% (MNIST)", "~13 s")
-        case .fastCNN: return ("99.0–99.1% (MNIST, one epoch)", "~4.5 s")
-        case .mnistCNN: return ("99.1–99.2% (MNIST)", "~140 s")
-        case .resnet8: return ("~87% CIFAR-10 (estimate); 99.72% MNIST --augment", "~25 min CIFAR-10 (est.)")
-        case .resnet20: return ("~91% CIFAR-10 (the paper's 91.25%)", "~75 min CIFAR-10 (est.)")
+        case .torchSeed: return ("97.79% (MNIST)", "~4 s")
+        case .kerasSeed: return ("97.2% (MNIST; 97.2–97.8% by seed)", "~4 s")
+        case .lenet5: return ("99.1–99.3% (MNIST)", "~6 s")
+        case .fastCNN: return ("99.0–99.2% (MNIST, one epoch)", "~2 s")
+        case .mnistCNN: return ("99.1–99.2% (MNIST)", "~70 s")
+        case .resnet8: return ("~87% CIFAR-10 (estimate); 99.72% MNIST --augment", "~8 min CIFAR-10 (est.)")
+        case .resnet20: return ("~91% CIFAR-10 (the paper's 91.25%)", "~22 min CIFAR-10 (est.)")
         }
     }
 

@@ -4,8 +4,8 @@ import Foundation
 /// Examples printed at the end of each command's `--help` (swift-argument-parser has no epilogue).
 let examples: [String: [String]] = [
     "convolve": [
-        "convolve train --model fast-cnn  # 99% MNIST test accuracy in one epoch, ~5 s",
-        "convolve train --model lenet5    # 99.1-99.3% in ~13 s",
+        "convolve train --model fast-cnn  # 99% MNIST test accuracy in one epoch, ~2 s",
+        "convolve train --model lenet5    # 99.1-99.3% in ~6 s",
         "convolve evaluate runs/lenet5/model.safetensors",
         "convolve models  # the zoo, with expected accuracy and time",
     ],
