@@ -86,7 +86,11 @@ struct Xoshiro256StarStarLanes {
     /// Lanes seeded with 32 consecutive draws of `Xoshiro256StarStar(seed:)`: fully determined by `seed`.
     init(seed: UInt64) {
         var scalar = Xoshiro256StarStar(seed: seed)
-        func lanes() -> SIMD8<UInt64> { SIMD8((0..<8).map { _ in scalar.next() }) }
+        func lanes() -> SIMD8<UInt64> {   // filled in place: no array per lane (dropout seeds one per block)
+            var v = SIMD8<UInt64>()
+            for j in 0..<8 { v[j] = scalar.next() }
+            return v
+        }
         s0 = lanes(); s1 = lanes(); s2 = lanes(); s3 = lanes()
     }
 

@@ -227,9 +227,9 @@ func measureScaling(_ name: String, blocks: Int, step: () -> Int) {
     // all threads, just before and just after the pair's blocks (the lower of the two). In the host's
     // spells two vCPUs run like one core (BENCHMARKS.md, session 14): this ratio then falls to ~1.0×
     // with the workload's.
-    var hostRatios: [Double] = []
+    var hostRatios: [Double] = [], hostBefore = 0.0
     for b in 0..<(2 * blocks) {
-        if b % 2 == 0 { hostRatios.append(gemmScaling(all)) }
+        if b % 2 == 0 { hostBefore = gemmScaling(all) }
         let threads = (b % 4 == 0 || b % 4 == 3) ? 1 : all
         Parallel.threads = threads
         t0 = Date(); images = 0
@@ -239,7 +239,7 @@ func measureScaling(_ name: String, blocks: Int, step: () -> Int) {
         if threads == 1 { one.append(rate) } else { many.append(rate); missed.append(Parallel.participation.shareWithoutWorkers) }
         if b % 2 == 1 {
             ratios.append(many.last! / one.last!)
-            hostRatios[hostRatios.count - 1] = Swift.min(hostRatios.last!, gemmScaling(all))
+            hostRatios.append(Swift.min(hostBefore, gemmScaling(all)))
         }
     }
     Parallel.threads = all
