@@ -64,6 +64,8 @@ let epochsOpt = numberOption("--epochs")
 let limitOpt = numberOption("--limit")
 let dataDir = option("--data-dir")
 if let t = numberOption("--threads") { Parallel.threads = t }
+// As in the `convolve` command: the pool's threads may be bound to this process's CPUs.
+Parallel.bindsThreads = true
 let profile = flag("--profile")
 let scaling = flag("--scaling")
 let blocksOpt = numberOption("--blocks") ?? 10

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Convolve
 
 /// Examples printed at the end of each command's `--help` (swift-argument-parser has no epilogue).
 let examples: [String: [String]] = [
@@ -75,6 +76,8 @@ extension ConvolveCLI {
             print(text)
             return
         }
+        // This process is ours: the pool's threads may be bound to its CPUs (see `Parallel.bindsThreads`).
+        Parallel.bindsThreads = true
         do {
             var command = try parseAsRoot()
             try command.run()

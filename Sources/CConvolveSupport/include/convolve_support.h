@@ -4,6 +4,12 @@
 void convolve_tune_allocator(void);
 /// Returns free heap memory to the system (between phases: the tuned allocator never trims by itself).
 void convolve_release_memory(void);
+/// The CPUs the calling thread may run on (its affinity mask), in increasing order: the first
+/// `capacity` ids into `cpus`. Returns how many there are (possibly more than `capacity`), or -1 where
+/// unknown (not Linux, or the call failed).
+int convolve_allowed_cpus(int *cpus, int capacity);
+/// Binds the calling thread to one CPU (Linux); 0 on success, -1 otherwise (the thread is unchanged).
+int convolve_bind_thread(int cpu);
 /// One spin-wait hint: x86's `pause` (tens of cycles, yields the core's pipeline to a sibling
 /// hyper-thread), AArch64's `yield`. A spin loop of these has a length in time, unlike an empty one.
 static inline void convolve_spin_pause(void) {

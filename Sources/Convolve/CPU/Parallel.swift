@@ -47,6 +47,40 @@ public enum Parallel {
     }
     private static let participationSetting = Atomic<Bool>(false)
 
+    /// Whether the pool binds each of its threads to one CPU. Off by default; the `convolve` and
+    /// `convolve-bench` commands turn it on (they own their process). The pool binds only when the
+    /// process's main thread runs a parallel op while `threads` equals the number of CPUs it may run
+    /// on (its affinity mask): the main thread to the first of them, worker i to the (i + 1)-th. With
+    /// every allowed CPU in use, two processes sharing a machine are never crowded onto the same few.
+    /// Bound threads are not moved about when another process takes a share of one core: beside a busy
+    /// loop, two bound threads trained W3 / W4 2–20% faster than unbound ones, and alike without it
+    /// (BENCHMARKS.md, session 15). Set it before the first parallel op; a bind the system refuses
+    /// leaves the thread as it was.
+    public static var bindsThreads: Bool {
+        get { bindingSetting.load(ordering: .relaxed) }
+        set { bindingSetting.store(newValue, ordering: .relaxed) }
+    }
+    private static let bindingSetting = Atomic<Bool>(false)
+
+    /// The CPUs the calling thread may run on (its affinity mask), in increasing order; empty where
+    /// unknown (not Linux).
+    public static func allowedCPUs() -> [Int] {
+        var ids = [Int32](repeating: 0, count: 1024)
+        let count = Int(convolve_allowed_cpus(&ids, Int32(ids.count)))
+        guard count > 0 && count <= ids.count else { return [] }
+        return ids.prefix(count).map(Int.init)
+    }
+
+    /// Binds the calling thread to one CPU; whether the system accepted it (Linux only).
+    static func bindCallingThread(to cpu: Int) -> Bool { convolve_bind_thread(Int32(cpu)) == 0 }
+
+    /// The CPU for each of the pool's threads (the main thread's first, then worker 0's, 1's, ...), or
+    /// nil to leave them unbound (see `bindsThreads`).
+    static func bindingPlan(binds: Bool, threads: Int, allowedCPUs: [Int], callerIsMainThread: Bool) -> [Int]? {
+        guard binds, callerIsMainThread, threads >= 2, allowedCPUs.count == threads else { return nil }
+        return allowedCPUs
+    }
+
     /// Parallel jobs since the last `resetParticipation()` (while `recordsParticipation`), and those no
     /// worker joined: the caller ran every chunk, as when the host does not run the worker's core in that
     /// time (a virtual machine's vCPU descheduled by its host).
@@ -136,6 +170,10 @@ final class WorkerPool: @unchecked Sendable {
     /// Workers currently holding a reference to `job` (the caller waits for 0 before returning,
     /// so the non-escaping body it lent never outlives `run`).
     private let active = Atomic<Int>(0)
+    /// Whether the pool's threads are bound to CPUs (`Parallel.bindsThreads`): 0 not decided yet (no
+    /// job from the main thread so far), 1 no, 2 yes, to the CPUs in `binding`.
+    private let bindingState = Atomic<Int>(0)
+    private var binding: [Int] = []
     private var job: ((Int) -> Void)?
     private var chunkCount = 0
     private let sleepers: [Sleeper]
@@ -173,6 +211,7 @@ final class WorkerPool: @unchecked Sendable {
         defer { Self.insideJob = false }
         // One job at a time (kernels called from several threads simply queue here).
         lock.lock(); defer { lock.unlock() }
+        if bindingState.load(ordering: .relaxed) == 0 && Thread.isMainThread { decideBinding() }
         jobLock.lock()
         job = body
         chunkCount = chunks
@@ -202,6 +241,19 @@ final class WorkerPool: @unchecked Sendable {
         while active.load(ordering: .acquiring) > 0 { spinPause() }
     }
 
+    /// Decides `Parallel.bindsThreads` once, at the main thread's first job (under `lock`), and binds
+    /// the main thread; each worker binds itself when it next joins a job.
+    private func decideBinding() {
+        guard let plan = Parallel.bindingPlan(binds: Parallel.bindsThreads, threads: Parallel.threads,
+                                              allowedCPUs: Parallel.allowedCPUs(), callerIsMainThread: true),
+              Parallel.bindCallingThread(to: plan[0]) else {
+            bindingState.store(1, ordering: .relaxed)
+            return
+        }
+        binding = plan
+        bindingState.store(2, ordering: .releasing)
+    }
+
     /// Claims and runs chunks of job `gen` until none are left.
     @inline(__always)
     private func work(gen: Int, body: (Int) -> Void, chunks: Int) {
@@ -228,7 +280,7 @@ final class WorkerPool: @unchecked Sendable {
 
     private func workerLoop(index: Int, sleeper: Sleeper) {
         Self.insideJob = true
-        var seen = 0
+        var seen = 0, bound = false
         while true {
             var gen = generation.load(ordering: .acquiring)
             var spinStart: UInt64? = nil
@@ -259,6 +311,10 @@ final class WorkerPool: @unchecked Sendable {
             }
             seen = gen
             guard index < allowed.load(ordering: .relaxed) else { continue }
+            if !bound && bindingState.load(ordering: .acquiring) == 2 {
+                bound = true
+                if index + 1 < binding.count { _ = Parallel.bindCallingThread(to: binding[index + 1]) }
+            }
             if join(gen: gen) { active.subtract(1, ordering: .releasing) }
         }
     }

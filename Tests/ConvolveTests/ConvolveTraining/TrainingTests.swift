@@ -338,41 +338,8 @@ import ConvolveTraining
     }
 }
 
-@Suite struct ParallelTests {
-    @Test func nestedParallelLoopsRunInlineAndCoverEveryIndex() {
-        var hits = [Int](repeating: 0, count: 64 * 64)
-        hits.withUnsafeMutableBufferPointer { h in
-            Parallel.forChunks(64, work: 1 << 30) { outer in
-                for i in outer {
-                    Parallel.forChunks(64, work: 1 << 30) { inner in for j in inner { h[i * 64 + j] += 1 } }
-                }
-            }
-        }
-        #expect(hits.allSatisfy { $0 == 1 })
-    }
-
-    /// While asked, the pool counts its jobs and their time (other tests' jobs may be counted too: they
-    /// share the pool), and the jobs no worker joined are a part of them.
-    @Test func poolCountsItsJobsWhileAsked() {
-        Parallel.resetParticipation()
-        Parallel.recordsParticipation = true
-        defer { Parallel.recordsParticipation = false }
-        var results = [Double](repeating: 0, count: 8)
-        results.withUnsafeMutableBufferPointer { r in
-            Parallel.forChunksIndexed(8, work: 1 << 30) { chunk, _ in
-                var x = 1.0
-                for i in 0..<100_000 { x = x * 0.999_999 + Double(i & 1) }
-                r[chunk] = x
-            }
-        }
-        let counted = Parallel.participation
-        #expect(results.allSatisfy { $0 > 1 })
-        if Parallel.threads > 1 {
-            #expect(counted.jobs >= 1 && counted.seconds > 0, "\(counted)")
-        }
-        #expect(counted.jobsWithoutWorkers <= counted.jobs && (0...1).contains(counted.shareWithoutWorkers), "\(counted)")
-    }
-
+/// `inferInSlices` (the worker pool's sliced evaluation) on the zoo's models.
+@Suite struct SlicedInferenceTests {
     @Test(arguments: [ZooModel.mnistCNN, .torchSeed, .kerasSeed])
     func slicedInferenceEqualsOneBatch(_ zoo: ZooModel) {
         manualSeed(7)
