@@ -75,9 +75,9 @@ public enum Parallel {
     static func bindCallingThread(to cpu: Int) -> Bool { convolve_bind_thread(Int32(cpu)) == 0 }
 
     /// The CPU for each of the pool's threads (the main thread's first, then worker 0's, 1's, ...), or
-    /// nil to leave them unbound (see `bindsThreads`).
-    static func bindingPlan(binds: Bool, threads: Int, allowedCPUs: [Int], callerIsMainThread: Bool) -> [Int]? {
-        guard binds, callerIsMainThread, threads >= 2, allowedCPUs.count == threads else { return nil }
+    /// nil to leave them unbound (see `bindsThreads`; the pool asks only from the main thread).
+    static func bindingPlan(binds: Bool, threads: Int, allowedCPUs: [Int]) -> [Int]? {
+        guard binds, threads >= 2, allowedCPUs.count == threads else { return nil }
         return allowedCPUs
     }
 
@@ -245,7 +245,7 @@ final class WorkerPool: @unchecked Sendable {
     /// the main thread; each worker binds itself when it next joins a job.
     private func decideBinding() {
         guard let plan = Parallel.bindingPlan(binds: Parallel.bindsThreads, threads: Parallel.threads,
-                                              allowedCPUs: Parallel.allowedCPUs(), callerIsMainThread: true),
+                                              allowedCPUs: Parallel.allowedCPUs()),
               Parallel.bindCallingThread(to: plan[0]) else {
             bindingState.store(1, ordering: .relaxed)
             return
@@ -280,7 +280,7 @@ final class WorkerPool: @unchecked Sendable {
 
     private func workerLoop(index: Int, sleeper: Sleeper) {
         Self.insideJob = true
-        var seen = 0, bound = false
+        var seen = 0, bindingSettled = false
         while true {
             var gen = generation.load(ordering: .acquiring)
             var spinStart: UInt64? = nil
@@ -311,9 +311,9 @@ final class WorkerPool: @unchecked Sendable {
             }
             seen = gen
             guard index < allowed.load(ordering: .relaxed) else { continue }
-            if !bound && bindingState.load(ordering: .acquiring) == 2 {
-                bound = true
-                if index + 1 < binding.count { _ = Parallel.bindCallingThread(to: binding[index + 1]) }
+            if !bindingSettled, case let state = bindingState.load(ordering: .acquiring), state != 0 {
+                bindingSettled = true
+                if state == 2 && index + 1 < binding.count { _ = Parallel.bindCallingThread(to: binding[index + 1]) }
             }
             if join(gen: gen) { active.subtract(1, ordering: .releasing) }
         }

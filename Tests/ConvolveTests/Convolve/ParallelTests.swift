@@ -37,18 +37,17 @@ import Testing
         #expect(counted.jobsWithoutWorkers <= counted.jobs && (0...1).contains(counted.shareWithoutWorkers), "\(counted)")
     }
 
-    /// The pool binds its threads only when asked, from the main thread, with two or more threads that
-    /// use exactly the CPUs the process may run on; then the main thread takes the first CPU.
+    /// The pool binds its threads only when asked, with two or more threads that use exactly the CPUs
+    /// the process may run on; then the main thread takes the first CPU.
     @Test func bindingPlanBindsOnlyWhenEveryAllowedCPUIsUsed() {
         let cpus = [2, 5]
-        #expect(Parallel.bindingPlan(binds: true, threads: 2, allowedCPUs: cpus, callerIsMainThread: true) == [2, 5])
-        #expect(Parallel.bindingPlan(binds: false, threads: 2, allowedCPUs: cpus, callerIsMainThread: true) == nil)
-        #expect(Parallel.bindingPlan(binds: true, threads: 2, allowedCPUs: cpus, callerIsMainThread: false) == nil)
+        #expect(Parallel.bindingPlan(binds: true, threads: 2, allowedCPUs: cpus) == [2, 5])
+        #expect(Parallel.bindingPlan(binds: false, threads: 2, allowedCPUs: cpus) == nil)
         // fewer threads than CPUs: another process may use the rest, so no thread is pinned in its way
-        #expect(Parallel.bindingPlan(binds: true, threads: 2, allowedCPUs: [0, 1, 2, 3], callerIsMainThread: true) == nil)
-        #expect(Parallel.bindingPlan(binds: true, threads: 3, allowedCPUs: cpus, callerIsMainThread: true) == nil)
-        #expect(Parallel.bindingPlan(binds: true, threads: 1, allowedCPUs: [7], callerIsMainThread: true) == nil)
-        #expect(Parallel.bindingPlan(binds: true, threads: 2, allowedCPUs: [], callerIsMainThread: true) == nil)
+        #expect(Parallel.bindingPlan(binds: true, threads: 2, allowedCPUs: [0, 1, 2, 3]) == nil)
+        #expect(Parallel.bindingPlan(binds: true, threads: 3, allowedCPUs: cpus) == nil)
+        #expect(Parallel.bindingPlan(binds: true, threads: 1, allowedCPUs: [7]) == nil)
+        #expect(Parallel.bindingPlan(binds: true, threads: 2, allowedCPUs: []) == nil)
     }
 
     /// `allowedCPUs` reads the thread's real affinity mask, and binding a thread narrows that mask to
