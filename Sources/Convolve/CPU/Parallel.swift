@@ -53,7 +53,7 @@ public enum Parallel {
     /// on (its affinity mask): the main thread to the first of them, worker i to the (i + 1)-th. With
     /// every allowed CPU in use, two processes sharing a machine are never crowded onto the same few.
     /// Bound threads are not moved about when another process takes a share of one core: beside a busy
-    /// loop, two bound threads trained W3 / W4 2–20% faster than unbound ones, and alike without it
+    /// loop, two bound threads trained W3 / W4 7–8% faster than unbound ones (medians), and alike without it
     /// (BENCHMARKS.md, session 15). Set it before the first parallel op; a bind the system refuses
     /// leaves the thread as it was.
     public static var bindsThreads: Bool {
