@@ -19,9 +19,18 @@ public enum Parallel {
     /// inline, one after another, paying every chunk's setup and re-packing for nothing).
     static func available(_ requested: Int? = nil) -> Int { WorkerPool.insideJob ? 1 : requested ?? threads }
 
-    /// The machine's active cores, read once (`ProcessInfo.activeProcessorCount` reads the cgroup's
-    /// files on every call on Linux: too slow for a per-batch decision).
-    public static let cores = Swift.max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// The cores this process may use, read once: the machine's active cores
+    /// (`ProcessInfo.activeProcessorCount`, which reads the cgroup's files on every call on Linux: too
+    /// slow for a per-batch decision), but no more than the CPUs of its affinity mask (`taskset`, a
+    /// container's cpuset, an MPI rank bound to its cores), as OpenMP's default thread count, and so
+    /// PyTorch's, is. (Before: `taskset -c 0` still gave two threads on one CPU.)
+    public static let cores = usableCores(active: ProcessInfo.processInfo.activeProcessorCount,
+                                          allowed: allowedCPUs().count)
+
+    /// `active` capped by `allowed` (0: the affinity mask is unknown), at least 1.
+    static func usableCores(active: Int, allowed: Int) -> Int {
+        Swift.max(1, allowed > 0 ? Swift.min(active, allowed) : active)
+    }
 
     /// Work (in multiply-adds or element visits) below which splitting costs more than it saves.
     /// The pool's workers spin briefly between jobs, so handing work over costs ~1–2 µs while

@@ -50,6 +50,18 @@ import Testing
         #expect(Parallel.bindingPlan(binds: true, threads: 2, allowedCPUs: []) == nil)
     }
 
+    /// The default thread count is the active cores capped by the affinity mask (`taskset -c 0` means
+    /// one thread, as with OpenMP), never below one, and the active cores alone where the mask is unknown.
+    @Test func coresAreCappedByTheAffinityMask() {
+        #expect(Parallel.usableCores(active: 8, allowed: 1) == 1)
+        #expect(Parallel.usableCores(active: 2, allowed: 8) == 2)
+        #expect(Parallel.usableCores(active: 4, allowed: 0) == 4)
+        #expect(Parallel.usableCores(active: 0, allowed: 0) == 1)
+        #if os(Linux)
+        #expect(Parallel.cores <= Parallel.allowedCPUs().count)
+        #endif
+    }
+
     /// `allowedCPUs` reads the thread's real affinity mask, and binding a thread narrows that mask to
     /// the one CPU (on a thread of its own, so no other test's thread is bound).
     @Test func bindingNarrowsTheThreadsAllowedCPUs() {
