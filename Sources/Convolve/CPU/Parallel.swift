@@ -21,9 +21,10 @@ public enum Parallel {
 
     /// The cores this process may use, read once: the machine's active cores
     /// (`ProcessInfo.activeProcessorCount`, which reads the cgroup's files on every call on Linux: too
-    /// slow for a per-batch decision), but no more than the CPUs of its affinity mask (`taskset`, a
+    /// slow for a per-batch decision), but no more than the CPUs of the affinity mask (`taskset`, a
     /// container's cpuset, an MPI rank bound to its cores), as OpenMP's default thread count, and so
-    /// PyTorch's, is. (Before: `taskset -c 0` still gave two threads on one CPU.)
+    /// PyTorch's, is. The mask is that of the thread that first reads this (in practice the main
+    /// thread, before the pool exists or binds anything).
     public static let cores = usableCores(active: ProcessInfo.processInfo.activeProcessorCount,
                                           allowed: allowedCPUs().count)
 
