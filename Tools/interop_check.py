@@ -136,7 +136,7 @@ for name in ["torch-seed", "keras-seed", "lenet5", "fast-cnn", "mnist-cnn", "res
     onnx.checker.check_model(model, full_check=True)
     meta = {p.key: p.value for p in model.metadata_props}
     check(model.ir_version == 8 and model.opset_import[0].version == 17 and meta.get("model") == name
-          and len(meta.get("class_names", "").split("\t")) == 10,
+          and len(json.loads(meta.get("class_names", "[]"))) == 10,
           "%s: IR 8, opset 17, metadata %s" % (name, sorted(meta)))
     mean = np.array([float(v) for v in meta["normalize_mean"].split(",")], np.float32).reshape(1, -1, 1, 1)
     std = np.array([float(v) for v in meta["normalize_std"].split(",")], np.float32).reshape(1, -1, 1, 1)

@@ -56,6 +56,8 @@ public final class Tensor {
 
     /// Number of elements.
     @inlinable public var count: Int { storage.count }
+    /// Whether every element is finite (no NaN, no infinity).
+    public var isAllFinite: Bool { storage.allSatisfy { $0.isFinite } }
     /// Number of dimensions.
     public var rank: Int { shape.count }
     /// The single value of a one-element tensor (PyTorch's `.item()`).

@@ -1,4 +1,5 @@
 import Foundation
+import ConvolveIO
 
 /// CIFAR-10 and CIFAR-100, binary version (`cifar-10-binary.tar.gz`, `cifar-100-binary.tar.gz`):
 /// 32×32 RGB images, 50,000 for training and 10,000 for testing. Each record is its label byte(s) and
@@ -96,7 +97,7 @@ public struct CIFAR: DatasetProvider, Sendable {
         var names: [UInt8]?
         if found.hasSuffix(archive) {
             let wanted = Set((files + [labelNamesFile]).map { folder + "/" + $0 })
-            let members = try Tar.members(of: found, maxMemberBytes: 1 << 30) { wanted.contains($0) }
+            let members = try Tar.members(of: found, maxMemberBytes: largestFileBytes) { wanted.contains($0) }
             for f in files {
                 guard let bytes = members[folder + "/" + f] else {
                     throw DataError.badShape(path: found, reason: "the archive has no \(folder)/\(f); is it \(archive)?")
@@ -107,19 +108,30 @@ public struct CIFAR: DatasetProvider, Sendable {
         } else {
             for f in files {
                 let path = found + "/" + f
-                guard let data = FileManager.default.contents(atPath: path) else {
-                    throw DataError.unreadable(path: path, reason: "no such file or not readable")
-                }
-                contents.append((path, [UInt8](data)))
+                do { contents.append((path, [UInt8](try readRegularFile(path, maxBytes: largestFileBytes, what: "a \(displayName) record file")))) }
+                catch let e as IOError { throw DataError.unreadable(path: path, reason: e.reason) }
             }
-            names = FileManager.default.contents(atPath: found + "/" + labelNamesFile).map { [UInt8]($0) }
+            let namesPath = found + "/" + labelNamesFile
+            if FileManager.default.fileExists(atPath: namesPath) {
+                do { names = [UInt8](try readRegularFile(namesPath, maxBytes: largestFileBytes, what: "a class list")) }
+                catch let e as IOError { throw DataError.unreadable(path: namesPath, reason: e.reason) }
+            }
         }
         let classNames = try names.map { try parseClassNames($0, path: found + ": " + labelNamesFile) } ?? defaultClassNames
         return try records(contents, classNames: classNames)
     }
 
+    /// The largest record file of the dataset (its biggest split over its files), in bytes: members and
+    /// files declaring more are refused before they are read.
+    var largestFileBytes: Int {
+        Swift.max(splitSizes.train / Swift.max(1, trainFiles.count), splitSizes.test / Swift.max(1, testFiles.count)) * recordSize
+    }
+
     /// One class name per line (blank lines ignored); as many as the dataset has classes.
     func parseClassNames(_ bytes: [UInt8], path: String) throws -> [String] {
+        guard bytes.count <= 1 << 16 else {
+            throw DataError.badShape(path: path, reason: "a class list of \(bytes.count) bytes (at most 65536)")
+        }
         let lines = String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline)
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard lines.count == defaultClassNames.count else {

@@ -72,11 +72,11 @@ final class ByteStream {
     ///     libdeflate cannot do it (several gzip members, corrupt data: zlib words the error).
     init(path: String, inflateWhole: Bool = false) throws {
         self.path = path
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
-            throw DataError.unreadable(path: path, reason: "is a directory")
-        }
-        guard let f = fopen(path, "rb") else {
+        // Only a regular file (a FIFO would block the open, a device would never end).
+        let fd: Int32
+        do { fd = try openRegularFile(path) } catch let e as IOError { throw DataError.unreadable(path: path, reason: e.reason) }
+        guard let f = fdopen(fd, "rb") else {
+            close(fd)
             throw DataError.unreadable(path: path, reason: String(cString: strerror(errno)))
         }
         file = f

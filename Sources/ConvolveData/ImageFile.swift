@@ -1,5 +1,6 @@
 import Foundation
 import CConvolveSupport
+import ConvolveIO
 
 /// JPEG decoding (baseline and progressive, grey and colour) by libjpeg-turbo, the library Pillow and
 /// torchvision use too. The library is loaded when first needed, so building Convolve never needs it;
@@ -14,9 +15,6 @@ public enum JPEG {
         return convolve_jpeg_load(&message, Int32(message.count)) == 0 ? nil : String(cString: message)
     }
 
-    /// The most pixels one image may have (refused before anything of that size is allocated).
-    public static let maxPixels = 1 << 28
-
     struct DecodeError: Error { let reason: String }
 
     /// Decodes JPEG bytes to 8-bit grey (greyscale JPEGs) or RGB (every other colour space but CMYK).
@@ -29,7 +27,8 @@ public enum JPEG {
             throw DecodeError(reason: String(cString: message))
         }
         let (w, h, c) = (Int(width), Int(height), grey != 0 ? 1 : 3)
-        guard w > 0, h > 0, w * h <= maxPixels else { throw DecodeError(reason: "bad size \(w)x\(h)") }
+        guard w > 0, h > 0 else { throw DecodeError(reason: "bad size \(w)x\(h)") }
+        do { try Limits.checkImage(width: w, height: h) } catch { throw DecodeError(reason: "\(error)") }
         var pixels = [UInt8](repeating: 0, count: w * h * c)
         let rc = bytes.withUnsafeBufferPointer { src in
             pixels.withUnsafeMutableBufferPointer { dst in
@@ -57,9 +56,8 @@ public enum ImageFile {
     /// Reads a PNG or JPEG file as 8-bit grey or RGB; errors name the file and what is wrong.
     /// - Parameter path: the file.
     public static func read(_ path: String) throws -> Image {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw DataError.unreadable(path: path, reason: "no such file or not readable")
-        }
+        let data: Data
+        do { data = try readRegularFile(path) } catch let e as IOError { throw DataError.unreadable(path: path, reason: e.reason) }
         return try decode([UInt8](data), path: path)
     }
 

@@ -144,6 +144,9 @@ public final class ImageFolder: DatasetProvider, @unchecked Sendable {
             }.count
         }
         ignoredFiles = ignored
+        if let odd = classNames.first(where: { $0.unicodeScalars.contains { $0.properties.generalCategory == .control } }) {
+            throw DataError.badShape(path: rootPath + "/" + odd, reason: "a class folder's name contains a control character (a tab or a newline); rename it")
+        }
         guard classNames.count <= 256 else { throw DataError.badShape(path: rootPath, reason: "\(classNames.count) classes; at most 256 are supported") }
         guard !trainFiles.isEmpty else { throw DataError.badShape(path: rootPath, reason: "no training images") }
     }
@@ -170,6 +173,14 @@ public final class ImageFolder: DatasetProvider, @unchecked Sendable {
         let files = trainFiles + validationFiles
         let first = try ImageFile.read(files[0].path)
         let (h, w) = (options.height ?? first.height, options.width ?? first.width)
+        // Every image is held decoded at the target size, then copied into the dataset: refused before
+        // decoding when that does not fit the memory limit.
+        let needed = Double(files.count) * Double(h) * Double(w) * Double(options.channels ?? 3) * 2
+        guard needed <= Double(Limits.memoryBytes) else {
+            throw DataError.badShape(path: root, reason: "\(files.count) images of \(h)x\(w) need about "
+                + "\(Limits.describe(bytes: needed >= 9e18 ? Int.max : Int(needed))) decoded, more than the limit of "
+                + "\(Limits.describe(bytes: Limits.memoryBytes)) (--memory-limit): give a smaller --image-size")
+        }
         var images = [Image?](repeating: nil, count: files.count)
         var errors = [Error?](repeating: nil, count: files.count)
         var resizedFlags = [Bool](repeating: false, count: files.count)

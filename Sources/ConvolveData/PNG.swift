@@ -1,5 +1,6 @@
 import Foundation
 import CZlib
+import ConvolveIO
 
 /// An 8-bit image: `channels` (1 gray, 3 RGB) interleaved, row-major.
 public struct Image: Sendable, Equatable {
@@ -112,9 +113,8 @@ public enum PNG {
     /// Reads a PNG file; errors name the file and the problem.
     /// - Parameter path: a PNG file.
     public static func read(_ path: String) throws -> Image {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw DataError.unreadable(path: path, reason: "no such file or not readable")
-        }
+        let data: Data
+        do { data = try readRegularFile(path) } catch let e as IOError { throw DataError.unreadable(path: path, reason: e.reason) }
         do { return try decode([UInt8](data)) }
         catch let e as PNGDecodeError { throw DataError.badImage(path: path, reason: "not a readable PNG: \(e.reason)") }
     }
@@ -155,7 +155,8 @@ public enum PNG {
             pos += 12 + len
         }
         guard color >= 0 else { throw fail("no IHDR chunk") }
-        guard width > 0, height > 0, width <= 16384, height <= 16384 else { throw fail("bad size \(width)x\(height)") }
+        guard width > 0, height > 0, width < 1 << 31, height < 1 << 31 else { throw fail("bad size \(width)x\(height)") }
+        do { try Limits.checkImage(width: width, height: height) } catch { throw fail("\(error)") }
         guard interlace == 0 else { throw fail("interlaced PNGs are not supported") }
         let samples: Int
         switch color { case 0: samples = 1; case 2: samples = 3; case 3: samples = 1; case 4: samples = 2; case 6: samples = 4
@@ -173,40 +174,45 @@ public enum PNG {
         guard expected / 1032 <= idat.count else {
             throw fail("image data is truncated (\(idat.count) compressed bytes for \(width)x\(height))")
         }
-        let raw = try zlibDecompress(idat, expected: expected)
+        var raw = try zlibDecompress(idat, expected: expected)
+        idat = []
         guard raw.count >= expected else { throw fail("image data is truncated") }
-        var cur = [UInt8](repeating: 0, count: stride), prev = [UInt8](repeating: 0, count: stride)
-        var rows = [UInt8](); rows.reserveCapacity(stride * height)
-        for y in 0..<height {
-            let f = raw[y * (stride + 1)]
-            for i in 0..<stride {
-                let x = raw[y * (stride + 1) + 1 + i]
-                let a = i >= bpp ? Int(cur[i - bpp]) : 0, b = Int(prev[i]), c = i >= bpp ? Int(prev[i - bpp]) : 0
-                let v: Int
-                switch f {
-                case 0: v = Int(x)
-                case 1: v = Int(x) + a
-                case 2: v = Int(x) + b
-                case 3: v = Int(x) + (a + b) / 2
-                case 4:
-                    let p = a + b - c, pa = Swift.abs(p - a), pb = Swift.abs(p - b), pc = Swift.abs(p - c)
-                    v = Int(x) + (pa <= pb && pa <= pc ? a : (pb <= pc ? b : c))
-                default: throw fail("bad filter type \(f) in row \(y)")
+        // Unfiltered in place (each row after its filter byte), so the decoder holds one copy of the data.
+        let rowBytes = stride + 1
+        try raw.withUnsafeMutableBufferPointer { raw in
+            for y in 0..<height {
+                let row = y * rowBytes + 1, above = row - rowBytes
+                let f = raw[row - 1]
+                for i in 0..<stride {
+                    let x = Int(raw[row + i])
+                    let a = i >= bpp ? Int(raw[row + i - bpp]) : 0
+                    let b = y > 0 ? Int(raw[above + i]) : 0
+                    let c = y > 0 && i >= bpp ? Int(raw[above + i - bpp]) : 0
+                    let v: Int
+                    switch f {
+                    case 0: v = x
+                    case 1: v = x + a
+                    case 2: v = x + b
+                    case 3: v = x + (a + b) / 2
+                    case 4:
+                        let p = a + b - c, pa = Swift.abs(p - a), pb = Swift.abs(p - b), pc = Swift.abs(p - c)
+                        v = x + (pa <= pb && pa <= pc ? a : (pb <= pc ? b : c))
+                    default: throw fail("bad filter type \(f) in row \(y)")
+                    }
+                    raw[row + i] = UInt8(truncatingIfNeeded: v)
                 }
-                cur[i] = UInt8(truncatingIfNeeded: v)
             }
-            rows += cur
-            swap(&cur, &prev)
         }
+        let rows = raw
         /// Sample `index` of `row` (0-based across the row's samples), as a value scaled to 0…255.
         func sample(_ row: Int, _ index: Int) -> Int {
             switch depth {
-            case 8: return Int(rows[row * stride + index])
+            case 8: return Int(rows[row * rowBytes + 1 + index])
             case 16:   // high byte first; rounded to 8 bits as libpng's png_set_scale_16 does
-                let v = Int(rows[row * stride + 2 * index]) << 8 | Int(rows[row * stride + 2 * index + 1])
+                let v = Int(rows[row * rowBytes + 1 + 2 * index]) << 8 | Int(rows[row * rowBytes + 2 + 2 * index])
                 return (v * 255 + 32767) / 65535
             default:
-                let bit = index * depth, byte = rows[row * stride + bit / 8]
+                let bit = index * depth, byte = rows[row * rowBytes + 1 + bit / 8]
                 let v = Int(byte >> (8 - depth - bit % 8)) & ((1 << depth) - 1)
                 return color == 3 ? v : v * 255 / ((1 << depth) - 1)
             }

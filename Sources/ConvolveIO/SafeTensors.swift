@@ -49,49 +49,60 @@ public enum SafeTensors {
         try writeAtomically(out, to: path)
     }
 
+    /// One value of the header: the `__metadata__` map, or a tensor's entry. Decoded strictly: offsets
+    /// and shape sizes must be JSON integers that fit (`4.9`, `true` or 2⁶⁴ are refused, not truncated).
+    enum HeaderValue: Decodable {
+        case metadata([String: String])
+        case tensor(dtype: String, shape: [Int], offsets: [Int])
+        enum Keys: String, CodingKey { case dtype, shape, data_offsets }
+        init(from decoder: Decoder) throws {
+            if decoder.codingPath.last?.stringValue == "__metadata__" {
+                self = .metadata(try decoder.singleValueContainer().decode([String: String].self)); return
+            }
+            let c = try decoder.container(keyedBy: Keys.self)
+            self = .tensor(dtype: try c.decode(String.self, forKey: .dtype), shape: try c.decode([Int].self, forKey: .shape),
+                           offsets: try c.decode([Int].self, forKey: .data_offsets))
+        }
+    }
+
     /// Reads all tensors and the metadata. Validates the header (sizes, offsets, dtypes, shapes)
-    /// against the file size before allocating any tensor.
+    /// against the file size before allocating any tensor. Only a regular file is read (a FIFO or a
+    /// device is refused without waiting on it).
     ///
     /// - Parameter path: the file.
     /// - Returns: the tensors by name, the metadata, and the names in file order.
     public static func read(_ path: String) throws -> (tensors: [String: Tensor], metadata: [String: String], order: [String]) {
         func fail(_ reason: String) -> FormatError { FormatError(path: path, reason: reason) }
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
-                throw fail(isDir.boolValue ? "is a directory" : "cannot be opened")
-            }
-            throw fail("no such file")
-        }
-        defer { try? handle.close() }
-        let fileSize = Int((try? handle.seekToEnd()) ?? 0)
-        try? handle.seek(toOffset: 0)
-        guard fileSize >= 8, let lenData = try handle.read(upToCount: 8), lenData.count == 8 else {
-            throw fail("file is \(fileSize) bytes, too short for a header")
-        }
-        let headerLen = lenData.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        let file: Data
+        do { file = try readRegularFile(path, what: "a safetensors file") }
+        catch let e as IOError { throw fail(e.reason) }
+        let fileSize = file.count
+        guard fileSize >= 8 else { throw fail("file is \(fileSize) bytes, too short for a header") }
+        let headerLen = file.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         guard headerLen <= UInt64(maxHeaderBytes), Int(headerLen) <= fileSize - 8 else {
             throw fail("header length \(headerLen) exceeds the file size \(fileSize)")
         }
-        guard let headerData = try handle.read(upToCount: Int(headerLen)), headerData.count == Int(headerLen),
-              let header = (try? JSONSerialization.jsonObject(with: headerData)) as? [String: Any] else {
+        let headerData = file.subdata(in: 8..<(8 + Int(headerLen)))
+        guard headerData.first == UInt8(ascii: "{") else { throw fail("header is not a JSON object") }
+        let header: [String: HeaderValue]
+        do { header = try JSONDecoder().decode([String: HeaderValue].self, from: headerData) }
+        catch let DecodingError.dataCorrupted(context) where context.codingPath.isEmpty {
             throw fail("header is not a JSON object")
+        } catch {
+            throw fail("bad header: \(describe(error))")
         }
         let dataSize = fileSize - 8 - Int(headerLen)
         var metadata: [String: String] = [:]
-        if let m = header["__metadata__"] {
-            guard let mm = m as? [String: String] else { throw fail("__metadata__ must map strings to strings") }
-            metadata = mm
-        }
         struct Entry { let name: String; let dtype: String; let shape: [Int]; let begin: Int; let end: Int }
         var entries: [Entry] = []
-        for (name, value) in header where name != "__metadata__" {
-            guard let d = value as? [String: Any], let dtype = d["dtype"] as? String,
-                  let shapeN = d["shape"] as? [NSNumber], let offN = d["data_offsets"] as? [NSNumber], offN.count == 2 else {
-                throw fail("entry \"\(name)\" lacks dtype, shape or data_offsets")
+        for (name, value) in header {
+            let (dtype, shape, offsets): (String, [Int], [Int])
+            switch value {
+            case let .metadata(m): metadata = m; continue
+            case let .tensor(d, s, o): (dtype, shape, offsets) = (d, s, o)
             }
-            let shape = shapeN.map(\.intValue)
-            let (b, e) = (offN[0].intValue, offN[1].intValue)
+            guard offsets.count == 2 else { throw fail("entry \"\(name)\" data_offsets has \(offsets.count) values, not 2") }
+            let (b, e) = (offsets[0], offsets[1])
             let elemSize: Int
             switch dtype {
             case "F32", "I32": elemSize = 4
@@ -119,10 +130,8 @@ public enum SafeTensors {
         for (a, b) in zip(entries, entries.dropFirst()) where a.end > b.begin {
             throw fail("entries \"\(a.name)\" and \"\(b.name)\" overlap")
         }
-        // An empty data section (metadata only, or only zero-size tensors) is valid: reading zero
-        // bytes gives nil.
-        let body = dataSize == 0 ? Data() : (try handle.read(upToCount: dataSize) ?? Data())
-        guard body.count == dataSize else { throw fail("data section is shorter than the header says") }
+        // An empty data section (metadata only, or only zero-size tensors) is valid.
+        let body = file.subdata(in: (8 + Int(headerLen))..<fileSize)
         var tensors: [String: Tensor] = [:]
         body.withUnsafeBytes { raw in
             for e in entries {
@@ -147,5 +156,17 @@ public enum SafeTensors {
             }
         }
         return (tensors, metadata, entries.map(\.name))
+    }
+
+    /// A decoding error in a person's words, with the key path where it happened.
+    static func describe(_ error: Error) -> String {
+        func at(_ path: [CodingKey]) -> String { path.map(\.stringValue).joined(separator: ".") }
+        switch error {
+        case let DecodingError.typeMismatch(_, c), let DecodingError.valueNotFound(_, c), let DecodingError.dataCorrupted(c):
+            return "\(at(c.codingPath)): \(c.debugDescription)"
+        case let DecodingError.keyNotFound(key, c):
+            return "\(at(c.codingPath + [key])) is missing"
+        default: return "\(error)"
+        }
     }
 }

@@ -67,6 +67,9 @@ public struct RunState: Codable, Sendable {
     public var position: EpochPosition?
     /// The Convolve version that wrote this state.
     public var version: String? = convolveVersion
+    /// Where the run found its dataset (an absolute path), so `convolve plot` needs no `--data-dir`;
+    /// nil when it came from the environment or the cache.
+    public var dataDirectory: String?
 
     /// Decodes a run state from JSON and validates it (what `--resume` does with a checkpoint's metadata).
     /// - Parameters:
@@ -78,6 +81,8 @@ public struct RunState: Codable, Sendable {
         let state: RunState
         do { state = try JSONDecoder().decode(RunState.self, from: data) }
         catch { throw RunError("\(path): the run state in its metadata is unreadable (\(error))") }
+        try state.config.validate(path)
+        try state.validateHistory(path)
         try state.validate(path, trainCount: trainCount, batches: batches)
         return state
     }
@@ -86,7 +91,7 @@ public struct RunState: Codable, Sendable {
     /// run's training images and batches per epoch.
     func validate(_ path: String, trainCount: Int, batches: Int) throws {
         func bad(_ what: String) -> RunError { RunError("\(path): cannot resume: \(what)") }
-        guard completedEpochs >= 0 else { throw bad("completedEpochs is \(completedEpochs)") }
+        guard Bounds.epochs.contains(completedEpochs) || completedEpochs == 0 else { throw bad("completedEpochs is \(completedEpochs)") }
         guard history.count == completedEpochs else {
             throw bad("\(history.count) epochs of history for \(completedEpochs) completed epochs")
         }
@@ -184,16 +189,31 @@ public final class TrainingRun {
     ///   - communicator: the ranks of a data-parallel run, or nil.
     public static func loadState(_ dir: String, communicator: Communicator? = nil) throws -> RunState {
         let path = dir + "/run.json"
-        var contents = (communicator?.rank ?? 0) == 0 ? FileManager.default.contents(atPath: path).map { [UInt8]($0) } : nil
+        var contents: [UInt8]?
+        var readError: Error?
+        if (communicator?.rank ?? 0) == 0 {
+            do { contents = [UInt8](try readRegularFile(path, maxBytes: 64 << 20, what: "a run file")) }
+            catch let e as IOError where e.reason.hasSuffix("no such file") { contents = nil }
+            catch { readError = error }
+        }
         if let communicator {
             let sent = try communicator.broadcast(contents.map { [1] + $0 } ?? [0])
             contents = sent.first == 1 ? Array(sent.dropFirst()) : nil
         }
+        if let readError { throw RunError("cannot resume: \(readError)") }
         guard let data = contents.map({ Data($0) }) else {
             throw RunError("\(path): cannot resume: no run.json in \(dir)")
         }
-        do { return try JSONDecoder().decode(RunState.self, from: data) }
+        let state: RunState
+        do { state = try JSONDecoder().decode(RunState.self, from: data) }
         catch { throw RunError("\(path): not a Convolve run file (\(error))") }
+        try state.config.validate(path)
+        guard Bounds.epochs.contains(state.completedEpochs) || state.completedEpochs == 0,
+              state.history.count == state.completedEpochs else {
+            throw RunError("\(path): \(state.history.count) epochs of history for \(state.completedEpochs) completed epochs")
+        }
+        try state.validateHistory(path)
+        return state
     }
 
     /// Loads datasets for the config: the training set with the recipe's augmentation (if any) and
@@ -226,11 +246,25 @@ public final class TrainingRun {
     /// - Parameter resume: continue the run in `outputDir` from its checkpoint (exactly, also mid-epoch).
     @discardableResult
     public func run(resume: Bool = false) throws -> RunResult {
+        try config.validate(resume ? statePath : "the run's settings")
         guard let zoo = ZooModel(rawValue: config.model) else { throw RunError("unknown model \(config.model)") }
         if Parallel.threads != Swift.max(1, config.threads) { Parallel.threads = config.threads }
-        let (train, test, spec) = try loadData()   // before creating anything: bad data leaves no output behind
+        var (train, test, spec) = try loadData()   // before creating anything: bad data leaves no output behind
         inputSpec = spec
         try zoo.validate(input: spec.sampleShape, classes: spec.classNames.count)   // refuses unfit data before any output
+        try zoo.checkMemory(input: spec.sampleShape, classes: spec.classNames.count, batch: config.recipe.batchSize,
+                            training: true, lower: "--image-size or --batch-size")
+        if zoo.smallestNormalizedPlane(input: spec.sampleShape) == 1 {
+            // Batch norm sees one value per channel in a one-sample batch: refuse such batches, and leave
+            // out a last batch that would give a rank a single sample (fastai drops every last batch).
+            guard config.recipe.batchSize >= 2 else {
+                throw RunError("\(zoo.rawValue) on \(spec.height)x\(spec.width) images normalizes 1x1 planes: batch norm needs a --batch-size "
+                    + "of at least 2 (or larger images)")
+            }
+            let ranks = communicator?.size ?? 1, global = config.recipe.batchSize * ranks
+            let rest = train.count % global
+            if rest > 0 && rest < 2 * ranks && train.count > rest { train = train.prefix(train.count - rest) }
+        }
         var lock: OutputLock?
         if isRoot {
             do { try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true) }
@@ -253,6 +287,9 @@ public final class TrainingRun {
         let scheduler = config.recipe.makeScheduler(optimizer, stepsPerEpoch: loader.count)
         let perBatch = config.recipe.schedulesPerBatch
         var state = RunState(config: config, completedEpochs: 0, bestAccuracy: nil, history: [])
+        let dataDirectory = (dataLocation.directory ?? ProcessInfo.processInfo.environment["CONVOLVE_DATA_DIR"]).map {
+            URL(fileURLWithPath: $0).standardizedFileURL.path
+        }
         if resume {
             state = try restore(model: model, optimizer: optimizer, trainCount: train.count, batches: loader.count)
             optimizer.lr = config.recipe.lr
@@ -266,8 +303,13 @@ public final class TrainingRun {
                 dropoutGenerator.restore(s)
             }
             state.config.recipe.epochs = config.recipe.epochs
+            guard config.recipe.epochs >= state.completedEpochs else {
+                throw RunError("\(outputDir): the run has completed \(state.completedEpochs) epochs; --epochs \(config.recipe.epochs) is fewer "
+                    + "(give at least \(state.completedEpochs))")
+            }
         }
 
+        state.dataDirectory = dataDirectory
         let recorder = RunRecorder(run: self, state: state, loader: loader, scheduler: scheduler, dropout: dropoutGenerator)
         // Keras' bar redraws on a terminal by itself; the PyTorch lines get a live status line there.
         // Data-parallel: only rank 0 prints and writes.
@@ -329,19 +371,21 @@ public final class TrainingRun {
         let meta = try metadata(state)
         let weights = model.stateDict()
         do {
-            if epochEnd {
-                try SafeTensors.write(weights, metadata: meta, to: modelPath)
-                if bestImproved, let acc = state.bestAccuracy {
-                    try SafeTensors.write(weights, metadata: meta.merging(["val_accuracy": String(acc)]) { $1 }, to: bestPath)
-                }
-                try writeAtomically(Data(metrics.utf8), to: metricsPath)
-            }
+            // The files a resume reads first (the checkpoint, then run.json): a write that fails after
+            // them leaves the latest weights and the CSV one epoch behind, never ahead; resume rewrites both.
             let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             let stateJSON = try enc.encode(state)
             try SafeTensors.write(weights + optimizer.stateDict().map { ("optimizer." + $0.0, $0.1) },
                                   metadata: meta.merging(["run_state": String(decoding: stateJSON, as: UTF8.self)]) { $1 },
                                   to: checkpointPath)
             try writeAtomically(stateJSON, to: statePath)
+            if epochEnd {
+                try writeAtomically(Data(metrics.utf8), to: metricsPath)
+                try SafeTensors.write(weights, metadata: meta, to: modelPath)
+                if bestImproved, let acc = state.bestAccuracy {
+                    try SafeTensors.write(weights, metadata: meta.merging(["val_accuracy": String(acc)]) { $1 }, to: bestPath)
+                }
+            }
         } catch let e as IOError { throw RunError("\(e)") }
     }
 
@@ -384,6 +428,7 @@ public final class TrainingRun {
         for (k, v) in tensors {
             if k.hasPrefix("optimizer.") { opt[String(k.dropFirst("optimizer.".count))] = v } else { weights[k] = v }
         }
+        try checkFinite(tensors, path: checkpointPath)
         do {
             try model.loadStateDict(weights)
             try optimizer.loadStateDict(opt)
@@ -421,7 +466,11 @@ final class RunRecorder: Callback {
     }
 
     func onBatchEnd(_ batch: Int, logs: Logs, trainer: Trainer) {
-        guard error == nil, batch + 1 < trainer.batchesPerEpoch else { return }
+        guard error == nil else { return }
+        if let loss = logs["batch_loss"], !loss.isFinite {
+            return fail(diverged("epoch \(trainer.epoch + 1), batch \(batch + 1): the loss is \(loss)"), trainer)
+        }
+        guard batch + 1 < trainer.batchesPerEpoch else { return }
         var due: Bool
         switch run.checkpointInterval {
         case .never: due = false
@@ -444,6 +493,12 @@ final class RunRecorder: Callback {
 
     func onEpochEnd(_ epoch: Int, logs: Logs, trainer: Trainer) {
         guard error == nil else { return }
+        if let (key, value) = logs.first(where: { !$0.value.isFinite }) {
+            return fail(diverged("epoch \(epoch + 1): \(key) is \(value)"), trainer)
+        }
+        if let (name, _) = trainer.model.namedParameters().first(where: { !$0.1.isAllFinite }) {
+            return fail(diverged("epoch \(epoch + 1): parameter \(name) holds NaN or infinite values"), trainer)
+        }
         var logs = logs
         logs["seconds"] = Date().timeIntervalSince(epochStart)
         state.completedEpochs = epoch + 1
@@ -459,6 +514,14 @@ final class RunRecorder: Callback {
         csv.onEpochEnd(epoch, logs: logs, trainer: trainer)
         write(trainer, state, epochEnd: true, bestImproved: improved)
         epochsRun += 1
+    }
+
+    /// Training went non-finite: nothing of this epoch is written, so the run's files keep the last
+    /// good state, which `--resume` continues from.
+    private func diverged(_ what: String) -> RunError {
+        let kept = state.completedEpochs == 0 ? "no epoch had completed, so no checkpoint was written"
+            : "\(run.outputDir) keeps epoch \(state.completedEpochs)'s checkpoint, resumable"
+        return RunError("training diverged at \(what); stopped without writing it (\(kept)); a lower --lr usually helps")
     }
 
     private func fail(_ error: Error, _ trainer: Trainer) {
@@ -483,7 +546,8 @@ final class OutputLock {
     private var fd: Int32
     init(directory: String) throws {
         let path = directory + "/.lock"
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        // Never through a link: a planted `.lock -> /etc/…` must not be created or truncated.
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard fd >= 0 else { throw RunError("\(path): cannot create the run lock: \(String(cString: strerror(errno)))") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             close(fd); fd = -1
@@ -519,29 +583,51 @@ public func loadCheckpointWithInput(_ path: String, model name: String? = nil) t
     }
     guard let zoo = ZooModel(rawValue: modelName) else { throw RunError("\(path): unknown model \"\(modelName)\"") }
     let spec = try inputSpec(of: meta, zoo: zoo, path: path)
-    let model = try zoo.make(input: spec.sampleShape, classes: spec.classNames.count)
     let weights = tensors.filter { !$0.key.hasPrefix("optimizer.") }
+    // The model the description asks for must be the one the file holds weights for: checked from the
+    // sizes before building it, so a description of a huge input cannot make a huge model.
+    let stored = weights.values.reduce(0.0) { $0 + Double($1.count) }
+    let wanted = zoo.estimatedSize(input: spec.sampleShape, classes: spec.classNames.count).parameters
+    guard wanted <= 1.25 * stored + 10_000 else {
+        throw RunError("\(path): the input description (\(spec.height)x\(spec.width)x\(spec.channels), \(spec.classNames.count) classes) "
+            + "asks for a \(zoo.rawValue) of about \(ZooModel.count(wanted)) parameters, but the file holds \(ZooModel.count(stored))")
+    }
+    try checkFinite(weights, path: path)
+    let model = try zoo.make(input: spec.sampleShape, classes: spec.classNames.count)
     do { try model.loadStateDict(weights) } catch { throw RunError("\(path): \(error)") }
     model.eval()
     return (zoo, model, meta, spec)
 }
 
 /// The input a checkpoint's model takes: its `input` metadata, or — for files written before it
-/// existed — the MNIST-family dataset it names with the model's recipe.
+/// existed — the MNIST-family dataset it names with the model's recipe. Validated
+/// (``InputSpec/validate(_:)``) before it is returned.
 /// - Parameters:
 ///   - meta: the file's metadata.
 ///   - zoo: the model.
 ///   - path: the file, for messages.
 public func inputSpec(of meta: [String: String], zoo: ZooModel, path: String) throws -> InputSpec {
+    let spec: InputSpec
     if let text = meta["input"] {
-        do {
-            let spec = try JSONDecoder().decode(InputSpec.self, from: Data(text.utf8))
-            guard spec.channels >= 1, spec.height >= 1, spec.width >= 1, spec.height <= 4096, spec.width <= 4096,
-                  spec.classNames.count >= 2 else { throw RunError("bad sizes") }
-            return spec
-        } catch { throw RunError("\(path): the input description in its metadata is unreadable (\(error))") }
+        // 100,000 class names of up to 1,000 bytes would be 100 MB: the format's header limit already
+        // bounds it; this bounds what the decoder builds from it.
+        guard text.utf8.count <= 8 << 20 else {
+            throw RunError("\(path): the input description in its metadata is \(text.utf8.count) bytes (at most 8 MB)")
+        }
+        do { spec = try JSONDecoder().decode(InputSpec.self, from: Data(text.utf8)) }
+        catch { throw RunError("\(path): the input description in its metadata is unreadable (\(error))") }
+    } else {
+        let kind = meta["dataset"].flatMap(DatasetKind.init(rawValue:)) ?? .mnist
+        var recipe = zoo.defaults
+        if let text = meta["config"], text.utf8.count <= 8 << 20,
+           let config = try? JSONDecoder().decode(RunConfig.self, from: Data(text.utf8)) {
+            try config.validate(path)
+            recipe = config.recipe
+        }
+        spec = InputSpec(dataset: kind, recipe: recipe)
     }
-    let kind = meta["dataset"].flatMap(DatasetKind.init(rawValue:)) ?? .mnist
-    let recipe = meta["config"].flatMap { try? JSONDecoder().decode(RunConfig.self, from: Data($0.utf8)) }?.recipe ?? zoo.defaults
-    return InputSpec(dataset: kind, recipe: recipe)
+    try spec.validate(path)
+    do { try zoo.validate(input: spec.sampleShape, classes: spec.classNames.count) }
+    catch let e as RunError { throw RunError("\(path): \(e)") }
+    return spec
 }

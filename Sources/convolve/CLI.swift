@@ -23,6 +23,43 @@ struct DataOptions: ParsableArguments {
     var location: DataLocation { DataLocation(directory: dataDir) }
 }
 
+/// Throws a `ValidationError` naming the flag when `value` is given and outside `range`.
+func check(_ flag: String, _ value: Int?, in range: ClosedRange<Int>) throws {
+    if let value, !range.contains(value) {
+        throw ValidationError("\(flag) must be between \(range.lowerBound) and \(range.upperBound); got \(value)")
+    }
+}
+
+/// Throws when `value` is given and is not a finite number in `range` (NaN and infinities never pass).
+func check(_ flag: String, _ value: Double?, in range: ClosedRange<Double>, exclusiveLower: Bool = false) throws {
+    if let value, !(value.isFinite && range.contains(value) && (!exclusiveLower || value > range.lowerBound)) {
+        throw ValidationError("\(flag) must be a finite number \(exclusiveLower ? "above" : "from") \(range.lowerBound) "
+            + "\(exclusiveLower ? "up " : "")to \(range.upperBound); got \(value)")
+    }
+}
+
+/// The ceilings on memory and decoded image size (`Limits`), for every command that reads images or
+/// builds a model.
+struct LimitOptions: ParsableArguments {
+    @Option(help: "Refuse a model, batch or dataset estimated to need more memory than this, e.g. 8GB (default: 3/4 of the physical memory; also CONVOLVE_MEMORY_LIMIT).")
+    var memoryLimit: String?
+    @Option(help: "Refuse images with more pixels than this (default \(Limits.defaultMaxImagePixels), Pillow's decompression-bomb limit).")
+    var maxImagePixels: Int?
+
+    func validate() throws {
+        if let memoryLimit, Limits.parseBytes(memoryLimit) == nil {
+            throw ValidationError("--memory-limit must be a size such as 8GB, 512MB or a number of bytes; got '\(memoryLimit)'")
+        }
+        try check("--max-image-pixels", maxImagePixels, in: 1...(1 << 40))
+    }
+
+    /// Sets `Limits` from the flags.
+    func apply() {
+        if let bytes = memoryLimit.flatMap(Limits.parseBytes) { Limits.memoryBytes = bytes }
+        if let maxImagePixels { Limits.maxImagePixels = maxImagePixels }
+    }
+}
+
 @main
 struct ConvolveCLI: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -62,22 +99,23 @@ struct Train: ParsableCommand {
     @Option(help: "Also checkpoint every M minutes inside an epoch (0: only at epoch ends).") var checkpointMinutes: Double = 5
     @Option(help: "Also checkpoint every N batches inside an epoch (overrides --checkpoint-minutes).") var checkpointBatches: Int?
     @Flag(help: "Do not write TensorBoard event files (OUTPUT/tensorboard).") var noTensorboard = false
+    @OptionGroup var limits: LimitOptions
     @Flag(help: "Data-parallel training over MPI: start with `mpirun -np N convolve train --distributed …` (Open MPI). --batch-size is per rank; the recipe's learning rate is scaled by N (an explicit --lr is used as given).")
     var distributed = false
 
     func validate() throws {
-        if !(checkpointMinutes >= 0) { throw ValidationError("--checkpoint-minutes must not be negative") }
-        if let checkpointBatches, checkpointBatches < 1 { throw ValidationError("--checkpoint-batches must be at least 1") }
-        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1") }
-        if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
-        if let lr, !(lr > 0) { throw ValidationError("--lr must be positive") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-        if let trainLimit, trainLimit < 1 { throw ValidationError("--train-limit must be at least 1") }
-        if let testLimit, testLimit < 1 { throw ValidationError("--test-limit must be at least 1") }
-        if let imageSize, imageSize < 1 || imageSize > 4096 { throw ValidationError("--image-size must be between 1 and 4096") }
+        try check("--checkpoint-minutes", checkpointMinutes, in: 0...1e6)
+        try check("--checkpoint-batches", checkpointBatches, in: 1...Int(Int32.max))
+        try check("--epochs", epochs, in: Bounds.epochs)
+        try check("--batch-size", batchSize, in: Bounds.batchSize)
+        try check("--lr", lr, in: 0...Bounds.largestRate, exclusiveLower: true)
+        try check("--threads", threads, in: Bounds.threads)
+        try check("--train-limit", trainLimit, in: Bounds.imageCount)
+        try check("--test-limit", testLimit, in: Bounds.imageCount)
+        try check("--image-size", imageSize, in: Bounds.imageSide)
         if let channels, channels != 1 && channels != 3 { throw ValidationError("--channels must be 1 or 3") }
         if let valSplit, !(valSplit >= 0 && valSplit < 1) { throw ValidationError("--val-split must be at least 0 and below 1") }
-        if let weightDecay, !(weightDecay >= 0) { throw ValidationError("--weight-decay must not be negative") }
+        try check("--weight-decay", weightDecay, in: 0...Bounds.largestRate)
         if DatasetCatalog.named(dataset) != nil, imageSize != nil || channels != nil || centerCrop || valSplit != nil {
             throw ValidationError("--image-size, --channels, --center-crop and --val-split apply to image folders; "
                 + "\(dataset) has a fixed size and its own test set")
@@ -88,6 +126,7 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        limits.apply()
         var world: MPICommunicator?
         do {
             if distributed { world = try MPICommunicator.start() }
@@ -123,6 +162,10 @@ struct Train: ParsableCommand {
                     if lr == nil { recipe.lr *= Double(world.size) }
                     // Ranks on one machine share its cores.
                     if threads == nil { perRankThreads = Swift.max(1, Parallel.cores / Swift.max(1, world.localSize)) }
+                    let (_, overflow) = recipe.batchSize.multipliedReportingOverflow(by: world.size)
+                    guard !overflow, Bounds.batchSize.contains(recipe.batchSize * world.size) else {
+                        throw RunError("--batch-size \(recipe.batchSize) × \(world.size) ranks is more than \(Bounds.batchSize.upperBound) images per step")
+                    }
                     if isRoot {
                         FileHandle.standardError.write(Data(("data-parallel: \(world.size) ranks × batch \(recipe.batchSize) = global batch "
                             + "\(world.size * recipe.batchSize), lr \(recipe.lr)\(lr == nil ? " (the recipe's × \(world.size))" : ""), "
@@ -163,8 +206,12 @@ struct Evaluate: ParsableCommand {
     @OptionGroup var data: DataOptions
     @Option(help: "Evaluate only the first N test images.") var limit: Int?
     @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var limits: LimitOptions
+
+    func validate() throws { try check("--limit", limit, in: Bounds.imageCount) }
 
     func run() throws {
+        limits.apply()
         try guarded {
             let (zoo, net, meta, spec) = try loadCheckpointWithInput(checkpoint, model: model?.rawValue)
             let name = dataset ?? spec.dataset
@@ -184,7 +231,8 @@ struct Evaluate: ParsableCommand {
                 throw DataError.badShape(path: "\(name) test",
                                          reason: "\(test.classNames.count) classes but \(checkpoint) predicts \(spec.classNames.count)")
             }
-            _ = zoo
+            try zoo.checkMemory(input: spec.sampleShape, classes: spec.classNames.count, batch: Swift.min(test.count, 64 * Parallel.threads),
+                                training: false, lower: "--threads")
             test = test.with(transform: spec.transform)
             let result = Evaluator(net).evaluate(test, callbacks: [LiveProgress(enabled: !json && isatty(STDOUT_FILENO) != 0)])
             let (acc, loss, confusion, classes) = (result.accuracy, result.loss, result.confusion, test.classCount)
@@ -215,20 +263,34 @@ struct Predict: ParsableCommand {
     @Option(help: "How many classes to show.") var topK: Int = 3
     @Flag(help: "Images are dark ink on a light background (invert them first).") var invert = false
     @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var limits: LimitOptions
 
     func validate() throws {
         if images.isEmpty { throw ValidationError("give at least one image") }
-        if topK < 1 { throw ValidationError("--top-k must be at least 1") }
+        try check("--top-k", topK, in: 1...Bounds.classes.upperBound)
     }
 
     func run() throws {
+        limits.apply()
         try guarded {
-            let (_, net, _, spec) = try loadCheckpointWithInput(checkpoint, model: model?.rawValue)
+            let (zoo, net, _, spec) = try loadCheckpointWithInput(checkpoint, model: model?.rawValue)
+            try zoo.checkMemory(input: spec.sampleShape, classes: spec.classNames.count,
+                                batch: Swift.min(images.count, 64 * Parallel.threads), training: false, lower: "--threads")
             let per = spec.channels * spec.height * spec.width
             // MNIST-family models see drawings the MNIST way (ink centred by mass in a 20x20 box).
             let digits = DatasetKind(rawValue: spec.dataset) != nil && spec.sampleShape == [1, 28, 28]
             // Load every input first: a bad file fails before any output.
             var items: [(String, [UInt8])] = []
+            // The samples and their tensor (5 bytes a value) must fit too: a long list of files is refused
+            // before it is all in memory.
+            var held = 0
+            func hold(_ count: Int, _ path: String) throws {
+                held += count
+                guard held <= Limits.memoryBytes / 5 else {
+                    throw RunError("\(path): \(items.count + 1) images of \(spec.height)x\(spec.width) need more than the memory limit "
+                        + "(\(Limits.describe(bytes: Limits.memoryBytes)), --memory-limit): classify fewer images at a time")
+                }
+            }
             for path in images {
                 // PNG and JPEG by their first bytes; anything else is read as IDX (raw or gzip), which names
                 // the file and what it found when it is neither.
@@ -236,6 +298,7 @@ struct Predict: ParsableCommand {
                 let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47], jpeg: [UInt8] = [0xFF, 0xD8, 0xFF]
                 if head.starts(with: png) || head.starts(with: jpeg) || (head.isEmpty && ImageFile.hasImageExtension(path)) {
                     let image = try ImageFile.read(path)
+                    try hold(per, path)
                     if digits {
                         items.append((path, image.mnistStyle(invert: invert).pixels))
                     } else {
@@ -252,6 +315,7 @@ struct Predict: ParsableCommand {
                     }
                     let n = arr.count / per
                     for i in 0..<n {
+                        try hold(per, path)
                         var px = Array(arr.bytes[(i * per)..<((i + 1) * per)])
                         if spec.channels > 1 {   // HWC → CHW
                             var chw = px
@@ -315,15 +379,17 @@ struct Show: ParsableCommand {
     @Option(help: "Image folders: resize every image to N x N (default: the first image's size).") var imageSize: Int?
     @Flag(help: "Print the terminal preview even when stdout is not a terminal.") var preview = false
     @OptionGroup var data: DataOptions
+    @OptionGroup var limits: LimitOptions
 
     func validate() throws {
         guard split == "train" || split == "test" else { throw ValidationError("--split must be train or test") }
         guard count >= 1 && count <= 1000 else { throw ValidationError("--count must be between 1 and 1000") }
-        guard start >= 0 else { throw ValidationError("--start must not be negative") }
+        try check("--start", start, in: 0...Int(Int32.max))
         if let imageSize, imageSize < 1 || imageSize > 1024 { throw ValidationError("--image-size must be between 1 and 1024") }
     }
 
     func run() throws {
+        limits.apply()
         try guarded {
             let provider = try DatasetCatalog.resolve(dataset, options: ImageFolder.Options(imageSize: imageSize.map { ($0, $0) }))
             let ds = try provider.load(train: split == "train", from: data.location, progress: isatty(STDERR_FILENO) != 0)
@@ -350,9 +416,11 @@ struct Show: ParsableCommand {
 
 /// The first `count` bytes of a file (fewer if it is shorter; none if it cannot be read).
 func leadingBytes(_ path: String, _ count: Int) -> [UInt8] {
-    guard let handle = FileHandle(forReadingAtPath: path) else { return [] }
-    defer { try? handle.close() }
-    return [UInt8]((try? handle.read(upToCount: count)) ?? Data())
+    guard let fd = try? openRegularFile(path) else { return [] }   // the reader then names what is wrong
+    defer { close(fd) }
+    var bytes = [UInt8](repeating: 0, count: count)
+    let n = read(fd, &bytes, count)
+    return Array(bytes.prefix(Swift.max(0, n)))
 }
 
 /// Unicode half-block rendering of one image's luminance (two pixel rows per text line).

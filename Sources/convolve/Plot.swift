@@ -11,8 +11,12 @@ struct Plot: ParsableCommand {
     @Option(help: "Write the pictures here (default: the run directory).") var output: String?
     @OptionGroup var data: DataOptions
     @Option(help: "Evaluate on only the first N test images.") var limit: Int?
+    @OptionGroup var limits: LimitOptions
+
+    func validate() throws { try check("--limit", limit, in: Bounds.imageCount) }
 
     func run() throws {
+        limits.apply()
         try guarded {
             let run = runDirectory
             let state = try TrainingRun.loadState(run)
@@ -24,7 +28,9 @@ struct Plot: ParsableCommand {
             let curves = Plots.learningCurves(state.history)
             let (_, net, _, spec) = try loadCheckpointWithInput(run + "/model.safetensors", model: state.config.model)
             let provider = try DatasetCatalog.resolve(state.config.dataset, options: state.config.folderOptions)
-            var test = try provider.load(train: false, from: data.location, progress: isatty(STDERR_FILENO) != 0)
+            // The data where the run found it (recorded in run.json) unless --data-dir says otherwise.
+            let location = data.dataDir == nil && state.dataDirectory != nil ? DataLocation(directory: state.dataDirectory) : data.location
+            var test = try provider.load(train: false, from: location, progress: isatty(STDERR_FILENO) != 0)
             if let n = limit ?? state.config.testLimit { test = test.prefix(n) }
             guard test.count > 0 else { throw DataError.badShape(path: "\(state.config.dataset) test", reason: "no test images") }
             guard test.sampleShape == spec.sampleShape else {
@@ -61,7 +67,7 @@ struct Export: ParsableCommand {
                             ("input", "NCHW float [batch, \(shape)]: pixels / 255, then (x - mean) / std per channel"),
                             ("normalize_mean", (spec.mean ?? [0]).map { String($0) }.joined(separator: ",")),
                             ("normalize_std", (spec.std ?? [1]).map { String($0) }.joined(separator: ",")),
-                            ("class_names", spec.classNames.joined(separator: "\t"))]
+                            ("class_names", String(decoding: try JSONEncoder().encode(spec.classNames), as: UTF8.self))]
             do { try ONNXExport.export(net, inputShape: spec.sampleShape, metadata: metadata, to: output) }
             catch let e as ONNX.ExportError { throw RunError("\(checkpoint): \(e)") }
             print("wrote \(output): input [batch, \(shape)], "
