@@ -90,9 +90,16 @@ public final class CSVLogger: Callback {
     private let epochBase: Int
     public func onTrainBegin(_ trainer: Trainer) { rows.removeAll { $0.epoch >= trainer.epoch } }
     public func onEpochEnd(_ epoch: Int, logs: Logs, trainer: Trainer) {
+        record(epoch, logs: logs)
+        do { try writeAtomically(Data(csv.utf8), to: path) } catch { errors.append(error) }
+    }
+    /// Adds (or replaces) an epoch's row without writing the file (a caller that orders its own writes).
+    /// - Parameters:
+    ///   - epoch: the epoch, 0-based.
+    ///   - logs: its metrics.
+    public func record(_ epoch: Int, logs: Logs) {
         rows.removeAll { $0.epoch >= epoch }
         rows.append((epoch, logs))
-        do { try writeAtomically(Data(csv.utf8), to: path) } catch { errors.append(error) }
     }
     /// The file's text.
     public var csv: String {

@@ -8,13 +8,35 @@ public enum Plots {
     static let blue: Canvas.Color = (31, 119, 180), orange: Canvas.Color = (255, 127, 14)
     static let grey: Canvas.Color = (120, 120, 120), light: Canvas.Color = (225, 225, 225)
 
-    /// "Nice" tick values covering `lo...hi` (steps of 1, 2 or 5 × 10ⁿ).
+    /// "Nice" tick values covering `lo...hi` (steps of 1, 2 or 5 × 10ⁿ); at most a few dozen, whatever
+    /// the values (a span too small for the magnitude gives just its ends).
     static func ticks(_ lo: Double, _ hi: Double, count: Int = 5) -> [Double] {
         let span = Swift.max(hi - lo, 1e-12), raw = span / Double(count)
         let magnitude = Foundation.pow(10, Foundation.floor(Foundation.log10(raw)))
         let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? raw
         var t = Foundation.ceil(lo / step - 1e-9) * step, out: [Double] = []
-        while t <= hi + step * 1e-9 { out.append(t); t += step }
+        while t <= hi + step * 1e-9 && out.count <= 4 * count {
+            out.append(t)
+            guard t + step > t else { return [lo, hi] }   // the step is below the values' precision
+            t += step
+        }
+        return out
+    }
+
+    /// The largest magnitude a chart draws: beyond it a point is reported, not plotted (the chart's
+    /// arithmetic would overflow).
+    static let largestDrawable = 1e300
+
+    /// What a chart cannot draw: `(series, epoch, value)` for every value that is NaN, infinite or
+    /// beyond ``largestDrawable``.
+    /// - Parameter history: one row of logs per epoch.
+    public static func undrawable(_ history: [[String: Double]]) -> [(key: String, epoch: Int, value: Double)] {
+        var out: [(key: String, epoch: Int, value: Double)] = []
+        for (i, row) in history.enumerated() {
+            for key in ["loss", "val_loss", "accuracy", "val_accuracy"] {
+                if let v = row[key], !(v.isFinite && Swift.abs(v) <= largestDrawable) { out.append((key, i + 1, v)) }
+            }
+        }
         return out
     }
 
@@ -27,10 +49,12 @@ public enum Plots {
     /// One chart: axes with ticks and labels, a line per series, a legend.
     static func chart(_ canvas: inout Canvas, x0: Int, y0: Int, w: Int, h: Int, title: String, yLabel: String,
                       series: [(name: String, values: [Double], color: Canvas.Color)], legendAtBottom: Bool = false) {
-        let all = series.flatMap { $0.values }.filter { $0.isFinite }
+        func drawable(_ v: Double) -> Bool { v.isFinite && Swift.abs(v) <= largestDrawable }
+        let all = series.flatMap { $0.values }.filter(drawable)
         let n = series.map { $0.values.count }.max() ?? 0
         guard n > 0, var lo = all.min(), var hi = all.max() else { return }
-        if hi - lo < 1e-9 { lo -= 0.5; hi += 0.5 }
+        let least = Swift.max(1e-9, Swift.max(Swift.abs(lo), Swift.abs(hi)) * 1e-6)
+        if hi - lo < least { lo -= Swift.max(0.5, least); hi += Swift.max(0.5, least) }
         let pad = (hi - lo) * 0.08
         lo -= pad; hi += pad
         let left = x0 + 62, right = x0 + w - 12, top = y0 + 28, bottom = y0 + h - 44
@@ -54,7 +78,7 @@ public enum Plots {
         canvas.text("epoch", centerX: (left + right) / 2, centerY: bottom + 31)
         canvas.text(yLabel, x: x0 + 4, y: top - 22)
         for s in series {
-            let pts = s.values.enumerated().filter { $0.element.isFinite }.map { (px($0.offset), py($0.element)) }
+            let pts = s.values.enumerated().filter { drawable($0.element) }.map { (px($0.offset), py($0.element)) }
             for (a, b) in zip(pts, pts.dropFirst()) { canvas.line(a.0, a.1, b.0, b.1, s.color, thickness: 2) }
             for p in pts { canvas.fill(x: Int(p.0.rounded()) - 2, y: Int(p.1.rounded()) - 2, w: 5, h: 5, s.color) }
         }

@@ -212,8 +212,7 @@ public final class TrainingRun {
               state.history.count == state.completedEpochs else {
             throw RunError("\(path): \(state.history.count) epochs of history for \(state.completedEpochs) completed epochs")
         }
-        try state.validateHistory(path)
-        return state
+        return state   // its history may hold values a chart cannot draw: `plot` reports them
     }
 
     /// Loads datasets for the config: the training set with the recipe's augmentation (if any) and
@@ -324,6 +323,11 @@ public final class TrainingRun {
         if let scheduler { callbacks.append(LRSchedule(scheduler, perBatch: perBatch)) }
         callbacks += self.callbacks
         callbacks.append(recorder)   // last: saves after the schedule has stepped
+        if resume && isRoot && state.position == nil && state.completedEpochs > 0 {
+            // A write that failed after the checkpoint (the CSV, the latest weights) left those behind it:
+            // bring them level before training on.
+            try save(model: model, optimizer: optimizer, state: state, epochEnd: true, bestImproved: false, metrics: recorder.metricsCSV)
+        }
         let trainer = Trainer(model: model, optimizer: optimizer, callbacks: callbacks)
         trainer.communicator = communicator
         trainer.fit(loader, epochs: config.recipe.epochs, initialEpoch: state.completedEpochs,
@@ -452,6 +456,8 @@ final class RunRecorder: Callback {
     private var epochStart = Date(), lastSave = Date()
     private let best = Monitor("val_accuracy")
     private let csv: CSVLogger
+    /// The metrics CSV of the epochs recorded so far.
+    var metricsCSV: String { csv.csv }
 
     init(run: TrainingRun, state: RunState, loader: DataLoader<ImageDataset>, scheduler: (any LRScheduler)?,
          dropout: RandomGenerator) {
@@ -511,7 +517,7 @@ final class RunRecorder: Callback {
         if let acc = best.value(in: logs), best.isImprovement(acc, over: state.bestAccuracy) {
             state.bestAccuracy = acc; improved = true
         }
-        csv.onEpochEnd(epoch, logs: logs, trainer: trainer)
+        csv.record(epoch, logs: logs)   // written by `save`, after the checkpoint
         write(trainer, state, epochEnd: true, bestImproved: improved)
         epochsRun += 1
     }

@@ -133,7 +133,7 @@ extension ZooModel {
             return (c * 288 + 18_656 + 8_192 * d((h - 4) / 2) * d((w - 4) / 2) + 129 * k, (c + 128) * hw)
         case .resnet8, .resnet20:
             let n = Double(self == .resnet8 ? 1 : 3)
-            return (c * 144 + 23_000 + n * 97_000 + 65 * k, (c + 48 + 168 * n) * hw)
+            return (c * 144 + 76_960 + (n - 1) * 97_216 + 65 * k, (c + 48 + 168 * n) * hw)
         }
     }
 

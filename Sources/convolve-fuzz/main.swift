@@ -25,6 +25,26 @@ let targets: [String: ([UInt8]) -> Void] = [
     "png": { bytes in _ = try? PNG.decode(bytes) },
     "safetensors": { bytes in withTempFile(bytes) { _ = try? SafeTensors.read($0) } },
     "run-state": { bytes in _ = try? RunState.decodeAndValidate(Data(bytes), path: "fuzz", trainCount: 64, batches: 4) },
+    // A run's run.json, as `--resume` and `plot` read it (decoded, settings validated).
+    "run-json": { bytes in
+        let dir = NSTemporaryDirectory() + "convolve-fuzz-\(getpid())-\(UUID().uuidString)"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        writeOrExit(dir + "/run.json", bytes)
+        _ = try? TrainingRun.loadState(dir)
+    },
+    // From checkpoint bytes to a prediction: metadata → input description → model → one forward pass
+    // (what `predict` does), within a 512 MB memory budget.
+    "checkpoint": { bytes in
+        Limits.memoryBytes = 512 << 20
+        withTempFile(bytes) { path in
+            guard let (zoo, model, _, spec) = try? loadCheckpointWithInput(path),
+                  (try? zoo.checkMemory(input: spec.sampleShape, classes: spec.classNames.count, batch: 1, training: false,
+                                        lower: "")) != nil else { return }
+            let x = spec.tensor(pixels: [UInt8](repeating: 128, count: spec.sampleShape.reduce(1, *)), shape: [1] + spec.sampleShape)
+            _ = inferInSlices(x) { model($0) }
+        }
+    },
     // PNG or JPEG by content (JPEG through libjpeg-turbo, when installed).
     "image": { bytes in _ = try? ImageFile.decode(bytes, path: "fuzz") },
     // A CIFAR-10 archive (tar, gzip or not): the tar reader and the record checks.

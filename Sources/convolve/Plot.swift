@@ -46,6 +46,12 @@ struct Plot: ParsableCommand {
                 try PNG.write(image, to: out + "/" + name)
                 print("wrote \(out)/\(name)")
             }
+            let skipped = Plots.undrawable(state.history)
+            if !skipped.isEmpty {
+                print("curves.png: \(skipped.count) point(s) not drawn: "
+                      + skipped.prefix(8).map { "epoch \($0.epoch) \($0.key) \($0.value)" }.joined(separator: ", ")
+                      + (skipped.count > 8 ? ", …" : ""))
+            }
             print(String(format: "test accuracy %.4f on %d images, %d misclassified", result.accuracy, result.count,
                          result.count - result.confusion.indices.reduce(0) { $0 + result.confusion[$1][$1] }))
         }

@@ -39,6 +39,11 @@ import Testing
         ihdr = Array("IDAT".utf8) + PNG.zlibCompress([0, 0, 0, 0])
         bytes += PNG.be32(UInt32(ihdr.count - 4)) + ihdr + PNG.be32(PNG.crc(ihdr[...]))
         #expect(bytes.count < 80)
+        // Over the pixel cap (Pillow's), it is refused from the header; under a raised cap, the
+        // compressed data is checked against what it can expand to before allocating.
+        #expect { try PNG.decode(bytes) } throws: { "\($0)".contains("more than the limit of 89478485") }
+        Limits.maxImagePixels = 1 << 30
+        defer { Limits.maxImagePixels = Limits.defaultMaxImagePixels }
         #expect { try PNG.decode(bytes) } throws: { "\($0)".contains("truncated") }
     }
 

@@ -91,24 +91,29 @@ import Convolve
     }
 
     /// Item 6: a write that fails (here: a directory where `metrics.csv` goes, which no rename can
-    /// replace, even as root) stops the run with one message naming the file and exit 1; the previous
-    /// checkpoint stays intact and `--resume` continues once the path is writable again.
+    /// replace, even as root) stops the run with one message naming the file and exit 1. The checkpoint
+    /// and run.json are written first (issue 31): they agree, the CSV is never ahead of them, and
+    /// `--resume` (here with nothing left to train) rewrites the CSV and the weights once the path is
+    /// writable again.
     @Test func failedWriteStopsTheRunAndKeepsThePreviousCheckpoint() throws {
         let dir = TempDir(), run = dir.path + "/run"
         Self.syntheticMNIST(dir)
         let args = ["train", "--model", "torch-seed", "--data-dir", dir.path, "--output", run, "--quiet"]
         #expect(try runCLI(args + ["--epochs", "1"]).status == 0)
-        let before = try Data(contentsOf: URL(fileURLWithPath: run + "/checkpoint.safetensors"))
         try FileManager.default.removeItem(atPath: run + "/metrics.csv")
         try FileManager.default.createDirectory(atPath: run + "/metrics.csv/blocker", withIntermediateDirectories: true)
         let failed = try runCLI(["train", "--resume", "--epochs", "2", "--output", run, "--data-dir", dir.path, "--quiet"])
         Self.expectOneError(failed, naming: run + "/metrics.csv", "cannot write")
-        #expect(try Data(contentsOf: URL(fileURLWithPath: run + "/checkpoint.safetensors")) == before)
+        let state = try TrainingRun.loadState(run)
+        let saved = try SafeTensors.read(run + "/checkpoint.safetensors").metadata["run_state"]!
+        #expect(try JSONDecoder().decode(RunState.self, from: Data(saved.utf8)).completedEpochs == state.completedEpochs)
         #expect(!(try FileManager.default.contentsOfDirectory(atPath: run)).contains { $0.contains(".tmp-") },
                 "no temporary file left behind")
         try FileManager.default.removeItem(atPath: run + "/metrics.csv")
         let resumed = try runCLI(["train", "--resume", "--epochs", "2", "--output", run, "--data-dir", dir.path, "--quiet"])
         #expect(resumed.status == 0, "\(resumed.err)")
+        let rows = try String(contentsOfFile: run + "/metrics.csv", encoding: .utf8).split(separator: "\n")
+        #expect(rows.count == 3, "\(rows)")   // the header and both epochs
     }
 
     /// Item 9: a safetensors file with an empty data section (metadata only, or zero-size tensors, as
@@ -132,7 +137,7 @@ import Convolve
         #expect(try runCLI(["train", "--model", "torch-seed", "--epochs", "1", "--data-dir", dir.path, "--output", run,
                             "--quiet"]).status == 0)
         let e = try runCLI(["evaluate", run + "/model.safetensors", "--data-dir", dir.path, "--limit", "0"])
-        Self.expectOneError(e, naming: "mnist test", "no test images")
+        #expect(e.status == 64 && e.err.contains("--limit must be between 1"), "\(e.err)")
         let none = dir.write("none.idx", idxBytes(type: 0x08, shape: [0, 28, 28], payload: []))
         let p = try runCLI(["predict", run + "/model.safetensors", none])
         Self.expectOneError(p, naming: none, "no images")
