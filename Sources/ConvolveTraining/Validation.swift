@@ -107,51 +107,6 @@ extension RunState {
 }
 
 extension ZooModel {
-    /// Rough sizes of the model for samples of `input` (`[C, H, W]`) and `classes` classes, in numbers
-    /// (Float32 each), computed without building it: its parameters and the activations one sample keeps
-    /// alive in a training step. Computed in floating point, so absurd sizes cannot overflow.
-    /// - Parameters:
-    ///   - input: one sample's shape.
-    ///   - classes: output classes.
-    public func estimatedSize(input: [Int], classes: Int) -> (parameters: Double, activationsPerSample: Double) {
-        guard input.count == 3 else { return (0, 0) }
-        let (c, h, w, k) = (Double(input[0]), input[1], input[2], Double(classes))
-        let hw = Double(h) * Double(w)
-        func d(_ v: Int) -> Double { Double(Swift.max(0, v)) }
-        switch self {
-        case .torchSeed:
-            return (c * 36 + 176 + 4 * d(h / 4) * d(w / 4) * k + k, (c + 13) * hw)
-        case .kerasSeed:
-            let h2 = ((h - 2) / 2 - 2) / 2, w2 = ((w - 2) / 2 - 2) / 2
-            return (c * 36 + 152 + 4 * d(h2) * d(w2) * k + k, (c + 10) * hw)
-        case .lenet5:
-            let (fh, fw) = ((h / 2 - 4) / 2, (w / 2 - 4) / 2)
-            return (c * 150 + 12_706 + 1_920 * d(fh) * d(fw) + 85 * k, (c + 22) * hw)
-        case .fastCNN:
-            return (c * 144 + 7_040 + 32 * d(h / 4) * d(w / 4) * k + k, (c + 74) * hw)
-        case .mnistCNN:
-            return (c * 288 + 18_656 + 8_192 * d((h - 4) / 2) * d((w - 4) / 2) + 129 * k, (c + 128) * hw)
-        case .resnet8, .resnet20:
-            let n = Double(self == .resnet8 ? 1 : 3)
-            return (c * 144 + 76_960 + (n - 1) * 97_216 + 65 * k, (c + 48 + 168 * n) * hw)
-        }
-    }
-
-    /// The smallest plane (height × width) a batch-norm layer of the model normalizes, for samples of
-    /// `input`; nil when the model has none. Where it is 1, a batch of one sample gives batch norm one
-    /// value per channel, which training cannot normalize (PyTorch refuses it too).
-    /// - Parameter input: one sample's shape.
-    public func smallestNormalizedPlane(input: [Int]) -> Int? {
-        guard input.count == 3 else { return nil }
-        let (h, w) = (input[1], input[2])
-        switch self {
-        case .torchSeed: return (h / 2) * (w / 2)
-        case .fastCNN: return (h / 4) * (w / 4)
-        case .resnet8, .resnet20: return ((h + 3) / 4) * ((w + 3) / 4)
-        case .kerasSeed, .lenet5, .mnistCNN: return nil
-        }
-    }
-
     /// Throws, with the size needed and the flags that lower it, when the model for `input` and
     /// `classes`, with a batch of `batch` samples, would need more than ``Limits/memoryBytes``.
     /// Training counts each parameter four times (weights, gradients, two optimizer slots) and each

@@ -189,6 +189,38 @@ import Convolve
                            naming: dir.path + "/two", "completed 2 epochs")
     }
 
+    /// Property: any value for any flag of any command ends in a clean refusal or a clean failure to
+    /// find the (nonexistent) data or files: never a trap, a hang or more than three lines. 240 random
+    /// commands, seeded, drawn from extremes (Int.max, Int.min, huge decimals, NaN, inf, junk).
+    @Test func randomFlagValuesNeverTrap() throws {
+        let dir = TempDir()
+        let rng = RandomGenerator(seed: 31)
+        func pick<T>(_ xs: [T]) -> T { xs[Int(rng.nextFloat() * Float(xs.count)) % xs.count] }
+        let values = ["0", "-1", "1", "2", "7", String(Int.max), String(Int.min), "9223372036854775808", "1e999", "-1e999",
+                      "nan", "inf", "-inf", "-0", "", "abc", "0x10", "99999999999999999999999", "1e-320", "4097", "65536",
+                      "0.5", "1.7976931348623157e308", "\t", "--", "8GB", "-5MB"]
+        let commands: [(String, [String], [String])] = [
+            ("train", ["--epochs", "--batch-size", "--lr", "--weight-decay", "--threads", "--train-limit", "--test-limit",
+                       "--image-size", "--channels", "--val-split", "--checkpoint-minutes", "--checkpoint-batches", "--seed",
+                       "--memory-limit", "--max-image-pixels", "--optimizer", "--model"],
+             ["--data-dir", dir.path + "/none", "--output", dir.path + "/out", "--quiet", "--no-tensorboard"]),
+            ("evaluate", ["--limit", "--memory-limit", "--max-image-pixels", "--dataset"], [dir.path + "/none.safetensors"]),
+            ("predict", ["--top-k", "--memory-limit", "--max-image-pixels"], [dir.path + "/none.safetensors", dir.path + "/none.png"]),
+            ("show", ["--count", "--start", "--image-size", "--split", "--max-image-pixels"], ["--data-dir", dir.path + "/none"]),
+            ("plot", ["--limit", "--memory-limit"], [dir.path + "/none"]),
+        ]
+        for _ in 0..<240 {
+            let (command, flags, rest) = pick(commands)
+            var args = [command] + rest
+            for _ in 0..<(1 + Int(rng.nextFloat() * 3)) { args += [pick(flags), pick(values)] }
+            let r = try Self.run(args, env: ["CONVOLVE_DATA_DIR": dir.path + "/none"], seconds: 60)
+            let lines = r.err.split(separator: "\n").filter { !$0.hasPrefix("Usage:") && !$0.hasPrefix("  See '") && !$0.isEmpty }
+            #expect(r.status >= 1 && r.status < 128, "\(args): exit \(r.status) \(r.err)")
+            #expect(lines.count <= 3, "\(args): \(r.err)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/out/run.json"))
+    }
+
     /// Class 4 and 5: run.json is validated wherever it is read, and `plot` finishes on any history,
     /// saying which points it could not draw, without being given the data again.
     @Test func runFilesAreValidatedAndPlotFinishes() throws {

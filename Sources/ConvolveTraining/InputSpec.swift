@@ -1,0 +1,99 @@
+import Foundation
+import Convolve
+import ConvolveNN
+import ConvolveData
+
+/// What a trained model needs to know about its input, saved in every checkpoint (metadata `input`):
+/// the sample shape, the class names and the normalization, so `evaluate`, `predict` and `export`
+/// need no flags.
+public struct InputSpec: Codable, Sendable, Equatable {
+    /// The dataset's name, or the image folder's path.
+    public var dataset: String
+    public var channels: Int, height: Int, width: Int
+    public var classNames: [String]
+    /// `Normalize` after pixels / 255, per channel (one value for all); nil: none.
+    public var mean: [Double]?, std: [Double]?
+    /// Images of another size are centre-cropped to the aspect ratio before resizing (else stretched).
+    public var centerCrop: Bool
+
+    /// - Parameters:
+    ///   - dataset: the dataset's name or folder path.
+    ///   - channels: channels per sample.
+    ///   - height: sample height.
+    ///   - width: sample width.
+    ///   - classNames: a name per class.
+    ///   - mean: channel means for `Normalize` (after / 255), or nil.
+    ///   - std: channel standard deviations, or nil.
+    ///   - centerCrop: crop other-sized images to the aspect ratio before resizing.
+    public init(dataset: String, channels: Int, height: Int, width: Int, classNames: [String],
+                mean: [Double]?, std: [Double]?, centerCrop: Bool = false) {
+        self.dataset = dataset; self.channels = channels; self.height = height; self.width = width
+        self.classNames = classNames; self.mean = mean; self.std = std; self.centerCrop = centerCrop
+    }
+
+    /// The spec of a training set under a recipe: the dataset's shape and classes, and the recipe's
+    /// normalization resolved (dataset statistics from `provider`).
+    /// - Parameters:
+    ///   - provider: the dataset (its statistics).
+    ///   - train: the loaded training set.
+    ///   - recipe: the normalization choice.
+    ///   - centerCrop: how other-sized images were made to fit.
+    public init(provider: any DatasetProvider, train: ImageDataset, recipe: Recipe, centerCrop: Bool = false) {
+        var mean: [Double]?, std: [Double]?
+        switch recipe.normalization {
+        case .none: break
+        case let .fixed(m, s): mean = [m]; std = [s]
+        case .dataset: (mean, std) = provider.statistics(of: train)
+        }
+        self.init(dataset: provider.name, channels: train.channels, height: train.height, width: train.width,
+                  classNames: train.classNames, mean: mean, std: std, centerCrop: centerCrop)
+    }
+
+    /// The spec of a built-in MNIST-family dataset under a recipe (checkpoints written before specs).
+    /// - Parameters:
+    ///   - dataset: the dataset.
+    ///   - recipe: the normalization choice.
+    public init(dataset: DatasetKind, recipe: Recipe) {
+        var mean: [Double]?, std: [Double]?
+        switch recipe.normalization {
+        case .none: break
+        case let .fixed(m, s): mean = [m]; std = [s]
+        case .dataset: (mean, std) = (dataset.mean, dataset.std)
+        }
+        self.init(dataset: dataset.rawValue, channels: 1, height: 28, width: 28, classNames: dataset.classNames,
+                  mean: mean, std: std)
+    }
+
+    /// `[channels, height, width]`.
+    public var sampleShape: [Int] { [channels, height, width] }
+
+    /// Pixels to [0, 1], then `Normalize(mean, std)` if the spec has one.
+    public var transform: any Transform {
+        guard let mean, let std else { return ToTensor() }
+        return Compose(ToTensor(), Normalize(mean: mean.map(Float.init), std: std.map(Float.init)))
+    }
+
+    /// Raw pixel bytes (`[N, C, H, W]`) as the tensor `transform` makes of them.
+    /// - Parameters:
+    ///   - pixels: bytes 0…255, NCHW.
+    ///   - shape: `[N, C, H, W]`.
+    public func tensor(pixels: [UInt8], shape: [Int]) -> Tensor {
+        var values = pixels.map { Float($0) }
+        values.withUnsafeMutableBufferPointer { transform.apply($0, shape: shape) }
+        return Tensor(values, shape: shape)
+    }
+
+    /// An image file's pixels as one sample: converted to the spec's channels, centre-cropped if the
+    /// spec says so, resized (bilinear) to its size; CHW bytes.
+    /// - Parameter image: a decoded image of any size.
+    public func sample(from image: Image) -> [UInt8] {
+        var img = image.converted(channels: channels)
+        if img.width != width || img.height != height {
+            if centerCrop { img = img.centerCropped(aspectWidth: width, aspectHeight: height) }
+            img = img.resized(width: width, height: height)
+        }
+        var chw = [UInt8](repeating: 0, count: channels * height * width)
+        for p in 0..<(height * width) { for c in 0..<channels { chw[c * height * width + p] = img.pixels[p * channels + c] } }
+        return chw
+    }
+}
