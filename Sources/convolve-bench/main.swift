@@ -227,7 +227,7 @@ func measureScaling(_ name: String, blocks: Int, step: () -> Int) {
     while Date().timeIntervalSince(t0) < 0.4 { images += step(); steps += 1 }
     // The host's own two-core scaling around each pair: a cache-resident GEMM (compute only) at 1 and at
     // all threads, just before and just after the pair's blocks (the lower of the two). In the host's
-    // spells two vCPUs run like one core (BENCHMARKS.md, session 14): this ratio then falls to ~1.0×
+    // spells two vCPUs run like one core (BENCHMARKS-HISTORY.md, session 14): this ratio then falls to ~1.0×
     // with the workload's.
     var hostRatios: [Double] = [], hostBefore = 0.0
     for b in 0..<(2 * blocks) {

@@ -37,7 +37,7 @@ public enum Parallel {
     /// The pool's workers spin briefly between jobs, so handing work over costs ~1–2 µs while
     /// training runs (a sleeping thread would cost ~30 µs to wake). 2¹⁵ rather than 2¹⁷: the tutorial
     /// model's second block (batch norm and pooling of 64 × 4 × 14 × 14) then splits too, W2 +8%
-    /// (W1, W3, W4 unchanged; 2¹⁴ no better) — BENCHMARKS.md, session 9.
+    /// (W1, W3, W4 unchanged; 2¹⁴ no better) — BENCHMARKS-HISTORY.md, session 9.
     public static let minWorkToSplit = 1 << 15
 
     /// Chunks per thread: lets a thread that is running take over work a descheduled one has not
@@ -64,7 +64,7 @@ public enum Parallel {
     /// every allowed CPU in use, two processes sharing a machine are never crowded onto the same few.
     /// Bound threads are not moved about when another process takes a share of one core: beside a busy
     /// loop, two bound threads trained W3 / W4 7–8% faster than unbound ones (medians), and alike without it
-    /// (BENCHMARKS.md, session 15). Set it before the first parallel op; a bind the system refuses
+    /// (BENCHMARKS-HISTORY.md, session 15). Set it before the first parallel op; a bind the system refuses
     /// leaves the thread as it was.
     public static var bindsThreads: Bool {
         get { bindingSetting.load(ordering: .relaxed) }

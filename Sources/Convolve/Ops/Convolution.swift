@@ -70,7 +70,7 @@ struct ConvAlgorithm {
     /// A strided layer's forward pass runs as im2col + GEMM although its gradients use the polyphase
     /// layout: there the wide rows' scratch columns (⌈Wp / sw⌉ − OW per row; 6–12% more GEMM columns on
     /// ResNet's stride-2 layers, more once rounded to panels) cost more than the one im2col pass they
-    /// would save, while the gradients save both the im2col and the col2im pass (BENCHMARKS.md, session 9).
+    /// would save, while the gradients save both the im2col and the col2im pass (BENCHMARKS-HISTORY.md, session 9).
     let forwardIm2col: Bool
 
     init(_ geo: ConvGeometry, outChannels: Int) {
