@@ -1,8 +1,6 @@
 // The Keras half of the tutorial, step by step, in Swift with Convolve.
 // Run: swift run -c release keras-tutorial   (data: CONVOLVE_DATA_DIR or the download cache)
 import Foundation
-import Convolve
-import ConvolveData
 import ConvolveTraining
 
 // 1. Load MNIST (keras.datasets.mnist.load_data) and scale pixels to [0, 1].

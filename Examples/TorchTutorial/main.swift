@@ -1,9 +1,6 @@
 // The PyTorch half of the tutorial, step by step, in Swift with Convolve.
 // Run: swift run -c release torch-tutorial   (data: CONVOLVE_DATA_DIR or the download cache)
 import Foundation
-import Convolve
-import ConvolveNN
-import ConvolveData
 import ConvolveTraining
 
 // 1. Transformations applied to the images: to [0, 1], then Normalize((0.5,), (0.5,)) → [-1, 1].
