@@ -57,11 +57,11 @@ public struct ImageDataset: BatchSource, Sendable {
         case dense(ArraySlice<UInt8>)
         case packed(PackedImages)
     }
-    let storage: Storage
+    let pixelStore: Storage
     /// Pixels, `count × channels × height × width`, row-major (indices start at 0). For a packed
     /// dataset this decodes every image: read single images with `pixels(ofImage:)`.
     public var pixels: ArraySlice<UInt8> {
-        switch storage {
+        switch pixelStore {
         case .dense(let dense): return dense
         case .packed(let packed):
             let per = channels * height * width
@@ -98,13 +98,13 @@ public struct ImageDataset: BatchSource, Sendable {
          classNames: [String], transform: (any Transform)?) {
         precondition(pixels.startIndex == 0 && labels.startIndex == 0, "dataset slices must start at 0")
         precondition(pixels.count == labels.count * channels * height * width, "pixel count does not match labels")
-        self.init(name: name, storage: .dense(pixels), labels: labels, channels: channels, height: height, width: width,
+        self.init(name: name, pixelStore: .dense(pixels), labels: labels, channels: channels, height: height, width: width,
                   classNames: classNames, transform: transform)
     }
 
-    init(name: String, storage: Storage, labels: ArraySlice<UInt8>, channels: Int, height: Int, width: Int,
+    init(name: String, pixelStore: Storage, labels: ArraySlice<UInt8>, channels: Int, height: Int, width: Int,
          classNames: [String], transform: (any Transform)?) {
-        self.name = name; self.storage = storage; self.labels = labels
+        self.name = name; self.pixelStore = pixelStore; self.labels = labels
         self.channels = channels; self.height = height; self.width = width
         self.classNames = classNames; self.transform = transform
     }
@@ -113,23 +113,23 @@ public struct ImageDataset: BatchSource, Sendable {
     /// a third of the memory (MNIST: 55 → 14 MB), else itself. Batches, values and order are unchanged;
     /// building a batch decodes its images.
     public func packed() -> ImageDataset {
-        guard case .dense(let dense) = storage else { return self }
+        guard case .dense(let dense) = pixelStore else { return self }
         let per = channels * height * width
         let packed = dense.withUnsafeBufferPointer { PackedImages($0, imageSize: per, count: count) }
         guard packed.bytes.count + packed.offsets.count * MemoryLayout<Int>.size <= dense.count * 2 / 3 else { return self }
-        return ImageDataset(name: name, storage: .packed(packed), labels: labels, channels: channels, height: height,
+        return ImageDataset(name: name, pixelStore: .packed(packed), labels: labels, channels: channels, height: height,
                             width: width, classNames: classNames, transform: transform)
     }
 
     /// Whether the images are held packed (`packed()`).
-    public var isPacked: Bool { if case .packed = storage { true } else { false } }
+    public var isPacked: Bool { if case .packed = pixelStore { true } else { false } }
 
     /// Image `i`'s pixels, `channels × height × width` bytes (CHW).
     /// - Parameter i: the image's position, `0..<count`.
     public func pixels(ofImage i: Int) -> [UInt8] {
         precondition(i >= 0 && i < count, "image \(i) is outside 0..<\(count)")
         let per = channels * height * width
-        switch storage {
+        switch pixelStore {
         case .dense(let dense): return Array(dense[(i * per)..<((i + 1) * per)])
         case .packed(let packed):
             return [UInt8](unsafeUninitializedCapacity: per) { out, filled in
@@ -149,7 +149,7 @@ public struct ImageDataset: BatchSource, Sendable {
     ///   - out: receives one label per sample.
     public func fill(_ indices: ArraySlice<Int>, into buffer: UnsafeMutablePointer<Float>, labels out: inout [Int]) {
         let per = channels * height * width
-        switch storage {
+        switch pixelStore {
         case .dense(let dense):
             dense.withUnsafeBufferPointer { px in
                 for (j, i) in indices.enumerated() {
@@ -187,11 +187,11 @@ public struct ImageDataset: BatchSource, Sendable {
     public func prefix(_ n: Int) -> ImageDataset {
         let m = Swift.min(n, count), per = channels * height * width
         let kept: Storage
-        switch storage {
+        switch pixelStore {
         case .dense(let dense): kept = .dense(dense[0..<(m * per)])
-        case .packed: kept = storage   // images past the labels are never read
+        case .packed: kept = pixelStore   // images past the labels are never read
         }
-        return ImageDataset(name: name, storage: kept, labels: labels[0..<m], channels: channels, height: height,
+        return ImageDataset(name: name, pixelStore: kept, labels: labels[0..<m], channels: channels, height: height,
                             width: width, classNames: classNames, transform: transform)
     }
 }
@@ -252,7 +252,7 @@ public struct TensorDataset: BatchSource {
     public var sampleShape: [Int] { Array(x.shape.dropFirst()) }
     public func fill(_ indices: ArraySlice<Int>, into buffer: UnsafeMutablePointer<Float>, labels: inout [Int]) {
         let per = sampleShape.reduce(1, *)
-        x.storage.withUnsafeBufferPointer { src in
+        x.withUnsafeBufferPointer { src in
             for (j, i) in indices.enumerated() {
                 (buffer + j * per).update(from: src.baseAddress! + i * per, count: per)
                 labels[j] = y[i]

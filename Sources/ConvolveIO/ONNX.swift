@@ -52,7 +52,7 @@ public enum ONNX {
                     for d in tensor.shape { t.int(1, d) }
                     t.int(2, 1)   // FLOAT
                     t.string(8, name(id))
-                    t.bytes(9, tensor.storage.flatMap { v in (0..<4).map { UInt8(truncatingIfNeeded: v.bitPattern >> (8 * UInt32($0))) } })
+                    t.bytes(9, tensor.scalars.flatMap { v in (0..<4).map { UInt8(truncatingIfNeeded: v.bitPattern >> (8 * UInt32($0))) } })
                 } else {
                     throw ExportError(reason: "an input of \(node.op) is neither computed nor a constant")
                 }

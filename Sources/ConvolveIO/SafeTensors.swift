@@ -40,10 +40,10 @@ public enum SafeTensors {
         out.append(json)
         for (name, t) in tensors {
             if name.hasSuffix("num_batches_tracked") {
-                for v in t.storage { var x = Int64(v).littleEndian; withUnsafeBytes(of: &x) { out.append(contentsOf: $0) } }
+                for v in t.scalars { var x = Int64(v).littleEndian; withUnsafeBytes(of: &x) { out.append(contentsOf: $0) } }
             } else {
                 // Float32 is little-endian on every platform Swift targets here.
-                t.storage.withUnsafeBytes { out.append(contentsOf: $0) }
+                t.withUnsafeBytes { out.append(contentsOf: $0) }
             }
         }
         try writeAtomically(out, to: path)

@@ -152,7 +152,7 @@ open class Module: CustomStringConvertible {
                 throw StateDictError.shapeMismatch(key: key, expected: t.shape, got: src.shape)
             }
         }
-        for (key, t) in mine { if let src = state[key] { t.storage = src.storage } }
+        for (key, t) in mine { if let src = state[key] { t.copy(from: src) } }
     }
 
     /// Number of elements over all trainable parameters.

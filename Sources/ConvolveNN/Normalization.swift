@@ -79,7 +79,7 @@ public final class BatchNorm2d: Module, Layer {
         precondition(input.rank == 4 || input.rank == 2, "BatchNorm2d expects NCHW input, got \(input.shape)")
         precondition(input.shape[1] == numFeatures,
                      "BatchNorm2d(\(numFeatures)) got \(input.shape[1]) channels")
-        if training, let n = numBatchesTracked { n.storage[0] += 1 }
+        if training, let n = numBatchesTracked { n.scalars[0] += 1 }
         return Profiler.measure("BatchNorm2d forward") { body(training || runningMean == nil) }
     }
 

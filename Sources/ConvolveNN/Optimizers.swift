@@ -27,7 +27,7 @@ open class Optimizer {
     public func zeroGrad(setToNone: Bool = true) {
         for p in parameters {
             if setToNone { p.grad = nil } else if let g = p.grad {
-                g.storage.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+                g.fill(0)
             }
         }
     }
@@ -41,8 +41,8 @@ open class Optimizer {
         stepCount += 1
         for (i, p) in parameters.enumerated() {
             guard let g = p.grad else { continue }
-            p.storage.withUnsafeMutableBufferPointer { w in
-                g.storage.withUnsafeBufferPointer { gr in update(i, w, gr) }
+            p.withUnsafeMutableBufferPointer { w in
+                g.withUnsafeBufferPointer { gr in update(i, w, gr) }
             }
         }
     }
@@ -94,20 +94,20 @@ open class Optimizer {
                 throw StateDictError.shapeMismatch(key: key, expected: parameters[i].shape, got: t.shape)
             }
             let b = StateBuffer(count: 0)
-            b.values = t.storage
+            b.values = t.scalars
             newState[i][parts[2]] = b
         }
         // Values from a file: checked before use (a NaN or huge step count must not trap).
         var steps = stepCount, rate = lr
         if let s = dict["step"] {
-            guard s.count == 1, let v = s.storage.first, v.isFinite, v >= 0, v <= 16_777_216, v == v.rounded() else {
-                throw StateDictError.badValue(key: "step", reason: "must be one whole number in 0...16777216, got \(s.storage.prefix(3))")
+            guard s.count == 1, let v = s.scalars.first, v.isFinite, v >= 0, v <= 16_777_216, v == v.rounded() else {
+                throw StateDictError.badValue(key: "step", reason: "must be one whole number in 0...16777216, got \(s.scalars.prefix(3))")
             }
             steps = Int(v)
         }
         if let l = dict["lr"] {
-            guard l.count == 1, let v = l.storage.first, v.isFinite, v >= 0 else {
-                throw StateDictError.badValue(key: "lr", reason: "must be one finite, non-negative number, got \(l.storage.prefix(3))")
+            guard l.count == 1, let v = l.scalars.first, v.isFinite, v >= 0 else {
+                throw StateDictError.badValue(key: "lr", reason: "must be one finite, non-negative number, got \(l.scalars.prefix(3))")
             }
             rate = Double(v)
         }

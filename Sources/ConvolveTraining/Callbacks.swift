@@ -28,7 +28,7 @@ public final class EarlyStopping: Callback {
         guard let value = monitor.value(in: logs) else { return }
         if monitor.isImprovement(value, over: best) {
             best = value; wait = 0
-            if restoreBestWeights { bestWeights = trainer.model.stateDict().map { ($0.0, $0.1.storage) } }
+            if restoreBestWeights { bestWeights = trainer.model.stateDict().map { ($0.0, $0.1.scalars) } }
             return
         }
         wait += 1
@@ -37,7 +37,7 @@ public final class EarlyStopping: Callback {
         trainer.stopTraining = true
         if let bestWeights {
             let current = Dictionary(uniqueKeysWithValues: trainer.model.stateDict())
-            for (k, v) in bestWeights { current[k]?.storage = v }
+            for (k, v) in bestWeights { current[k]?.scalars = v }
         }
     }
 }

@@ -106,7 +106,7 @@ extension Communicator {
     ///   - root: the sending rank.
     public func broadcast(_ tensors: [Tensor], root: Int = 0) throws {
         for t in tensors {
-            try t.storage.withUnsafeMutableBytes { try broadcast($0, root: root) }
+            try t.withUnsafeMutableBytes { try broadcast($0, root: root) }
         }
     }
 
@@ -138,7 +138,7 @@ extension Communicator {
     public func parametersAgree(_ model: Module) throws -> Bool {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for p in model.parameters() {
-            for v in p.storage { h = (h ^ UInt64(v.bitPattern)) &* 0x100_0000_01b3 }
+            for v in p.scalars { h = (h ^ UInt64(v.bitPattern)) &* 0x100_0000_01b3 }
         }
         var root = [h]
         try root.withUnsafeMutableBytes { try broadcast($0, root: 0) }
@@ -186,7 +186,7 @@ public final class GradientAllReduce {
             let weight = Float(localCount)
             for p in parameters[start..<end] {
                 if let g = p.grad {
-                    g.storage.withUnsafeBufferPointer { src in for k in 0..<p.count { buffer[offset + k] = src[k] * weight } }
+                    g.withUnsafeBufferPointer { src in for k in 0..<p.count { buffer[offset + k] = src[k] * weight } }
                 } else {
                     for k in 0..<p.count { buffer[offset + k] = 0 }
                 }
@@ -199,7 +199,7 @@ public final class GradientAllReduce {
             offset = 0
             for p in parameters[start..<end] {
                 if p.grad == nil { p.grad = Tensor.zeros(p.shape) }
-                p.grad!.storage.withUnsafeMutableBufferPointer { dst in for k in 0..<p.count { dst[k] = buffer[offset + k] * scale } }
+                p.grad!.withUnsafeMutableBufferPointer { dst in for k in 0..<p.count { dst[k] = buffer[offset + k] * scale } }
                 offset += p.count
             }
             start = end
@@ -250,5 +250,51 @@ public final class DistributedOptimizer {
     /// - Parameter model: the model.
     public func broadcastState(of model: Module) throws {
         try allReduce.communicator.broadcast(model.stateDict().map(\.1))
+    }
+}
+
+/// Data-parallel training over a communicator's ranks (PyTorch's `DistributedDataParallel`): each rank
+/// trains on its shard of every global batch (give `fit` a sharded `DataLoader`); rank 0's weights and
+/// buffers are broadcast when `fit` starts, gradients are averaged over all ranks' samples after every
+/// backward pass (``GradientAllReduce``), the epoch's metrics are summed over ranks, and rank 0's
+/// BatchNorm statistics are broadcast before each validation — so every rank holds the same weights
+/// and reports the same numbers.
+public final class DataParallel: Distribution {
+    public let communicator: Communicator
+    let allReduce: GradientAllReduce
+
+    /// - Parameters:
+    ///   - communicator: the ranks.
+    ///   - parameters: the parameters whose gradients are averaged (the optimizer's).
+    public init(communicator: Communicator, parameters: [Tensor]) {
+        self.communicator = communicator
+        allReduce = GradientAllReduce(parameters: parameters, communicator: communicator)
+    }
+
+    public func fitBegins(_ trainer: Trainer) throws {
+        try communicator.broadcast(trainer.model.stateDict().map(\.1))
+    }
+    public func gradientsReady(_ trainer: Trainer, localCount: Int) throws {
+        try Profiler.measure("gradient all-reduce") { try allReduce(localCount: localCount) }
+    }
+    public func epochEnds(_ trainer: Trainer, tally: EpochTally) throws -> EpochTally {
+        let total = try communicator.sum(tally)
+        try communicator.broadcast(trainer.model.namedBuffers().map(\.1))
+        return total
+    }
+    public func globalTally(_ tally: EpochTally) throws -> EpochTally { try communicator.sum(tally) }
+    public var carriesSavedTally: Bool { communicator.rank == 0 }
+    public func fail(_ error: Error) -> Never {
+        FileHandle.standardError.write(Data("convolve: error: \(error)\n".utf8))
+        communicator.abort(code: 1)
+    }
+}
+
+extension Trainer {
+    /// Data-parallel training over these ranks: sets ``distribution`` to ``DataParallel`` over the
+    /// optimizer's parameters (nil: one process).
+    public var communicator: Communicator? {
+        get { (distribution as? DataParallel)?.communicator }
+        set { distribution = newValue.map { DataParallel(communicator: $0, parameters: optimizer.parameters) } }
     }
 }

@@ -198,9 +198,9 @@ public final class Model: Module, Layer {
     public func fit(x: Tensor, y: Tensor, batchSize: Int = 32, epochs: Int = 1,
                     validationData: (Tensor, Tensor)? = nil, validationSplit: Double = 0, shuffle: Bool = true,
                     callbacks: [Callback] = [], verbose: Int = 1, seed: UInt64? = nil) -> History {
-        let labels = y.rank == 2 ? y.argmax(dim: 1) : y.storage.map { Int($0) }
+        let labels = y.rank == 2 ? y.argmax(dim: 1) : y.scalars.map { Int($0) }
         return fit(x: x, labels: labels, classes: y.rank == 2 ? y.shape[1] : nil, batchSize: batchSize, epochs: epochs,
-                   validationData: validationData.map { ($0.0, $0.1.rank == 2 ? $0.1.argmax(dim: 1) : $0.1.storage.map { Int($0) }) },
+                   validationData: validationData.map { ($0.0, $0.1.rank == 2 ? $0.1.argmax(dim: 1) : $0.1.scalars.map { Int($0) }) },
                    validationSplit: validationSplit, shuffle: shuffle, callbacks: callbacks, verbose: verbose, seed: seed)
     }
 
@@ -283,7 +283,7 @@ public final class Model: Module, Layer {
     ///   - y: `[N, classes]` one-hot targets (or `[N]` class indices).
     ///   - batchSize: samples per batch.
     public func evaluate(x: Tensor, y: Tensor, batchSize: Int = 32) -> (loss: Double, accuracy: Double) {
-        let labels = y.rank == 2 ? y.argmax(dim: 1) : y.storage.map { Int($0) }
+        let labels = y.rank == 2 ? y.argmax(dim: 1) : y.scalars.map { Int($0) }
         return evaluate(TensorDataset(toInternal(x).detach(), labels, classCount: y.rank == 2 ? y.shape[1] : nil),
                         batchSize: batchSize)
     }

@@ -77,8 +77,8 @@ public final class TensorBoard: Callback {
         writer.addScalar("epoch/learning_rate", trainer.optimizer.lr, step: e)
         if histograms {
             for (name, p) in trainer.model.namedParameters() {
-                writer.addHistogram("parameters/" + name, p.storage, step: e)
-                if let g = p.grad { writer.addHistogram("gradients/" + name, g.storage, step: e) }
+                writer.addHistogram("parameters/" + name, p.scalars, step: e)
+                if let g = p.grad { writer.addHistogram("gradients/" + name, g.scalars, step: e) }
             }
         }
         do { try writer.flush() } catch { errors.append(error) }
@@ -111,13 +111,14 @@ public final class TensorBoard: Callback {
         let channels = c == 3 ? 3 : 1, cols = Swift.min(4, n), rows = (n + cols - 1) / cols, pad = 2
         let gw = cols * (w + pad) + pad, gh = rows * (h + pad) + pad
         var px = [UInt8](repeating: 0, count: gw * gh * channels)
+        let all = x.scalars
         for i in 0..<n {
             let base = i * c * h * w
-            let values = x.storage[base..<(base + c * h * w)]
+            let values = all[base..<(base + c * h * w)]
             let lo = values.min() ?? 0, hi = values.max() ?? 1, scale = hi > lo ? 255 / (hi - lo) : 0
             let ox = pad + (i % cols) * (w + pad), oy = pad + (i / cols) * (h + pad)
             for y in 0..<h { for xx in 0..<w { for ch in 0..<channels {
-                let v = x.storage[base + (ch * h + y) * w + xx]
+                let v = all[base + (ch * h + y) * w + xx]
                 px[((oy + y) * gw + ox + xx) * channels + ch] = UInt8(Swift.max(0, Swift.min(255, ((v - lo) * scale).rounded())))
             } } }
         }

@@ -336,11 +336,11 @@ struct Predict: ParsableCommand {
             let classes = spec.classNames.count, names = spec.classNames
             var results: [[String: Any]] = []
             for (i, item) in items.enumerated() {
-                let p = Array(probs.storage[(i * classes)..<((i + 1) * classes)])
+                let p = Array(probs.scalars[(i * classes)..<((i + 1) * classes)])
                 let top = p.enumerated().sorted { $0.element > $1.element }.prefix(topK)
                 results.append(["file": item.0, "top": top.map { ["class": $0.offset, "name": names[$0.offset],
                                                                    "probability": Double($0.element)] },
-                                "outputs": outputs.storage[(i * classes)..<((i + 1) * classes)].map(Double.init)])
+                                "outputs": outputs.scalars[(i * classes)..<((i + 1) * classes)].map(Double.init)])
                 if !json {
                     print("\(item.0): " + top.map { String(format: "%@ %.4f", names[$0.offset], $0.element) }
                         .joined(separator: ", "))

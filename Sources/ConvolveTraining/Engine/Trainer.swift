@@ -57,15 +57,10 @@ public final class Trainer {
     /// The latest validation pass of `fit` and the training step it followed (its weights are the
     /// model's while `globalStep` still equals `step`).
     public private(set) var lastValidation: (step: Int, evaluation: Evaluation)?
-    /// Data-parallel training over these ranks (each trains on its shard of every global batch: give
-    /// `fit` a sharded `DataLoader`): rank 0's weights and buffers are broadcast when `fit` starts,
-    /// gradients are averaged over all ranks' samples after every backward pass (``GradientAllReduce``),
-    /// the epoch's metrics are summed over ranks, and rank 0's BatchNorm statistics are broadcast before
-    /// each validation — so every rank holds the same weights and reports the same numbers.
-    public var communicator: Communicator? {
-        didSet { gradientAllReduce = communicator.map { GradientAllReduce(parameters: optimizer.parameters, communicator: $0) } }
-    }
-    private var gradientAllReduce: GradientAllReduce?
+    /// How the step and the epoch are shared with other processes (``DataParallel``), or nil for one
+    /// process. The step calls it at fixed points and
+    /// knows nothing else of it.
+    public var distribution: (any Distribution)?
 
     /// - Parameters:
     ///   - model: the classifier to train (its `parameters()` are the optimizer's).
@@ -95,7 +90,7 @@ public final class Trainer {
         guard !labels.isEmpty else {
             // A rank whose part of a short last global batch is empty still takes part in the
             // gradient average (with weight 0) and steps with everyone.
-            synchronizeGradients(localCount: 0)
+            collective { try $0.gradientsReady(self, localCount: 0) }
             for hook in afterBackward { hook(self) }
             optimizer.step()
             globalStep += 1
@@ -105,7 +100,7 @@ public final class Trainer {
         let scores = Profiler.measure("loss forward") { objective.scores(x) }
         let loss = objective.lossValue(scores, labels)
         Profiler.measure("backward (total)") { loss.backward() }
-        synchronizeGradients(localCount: labels.count)
+        collective { try $0.gradientsReady(self, localCount: labels.count) }
         for hook in afterBackward { hook(self) }
         optimizer.step()
         globalStep += 1
@@ -114,17 +109,11 @@ public final class Trainer {
                           correct: zip(predicted, labels).reduce(0) { $0 + ($1.0 == $1.1 ? 1 : 0) })
     }
 
-    /// Data-parallel training: the gradient all-reduce. A failed collective ends every rank (a peer
-    /// has died; waiting would hang).
-    private func synchronizeGradients(localCount: Int) {
-        guard let gradientAllReduce else { return }
-        do { try Profiler.measure("gradient all-reduce") { try gradientAllReduce(localCount: localCount) } }
-        catch { failCollective(error) }
-    }
-
-    private func failCollective(_ error: Error) -> Never {
-        FileHandle.standardError.write(Data("convolve: error: \(error)\n".utf8))
-        communicator!.abort(code: 1)
+    /// Runs a step of the distribution, if any; a failure there ends every process (a peer has died:
+    /// waiting would hang).
+    private func collective(_ body: (any Distribution) throws -> Void) {
+        guard let distribution else { return }
+        do { try body(distribution) } catch { distribution.fail(error) }
     }
 
     /// Trains epochs `initialEpoch..<epochs` over `loader`, evaluating `validation` after each epoch
@@ -146,17 +135,15 @@ public final class Trainer {
         batchesPerEpoch = loader.count
         epoch = initialEpoch
         batch = resume?.batch ?? 0
-        if let communicator {   // DDP: every rank starts from rank 0's weights and buffers
-            do { try communicator.broadcast(model.stateDict().map(\.1)) } catch { failCollective(error) }
-        }
+        collective { try $0.fitBegins(self) }   // every process starts from the same weights
         for cb in callbacks { cb.onTrainBegin(self) }
         var last: Logs = [:]
         for e in initialEpoch..<epochs {
             epoch = e
             let start = e == initialEpoch ? resume : nil
             batch = start?.batch ?? 0
-            // A resumed epoch's saved tally is the sum over ranks: rank 0 carries it.
-            var tally = (communicator?.rank ?? 0) == 0 ? start?.tally ?? EpochTally() : EpochTally()
+            // A resumed epoch's saved tally is the sum over processes: one of them carries it.
+            var tally = distribution?.carriesSavedTally ?? true ? start?.tally ?? EpochTally() : EpochTally()
             currentTally = tally
             for cb in callbacks { cb.onEpochBegin(e, trainer: self) }
             model.train()
@@ -177,12 +164,8 @@ public final class Trainer {
             // Stopped inside the epoch (a callback's decision, or a failed checkpoint): the epoch did
             // not end, so it is neither validated nor reported as ended.
             if stopTraining && batch < batchesPerEpoch { break }
-            if let communicator {   // every rank reports the whole epoch and validates rank 0's model
-                do {
-                    tally = try communicator.sum(tally)
-                    try communicator.broadcast(model.namedBuffers().map(\.1))
-                } catch { failCollective(error) }
-            }
+            // Every process reports the whole epoch and validates the same model.
+            collective { tally = try $0.epochEnds(self, tally: tally) }
             var logs = tally.logs(accuracy: reportsAccuracy)
             if let validation {
                 let v = evaluate(validation, keepMistakes: validationMistakes)
@@ -213,16 +196,36 @@ public final class Trainer {
     /// (for a checkpoint taken mid-epoch).
     public var position: EpochPosition { EpochPosition(order: currentOrder, batch: batch, tally: currentTally) }
 
-    /// `position` with the tally summed over all ranks (a collective: every rank must call it at the
-    /// same batch). Without a communicator, `position`.
+    /// `position` with the tally of every process (a collective: every process must call it at the
+    /// same batch). In one process, `position`.
     public func globalPosition() throws -> EpochPosition {
-        guard let communicator else { return position }
+        guard let distribution else { return position }
         var p = position
-        p.tally = try communicator.sum(p.tally)
+        p.tally = try distribution.globalTally(p.tally)
         return p
     }
     private var currentOrder: [Int] = []
     private var currentTally = EpochTally()
+}
+
+/// How a training step and an epoch are shared between processes (data parallelism). The ``Trainer``
+/// calls these at fixed points and names nothing else of it (Keras' `ddp_model or self`):
+/// ``DataParallel`` implements it over MPI or in-process ranks.
+public protocol Distribution: AnyObject {
+    /// `fit` starts: every process must hold the same weights and buffers.
+    func fitBegins(_ trainer: Trainer) throws
+    /// After every backward pass, before the optimizer step: combine the gradients of `localCount`
+    /// samples here with the other processes'.
+    func gradientsReady(_ trainer: Trainer, localCount: Int) throws
+    /// An epoch's training ends, before validation: the tally of the whole epoch (and any state every
+    /// process must share before validating).
+    func epochEnds(_ trainer: Trainer, tally: EpochTally) throws -> EpochTally
+    /// The tally of every process at the same batch (a mid-epoch checkpoint).
+    func globalTally(_ tally: EpochTally) throws -> EpochTally
+    /// Whether this process carries a resumed epoch's saved tally (exactly one does).
+    var carriesSavedTally: Bool { get }
+    /// A collective failed: end every process, saying why (waiting would hang).
+    func fail(_ error: Error) -> Never
 }
 
 /// Running means of one epoch's training batches.

@@ -272,7 +272,7 @@ func syntheticPair(_ dir: TempDir, n: Int = 20, h: Int = 4, w: Int = 3, gzip: Bo
         let (c, h, w) = size == 784 ? (1, 28, 28) : size == 781 ? (1, 11, 71) : (3, 17, 19)
         let dense = ImageDataset(name: "awkward", pixels: Array(images.joined()), labels: (0..<images.count).map { UInt8($0) },
                                  channels: c, height: h, width: w, classNames: (0..<images.count).map(String.init))
-        let packed = ImageDataset(name: "awkward", storage: .packed(
+        let packed = ImageDataset(name: "awkward", pixelStore: .packed(
             Array(images.joined()).withUnsafeBufferPointer { PackedImages($0, imageSize: size, count: images.count) }),
             labels: dense.labels, channels: c, height: h, width: w, classNames: dense.classNames, transform: ToTensor())
         for (i, image) in images.enumerated() { #expect(packed.pixels(ofImage: i) == image, "image \(i)") }
@@ -304,7 +304,7 @@ func syntheticPair(_ dir: TempDir, n: Int = 20, h: Int = 4, w: Int = 3, gzip: Bo
         #expect(train.isPacked && test.isPacked)
         let file = try IDX.read(dir + "/t10k-images-idx3-ubyte.gz")
         #expect(Array(test.pixels) == file.bytes)
-        guard case .packed(let packed) = train.storage else { return }
+        guard case .packed(let packed) = train.pixelStore else { return }
         #expect(packed.bytes.count < 60_000 * 784 / 3, "packed MNIST: \(packed.bytes.count) bytes")
     }
 
