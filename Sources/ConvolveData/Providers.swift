@@ -21,10 +21,29 @@ public protocol DatasetProvider: Sendable {
     /// `Normalize` needs). Known datasets give their published values; folders are measured.
     /// - Parameter train: the loaded training split.
     func statistics(of train: ImageDataset) -> (mean: [Double], std: [Double])
+    /// The lines `convolve datasets` prints for it: size, classes, download, and whether and where it
+    /// is available (the first of `directories` that holds it).
+    /// - Parameter directories: where to look, in order.
+    func catalogEntry(searching directories: [String]) -> [String]
+    /// Fetches its files into `directory`, each verified against its checksum (files already there and
+    /// verified are kept); one line per file for the user.
+    /// - Parameters:
+    ///   - directory: where the files go.
+    ///   - mirrors: base URLs to use instead of its own (a private mirror), or empty.
+    ///   - progress: show a download progress line.
+    func download(into directory: String, mirrors: [String], progress: Bool) throws -> [String]
+    /// Whether its images are drawings to be centred by ink mass in a 20×20 box, as MNIST's were made
+    /// (what `predict` does to a photo of a digit).
+    var centresInkByMass: Bool { get }
 }
 
 extension DatasetProvider {
     public func statistics(of train: ImageDataset) -> (mean: [Double], std: [Double]) { train.channelStatistics() }
+    public func catalogEntry(searching directories: [String]) -> [String] { [] }
+    public func download(into directory: String, mirrors: [String], progress: Bool) throws -> [String] {
+        throw DataError.badShape(path: name, reason: "only built-in datasets can be downloaded (\(DatasetCatalog.names.joined(separator: ", ")))")
+    }
+    public var centresInkByMass: Bool { false }
 }
 
 extension ImageDataset {
@@ -63,10 +82,53 @@ extension DatasetKind: DatasetProvider {
         switch self { case .mnist: [0.3081]; case .fashionMNIST: [0.3530]; case .kmnist: [0.3483] }
     }
     public func statistics(of train: ImageDataset) -> (mean: [Double], std: [Double]) { (mean, std) }
+    public var centresInkByMass: Bool { true }
+
+    public func catalogEntry(searching directories: [String]) -> [String] {
+        let sizes = splitSizes
+        let found = directories.lazy.compactMap { location(in: $0) }.first
+        return ["\(rawValue) (\(displayName)): \(sizes.train.formatted()) training + \(sizes.test.formatted()) test images, "
+                    + "28x28 grey, \(classNames.count) classes, \(downloadSize) download",
+                "  classes: " + classNames.joined(separator: ", "),
+                "  " + (found.map { "available in \($0)" } ?? "not downloaded (convolve download \(rawValue))")]
+    }
+
+    public func download(into directory: String, mirrors: [String], progress: Bool) throws -> [String] {
+        let downloader = Downloader(progress: progress)
+        var lines: [String] = []
+        for file in Self.fileNames {
+            let path = directory + "/" + file
+            if FileManager.default.fileExists(atPath: path), (try? SHA256.file(path)) == sha256[file] {
+                lines.append("\(file): already there, verified")
+                continue
+            }
+            try downloader.fetch(file, mirrors: mirrors.isEmpty ? self.mirrors : mirrors, sha256: sha256[file], into: directory)
+            lines.append("\(file): downloaded, SHA-256 verified")
+        }
+        return lines
+    }
 }
 
 extension CIFAR {
     public func statistics(of train: ImageDataset) -> (mean: [Double], std: [Double]) { (mean, std) }
+
+    public func catalogEntry(searching directories: [String]) -> [String] {
+        let sizes = splitSizes
+        let found = directories.lazy.compactMap { location(in: $0) }.first
+        var lines = ["\(name) (\(displayName)): \(sizes.train.formatted()) training + \(sizes.test.formatted()) test images, "
+                     + "32x32 RGB, \(classNames.count) classes, \(downloadSize) download (\(archive))"]
+        if classNames.count <= 10 { lines.append("  classes: " + classNames.joined(separator: ", ")) }
+        let state = found.map { "available: \($0)" } ?? "not downloaded (convolve download \(name))"
+        lines.append("  " + state)
+        return lines
+    }
+
+    public func download(into directory: String, mirrors: [String], progress: Bool) throws -> [String] {
+        if location(in: directory) != nil { return ["\(archive): already there"] }
+        try Downloader(progress: progress).fetch(archive, mirrors: mirrors.isEmpty ? self.mirrors : mirrors, sha256: sha256,
+                                                 md5: md5, into: directory)
+        return ["\(archive): downloaded, \(sha256 == nil ? "MD5" : "SHA-256 and MD5") verified"]
+    }
 }
 
 /// Looks datasets up by name or path.

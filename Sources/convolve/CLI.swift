@@ -278,7 +278,7 @@ struct Predict: ParsableCommand {
                                 batch: Swift.min(images.count, 64 * Parallel.threads), training: false, lower: "--threads")
             let per = spec.channels * spec.height * spec.width
             // MNIST-family models see drawings the MNIST way (ink centred by mass in a 20x20 box).
-            let digits = DatasetKind(rawValue: spec.dataset) != nil && spec.sampleShape == [1, 28, 28]
+            let digits = DatasetCatalog.named(spec.dataset)?.centresInkByMass == true && spec.sampleShape == [1, 28, 28]
             // Load every input first: a bad file fails before any output.
             var items: [(String, [UInt8])] = []
             // The samples and their tensor (5 bytes a value) must fit too: a long list of files is refused

@@ -31,23 +31,9 @@ struct Datasets: ParsableCommand {
     @OptionGroup var data: DataOptions
 
     func run() throws {
-        for kind in DatasetKind.allCases {
-            let sizes = kind.splitSizes
-            print("\(kind.rawValue) (\(kind.displayName)): \(sizes.train.formatted()) training + \(sizes.test.formatted()) test images, "
-                  + "28x28 grey, \(kind.classNames.count) classes, \(kind.downloadSize) download")
-            print("  classes: " + kind.classNames.joined(separator: ", "))
-            let roots = (data.location.directory.map { [$0] } ?? []) + [DataLocation.cacheRoot + "/" + kind.rawValue]
-            let found = roots.lazy.compactMap { kind.location(in: $0) }.first
-            print("  " + (found.map { "available in \($0)" } ?? "not downloaded (convolve download \(kind.rawValue))"))
-        }
-        for cifar in [CIFAR.cifar10, CIFAR.cifar100] {
-            let sizes = cifar.splitSizes
-            print("\(cifar.name) (\(cifar.displayName)): \(sizes.train.formatted()) training + \(sizes.test.formatted()) test images, "
-                  + "32x32 RGB, \(cifar.classNames.count) classes, \(cifar.downloadSize) download (\(cifar.archive))")
-            if cifar.classNames.count <= 10 { print("  classes: " + cifar.classNames.joined(separator: ", ")) }
-            let roots = (data.location.directory.map { [$0] } ?? []) + [DataLocation.cacheRoot + "/" + cifar.name]
-            let found = roots.lazy.compactMap { cifar.location(in: $0) }.first
-            print("  " + (found.map { "available: \($0)" } ?? "not downloaded (convolve download \(cifar.name))"))
+        for provider in DatasetCatalog.builtIn {
+            let roots = (data.location.directory.map { [$0] } ?? []) + [DataLocation.cacheRoot + "/" + provider.name]
+            for line in provider.catalogEntry(searching: roots) { print(line) }
         }
         print("an image folder (convolve train --dataset DIR): one sub-folder of PNG/JPEG images per class, or train/ and val/ trees of them")
         print("  JPEG: " + (JPEG.loadError ?? "available (libjpeg-turbo)"))
@@ -68,26 +54,7 @@ struct Download: ParsableCommand {
                 throw DataError.badShape(path: dataset, reason: "only built-in datasets can be downloaded (\(DatasetCatalog.names.joined(separator: ", ")))")
             }
             let dir = data.dataDir.map { $0 + "/" + provider.name } ?? DataLocation.cacheRoot + "/" + provider.name
-            let downloader = Downloader(progress: isatty(STDERR_FILENO) != 0)
-            if let kind = provider as? DatasetKind {
-                for name in DatasetKind.fileNames {
-                    let path = dir + "/" + name
-                    if FileManager.default.fileExists(atPath: path), (try? SHA256.file(path)) == kind.sha256[name] {
-                        print("\(name): already there, verified")
-                        continue
-                    }
-                    try downloader.fetch(name, mirrors: mirror.isEmpty ? kind.mirrors : mirror, sha256: kind.sha256[name], into: dir)
-                    print("\(name): downloaded, SHA-256 verified")
-                }
-            } else if let cifar = provider as? CIFAR {
-                if cifar.location(in: dir) != nil {
-                    print("\(cifar.archive): already there")
-                } else {
-                    try downloader.fetch(cifar.archive, mirrors: mirror.isEmpty ? cifar.mirrors : mirror, sha256: cifar.sha256,
-                                         md5: cifar.md5, into: dir)
-                    print("\(cifar.archive): downloaded, \(cifar.sha256 == nil ? "MD5" : "SHA-256 and MD5") verified")
-                }
-            }
+            for line in try provider.download(into: dir, mirrors: mirror, progress: isatty(STDERR_FILENO) != 0) { print(line) }
             // The files must also load: shapes, counts and labels checked.
             let location = DataLocation(directory: dir, readEnvironment: false)
             let train = try provider.load(train: true, from: location, progress: false)
