@@ -4,7 +4,7 @@ import Foundation
 /// for the backward pass.
 func maxPool2x2(_ input: Tensor, _ n: Int, _ c: Int, _ h: Int, _ w: Int) -> Tensor {
     let oh = h / 2, ow = w / 2, planes = n * c, total = planes * oh * ow
-    var arg = [UInt8](unsafeUninitializedCapacity: total) { _, count in count = total }   // every byte is written
+    var arg = total == 0 ? [] : [UInt8](unsafeUninitializedCapacity: total) { _, count in count = total }   // every byte is written
     let out = input.storage.withUnsafeBufferPointer { px in
         arg.withUnsafeMutableBufferPointer { pa in
             uninitializedFloats(total) { po in

@@ -110,7 +110,7 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
     let ohw = geo.ohw, kSize = geo.kSize
     let inPer = cin * h * w, outPer = cout * ohw
     // Every output element is written below (bias fill or beta-0 GEMM, or the direct kernel's rows).
-    var out = [Float](unsafeUninitializedCapacity: n * outPer) { _, count in count = n * outPer }
+    var out = n * outPer == 0 ? [] : [Float](unsafeUninitializedCapacity: n * outPer) { _, count in count = n * outPer }
     let work = n * cout * ohw * kSize
     let algorithm = ConvAlgorithm(geo, outChannels: ocg)
     let direct = algorithm.family == .direct, shifted = algorithm.family == .shiftedRows
@@ -541,8 +541,8 @@ func conv2dReLUMaxPool2x2Untraced(_ input: Tensor, weight: Tensor, bias: Tensor?
     let uBuf = wino.map { weight.winogradWeights($0, groups: groups) }
     let u4 = wino4.map { weight.winogradWeights($0, groups: groups) }
     defer { uBuf?.deallocate(); u4?.deallocate() }
-    var out = [Float](unsafeUninitializedCapacity: n * outPer) { _, c in c = n * outPer }
-    var arg = [UInt8](unsafeUninitializedCapacity: n * outPer) { _, c in c = n * outPer }
+    var out = n * outPer == 0 ? [] : [Float](unsafeUninitializedCapacity: n * outPer) { _, c in c = n * outPer }
+    var arg = n * outPer == 0 ? [] : [UInt8](unsafeUninitializedCapacity: n * outPer) { _, c in c = n * outPer }
     // Without a gradient to route, the F(4×4, 3×3) path skips the winners (evaluation).
     let needsWinners = GradMode.isEnabled && ([input, weight] + (bias.map { [$0] } ?? [])).contains { $0.requiresGrad }
     input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pwt in
