@@ -209,10 +209,7 @@ public final class ImageFolder: DatasetProvider, @unchecked Sendable {
         let channels = options.channels ?? (images.contains { $0?.channels == 3 } ? 3 : 1)
         func dataset(_ range: Range<Int>, _ split: String) -> ImageDataset {
             var pixels = [UInt8](); pixels.reserveCapacity(range.count * channels * h * w)
-            for i in range {
-                let img = images[i]!.converted(channels: channels)
-                for c in 0..<channels { for p in 0..<(h * w) { pixels.append(img.pixels[p * channels + c]) } }   // HWC → CHW
-            }
+            for i in range { pixels += PixelLayout.planar(images[i]!.converted(channels: channels).pixels, channels: channels, plane: h * w) }
             return ImageDataset(name: "\(displayName) \(split)", pixels: pixels, labels: files[range].map { UInt8($0.label) },
                                 channels: channels, height: h, width: w, classNames: classNames)
         }

@@ -92,8 +92,6 @@ public struct InputSpec: Codable, Sendable, Equatable {
             if centerCrop { img = img.centerCropped(aspectWidth: width, aspectHeight: height) }
             img = img.resized(width: width, height: height)
         }
-        var chw = [UInt8](repeating: 0, count: channels * height * width)
-        for p in 0..<(height * width) { for c in 0..<channels { chw[c * height * width + p] = img.pixels[p * channels + c] } }
-        return chw
+        return PixelLayout.planar(img.pixels, channels: channels, plane: height * width)
     }
 }

@@ -316,12 +316,8 @@ struct Predict: ParsableCommand {
                     let n = arr.count / per
                     for i in 0..<n {
                         try hold(per, path)
-                        var px = Array(arr.bytes[(i * per)..<((i + 1) * per)])
-                        if spec.channels > 1 {   // HWC → CHW
-                            var chw = px
-                            for p in 0..<(spec.height * spec.width) { for c in 0..<spec.channels { chw[c * spec.height * spec.width + p] = px[p * spec.channels + c] } }
-                            px = chw
-                        }
+                        var px = PixelLayout.planar(Array(arr.bytes[(i * per)..<((i + 1) * per)]), channels: spec.channels,
+                                                    plane: spec.height * spec.width)
                         if invert { px = px.map { 255 - $0 } }
                         items.append((n == 1 ? path : "\(path)[\(i)]", px))
                     }
@@ -442,10 +438,7 @@ func terminalPreview(_ ds: ImageDataset, _ i: Int) -> String {
 
 /// Sample `i` of a dataset as an interleaved image (CHW bytes → HWC).
 func sampleImage(_ ds: ImageDataset, _ i: Int) -> Image {
-    let plane = ds.height * ds.width, per = plane * ds.channels
-    var px = [UInt8](repeating: 0, count: per)
-    let chw = ds.pixels(ofImage: i)
-    for p in 0..<plane { for c in 0..<ds.channels { px[p * ds.channels + c] = chw[c * plane + p] } }
+    let px = PixelLayout.interleaved(ds.pixels(ofImage: i), channels: ds.channels, plane: ds.height * ds.width)
     return Image(width: ds.width, height: ds.height, channels: ds.channels, pixels: px)
 }
 
