@@ -174,7 +174,7 @@ public final class Tensor {
     // `storage`, so that where the values live (a second backend's buffer) stays the core's business.
 
     /// The elements in row-major order, read or replaced whole (the count must stay the same).
-    public var scalars: [Float] {
+    @inlinable public var scalars: [Float] {
         get { storage }
         set {
             precondition(newValue.count == storage.count, "scalars: \(newValue.count) values for shape \(shape)")
@@ -184,29 +184,29 @@ public final class Tensor {
 
     /// Sets every element to `value` in place.
     /// - Parameter value: the value.
-    public func fill(_ value: Float) { storage.withUnsafeMutableBufferPointer { $0.update(repeating: value) } }
+    @inlinable public func fill(_ value: Float) { storage.withUnsafeMutableBufferPointer { $0.update(repeating: value) } }
 
     /// Calls `body` with the elements, row-major.
     /// - Parameter body: reads the elements.
-    public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+    @inlinable public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         try storage.withUnsafeBufferPointer(body)
     }
 
     /// Calls `body` with the elements to update in place, row-major.
     /// - Parameter body: reads and writes the elements.
-    public func withUnsafeMutableBufferPointer<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+    @inlinable public func withUnsafeMutableBufferPointer<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
         try storage.withUnsafeMutableBufferPointer { try body($0) }
     }
 
     /// Calls `body` with the elements' bytes (little-endian Float32, row-major).
     /// - Parameter body: reads the bytes.
-    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    @inlinable public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try storage.withUnsafeBytes(body)
     }
 
     /// Calls `body` with the elements' bytes to overwrite in place.
     /// - Parameter body: reads and writes the bytes.
-    public func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+    @inlinable public func withUnsafeMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
         try storage.withUnsafeMutableBytes(body)
     }
 }
