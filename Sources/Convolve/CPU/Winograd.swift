@@ -494,28 +494,25 @@ private func storeInputTransform(_ r0: (V16, V16, V16, V16), _ r1: (V16, V16, V1
 }
 
 
-extension Tensor {
-    /// Every group's transformed weights for `plan`, one after another (`plan.uCount` floats each).
-    /// With `flipped`, those of the input-gradient convolution (`WinogradPlan.inputGradient`): each
-    /// group's `[out, in, 3, 3]` weights as `[in, out, 3, 3]`, rotated 180° in space.
-    func winogradWeights<Plan: WinogradWeightTransform>(_ plan: Plan, groups: Int, flipped: Bool = false)
-        -> UnsafeMutablePointer<Float> {
-        let u = UnsafeMutablePointer<Float>.allocate(capacity: groups * plan.uCount)
-        let per = plan.outChannels * plan.geo.c * 9
-        storage.withUnsafeBufferPointer { w in
-            if !flipped {
-                for g in 0..<groups { plan.transformWeights(w.baseAddress! + g * per, into: u + g * plan.uCount) }
-                return
-            }
-            let f = UnsafeMutablePointer<Float>.allocate(capacity: per)
-            defer { f.deallocate() }
-            let (co, ci) = (plan.geo.c, plan.outChannels)   // the forward's out and in channels
-            for g in 0..<groups {
-                let src = w.baseAddress! + g * per
-                for o in 0..<co { for i in 0..<ci { for k in 0..<9 { f[(i * co + o) * 9 + k] = src[(o * ci + i) * 9 + 8 - k] } } }
-                plan.transformWeights(f, into: u + g * plan.uCount)
-            }
-        }
+/// Every group's transformed weights for `plan`, one after another (`plan.uCount` floats each), from
+/// `weights` (`[out, in / groups, 3, 3]`, row-major). With `flipped`, those of the input-gradient
+/// convolution (`WinogradPlan.inputGradient`): each group's `[out, in, 3, 3]` weights as
+/// `[in, out, 3, 3]`, rotated 180° in space. The caller deallocates the result.
+func winogradWeights<Plan: WinogradWeightTransform>(_ weights: UnsafeBufferPointer<Float>, _ plan: Plan, groups: Int,
+                                                    flipped: Bool = false) -> UnsafeMutablePointer<Float> {
+    let u = UnsafeMutablePointer<Float>.allocate(capacity: groups * plan.uCount)
+    let per = plan.outChannels * plan.geo.c * 9
+    if !flipped {
+        for g in 0..<groups { plan.transformWeights(weights.baseAddress! + g * per, into: u + g * plan.uCount) }
         return u
     }
+    let f = UnsafeMutablePointer<Float>.allocate(capacity: per)
+    defer { f.deallocate() }
+    let (co, ci) = (plan.geo.c, plan.outChannels)   // the forward's out and in channels
+    for g in 0..<groups {
+        let src = weights.baseAddress! + g * per
+        for o in 0..<co { for i in 0..<ci { for k in 0..<9 { f[(i * co + o) * 9 + k] = src[(o * ci + i) * 9 + 8 - k] } } }
+        plan.transformWeights(f, into: u + g * plan.uCount)
+    }
+    return u
 }

@@ -509,7 +509,7 @@ extension Winograd4Plan {
     return (y0, p + q, p - q, r + s, r - s, y3)
 }
 
-/// What `Tensor.winogradWeights` needs of a plan.
+/// What `winogradWeights` needs of a plan.
 protocol WinogradWeightTransform {
     var geo: ConvGeometry { get }
     var outChannels: Int { get }

@@ -117,8 +117,8 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
     let shiftedForward = shifted && !algorithm.forwardIm2col
     let taps = shifted ? geo.tapOffsets() : []
     let wino = algorithm.forwardWinograd, wino4 = algorithm.forwardWinograd4
-    let uBuf = wino.map { weight.winogradWeights($0, groups: groups) }
-    let u4 = wino4.map { weight.winogradWeights($0, groups: groups) }
+    let uBuf = wino.map { plan in weight.withUnsafeBufferPointer { winogradWeights($0, plan, groups: groups) } }
+    let u4 = wino4.map { plan in weight.withUnsafeBufferPointer { winogradWeights($0, plan, groups: groups) } }
     defer { uBuf?.deallocate(); u4?.deallocate() }
 
     input.storage.withUnsafeBufferPointer { px in weight.storage.withUnsafeBufferPointer { pw in
@@ -364,8 +364,8 @@ func shiftedConvBackward(_ geo: ConvGeometry, _ algorithm: ConvAlgorithm, input:
     } : []
     // dX as a Winograd forward pass over the output gradient, where it applies.
     let winoX = needX ? algorithm.inputGradientWinograd : nil, winoX4 = needX ? algorithm.inputGradientWinograd4 : nil
-    let uX = winoX.map { weight.winogradWeights($0, groups: groups, flipped: true) }
-    let uX4 = winoX4.map { weight.winogradWeights($0, groups: groups, flipped: true) }
+    let uX = winoX.map { plan in weight.withUnsafeBufferPointer { winogradWeights($0, plan, groups: groups, flipped: true) } }
+    let uX4 = winoX4.map { plan in weight.withUnsafeBufferPointer { winogradWeights($0, plan, groups: groups, flipped: true) } }
     defer { uX?.deallocate(); uX4?.deallocate() }
     // Every image's input gradient is written exactly once (per group) below: stored into a new buffer
     // (no zero fill), or added where the input already has a gradient (a residual block's input: no
@@ -538,8 +538,8 @@ func conv2dReLUMaxPool2x2Untraced(_ input: Tensor, weight: Tensor, bias: Tensor?
     let L = geo.wideLength, inPer = cg * groups * geo.h * geo.w, kSize = geo.kSize
     let taps = geo.tapOffsets()
     let wino = algorithm.forwardWinograd, wino4 = algorithm.forwardWinograd4
-    let uBuf = wino.map { weight.winogradWeights($0, groups: groups) }
-    let u4 = wino4.map { weight.winogradWeights($0, groups: groups) }
+    let uBuf = wino.map { plan in weight.withUnsafeBufferPointer { winogradWeights($0, plan, groups: groups) } }
+    let u4 = wino4.map { plan in weight.withUnsafeBufferPointer { winogradWeights($0, plan, groups: groups) } }
     defer { uBuf?.deallocate(); u4?.deallocate() }
     var out = n * outPer == 0 ? [] : [Float](unsafeUninitializedCapacity: n * outPer) { _, c in c = n * outPer }
     var arg = n * outPer == 0 ? [] : [UInt8](unsafeUninitializedCapacity: n * outPer) { _, c in c = n * outPer }

@@ -133,3 +133,35 @@ func globalAvgPool2dUntraced(_ input: Tensor) -> Tensor {
         })
     }
 }
+
+/// 2×2, stride-2 max pooling (the common case), with the winner's position in its window (0…3) kept
+/// for the backward pass.
+func maxPool2x2(_ input: Tensor, _ n: Int, _ c: Int, _ h: Int, _ w: Int) -> Tensor {
+    let oh = h / 2, ow = w / 2, planes = n * c, total = planes * oh * ow
+    var arg = total == 0 ? [] : [UInt8](unsafeUninitializedCapacity: total) { _, count in count = total }   // every byte is written
+    let out = input.storage.withUnsafeBufferPointer { px in
+        arg.withUnsafeMutableBufferPointer { pa in
+            uninitializedFloats(total) { po in
+                Parallel.forChunks(planes, work: total * 8, streaming: true) { range in   // 4 reads, 2 writes, selects per output
+                    for pl in range {
+                        maxPool2x2Plane(px.baseAddress! + pl * h * w, rowStride: w, oh: oh, ow: ow,
+                                        po.baseAddress! + pl * oh * ow, pa.baseAddress! + pl * oh * ow)
+                    }
+                }
+            }
+        }
+    }
+    return Tensor.result(out, [n, c, oh, ow], [input], op: "maxPool2d") { g in
+        let dx = arg.withUnsafeBufferPointer { pa in g.withUnsafeBufferPointer { pg in
+            uninitializedFloats(planes * h * w) { d in
+                Parallel.forChunks(planes, work: total * 8, streaming: true) { range in
+                    for pl in range {
+                        unpool2x2Plane(pg.baseAddress! + pl * oh * ow, pa.baseAddress! + pl * oh * ow, mask: nil,
+                                       oh: oh, ow: ow, rows: h, rowStride: w, into: d.baseAddress! + pl * h * w)
+                    }
+                }
+            }
+        } }
+        input.accumulate(dx)
+    }
+}
