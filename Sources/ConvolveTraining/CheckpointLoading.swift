@@ -76,3 +76,35 @@ public func inputSpec(of meta: [String: String], zoo: ZooModel, path: String) th
     catch let e as RunError { throw RunError("\(path): \(e)") }
     return spec
 }
+
+/// The test (or validation) set a checkpoint is evaluated on (`evaluate`, `plot`): `dataset`, or the one
+/// it was trained on, loaded as its input description says (size, channels, crop; an image folder's
+/// split as its run's config says), cut to its first `limit` images, and checked against the model's
+/// input and classes and against the memory limit. Raw pixels: apply `spec.transform` to evaluate.
+/// - Parameters:
+///   - spec: the checkpoint's input description.
+///   - checkpoint: the checkpoint's path, for messages.
+///   - dataset: a dataset name or folder; nil: the checkpoint's own.
+///   - config: the run's settings (an image folder's split and seed), or nil.
+///   - location: where datasets are found.
+///   - limit: use only the first this many images.
+///   - progress: show a download progress line.
+public func evaluationData(for spec: InputSpec, checkpoint: String, dataset: String? = nil, config: RunConfig?,
+                           location: DataLocation, limit: Int?, progress: Bool) throws -> (provider: any DatasetProvider, test: ImageDataset) {
+    let name = dataset ?? config?.dataset ?? spec.dataset
+    var options = config?.folderOptions ?? ImageFolder.Options()
+    options.height = spec.height; options.width = spec.width; options.channels = spec.channels
+    options.centerCrop = spec.centerCrop
+    let provider = try DatasetCatalog.resolve(name, options: options)
+    var test = try provider.load(train: false, from: location, progress: progress)
+    if let limit { test = test.prefix(limit) }
+    guard test.count > 0 else { throw DataError.badShape(path: "\(name) test", reason: "no test images to evaluate") }
+    guard test.sampleShape == spec.sampleShape else {
+        throw DataError.badShape(path: "\(name) test",
+                                 reason: "images are \(test.sampleShape) but \(checkpoint) takes \(spec.sampleShape) (channels, height, width)")
+    }
+    guard test.classNames.count == spec.classNames.count else {
+        throw DataError.badShape(path: "\(name) test", reason: "\(test.classNames.count) classes but \(checkpoint) predicts \(spec.classNames.count)")
+    }
+    return (provider, test)
+}

@@ -214,23 +214,9 @@ struct Evaluate: ParsableCommand {
         limits.apply()
         try guarded {
             let (zoo, net, meta, spec) = try loadCheckpointWithInput(checkpoint, model: model?.rawValue)
-            let name = dataset ?? spec.dataset
             let config = meta["config"].flatMap { try? JSONDecoder().decode(RunConfig.self, from: Data($0.utf8)) }
-            var options = config?.folderOptions ?? ImageFolder.Options()
-            options.height = spec.height; options.width = spec.width; options.channels = spec.channels
-            options.centerCrop = spec.centerCrop
-            let provider = try DatasetCatalog.resolve(name, options: options)
-            var test = try provider.load(train: false, from: data.location, progress: isatty(STDERR_FILENO) != 0)
-            if let limit { test = test.prefix(limit) }
-            guard test.count > 0 else { throw DataError.badShape(path: "\(name) test", reason: "no test images to evaluate") }
-            guard test.sampleShape == spec.sampleShape else {
-                throw DataError.badShape(path: "\(name) test",
-                                         reason: "images are \(test.sampleShape) but \(checkpoint) takes \(spec.sampleShape) (channels, height, width)")
-            }
-            guard test.classNames.count == spec.classNames.count else {
-                throw DataError.badShape(path: "\(name) test",
-                                         reason: "\(test.classNames.count) classes but \(checkpoint) predicts \(spec.classNames.count)")
-            }
+            var (provider, test) = try evaluationData(for: spec, checkpoint: checkpoint, dataset: dataset ?? spec.dataset, config: config,
+                                                      location: data.location, limit: limit, progress: isatty(STDERR_FILENO) != 0)
             try zoo.checkMemory(input: spec.sampleShape, classes: spec.classNames.count, batch: Swift.min(test.count, 64 * Parallel.threads),
                                 training: false, lower: "--threads")
             test = test.with(transform: spec.transform)

@@ -27,15 +27,10 @@ struct Plot: ParsableCommand {
             // Everything is computed before anything is written.
             let curves = Plots.learningCurves(state.history)
             let (_, net, _, spec) = try loadCheckpointWithInput(run + "/model.safetensors", model: state.config.model)
-            let provider = try DatasetCatalog.resolve(state.config.dataset, options: state.config.folderOptions)
             // The data where the run found it (recorded in run.json) unless --data-dir says otherwise.
             let location = data.dataDir == nil && state.dataDirectory != nil ? DataLocation(directory: state.dataDirectory) : data.location
-            var test = try provider.load(train: false, from: location, progress: isatty(STDERR_FILENO) != 0)
-            if let n = limit ?? state.config.testLimit { test = test.prefix(n) }
-            guard test.count > 0 else { throw DataError.badShape(path: "\(state.config.dataset) test", reason: "no test images") }
-            guard test.sampleShape == spec.sampleShape else {
-                throw DataError.badShape(path: "\(state.config.dataset) test", reason: "images are \(test.sampleShape), the model takes \(spec.sampleShape)")
-            }
+            let (_, test) = try evaluationData(for: spec, checkpoint: run + "/model.safetensors", config: state.config, location: location,
+                                               limit: limit ?? state.config.testLimit, progress: isatty(STDERR_FILENO) != 0)
             let result = Evaluator(net).evaluate(test.with(transform: spec.transform),
                                                  callbacks: [LiveProgress()], keepMistakes: 36)
             let confusion = Plots.confusionMatrix(result.confusion, classNames: test.classNames)
