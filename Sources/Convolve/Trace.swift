@@ -4,6 +4,8 @@ import Foundation
 /// (ONNX). Ops that can be exported describe themselves with `OpTrace.record`; every other op's
 /// output is remembered as unexported, so a graph that uses one is refused instead of silently
 /// freezing its result as a constant. Trace on the calling thread only (not inside `inferInSlices`).
+/// An exportable op records itself where it is built, beside its body: its public face runs the body
+/// with tracing suppressed (so the ops inside are not recorded) and then describes itself as ONNX nodes.
 ///
 /// ```swift
 /// let (y, trace) = OpTrace.recording { model(x) }
@@ -116,5 +118,20 @@ public final class OpTrace {
         trace.suppression += 1
         defer { trace.suppression -= 1 }
         return body()
+    }
+}
+
+extension OpTrace.Attribute {
+    /// ONNX padding of a 2-D window: begins then ends, `[top, left, bottom, right]`.
+    static func pads(_ p: (Int, Int)) -> OpTrace.Attribute { .ints([p.0, p.1, p.0, p.1]) }
+    /// Two values (height, width), as ONNX's `kernel_shape`, `strides`, `dilations`.
+    static func pair(_ p: (Int, Int)) -> OpTrace.Attribute { .ints([p.0, p.1]) }
+}
+
+extension Tensor {
+    /// Records a one-input op while tracing; returns `y`.
+    func traced(_ op: String, _ y: Tensor, _ attributes: [(String, OpTrace.Attribute)] = []) -> Tensor {
+        OpTrace.record(op, [self], output: y, attributes)
+        return y
     }
 }

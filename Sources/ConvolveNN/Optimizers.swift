@@ -1,7 +1,9 @@
 import Foundation
 import Convolve
 
-/// Base class of optimizers (`torch.optim.Optimizer`): holds parameters and per-parameter state.
+/// Base class of optimizers (`torch.optim.Optimizer`): holds the parameters and each one's state, and
+/// steps them all by one rule per parameter (`applySingle`, as mlx-swift's optimizers), written on
+/// tensors with the core's in-place ops — so a second backend changes kernels, not optimizers.
 open class Optimizer {
     /// The parameters updated by `step()`.
     public let parameters: [Tensor]
@@ -9,8 +11,8 @@ open class Optimizer {
     public var lr: Double
     /// Number of `step()` calls so far.
     public internal(set) var stepCount: Int = 0
-    /// Per-parameter state buffers by name (e.g. "exp_avg"); `state[i]` belongs to `parameters[i]`.
-    public internal(set) var state: [[String: StateBuffer]]
+    /// Each parameter's state tensors by name (e.g. "exp_avg"); `state[i]` belongs to `parameters[i]`.
+    public internal(set) var state: [[String: Tensor]]
 
     /// - Parameters:
     ///   - parameters: the tensors updated by `step()` (usually `model.parameters()`).
@@ -34,48 +36,42 @@ open class Optimizer {
 
     /// Applies one update using each parameter's `.grad` (parameters without a gradient are skipped).
     public func step() {
-        Profiler.measure("optimizer step") { stepAll() }
-    }
-
-    private func stepAll() {
-        stepCount += 1
-        for (i, p) in parameters.enumerated() {
-            guard let g = p.grad else { continue }
-            p.withUnsafeMutableBufferPointer { w in
-                g.withUnsafeBufferPointer { gr in update(i, w, gr) }
+        Profiler.measure("optimizer step") {
+            stepCount += 1
+            for (i, p) in parameters.enumerated() {
+                guard let g = p.grad else { continue }
+                applySingle(gradient: g, parameter: p, state: &state[i])
             }
         }
     }
 
-    /// Updates parameter `index` in place from its gradient. Subclasses implement the rule.
+    /// The rule: updates `parameter` in place from `gradient`, reading and updating its `state`.
+    /// Subclasses implement it with in-place tensor ops; `gradient` must not be changed.
     ///
     /// - Parameters:
-    ///   - i: the parameter's position in `parameters`.
-    ///   - w: its values, updated in place.
-    ///   - g: its gradient.
-    open func update(_ i: Int, _ w: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>) {}
+    ///   - gradient: the parameter's gradient.
+    ///   - parameter: the tensor updated in place.
+    ///   - state: the parameter's state tensors by name (``zeros(_:like:in:)`` creates one on first use).
+    open func applySingle(gradient: Tensor, parameter: Tensor, state: inout [String: Tensor]) {}
 
-    /// Whether parameter `index` already has a state buffer `name`.
-    func hasBuffer(_ name: String, _ index: Int) -> Bool { state[index][name] != nil }
-
-    /// Runs `body` on state buffer `name` of parameter `index`, zero-filled on first use.
-    @inline(__always)
-    func withBuffer(_ name: String, _ index: Int, _ body: (UnsafeMutableBufferPointer<Float>) -> Void) {
-        let buf: StateBuffer
-        if let b = state[index][name] { buf = b } else {
-            buf = StateBuffer(count: parameters[index].shape.reduce(1, *))  // not .count: storage is borrowed during step()
-            state[index][name] = buf
-        }
-        buf.values.withUnsafeMutableBufferPointer { body($0) }
+    /// State tensor `name`, created as zeros shaped like `parameter` on first use.
+    ///
+    /// - Parameters:
+    ///   - name: the state's name (PyTorch's, so checkpoints read alike).
+    ///   - parameter: the parameter it belongs to.
+    ///   - state: the parameter's state.
+    public final func zeros(_ name: String, like parameter: Tensor, in state: inout [String: Tensor]) -> Tensor {
+        if let t = state[name] { return t }
+        let t = Tensor.zeros(parameter.shape)
+        state[name] = t
+        return t
     }
 
     /// The optimizer's state as named tensors (`state.<i>.<name>`, plus `step` and `lr`) for checkpoints.
     public func stateDict() -> [(String, Tensor)] {
         var out: [(String, Tensor)] = [("step", Tensor(scalar: Float(stepCount))), ("lr", Tensor(scalar: Float(lr)))]
-        for (i, bufs) in state.enumerated() {
-            for name in bufs.keys.sorted() {
-                out.append(("state.\(i).\(name)", Tensor(bufs[name]!.values, shape: parameters[i].shape)))
-            }
+        for (i, tensors) in state.enumerated() {
+            for name in tensors.keys.sorted() { out.append(("state.\(i).\(name)", tensors[name]!.detach())) }
         }
         return out
     }
@@ -84,7 +80,7 @@ open class Optimizer {
     ///
     /// - Parameter dict: tensors saved by `stateDict()` (`step`, `lr`, `state.<i>.<name>`).
     public func loadStateDict(_ dict: [String: Tensor]) throws {
-        var newState: [[String: StateBuffer]] = parameters.map { _ in [:] }
+        var newState: [[String: Tensor]] = parameters.map { _ in [:] }
         for (key, t) in dict where key.hasPrefix("state.") {
             let parts = key.split(separator: ".", maxSplits: 2).map(String.init)
             guard parts.count == 3, let i = Int(parts[1]), i >= 0, i < parameters.count else {
@@ -93,9 +89,7 @@ open class Optimizer {
             guard t.count == parameters[i].count else {
                 throw StateDictError.shapeMismatch(key: key, expected: parameters[i].shape, got: t.shape)
             }
-            let b = StateBuffer(count: 0)
-            b.values = t.scalars
-            newState[i][parts[2]] = b
+            newState[i][parts[2]] = Tensor(t.scalars, shape: parameters[i].shape)
         }
         // Values from a file: checked before use (a NaN or huge step count must not trap).
         var steps = stepCount, rate = lr
@@ -117,12 +111,6 @@ open class Optimizer {
     }
 }
 
-/// One optimizer state buffer (a reference, so several can be updated together in place).
-public final class StateBuffer {
-    public var values: [Float]
-    init(count: Int) { values = [Float](repeating: 0, count: count) }
-}
-
 /// Stochastic gradient descent with momentum, dampening, Nesterov and weight decay (`torch.optim.SGD`).
 public final class SGD: Optimizer {
     public let momentum: Float, dampening: Float, weightDecay: Float, nesterov: Bool
@@ -142,20 +130,20 @@ public final class SGD: Optimizer {
         self.weightDecay = Float(weightDecay); self.nesterov = nesterov
         super.init(parameters, lr: lr)
     }
-    public override func update(_ i: Int, _ w: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>) {
-        let lr = Float(self.lr), wd = weightDecay, mom = momentum, damp = dampening
-        if mom == 0 {
-            for j in 0..<w.count { w[j] -= lr * (g[j] + wd * w[j]) }
-            return
-        }
-        let first = !hasBuffer("momentum_buffer", i)
-        withBuffer("momentum_buffer", i) { buf in
-            for j in 0..<w.count {
-                let d = g[j] + wd * w[j]
-                buf[j] = first ? d : mom * buf[j] + (1 - damp) * d
-                w[j] -= lr * (nesterov ? d + mom * buf[j] : buf[j])
+    public override func applySingle(gradient: Tensor, parameter: Tensor, state: inout [String: Tensor]) {
+        var d = gradient
+        if weightDecay != 0 { d = gradient.detach().add(parameter, scaledBy: weightDecay) }
+        if momentum != 0 {
+            let buffer: Tensor
+            if let b = state["momentum_buffer"] {
+                buffer = b.scale(by: momentum).add(d, scaledBy: 1 - dampening)
+            } else {
+                buffer = d.detach()  // the first step takes the gradient as it is
+                state["momentum_buffer"] = buffer
             }
+            d = nesterov ? d.detach().add(buffer, scaledBy: momentum) : buffer
         }
+        parameter.add(d, scaledBy: -Float(lr))
     }
 }
 
@@ -190,48 +178,20 @@ public class Adam: Optimizer {
         super.init(parameters, lr: lr)
     }
 
-    public override func update(_ i: Int, _ w: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>) {
-        let t = Double(stepCount)
+    public override func applySingle(gradient: Tensor, parameter: Tensor, state: inout [String: Tensor]) {
+        let t = Double(stepCount), lr = Float(self.lr)
         let bc1 = 1 - Foundation.pow(Double(beta1), t), bc2 = 1 - Foundation.pow(Double(beta2), t)
-        let b1 = beta1, b2 = beta2, eps = self.eps, wd = weightDecay, lr = Float(self.lr)
-        if decoupled && wd != 0 { for j in 0..<w.count { w[j] *= 1 - lr * wd } }
-        let coupledWD: Float = decoupled ? 0 : wd
-        // PyTorch: w -= lr/bc1 * m / (√v/√bc2 + eps);  Keras: w -= lr·√bc2/bc1 * m / (√v + eps)
+        if decoupled && weightDecay != 0 { parameter.scale(by: 1 - lr * weightDecay) }
+        // PyTorch: w -= lr/bc1 · m / (√v/√bc2 + eps);  Keras: w -= lr·√bc2/bc1 · m / (√v + eps)
         let stepSize: Float, sqrtBc2: Float
         switch epsilonStyle {
         case .pytorch: stepSize = Float(Double(lr) / bc1); sqrtBc2 = Float(bc2.squareRoot())
         case .keras: stepSize = Float(Double(lr) * bc2.squareRoot() / bc1); sqrtBc2 = 1
         }
-        let invSqrtBc2 = 1 / sqrtBc2
-        withBuffer("exp_avg", i) { m in withBuffer("exp_avg_sq", i) { v in
-            Parallel.forChunks(w.count, work: w.count * 8, streaming: true) { range in
-                // 16 lanes at a time (the same operations in the same order as the scalar tail, so the
-                // result is identical): the square root and division are otherwise ~12 cycles/element.
-                typealias V = SIMD16<Float>
-                @inline(__always) func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
-                @inline(__always) func store(_ x: V, _ p: UnsafeMutablePointer<Float>) {
-                    UnsafeMutableRawPointer(p).storeBytes(of: x, as: V.self)
-                }
-                let (wp, gp, mp, vp) = (w.baseAddress!, g.baseAddress!, m.baseAddress!, v.baseAddress!)
-                var j = range.lowerBound
-                while j + 16 <= range.upperBound {
-                    let wj = load(wp + j)
-                    let gj = load(gp + j) + coupledWD * wj
-                    let mj = b1 * load(mp + j) + (1 - b1) * gj
-                    let vj = b2 * load(vp + j) + (1 - b2) * gj * gj
-                    store(mj, mp + j); store(vj, vp + j)
-                    store(wj - stepSize * mj / (vj.squareRoot() * invSqrtBc2 + eps), wp + j)
-                    j += 16
-                }
-                while j < range.upperBound {
-                    let gj = g[j] + coupledWD * w[j]
-                    m[j] = b1 * m[j] + (1 - b1) * gj
-                    v[j] = b2 * v[j] + (1 - b2) * gj * gj
-                    w[j] -= stepSize * m[j] / (v[j].squareRoot() * invSqrtBc2 + eps)
-                    j += 1
-                }
-            }
-        } }
+        parameter.adamUpdate(gradient: gradient, firstMoment: zeros("exp_avg", like: parameter, in: &state),
+                             secondMoment: zeros("exp_avg_sq", like: parameter, in: &state), beta1: beta1, beta2: beta2,
+                             stepSize: stepSize, sqrtBiasCorrection2: sqrtBc2, eps: eps,
+                             coupledDecay: decoupled ? 0 : weightDecay)
     }
 }
 
@@ -266,35 +226,22 @@ public final class RMSprop: Optimizer {
         self.momentum = Float(momentum); self.centered = centered
         super.init(parameters, lr: lr)
     }
-    public override func update(_ i: Int, _ w: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>) {
-        let a = alpha, eps = self.eps, wd = weightDecay, lr = Float(self.lr), mom = momentum
-        withBuffer("square_avg", i) { v in
-            for j in 0..<w.count {
-                let gj = g[j] + wd * w[j]
-                v[j] = a * v[j] + (1 - a) * gj * gj
-            }
-            var avg = [Float](repeating: 0, count: w.count)
-            if centered {
-                withBuffer("grad_avg", i) { ga in
-                    for j in 0..<w.count {
-                        let gj = g[j] + wd * w[j]
-                        ga[j] = a * ga[j] + (1 - a) * gj
-                        avg[j] = (v[j] - ga[j] * ga[j]).squareRoot() + eps
-                    }
-                }
-            } else {
-                for j in 0..<w.count { avg[j] = v[j].squareRoot() + eps }
-            }
-            if mom > 0 {
-                withBuffer("momentum_buffer", i) { buf in
-                    for j in 0..<w.count {
-                        buf[j] = mom * buf[j] + (g[j] + wd * w[j]) / avg[j]
-                        w[j] -= lr * buf[j]
-                    }
-                }
-            } else {
-                for j in 0..<w.count { w[j] -= lr * (g[j] + wd * w[j]) / avg[j] }
-            }
+    public override func applySingle(gradient: Tensor, parameter: Tensor, state: inout [String: Tensor]) {
+        let g = weightDecay != 0 ? gradient.detach().add(parameter, scaledBy: weightDecay) : gradient
+        let squareAverage = zeros("square_avg", like: parameter, in: &state).scale(by: alpha).addProduct(g, g, scaledBy: 1 - alpha)
+        let denominator: Tensor
+        if centered {
+            let gradAverage = zeros("grad_avg", like: parameter, in: &state).interpolate(toward: g, weight: 1 - alpha)
+            denominator = squareAverage.detach().addProduct(gradAverage, gradAverage, scaledBy: -1)
+        } else {
+            denominator = squareAverage.detach()
+        }
+        denominator.formSquareRoot().add(scalar: eps)
+        if momentum > 0 {
+            let buffer = zeros("momentum_buffer", like: parameter, in: &state).scale(by: momentum).addQuotient(g, denominator)
+            parameter.add(buffer, scaledBy: -Float(lr))
+        } else {
+            parameter.addQuotient(g, denominator, scaledBy: -Float(lr))
         }
     }
 }
@@ -312,16 +259,13 @@ public final class Adadelta: Optimizer {
         self.rho = Float(rho); self.eps = Float(eps); self.weightDecay = Float(weightDecay)
         super.init(parameters, lr: lr)
     }
-    public override func update(_ i: Int, _ w: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>) {
-        let rho = self.rho, eps = self.eps, wd = weightDecay, lr = Float(self.lr)
-        withBuffer("square_avg", i) { v in withBuffer("acc_delta", i) { u in
-            for j in 0..<w.count {
-                let gj = g[j] + wd * w[j]
-                v[j] = rho * v[j] + (1 - rho) * gj * gj
-                let delta = (u[j] + eps).squareRoot() / (v[j] + eps).squareRoot() * gj
-                u[j] = rho * u[j] + (1 - rho) * delta * delta
-                w[j] -= lr * delta
-            }
-        } }
+    public override func applySingle(gradient: Tensor, parameter: Tensor, state: inout [String: Tensor]) {
+        let g = weightDecay != 0 ? gradient.detach().add(parameter, scaledBy: weightDecay) : gradient
+        let squareAverage = zeros("square_avg", like: parameter, in: &state).scale(by: rho).addProduct(g, g, scaledBy: 1 - rho)
+        let accumulatedDelta = zeros("acc_delta", like: parameter, in: &state)
+        let std = squareAverage.detach().add(scalar: eps).formSquareRoot()
+        let delta = accumulatedDelta.detach().add(scalar: eps).formSquareRoot().divide(by: std).multiply(by: g)
+        accumulatedDelta.scale(by: rho).addProduct(delta, delta, scaledBy: 1 - rho)
+        parameter.add(delta, scaledBy: -Float(lr))
     }
 }

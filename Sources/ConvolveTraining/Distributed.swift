@@ -124,7 +124,7 @@ extension Communicator {
 
     /// The sum of every rank's tally (what one process training on all the shards would have counted).
     /// - Parameter tally: this rank's.
-    public func sum(_ tally: EpochTally) throws -> EpochTally {
+    public func sum(_ tally: ClassificationTally) throws -> ClassificationTally {
         var v = [Double(tally.count), Double(tally.correct), tally.lossSum, tally.batchLossSum]
         try v.withUnsafeMutableBufferPointer { try allReduceSum($0) }
         var out = tally
@@ -277,12 +277,12 @@ public final class DataParallel: Distribution {
     public func gradientsReady(_ trainer: Trainer, localCount: Int) throws {
         try Profiler.measure("gradient all-reduce") { try allReduce(localCount: localCount) }
     }
-    public func epochEnds(_ trainer: Trainer, tally: EpochTally) throws -> EpochTally {
+    public func epochEnds(_ trainer: Trainer, tally: ClassificationTally) throws -> ClassificationTally {
         let total = try communicator.sum(tally)
         try communicator.broadcast(trainer.model.namedBuffers().map(\.1))
         return total
     }
-    public func globalTally(_ tally: EpochTally) throws -> EpochTally { try communicator.sum(tally) }
+    public func globalTally(_ tally: ClassificationTally) throws -> ClassificationTally { try communicator.sum(tally) }
     public var carriesSavedTally: Bool { communicator.rank == 0 }
     public func fail(_ error: Error) -> Never {
         FileHandle.standardError.write(Data("convolve: error: \(error)\n".utf8))

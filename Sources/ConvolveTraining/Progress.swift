@@ -154,7 +154,7 @@ public final class LiveProgress: Callback {
         guard enabled else { return }
         draw("evaluating \(batch + 1)/\(testBatches)")
     }
-    public func onTestEnd(logs: Logs) { if enabled { erase() } }
+    public func onTestEnd(_ evaluation: Evaluation, logs: Logs) { if enabled { erase() } }
     public func onEpochEnd(_ epoch: Int, logs: Logs, trainer: Trainer) { if enabled { erase() } }
     public func onTrainEnd(_ trainer: Trainer, logs: Logs) { if enabled { erase() } }
 }

@@ -24,6 +24,10 @@ public final class TensorBoard: Callback {
     public private(set) var errors: [Error] = []
     private var writer: SummaryWriter?
     private var imagesLogged = false
+    /// The latest evaluation seen, and the latest validation of `fit` with the step it followed (its
+    /// weights are the model's while the trainer's `globalStep` still equals `step`).
+    private var lastEvaluation: Evaluation?
+    private var lastValidation: (step: Int, evaluation: Evaluation)?
 
     /// - Parameters:
     ///   - logDir: the event files' directory (`tensorboard --logdir` it or a parent).
@@ -45,22 +49,25 @@ public final class TensorBoard: Callback {
 
     private func step(_ trainer: Trainer, batch: Int) -> Int { trainer.epoch * trainer.batchesPerEpoch + batch + 1 }
 
+    /// Validation keeps as many mistakes as the grid shows when they are reused.
+    public var mistakesWanted: Int { mistakesFrom != nil && mistakesFromValidation ? Self.mistakesShown : 0 }
+
+    public func onTestEnd(_ evaluation: Evaluation, logs: Logs) { lastEvaluation = evaluation }
+
     public func onTrainBegin(_ trainer: Trainer) {
-        if mistakesFrom != nil && mistakesFromValidation {
-            trainer.validationMistakes = Swift.max(trainer.validationMistakes, Self.mistakesShown)
-        }
         guard writer == nil else { return }
         do { writer = try SummaryWriter(logDir: logDir) } catch { errors.append(error) }
+    }
+
+    public func onBatchBegin(_ batch: Int, inputs: Tensor, labels: [Int], trainer: Trainer) {
+        guard let writer, !imagesLogged, inputs.rank == 4 else { return }
+        imagesLogged = true
+        writer.addImage("train/inputs", Self.grid(inputs), step: step(trainer, batch: batch))
     }
 
     public func onBatchEnd(_ batch: Int, logs: Logs, trainer: Trainer) {
         guard let writer else { return }
         let s = step(trainer, batch: batch)
-        if !imagesLogged, let x = trainer.lastInputs, x.rank == 4 {
-            imagesLogged = true
-            let grid = Self.grid(x)
-            writer.addImage("train/inputs", grid, step: s)
-        }
         guard s % updateEvery == 0 else { return }
         if let l = logs["batch_loss"] { writer.addScalar("train/batch_loss", l, step: s) }
         if let l = logs["loss"] { writer.addScalar("train/loss", l, step: s) }
@@ -68,6 +75,8 @@ public final class TensorBoard: Callback {
     }
 
     public func onEpochEnd(_ epoch: Int, logs: Logs, trainer: Trainer) {
+        // `fit` validates just before this event: the latest evaluation is that validation.
+        if logs["val_loss"] != nil, let lastEvaluation { lastValidation = (trainer.globalStep, lastEvaluation) }
         guard let writer else { return }
         let e = epoch + 1
         for (key, tag) in [("loss", "epoch/loss"), ("accuracy", "epoch/accuracy"), ("val_loss", "epoch/val_loss"),
@@ -86,8 +95,8 @@ public final class TensorBoard: Callback {
 
     public func onTrainEnd(_ trainer: Trainer, logs: Logs) {
         if let writer, let data = mistakesFrom {
-            let mistakes: [(index: Int, label: Int, predicted: Int)]
-            if mistakesFromValidation, let last = trainer.lastValidation, last.step == trainer.globalStep {
+            let mistakes: [Mistake]
+            if mistakesFromValidation, let last = lastValidation, last.step == trainer.globalStep {
                 mistakes = Array(last.evaluation.mistakes.prefix(Self.mistakesShown))
             } else {
                 mistakes = Evaluator(trainer.model, objective: trainer.objective, batchSize: trainer.validationBatchSize)

@@ -34,3 +34,19 @@ func linearUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil) -> Ten
         }
     }
 }
+
+/// `input · weightᵀ + bias` for `input` `[..., in]`, `weight` `[out, in]`, `bias` `[out]`
+/// (`torch.nn.functional.linear`), with the bias fused into the output pass.
+///
+/// - Parameters:
+///   - input: `[..., in]`.
+///   - weight: `[out, in]` (PyTorch's layout).
+///   - bias: `[out]`, or nil.
+/// - Returns: `[..., out]`.
+public func linear(_ input: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
+    let y = OpTrace.suppressed { linearUntraced(input, weight: weight, bias: bias) }
+    if input.rank == 2 {
+        OpTrace.record("Gemm", [input, weight, bias], output: y, [("transB", .int(1))])
+    }
+    return y
+}

@@ -169,3 +169,76 @@ private func channelSums(_ planeValues: [Float], samples n: Int, channels c: Int
     } }
     return sums
 }
+
+/// Batch normalization over the channel dimension (dim 1) of `[N, C]` or `[N, C, ...]` input,
+/// like `torch.nn.functional.batch_norm`. In training it normalizes with the batch's statistics and
+/// updates `runningMean`/`runningVar` in place (`momentum`, unbiased variance); otherwise it uses them.
+///
+/// - Parameters:
+///   - input: `[N, C]` or `[N, C, ...]`.
+///   - runningMean: `[C]`, updated in training, or nil (always batch statistics).
+///   - runningVar: `[C]`, updated in training, or nil.
+///   - weight: `[C]` scale, or nil.
+///   - bias: `[C]` shift, or nil.
+///   - training: normalize with the batch's statistics (and update the running ones).
+///   - momentum: weight of the batch in the running statistics.
+///   - eps: added to the variance.
+///   - fusedReLU: return `relu(batchNorm(...))`, the ReLU applied as the output is written.
+public func batchNorm(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor?, weight: Tensor?, bias: Tensor?,
+                      training: Bool, momentum: Float = 0.1, eps: Float = 1e-5, fusedReLU: Bool = false) -> Tensor {
+    tracedBatchNorm(input, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias,
+                    training: training, momentum: momentum, eps: eps, fusedReLU: fusedReLU, residual: nil)
+}
+
+/// `relu(batchNorm(input, ...) + residual)` as one op (the end of a residual block: torchvision's
+/// `BasicBlock` applies `bn2`, adds the shortcut and rectifies): the normalized values are never stored,
+/// and the backward masks the gradient once, in the pass that takes batch norm's sums. The same values
+/// and gradients as `addReLU(batchNorm(...), residual)`, with two passes over memory fewer.
+///
+/// - Parameters:
+///   - input: `[N, C]` or `[N, C, ...]`.
+///   - residual: a tensor of `input`'s shape (the shortcut).
+///   - runningMean: `[C]`, updated in training, or nil (always batch statistics).
+///   - runningVar: `[C]`, updated in training, or nil.
+///   - weight: `[C]` scale, or nil.
+///   - bias: `[C]` shift, or nil.
+///   - training: normalize with the batch's statistics (and update the running ones).
+///   - momentum: weight of the batch in the running statistics.
+///   - eps: added to the variance.
+///
+/// ### See Also
+/// - `batchNorm`, `addReLU`, `BasicBlock`
+public func batchNormAddReLU(_ input: Tensor, residual: Tensor, runningMean: Tensor?, runningVar: Tensor?,
+                             weight: Tensor?, bias: Tensor?, training: Bool, momentum: Float = 0.1,
+                             eps: Float = 1e-5) -> Tensor {
+    tracedBatchNorm(input, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias,
+                           training: training, momentum: momentum, eps: eps, fusedReLU: true, residual: residual)
+}
+
+/// `batchNormUntraced`, recorded for export (eval mode) as BatchNormalization, then Add (with a
+/// residual) and Relu (when fused).
+private func tracedBatchNorm(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor?, weight: Tensor?, bias: Tensor?,
+                             training: Bool, momentum: Float, eps: Float, fusedReLU: Bool, residual: Tensor?) -> Tensor {
+    let y = OpTrace.suppressed {
+        batchNormUntraced(input, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias,
+                          training: training, momentum: momentum, eps: eps, fusedReLU: fusedReLU, residual: residual)
+    }
+    // Exported in eval mode only: normalization by the running statistics.
+    if let trace = OpTrace.current, !training, let runningMean, let runningVar {
+        let c = input.shape[1]
+        let scale = weight ?? Tensor([Float](repeating: 1, count: c), shape: [c])
+        let shift = bias ?? Tensor([Float](repeating: 0, count: c), shape: [c])
+        let ins = [trace.id(input), trace.id(scale), trace.id(shift), trace.id(runningMean), trace.id(runningVar)]
+        if let residual {
+            let normalized = trace.add("BatchNormalization", ins, [("epsilon", .float(eps))])
+            let sum = trace.add("Add", [normalized, trace.id(residual)])
+            trace.add("Relu", [sum], output: y)
+        } else if fusedReLU {
+            let normalized = trace.add("BatchNormalization", ins, [("epsilon", .float(eps))])
+            trace.add("Relu", [normalized], output: y)
+        } else {
+            trace.add("BatchNormalization", ins, output: y, [("epsilon", .float(eps))])
+        }
+    }
+    return y
+}

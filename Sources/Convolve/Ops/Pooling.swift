@@ -165,3 +165,56 @@ func maxPool2x2(_ input: Tensor, _ n: Int, _ c: Int, _ h: Int, _ w: Int) -> Tens
         input.accumulate(dx)
     }
 }
+
+/// 2-D max pooling over NCHW input, like `torch.nn.functional.max_pool2d`.
+///
+/// - Parameters:
+///   - input: `[N, C, H, W]`.
+///   - kernelSize: window height and width.
+///   - stride: step between windows (default: the window).
+///   - padding: implicit −∞ padding (at most half the window).
+///   - dilation: spacing between window elements.
+///   - ceilMode: round the output size up.
+/// - Returns: `[N, C, OH, OW]`; NaN wins a window, as in PyTorch.
+public func maxPool2d(_ input: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? = nil,
+                      padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), ceilMode: Bool = false) -> Tensor {
+    let y = OpTrace.suppressed {
+        maxPool2dUntraced(input, kernelSize: kernelSize, stride: stride, padding: padding, dilation: dilation, ceilMode: ceilMode)
+    }
+    OpTrace.record("MaxPool", [input], output: y, [("kernel_shape", .pair(kernelSize)), ("strides", .pair(stride ?? kernelSize)),
+                                                   ("pads", .pads(padding)), ("dilations", .pair(dilation)),
+                                                   ("ceil_mode", .int(ceilMode ? 1 : 0))])
+    return y
+}
+
+/// 2-D average pooling over NCHW input, like `torch.nn.functional.avg_pool2d`.
+///
+/// - Parameters:
+///   - input: `[N, C, H, W]`.
+///   - kernelSize: window height and width.
+///   - stride: step between windows (default: the window).
+///   - padding: implicit zero padding.
+///   - ceilMode: round the output size up.
+///   - countIncludePad: divide by the whole window, padding included.
+/// - Returns: `[N, C, OH, OW]`.
+public func avgPool2d(_ input: Tensor, kernelSize: (Int, Int), stride: (Int, Int)? = nil,
+                      padding: (Int, Int) = (0, 0), ceilMode: Bool = false, countIncludePad: Bool = true) -> Tensor {
+    let y = OpTrace.suppressed {
+        avgPool2dUntraced(input, kernelSize: kernelSize, stride: stride, padding: padding, ceilMode: ceilMode,
+                          countIncludePad: countIncludePad)
+    }
+    OpTrace.record("AveragePool", [input], output: y, [("kernel_shape", .pair(kernelSize)), ("strides", .pair(stride ?? kernelSize)),
+                                                       ("pads", .pads(padding)), ("ceil_mode", .int(ceilMode ? 1 : 0)),
+                                                       ("count_include_pad", .int(countIncludePad ? 1 : 0))])
+    return y
+}
+
+/// Global average pooling over NCHW input: each channel's mean, `[N, C, H, W]` → `[N, C, 1, 1]`
+/// (`torch.nn.functional.adaptive_avg_pool2d(x, 1)`, Keras' `GlobalAveragePooling2D` before its flatten).
+///
+/// - Parameter input: `[N, C, H, W]`.
+public func globalAvgPool2d(_ input: Tensor) -> Tensor {
+    let y = OpTrace.suppressed { globalAvgPool2dUntraced(input) }
+    OpTrace.record("GlobalAveragePool", [input], output: y)
+    return y
+}

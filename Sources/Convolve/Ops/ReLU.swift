@@ -36,3 +36,21 @@ extension Tensor {
         }
     }
 }
+
+/// `relu(a + b)` for tensors of one shape as one op (a residual block's join): one pass forward, and
+/// one masked gradient for both summands.
+///
+/// - Parameters:
+///   - a: a tensor.
+///   - b: a tensor of `a`'s shape.
+///
+/// ### See Also
+/// - `BasicBlock`
+public func addReLU(_ a: Tensor, _ b: Tensor) -> Tensor {
+    let y = OpTrace.suppressed { Tensor.addReLUUntraced(a, b) }
+    if let trace = OpTrace.current {
+        let sum = trace.add("Add", [trace.id(a), trace.id(b)])
+        trace.add("Relu", [sum], output: y)
+    }
+    return y
+}

@@ -34,8 +34,10 @@ public protocol Callback: AnyObject {
     /// A training step starts.
     /// - Parameters:
     ///   - batch: the batch's index in the epoch.
+    ///   - inputs: the batch's inputs (NCHW images), as the model gets them.
+    ///   - labels: their classes.
     ///   - trainer: the engine.
-    func onBatchBegin(_ batch: Int, trainer: Trainer)
+    func onBatchBegin(_ batch: Int, inputs: Tensor, labels: [Int], trainer: Trainer)
     /// A training step ended.
     /// - Parameters:
     ///   - batch: the batch's index in the epoch.
@@ -51,8 +53,12 @@ public protocol Callback: AnyObject {
     ///   - logs: running `loss` and `accuracy` so far.
     func onTestBatchEnd(_ batch: Int, logs: Logs)
     /// Evaluation ended.
-    /// - Parameter logs: its `loss` and `accuracy`.
-    func onTestEnd(logs: Logs)
+    /// - Parameters:
+    ///   - evaluation: its counts, confusion matrix and first mistakes (``mistakesWanted`` of them).
+    ///   - logs: its `loss` and `accuracy`.
+    func onTestEnd(_ evaluation: Evaluation, logs: Logs)
+    /// How many misclassified samples this callback wants in the evaluations it sees (``Evaluation/mistakes``).
+    var mistakesWanted: Int { get }
 }
 
 extension Callback {
@@ -60,11 +66,12 @@ extension Callback {
     public func onTrainEnd(_ trainer: Trainer, logs: Logs) {}
     public func onEpochBegin(_ epoch: Int, trainer: Trainer) {}
     public func onEpochEnd(_ epoch: Int, logs: Logs, trainer: Trainer) {}
-    public func onBatchBegin(_ batch: Int, trainer: Trainer) {}
+    public func onBatchBegin(_ batch: Int, inputs: Tensor, labels: [Int], trainer: Trainer) {}
     public func onBatchEnd(_ batch: Int, logs: Logs, trainer: Trainer) {}
     public func onTestBegin(batches: Int) {}
     public func onTestBatchEnd(_ batch: Int, logs: Logs) {}
-    public func onTestEnd(logs: Logs) {}
+    public func onTestEnd(_ evaluation: Evaluation, logs: Logs) {}
+    public var mistakesWanted: Int { 0 }
 }
 
 /// Which metric a callback watches and whether lower or higher is better (Keras' `MonitorCallback`):

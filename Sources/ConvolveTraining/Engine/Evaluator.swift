@@ -3,45 +3,6 @@ import Convolve
 import ConvolveNN
 import ConvolveData
 
-/// Counts of one evaluation (or of one epoch's training batches): loss sum, correct predictions, and
-/// the confusion matrix when asked for. The only place accuracy is counted.
-public struct ClassificationTally: Sendable {
-    public private(set) var count = 0
-    public private(set) var lossSum = 0.0
-    public private(set) var correct = 0
-    /// `confusion[true][predicted]`, or empty when not kept.
-    public private(set) var confusion: [[Int]]
-    /// The first misclassified samples (position in the data, label, prediction), up to `keepMistakes`.
-    public private(set) var mistakes: [(index: Int, label: Int, predicted: Int)] = []
-    public var keepMistakes = 0
-
-    /// - Parameter classes: keep a confusion matrix of this many classes (nil: only counts).
-    public init(classes: Int? = nil) {
-        confusion = classes.map { [[Int]](repeating: [Int](repeating: 0, count: $0), count: $0) } ?? []
-    }
-
-    /// Adds a batch: its scores `[N, classes]`, labels, and its loss summed over the batch.
-    ///
-    /// - Parameters:
-    ///   - scores: `[N, classes]` (argmax is the prediction).
-    ///   - labels: the true classes.
-    ///   - batchLoss: the batch's summed loss.
-    public mutating func add(scores: Tensor, labels: [Int], lossSum batchLoss: Double) {
-        let predicted = scores.argmax(dim: 1)
-        for (i, (p, y)) in zip(predicted, labels).enumerated() {
-            if p == y { correct += 1 } else if mistakes.count < keepMistakes { mistakes.append((count + i, y, p)) }
-            if !confusion.isEmpty && y < confusion.count && p < confusion.count { confusion[y][p] += 1 }
-        }
-        count += labels.count
-        lossSum += batchLoss
-    }
-
-    /// Mean loss per sample (NaN when empty).
-    public var loss: Double { count > 0 ? lossSum / Double(count) : .nan }
-    /// Share of correct predictions (NaN when empty).
-    public var accuracy: Double { count > 0 ? Double(correct) / Double(count) : .nan }
-}
-
 /// The result of `Evaluator.evaluate`: loss, accuracy, per-class accuracy and confusion matrix.
 public struct Evaluation: Sendable {
     public let count: Int
@@ -49,8 +10,9 @@ public struct Evaluation: Sendable {
     public let accuracy: Double
     /// `confusion[true][predicted]`.
     public let confusion: [[Int]]
-    /// The first misclassified samples, when asked for (`Evaluator.evaluate(_:keepMistakes:)`).
-    public var mistakes: [(index: Int, label: Int, predicted: Int)] = []
+    /// The first misclassified samples, when asked for (`Evaluator.evaluate(_:keepMistakes:)`, or a
+    /// callback's ``Callback/mistakesWanted``).
+    public var mistakes: [Mistake] = []
     /// Accuracy of each class over its own samples (nil for a class with none).
     public var perClassAccuracy: [Double?] {
         confusion.enumerated().map { c, row in
@@ -84,14 +46,15 @@ public struct Evaluator {
     /// - Parameters:
     ///   - data: the samples (with their transform).
     ///   - callbacks: receive `onTestBegin`, `onTestBatchEnd` and `onTestEnd`.
-    ///   - keepMistakes: record the first this many misclassified samples in `mistakes`.
+    ///   - keepMistakes: record the first this many misclassified samples in `mistakes` (at least as
+    ///     many as any callback's ``Callback/mistakesWanted``).
     public func evaluate<S: BatchSource>(_ data: S, callbacks: [Callback] = [], keepMistakes: Int = 0) -> Evaluation {
         let wasTraining = model.training
         model.eval()
         defer { model.train(wasTraining) }
         releaseUnusedMemory()   // after training's buffers: evaluation's slices should not raise the peak
         var tally = ClassificationTally(classes: data.classCount)
-        tally.keepMistakes = keepMistakes
+        tally.keepMistakes = callbacks.reduce(keepMistakes) { Swift.max($0, $1.mistakesWanted) }
         // No prefetch: building a batch is ~1% of evaluating it, and a second batch buffer would raise
         // peak memory.
         let loader = DataLoader(data, batchSize: batchSize, prefetch: false)
@@ -108,7 +71,7 @@ public struct Evaluator {
         }
         var result = Evaluation(count: tally.count, loss: tally.loss, accuracy: tally.accuracy, confusion: tally.confusion)
         result.mistakes = tally.mistakes
-        for cb in callbacks { cb.onTestEnd(logs: ["loss": result.loss, "accuracy": result.accuracy]) }
+        for cb in callbacks { cb.onTestEnd(result, logs: ["loss": result.loss, "accuracy": result.accuracy]) }
         return result
     }
 }

@@ -47,16 +47,8 @@ public final class Trainer {
     public private(set) var batchesPerEpoch = 0
     /// Training steps taken by this trainer (across `fit` calls).
     public private(set) var globalStep = 0
-    /// The inputs of the latest training step (for callbacks that show them, such as ``TensorBoard``).
-    public private(set) var lastInputs: Tensor?
     /// Batch size of validation passes.
     public var validationBatchSize = 1000
-    /// Each validation pass keeps its first this many misclassified samples (``Evaluation/mistakes``);
-    /// a callback that shows them raises it in `onTrainBegin`.
-    public var validationMistakes = 0
-    /// The latest validation pass of `fit` and the training step it followed (its weights are the
-    /// model's while `globalStep` still equals `step`).
-    public private(set) var lastValidation: (step: Int, evaluation: Evaluation)?
     /// How the step and the epoch are shared with other processes (``DataParallel``), or nil for one
     /// process. The step calls it at fixed points and
     /// knows nothing else of it.
@@ -96,7 +88,6 @@ public final class Trainer {
             globalStep += 1
             return StepResult(loss: 0, count: 0, correct: 0)
         }
-        lastInputs = x
         let scores = Profiler.measure("loss forward") { objective.scores(x) }
         let loss = objective.lossValue(scores, labels)
         Profiler.measure("backward (total)") { loss.backward() }
@@ -104,9 +95,9 @@ public final class Trainer {
         for hook in afterBackward { hook(self) }
         optimizer.step()
         globalStep += 1
-        let predicted = reportsAccuracy ? scores.argmax(dim: 1) : []
-        return StepResult(loss: Double(loss.item), count: labels.count,
-                          correct: zip(predicted, labels).reduce(0) { $0 + ($1.0 == $1.1 ? 1 : 0) })
+        var counted = ClassificationTally()
+        if reportsAccuracy { counted.add(scores: scores, labels: labels, lossSum: 0) }
+        return StepResult(loss: Double(loss.item), count: labels.count, correct: counted.correct)
     }
 
     /// Runs a step of the distribution, if any; a failure there ends every process (a peer has died:
@@ -143,14 +134,14 @@ public final class Trainer {
             let start = e == initialEpoch ? resume : nil
             batch = start?.batch ?? 0
             // A resumed epoch's saved tally is the sum over processes: one of them carries it.
-            var tally = distribution?.carriesSavedTally ?? true ? start?.tally ?? EpochTally() : EpochTally()
+            var tally = distribution?.carriesSavedTally ?? true ? start?.tally ?? ClassificationTally() : ClassificationTally()
             currentTally = tally
             for cb in callbacks { cb.onEpochBegin(e, trainer: self) }
             model.train()
             var iterator = loader.makeIterator(order: start?.order ?? loader.nextEpochOrder(), startBatch: start?.batch ?? 0, epoch: e)
             currentOrder = iterator.order
             while let (x, y) = Profiler.measure("data (wait for batch)", { iterator.next() }) {
-                for cb in callbacks { cb.onBatchBegin(batch, trainer: self) }
+                for cb in callbacks { cb.onBatchBegin(batch, inputs: x, labels: y, trainer: self) }
                 let step = trainStep(x, y)
                 tally.add(step)
                 currentTally = tally
@@ -168,8 +159,7 @@ public final class Trainer {
             collective { tally = try $0.epochEnds(self, tally: tally) }
             var logs = tally.logs(accuracy: reportsAccuracy)
             if let validation {
-                let v = evaluate(validation, keepMistakes: validationMistakes)
-                lastValidation = (globalStep, v)
+                let v = evaluate(validation)
                 logs["val_loss"] = v.loss
                 if reportsAccuracy { logs["val_accuracy"] = v.accuracy }
             }
@@ -205,7 +195,7 @@ public final class Trainer {
         return p
     }
     private var currentOrder: [Int] = []
-    private var currentTally = EpochTally()
+    private var currentTally = ClassificationTally()
 }
 
 /// How a training step and an epoch are shared between processes (data parallelism). The ``Trainer``
@@ -219,41 +209,23 @@ public protocol Distribution: AnyObject {
     func gradientsReady(_ trainer: Trainer, localCount: Int) throws
     /// An epoch's training ends, before validation: the tally of the whole epoch (and any state every
     /// process must share before validating).
-    func epochEnds(_ trainer: Trainer, tally: EpochTally) throws -> EpochTally
+    func epochEnds(_ trainer: Trainer, tally: ClassificationTally) throws -> ClassificationTally
     /// The tally of every process at the same batch (a mid-epoch checkpoint).
-    func globalTally(_ tally: EpochTally) throws -> EpochTally
+    func globalTally(_ tally: ClassificationTally) throws -> ClassificationTally
     /// Whether this process carries a resumed epoch's saved tally (exactly one does).
     var carriesSavedTally: Bool { get }
     /// A collective failed: end every process, saying why (waiting would hang).
     func fail(_ error: Error) -> Never
 }
 
-/// Running means of one epoch's training batches.
-public struct EpochTally: Sendable, Codable, Equatable {
-    public var count = 0, correct = 0, batches = 0
-    /// Σ batch mean loss × batch size, and Σ batch mean loss.
-    public var lossSum = 0.0, batchLossSum = 0.0
-    public init() {}
-    mutating func add(_ s: StepResult) {
-        count += s.count; correct += s.correct; batches += 1
-        lossSum += s.loss * Double(s.count); batchLossSum += s.loss
-    }
-    /// `loss` (per sample) and `accuracy` so far.
-    func logs(accuracy: Bool) -> Logs {
-        var l: Logs = ["loss": count > 0 ? lossSum / Double(count) : .nan]
-        if accuracy { l["accuracy"] = count > 0 ? Double(correct) / Double(count) : .nan }
-        return l
-    }
-}
-
 /// A point inside an epoch: the epoch's sample order, the next batch, and the tally so far.
 public struct EpochPosition: Sendable, Codable, Equatable {
     public var order: [Int]
     public var batch: Int
-    public var tally: EpochTally
+    public var tally: ClassificationTally
     /// - Parameters:
     ///   - order: the epoch's sample order.
     ///   - batch: the next batch.
     ///   - tally: the batches done so far.
-    public init(order: [Int], batch: Int, tally: EpochTally) { self.order = order; self.batch = batch; self.tally = tally }
+    public init(order: [Int], batch: Int, tally: ClassificationTally) { self.order = order; self.batch = batch; self.tally = tally }
 }

@@ -14,11 +14,11 @@ final class EventRecorder: Callback {
     func onEpochEnd(_ epoch: Int, logs: Logs, trainer: Trainer) {
         events.append("epoch_end \(epoch) " + logs.keys.filter { !$0.hasPrefix("batch_") }.sorted().joined(separator: ","))
     }
-    func onBatchBegin(_ batch: Int, trainer: Trainer) { events.append("batch_begin \(batch)") }
+    func onBatchBegin(_ batch: Int, inputs: Tensor, labels: [Int], trainer: Trainer) { events.append("batch_begin \(batch)") }
     func onBatchEnd(_ batch: Int, logs: Logs, trainer: Trainer) { events.append("batch_end \(batch)") }
     func onTestBegin(batches: Int) { events.append("test_begin \(batches)") }
     func onTestBatchEnd(_ batch: Int, logs: Logs) { events.append("test_batch_end \(batch)") }
-    func onTestEnd(logs: Logs) { events.append("test_end") }
+    func onTestEnd(_ evaluation: Evaluation, logs: Logs) { events.append("test_end") }
 }
 
 /// Stops a run after a given batch of a given epoch (what a kill after that batch's checkpoint leaves).
@@ -91,19 +91,24 @@ final class StopAfter: Callback {
         #expect(run(true) == run(false))
     }
 
-    /// `fit` keeps the last validation pass, with the mistakes a callback asked for, and the step it
-    /// followed: the same mistakes as a fresh evaluation of the final weights (what TensorBoard's
+    /// Each validation pass of `fit` reaches the callbacks with the mistakes they asked for: the last
+    /// one has the same mistakes as a fresh evaluation of the final weights (what TensorBoard's
     /// mistakes grid reuses instead of a second pass over the test set).
-    @Test func fitKeepsTheLastValidationWithItsMistakes() {
+    @Test func validationGivesCallbacksTheMistakesTheyWant() {
+        final class Watcher: Callback {
+            var evaluations: [Evaluation] = []
+            var mistakesWanted: Int { 6 }
+            func onTestEnd(_ evaluation: Evaluation, logs: Logs) { evaluations.append(evaluation) }
+        }
         let net = RandomGenerator.global.exclusively { manualSeed(5); return Sequential { Linear(4, 3) } }
         let x = Tensor.uniform([40, 4], generator: RandomGenerator(seed: 6)), labels = (0..<40).map { ($0 * 7) % 3 }
         let data = TensorDataset(x, labels)
-        let trainer = Trainer(model: net, optimizer: SGD(net.parameters(), lr: 0.1))
-        trainer.validationMistakes = 6
+        let watcher = Watcher()
+        let trainer = Trainer(model: net, optimizer: SGD(net.parameters(), lr: 0.1), callbacks: [watcher])
         trainer.fit(DataLoader(data, batchSize: 8, shuffle: true, seed: 1), epochs: 2, validation: data)
         let fresh = Evaluator(net, batchSize: 7).evaluate(data, keepMistakes: 6)
-        #expect(trainer.lastValidation?.step == trainer.globalStep && trainer.globalStep == 10)
-        #expect(trainer.lastValidation?.evaluation.mistakes.map(\.index) == fresh.mistakes.map(\.index))
+        #expect(watcher.evaluations.count == 2 && trainer.globalStep == 10)
+        #expect(watcher.evaluations.last?.mistakes == fresh.mistakes)
         #expect(fresh.mistakes.count == 6, "the test needs a model that still errs")
     }
 
