@@ -85,18 +85,7 @@ extension Tensor {
     public func max(dim: Int, keepDim: Bool = false) -> Tensor {
         let (outer, n, inner) = splitAt(dim)
         precondition(n > 0, "max over an empty dimension")
-        var out = [Float](repeating: 0, count: outer * inner)
-        var arg = [Int](repeating: 0, count: outer * inner)
-        storage.withUnsafeBufferPointer { x in
-            for o in 0..<outer { for i in 0..<inner {
-                var best = x[o * n * inner + i], bi = 0
-                for r in 1..<Swift.max(n, 1) {
-                    let v = x[(o * n + r) * inner + i]
-                    if v > best || v.isNaN { best = v; bi = r }
-                }
-                out[o * inner + i] = best; arg[o * inner + i] = bi
-            } }
-        }
+        let (out, arg) = maxScan(dim)
         let input = self
         return Tensor.result(out, reducedShape(dim, keepDim: keepDim), [self], op: "max(dim:)") { g in
             input.accumulate { d in
@@ -109,23 +98,29 @@ extension Tensor {
     /// Maximum of all elements.
     public func max() -> Tensor { reshape([count]).max(dim: 0) }
 
-    /// Index of the maximum along `dim` (first one on ties), as integers.
+    /// Index of the maximum along `dim` (the first on ties; the first NaN, as in PyTorch), as integers.
     ///
     /// - Parameter dim: the dimension searched (default: the last).
-    public func argmax(dim: Int = -1) -> [Int] {
+    public func argmax(dim: Int = -1) -> [Int] { maxScan(dim).indices }
+
+    /// The maximum along `dim` and its index: the first maximum on ties, the first NaN when there is
+    /// one (NaN is the maximum, as in PyTorch's `max` and `argmax`).
+    private func maxScan(_ dim: Int) -> (values: [Float], indices: [Int]) {
         let (outer, n, inner) = splitAt(dim)
-        var arg = [Int](repeating: 0, count: outer * inner)
+        var values = [Float](repeating: 0, count: outer * inner)
+        var indices = [Int](repeating: 0, count: outer * inner)
+        guard n > 0 else { return (values, indices) }
         storage.withUnsafeBufferPointer { x in
             for o in 0..<outer { for i in 0..<inner {
                 var best = x[o * n * inner + i], bi = 0
-                for r in 1..<Swift.max(n, 1) {
+                for r in 1..<n where !best.isNaN {
                     let v = x[(o * n + r) * inner + i]
-                    if v > best { best = v; bi = r }
+                    if v > best || v.isNaN { best = v; bi = r }
                 }
-                arg[o * inner + i] = bi
+                values[o * inner + i] = best; indices[o * inner + i] = bi
             } }
         }
-        return arg
+        return (values, indices)
     }
 
     /// Elementwise equality as 0/1 values (no gradient).
