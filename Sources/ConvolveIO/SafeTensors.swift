@@ -93,7 +93,7 @@ public enum SafeTensors {
         }
         let dataSize = fileSize - 8 - Int(headerLen)
         var metadata: [String: String] = [:]
-        struct Entry { let name: String; let dtype: String; let shape: [Int]; let begin: Int; let end: Int }
+        struct Entry { let name: String; let type: ElementType; let shape: [Int]; let begin: Int; let end: Int }
         var entries: [Entry] = []
         for (name, value) in header {
             let (dtype, shape, offsets): (String, [Int], [Int])
@@ -103,14 +103,8 @@ public enum SafeTensors {
             }
             guard offsets.count == 2 else { throw fail("entry \"\(name)\" data_offsets has \(offsets.count) values, not 2") }
             let (b, e) = (offsets[0], offsets[1])
-            let elemSize: Int
-            switch dtype {
-            case "F32", "I32": elemSize = 4
-            case "F64", "I64": elemSize = 8
-            case "F16", "BF16", "I16": elemSize = 2
-            case "U8", "I8", "BOOL": elemSize = 1
-            default: throw fail("entry \"\(name)\" has unsupported dtype \(dtype)")
-            }
+            guard let type = ElementType(rawValue: dtype) else { throw fail("entry \"\(name)\" has unsupported dtype \(dtype)") }
+            let elemSize = type.size
             guard shape.allSatisfy({ $0 >= 0 && $0 < Int(Int32.max) }) else { throw fail("entry \"\(name)\" has a bad shape \(shape)") }
             var count = 1
             for s in shape {
@@ -124,7 +118,7 @@ public enum SafeTensors {
             guard e - b == count * elemSize else {
                 throw fail("entry \"\(name)\" has \(e - b) bytes for shape \(shape) of \(dtype)")
             }
-            entries.append(Entry(name: name, dtype: dtype, shape: shape, begin: b, end: e))
+            entries.append(Entry(name: name, type: type, shape: shape, begin: b, end: e))
         }
         entries.sort { $0.begin < $1.begin }
         for (a, b) in zip(entries, entries.dropFirst()) where a.end > b.begin {
@@ -136,22 +130,7 @@ public enum SafeTensors {
         body.withUnsafeBytes { raw in
             for e in entries {
                 let n = e.shape.reduce(1, *)
-                var values = [Float](repeating: 0, count: n)
-                for i in 0..<n {
-                    let o = e.begin + i * (e.end - e.begin) / Swift.max(n, 1)
-                    switch e.dtype {
-                    case "F32": values[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt32.self)))
-                    case "F64": values[i] = Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt64.self))))
-                    case "I64": values[i] = Float(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: Int64.self)))
-                    case "I32": values[i] = Float(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: Int32.self)))
-                    case "I16": values[i] = Float(Int16(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: Int16.self)))
-                    case "U8", "BOOL": values[i] = Float(raw[o])
-                    case "I8": values[i] = Float(Int8(bitPattern: raw[o]))
-                    case "F16": values[i] = Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt16.self))))
-                    case "BF16": values[i] = Float(bitPattern: UInt32(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt16.self))) << 16)
-                    default: break
-                    }
-                }
+                let values = (0..<n).map { e.type.value(in: raw, at: e.begin, index: $0) }
                 tensors[e.name] = Tensor(values, shape: e.shape)
             }
         }

@@ -24,6 +24,8 @@ let targets: [String: ([UInt8]) -> Void] = [
     },
     "png": { bytes in _ = try? PNG.decode(bytes) },
     "safetensors": { bytes in withTempFile(bytes) { _ = try? SafeTensors.read($0) } },
+    // A torch.save file, zip or legacy: the zip directory, the restricted unpickler, the tensor views.
+    "pytorch": { bytes in withTempFile(bytes) { _ = try? PyTorchFile.read($0) } },
     "run-state": { bytes in _ = try? RunState.decodeAndValidate(Data(bytes), path: "fuzz", trainCount: 64, batches: 4) },
     // A run's run.json, as `--resume` and `plot` read it (decoded, settings validated).
     "run-json": { bytes in
