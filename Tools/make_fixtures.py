@@ -315,3 +315,16 @@ y.backward(gy)
 resnet = dict(width=4, classes=5, state0=state0, x=T(x), y=T(y), gy=T(gy), dx=T(x.grad),
               grads={k: T(p.grad) for k, p in net.named_parameters()})
 save("resnet", dict(gap=gap, blocks=blocks, resnet=resnet))
+
+# The ImageNet mobile networks' activations: values and input gradients, on inputs that include
+# every kink exactly (−3, 0, 3, 6) and points on both sides.
+x = torch.cat([torch.tensor([-3.0, 0.0, 3.0, 6.0, -6.5, 7.25, -2.999, 2.999]), torch.randn(40) * 4]).requires_grad_()
+gy = torch.randn_like(x)
+acts = {}
+for name, f in [("relu6", F.relu6), ("silu", F.silu), ("hardswish", F.hardswish), ("hardsigmoid", F.hardsigmoid)]:
+    if x.grad is not None:
+        x.grad = None
+    y = f(x)
+    y.backward(gy)
+    acts[name] = dict(y=T(y), dx=T(x.grad))
+save("activations", dict(x=T(x), gy=T(gy), **acts))

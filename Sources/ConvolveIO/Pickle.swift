@@ -38,6 +38,18 @@ indirect enum PickleValue {
 final class PickleList { var items: [PickleValue] = [] }
 final class PickleDict { var items: [(key: PickleValue, value: PickleValue)] = [] }
 
+/// Every list and dict one unpickler made: a pickle can put a list inside itself (through the memo),
+/// so they are emptied when the unpickler goes away, breaking any cycle instead of leaking it.
+final class PickleContainers {
+    var lists: [PickleList] = [], dicts: [PickleDict] = []
+    func list() -> PickleList { let l = PickleList(); lists.append(l); return l }
+    func dict() -> PickleDict { let d = PickleDict(); dicts.append(d); return d }
+    deinit {
+        for l in lists { l.items = [] }
+        for d in dicts { d.items = [] }
+    }
+}
+
 struct PickleStorage {
     let type: ElementType
     let key: String
@@ -67,6 +79,8 @@ struct Unpickler {
 
     let bytes: UnsafeRawBufferPointer
     private(set) var position: Int
+    /// The lists and dicts made, emptied when the last copy of this unpickler goes away.
+    let containers = PickleContainers()
     /// Resolves a persistent id `('storage', type, key, location, count, …)` to a storage.
     let loadStorage: (_ type: ElementType, _ key: String, _ count: Int, _ extra: [PickleValue]) throws -> PickleStorage
 
@@ -187,15 +201,15 @@ struct Unpickler {
             case UInt8(ascii: "B"): let n = try length(4); stack.append(.bytes(Array(try take(n))))   // BINBYTES
             case UInt8(ascii: "C"): let n = try length(1); stack.append(.bytes(Array(try take(n))))   // SHORT_BINBYTES
             case 0x8e: let n = try length(8); stack.append(.bytes(Array(try take(n))))                // BINBYTES8
-            case UInt8(ascii: "}"): stack.append(.dict(PickleDict()))
-            case UInt8(ascii: "]"): stack.append(.list(PickleList()))
+            case UInt8(ascii: "}"): stack.append(.dict(containers.dict()))
+            case UInt8(ascii: "]"): stack.append(.list(containers.list()))
             case UInt8(ascii: ")"): stack.append(.tuple([]))
             case UInt8(ascii: "t"): stack.append(.tuple(try popMark()))
             case 0x85: stack.append(.tuple([try pop()]))
             case 0x86: let b = try pop(), a = try pop(); stack.append(.tuple([a, b]))
             case 0x87: let c = try pop(), b = try pop(), a = try pop(); stack.append(.tuple([a, b, c]))
-            case UInt8(ascii: "l"): let items = try popMark(); let l = PickleList(); l.items = items; stack.append(.list(l))
-            case UInt8(ascii: "d"): let items = try popMark(); let d = PickleValue.dict(PickleDict()); try setItems(d, items); stack.append(d)
+            case UInt8(ascii: "l"): let items = try popMark(); let l = containers.list(); l.items = items; stack.append(.list(l))
+            case UInt8(ascii: "d"): let items = try popMark(); let d = PickleValue.dict(containers.dict()); try setItems(d, items); stack.append(d)
             case UInt8(ascii: "a"): let v = try pop(); try append(try top(), [v])
             case UInt8(ascii: "e"): let items = try popMark(); try append(try top(), items)
             case UInt8(ascii: "s"): let v = try pop(), k = try pop(); try setItems(try top(), [k, v])
@@ -234,7 +248,7 @@ struct Unpickler {
         switch name {
         case "collections.OrderedDict":
             guard a.isEmpty else { throw fail("OrderedDict with arguments at byte \(offset)") }
-            return .dict(PickleDict())
+            return .dict(containers.dict())
         case "torch._utils._rebuild_tensor_v2":
             guard a.count >= 4, case let .storage(storage) = a[0], case let .int(storageOffset) = a[1],
                   let shape = Self.ints(a[2]), let strides = Self.ints(a[3]) else {

@@ -75,7 +75,10 @@ public enum PyTorchFile {
             return PickleStorage(type: type, key: key, count: count)
         }
         let root = try unpickler.load()
-        return try tensors(of: root, fileSize: raw.count) { storage in raw.baseAddress! + entries[prefix + "data/" + storage.key]!.lowerBound }
+        // The unpickler's containers are emptied when it goes: it must outlive the walk over them.
+        return try withExtendedLifetime(unpickler) {
+            try tensors(of: root, fileSize: raw.count) { storage in raw.baseAddress! + entries[prefix + "data/" + storage.key]!.lowerBound }
+        }
     }
 
     // MARK: - The legacy format
@@ -126,7 +129,9 @@ public enum PyTorchFile {
         for key in declared.keys where starts[key] == nil {
             throw Unpickler.Failure(reason: "storage \(key) is used but not stored")
         }
-        return try tensors(of: root, fileSize: raw.count) { storage in raw.baseAddress! + starts[storage.key]! }
+        return try withExtendedLifetime(unpickler) {
+            try tensors(of: root, fileSize: raw.count) { storage in raw.baseAddress! + starts[storage.key]! }
+        }
     }
 
     // MARK: - From the pickle's value to named tensors

@@ -39,3 +39,39 @@ public final class LogSoftmax: Module, Layer {
     public func callAsFunction(_ input: Tensor) -> Tensor { input.logSoftmax(dim: dim) }
     public override var extraDescription: String { "dim=\(dim)" }
 }
+
+/// `min(max(x, 0), 6)` (`torch.nn.ReLU6`: MobileNetV2, EfficientNet-Lite).
+public final class ReLU6: Module, Layer {
+    public let inplace: Bool
+    /// - Parameter inplace: printed only, as in PyTorch's tree.
+    public init(inplace: Bool = false) { self.inplace = inplace }
+    public func callAsFunction(_ input: Tensor) -> Tensor { input.relu6() }
+    public override var extraDescription: String { inplace ? "inplace=True" : "" }
+}
+
+/// `x · σ(x)` (`torch.nn.SiLU`, swish: EfficientNet).
+public final class SiLU: Module, Layer {
+    public let inplace: Bool
+    /// - Parameter inplace: printed only, as in PyTorch's tree.
+    public init(inplace: Bool = false) { self.inplace = inplace }
+    public func callAsFunction(_ input: Tensor) -> Tensor { input.silu() }
+    public override var extraDescription: String { inplace ? "inplace=True" : "" }
+}
+
+/// `x · relu6(x + 3) / 6` (`torch.nn.Hardswish`: MobileNetV3).
+public final class Hardswish: Module, Layer {
+    public let inplace: Bool
+    /// - Parameter inplace: printed only, as in PyTorch's tree.
+    public init(inplace: Bool = false) { self.inplace = inplace }
+    public func callAsFunction(_ input: Tensor) -> Tensor { input.hardswish() }
+    public override var extraDescription: String { inplace ? "inplace=True" : "" }
+}
+
+/// `relu6(x + 3) / 6` (`torch.nn.Hardsigmoid`: MobileNetV3's squeeze-and-excitation gate).
+public final class Hardsigmoid: Module, Layer {
+    public let inplace: Bool
+    /// - Parameter inplace: printed only, as in PyTorch's tree.
+    public init(inplace: Bool = false) { self.inplace = inplace }
+    public func callAsFunction(_ input: Tensor) -> Tensor { input.hardsigmoid() }
+    public override var extraDescription: String { inplace ? "inplace=True" : "" }
+}

@@ -51,6 +51,23 @@ import Testing
         }
     }
 
+    /// A legacy-format file around `pickle` (protocol 2 opcodes), with no storages.
+    func legacy(_ pickle: [UInt8]) -> [UInt8] {
+        PyTorchFile.legacyMagic + [0x80, 0x02, 0x4d, 0xe9, 0x03, 0x2e] + [0x80, 0x02, 0x7d, 0x2e] + pickle + [0x80, 0x02, 0x5d, 0x2e]
+    }
+
+    @Test func cyclesAndDeepNestingEndCleanly() throws {
+        // {'a': l} where l = [l] (a list appended to itself through the memo): no tensors, no hang.
+        let cyclic: [UInt8] = [0x80, 0x02, 0x7d, 0x58, 1, 0, 0, 0, 0x61, 0x5d, 0x71, 0x01, 0x68, 0x01, 0x61, 0x73, 0x2e]
+        #expect(try legacy(cyclic).withUnsafeBytes { try PyTorchFile.decode($0) }.isEmpty)
+        // A dict holding itself: the walk stops at its depth limit.
+        let selfDict: [UInt8] = [0x80, 0x02, 0x7d, 0x71, 0x00, 0x58, 1, 0, 0, 0, 0x61, 0x68, 0x00, 0x73, 0x2e]
+        #expect { _ = try legacy(selfDict).withUnsafeBytes { try PyTorchFile.decode($0) } } throws: { "\($0)".contains("nested more than 32 deep") }
+        // A global outside the allow-list, by GLOBAL opcode: named, never looked up.
+        let global = [0x80, 0x02, 0x63] + Array("os\nsystem\n".utf8) + [0x2e]
+        #expect { _ = try legacy(global).withUnsafeBytes { try PyTorchFile.decode($0) } } throws: { "\($0)".contains("global os.system") }
+    }
+
     @Test func truncatedAndCorruptedFilesFailCleanly() throws {
         for name in ["zip.pth", "legacy.pth", "checkpoint.pth"] {
             let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: try path(name))))
