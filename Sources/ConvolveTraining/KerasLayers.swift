@@ -20,9 +20,6 @@ public enum Activation: String, Sendable {
     }
 }
 
-/// Keras padding modes.
-public enum Padding: String, Sendable { case valid, same }
-
 /// Base of the Keras-style layers: they infer their input shape when the model is built and wrap
 /// the same `ConvolveNN` modules the PyTorch-style API uses (Keras initialization by default).
 /// Shapes shown to the user are channels-last `(H, W, C)`; the engine runs NCHW.

@@ -35,21 +35,24 @@ func reluMask(_ g: [Float], _ out: [Float]) -> [Float] {
     }
 }
 
-/// gated[i] = g[i] where `output[i] > 0`, else 0 (a ReLU's gradient), and (Σ gated, Σ gated·x) —
-/// one pass over a plane for the backward sums of batch norm ending a residual block.
+/// gated[i] = g[i] where `output[i] > 0`, else 0 (a ReLU's gradient), and (Σ gated, Σ gated·(x − center)) —
+/// one pass over a plane for the backward sums of batch norm ending a residual block. Centering on the
+/// channel's mean first keeps the dot product exact where the mean dwarfs the spread (Σ g·x − μ·Σ g
+/// would cancel away the digits that matter).
 @inline(__always) func simdGateSumAndDot(_ gated: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>,
-                                         output: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) -> (Float, Float) {
+                                         output: UnsafePointer<Float>, _ x: UnsafePointer<Float>, center: Float,
+                                         _ n: Int) -> (Float, Float) {
     var sum = V16(), dot = V16(), i = 0
-    let zero = V16()
+    let zero = V16(), c = V16(repeating: center)
     while i + 16 <= n {
         let gv = ld(g + i).replacing(with: zero, where: .!(ld(output + i) .> zero))
         st(gv, gated + i)
-        sum += gv; dot.addProduct(gv, ld(x + i)); i += 16
+        sum += gv; dot.addProduct(gv, ld(x + i) - c); i += 16
     }
     var s = sum.sum(), d = dot.sum()
     while i < n {
         let gi = output[i] > 0 ? g[i] : 0
-        gated[i] = gi; s += gi; d += gi * x[i]; i += 1
+        gated[i] = gi; s += gi; d += gi * (x[i] - center); i += 1
     }
     return (s, d)
 }
@@ -66,34 +69,35 @@ struct ReLUMaskFromInput {
     @inline(__always) func scalar(_ x: Float) -> Bool { !(x * scale + shift > 0) }
 }
 
-/// (Σ g'[i], Σ g'[i]·x[i]) with g' = g, zeroed where `mask` says the fused ReLU blocked (no mask: g):
-/// one pass over a plane for batch norm's backward sums.
-@inline(__always) func simdMaskedSumAndDot(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+/// (Σ g'[i], Σ g'[i]·(x[i] − center)) with g' = g, zeroed where `mask` says the fused ReLU blocked (no
+/// mask: g): one pass over a plane for batch norm's backward sums, centered on the channel's mean (see
+/// `simdGateSumAndDot`).
+@inline(__always) func simdMaskedSumAndDot(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, center: Float,
                                            mask: ReLUMaskFromInput?, _ n: Int) -> (Float, Float) {
     var sum = V16(), dot = V16(), i = 0
-    let zero = V16()
+    let zero = V16(), c = V16(repeating: center)
     if let mask {
         while i + 16 <= n {
             let xv = ld(x + i)
             let gv = ld(g + i).replacing(with: zero, where: mask.vector(xv))
-            sum += gv; dot.addProduct(gv, xv); i += 16
+            sum += gv; dot.addProduct(gv, xv - c); i += 16
         }
     } else {
-        while i + 16 <= n { let gv = ld(g + i); sum += gv; dot.addProduct(gv, ld(x + i)); i += 16 }
+        while i + 16 <= n { let gv = ld(g + i); sum += gv; dot.addProduct(gv, ld(x + i) - c); i += 16 }
     }
     var s = sum.sum(), d = dot.sum()
     while i < n {
         let gi = mask.map { $0.scalar(x[i]) ? 0 : g[i] } ?? g[i]
-        s += gi; d += gi * x[i]; i += 1
+        s += gi; d += gi * (x[i] - center); i += 1
     }
     return (s, d)
 }
 
-/// dst[i] = a·g'[i] + k·x[i] + b with g' = g, zeroed where `mask` says the fused ReLU blocked.
+/// dst[i] = a·g'[i] + k·(x[i] − center) + b with g' = g, zeroed where `mask` says the fused ReLU blocked.
 @inline(__always) func simdMaskedAffine2(_ dst: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ a: Float,
-                                         _ x: UnsafePointer<Float>, _ k: Float, _ b: Float,
+                                         _ x: UnsafePointer<Float>, center: Float, _ k: Float, _ b: Float,
                                          mask: ReLUMaskFromInput?, _ n: Int) {
-    let av = V16(repeating: a), kv = V16(repeating: k), bv = V16(repeating: b), zero = V16()
+    let av = V16(repeating: a), kv = V16(repeating: k), bv = V16(repeating: b), cv = V16(repeating: center), zero = V16()
     var i = 0
     while i + 16 <= n {
         let xv = ld(x + i)
@@ -101,12 +105,12 @@ struct ReLUMaskFromInput {
         if let mask { gv = gv.replacing(with: zero, where: mask.vector(xv)) }
         var v = bv
         v.addProduct(av, gv)
-        v.addProduct(kv, xv)
+        v.addProduct(kv, xv - cv)
         st(v, dst + i)
         i += 16
     }
     while i < n {
         let gi = mask.map { $0.scalar(x[i]) ? 0 : g[i] } ?? g[i]
-        dst[i] = a * gi + k * x[i] + b; i += 1
+        dst[i] = a * gi + k * (x[i] - center) + b; i += 1
     }
 }

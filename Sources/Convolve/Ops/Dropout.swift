@@ -61,3 +61,21 @@ public func dropout(_ input: Tensor, p: Float, training: Bool, generator: Random
         }
     }
 }
+
+/// Stochastic depth (torchvision's `stochastic_depth(mode="row")`, EfficientNet's drop connect): while
+/// `training`, each sample's whole input (a residual branch) is zeroed with probability `p` and the
+/// survivors scaled by `1/(1−p)`; otherwise the input as it is. The gradient follows the same mask.
+///
+/// - Parameters:
+///   - input: `[N, ...]`, one row per sample.
+///   - p: probability of dropping a sample's branch.
+///   - training: apply it (otherwise the input is returned).
+///   - generator: draws one uniform per sample.
+public func stochasticDepth(_ input: Tensor, p: Float, training: Bool, generator: RandomGenerator = .global) -> Tensor {
+    precondition(p >= 0 && p <= 1, "stochastic depth probability must be in [0, 1], got \(p)")
+    if !training || p == 0 || input.rank == 0 { return input }
+    let survival = 1 - p
+    let keep = Tensor.bernoulli([input.shape[0]] + [Int](repeating: 1, count: input.rank - 1), p: survival, generator: generator)
+    if survival > 0 { keep.scale(by: 1 / survival) }
+    return input * keep
+}

@@ -111,9 +111,9 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
                     for p in (range.lowerBound * c)..<(range.upperBound * c) {
                         let o = p * inner
                         if residual != nil {
-                            (sg[p], sgx[p]) = simdGateSumAndDot(gp + o, gp + o, output: y + o, x + o, inner)
+                            (sg[p], sgx[p]) = simdGateSumAndDot(gp + o, gp + o, output: y + o, x + o, center: mean[p % c], inner)
                         } else {
-                            (sg[p], sgx[p]) = simdMaskedSumAndDot(gp + o, x + o, mask: mask(p % c), inner)
+                            (sg[p], sgx[p]) = simdMaskedSumAndDot(gp + o, x + o, center: mean[p % c], mask: mask(p % c), inner)
                         }
                     }
                 }
@@ -121,18 +121,18 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
             let sg = channelSums(planeG, samples: n, channels: c), sgx = channelSums(planeGX, samples: n, channels: c)
             for ch in 0..<c {
                 dbeta[ch] = Float(sg[ch])
-                dgamma[ch] = Float((sgx[ch] - Double(mean[ch]) * sg[ch]) * Double(invStd[ch]))   // Σ g·(x−μ)·σ⁻¹
+                dgamma[ch] = Float(sgx[ch] * Double(invStd[ch]))   // Σ g·(x−μ)·σ⁻¹
             }
             if !input.requiresGrad { return }
-            // dx = γσ⁻¹/M · (M·g − Σg − x̂·Σg·x̂), written as a·g + k·x + b0 per channel
+            // dx = γσ⁻¹/M · (M·g − Σg − x̂·Σg·x̂), written as a·g + k·(x − μ) + b0 per channel
             var a = [Float](repeating: 0, count: c), k = [Float](repeating: 0, count: c), b0 = [Float](repeating: 0, count: c)
             for ch in 0..<c {
-                let gm = gamma?[ch] ?? 1, istd = invStd[ch], mu = mean[ch]
+                let gm = gamma?[ch] ?? 1, istd = invStd[ch]
                 if useBatch {
                     let scale = gm * istd / Float(m)
                     a[ch] = scale * Float(m)
                     k[ch] = -scale * dgamma[ch] * istd
-                    b0[ch] = -scale * dbeta[ch] - k[ch] * mu
+                    b0[ch] = -scale * dbeta[ch]
                 } else {
                     a[ch] = gm * istd
                 }
@@ -141,7 +141,7 @@ func batchNormUntraced(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor
                 Parallel.forChunks(n, work: input.count * 2, streaming: true) { range in
                     for p in (range.lowerBound * c)..<(range.upperBound * c) {
                         let ch = p % c, o = p * inner
-                        simdMaskedAffine2(d + o, gp + o, a[ch], x + o, k[ch], b0[ch], mask: mask(ch), inner)
+                        simdMaskedAffine2(d + o, gp + o, a[ch], x + o, center: mean[ch], k[ch], b0[ch], mask: mask(ch), inner)
                     }
                 }
             }

@@ -137,6 +137,40 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
     return y
 }
 
+/// `conv2d` with different zeros before and after (TensorFlow's "same" padding of a strided or
+/// even-sized kernel is one more after than before): the input is padded, then convolved without
+/// padding; exported as one ONNX Conv with asymmetric `pads`.
+///
+/// - Parameters:
+///   - input: `[N, C, H, W]`.
+///   - weight: `[outC, C / groups, kh, kw]`.
+///   - bias: `[outC]`, or nil.
+///   - stride: step between windows, down and across.
+///   - padding: zeros above, left, below and right.
+///   - dilation: spacing between kernel taps.
+///   - groups: independent channel groups.
+/// - Returns: `[N, outC, OH, OW]`.
+public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
+                   padding: (top: Int, left: Int, bottom: Int, right: Int), dilation: (Int, Int) = (1, 1),
+                   groups: Int = 1) -> Tensor {
+    if padding.top == padding.bottom && padding.left == padding.right {
+        return conv2d(input, weight: weight, bias: bias, stride: stride, padding: (padding.top, padding.left),
+                      dilation: dilation, groups: groups)
+    }
+    let y = OpTrace.suppressed {
+        conv2dUntraced(pad2d(input, top: padding.top, left: padding.left, bottom: padding.bottom, right: padding.right),
+                       weight: weight, bias: bias, stride: stride, padding: (0, 0), dilation: dilation, groups: groups,
+                       fusedReLU: false)
+    }
+    if let trace = OpTrace.current {
+        trace.add("Conv", [trace.id(input), trace.id(weight), bias.map { trace.id($0) }], output: y,
+                  [("kernel_shape", .ints([weight.shape[2], weight.shape[3]])), ("strides", .pair(stride)),
+                   ("pads", .ints([padding.top, padding.left, padding.bottom, padding.right])),
+                   ("dilations", .pair(dilation)), ("group", .int(groups))])
+    }
+    return y
+}
+
 /// The untraced body of `conv2d` (see there).
 func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                    stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),

