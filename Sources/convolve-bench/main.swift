@@ -46,6 +46,7 @@ let usage = """
     usage: convolve-bench W1|W2|W3|W4|all [--epochs N] [--limit N] [--threads N] [--profile] [--no-winograd] [--distributed]
            convolve-bench W3|W4 --scaling [--blocks N]     1 vs all threads, alternating in one process, with the host's GEMM scaling
            convolve-bench gemm|memory|pool|conv|dropout|data|augment   kernels and loaders ([--small|--strided|--w4] for conv)
+           convolve-bench imagenet   ImageNet models' inference at 224×224, batch 32 (images/s; Benchmarks/pytorch_imagenet.py beside it)
     MNIST comes from --data-dir DIR or CONVOLVE_DATA_DIR (else the cache, else a verified download).
     """
 if args.contains("--help") || args.contains("-h") { print(usage); exit(0) }
@@ -78,7 +79,7 @@ if flag("--no-winograd") { Winograd.isEnabled = false }
 let convShapes = flag("--small") ? "small" : flag("--strided") ? "strided" : flag("--w4") ? "w4" : "default"
 let which = (args.first ?? "all").lowercased()
 // One workload name and nothing else left: a misspelt option fails here instead of being ignored.
-if args.count > 1 || !["w1", "w2", "w3", "w4", "all", "gemm", "memory", "pool", "conv", "dropout", "data", "augment"].contains(which) {
+if args.count > 1 || !["w1", "w2", "w3", "w4", "all", "gemm", "memory", "pool", "conv", "dropout", "data", "augment", "imagenet"].contains(which) {
     FileHandle.standardError.write(Data("convolve-bench: unknown workload or option: \(args.joined(separator: " "))\n\(usage)\n".utf8)); exit(1)
 }
 if which == "pool" {
@@ -146,6 +147,26 @@ func bestSecondsPerCall(_ body: () -> Void) -> Double {
         best = min(best, Date().timeIntervalSince(t0) / Double(reps))
     }
     return best
+}
+if which == "imagenet" {
+    // Inference images/s of each ImageNet architecture at batch 32, 224×224, eval mode (random weights:
+    // speed does not depend on them), median of 5 timed batches after one warm-up.
+    let x = Tensor.uniform([32, 3, 224, 224], low: -2, high: 2, generator: RandomGenerator(seed: 1))
+    for (name, make) in [("efficientnet-lite0", { EfficientNetLite(.lite0) as Module & Layer })] {
+        let model = make()
+        model.eval()
+        _ = withNoGrad { model(x) }
+        var times: [Double] = []
+        for _ in 0..<5 {
+            let t0 = Date()
+            _ = withNoGrad { inferInSlices(x) { model($0) } }
+            times.append(Date().timeIntervalSince(t0))
+        }
+        let median = times.sorted()[2]
+        print(String(format: "%@ batch 32 224x224 threads=%d: %.1f img/s (median of 5; %.3f s per batch)",
+                     name, Parallel.threads, 32 / median, median))
+    }
+    exit(0)
 }
 if which == "gemm" {
     // GF/s of the SGEMM on square and on W3's convolution and fc1 shapes, 1 thread and all threads.
