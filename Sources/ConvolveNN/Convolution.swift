@@ -107,7 +107,8 @@ public final class Conv2d: Module, Layer {
     ///   - input: `[N, inChannels, H, W]`.
     ///   - fusedReLU: apply the ReLU as the output is written.
     public func callAsFunction(_ input: Tensor, fusedReLU: Bool) -> Tensor {
-        Profiler.measure("Conv2d forward") {
+        if samePadding { return fusedReLU ? callAsFunction(input).relu() : callAsFunction(input) }
+        return Profiler.measure("Conv2d forward") {
             conv2d(input, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation,
                    groups: groups, fusedReLU: fusedReLU)
         }
@@ -132,7 +133,8 @@ public final class Conv2d: Module, Layer {
     ///   - h: input height.
     ///   - w: input width.
     public func outputSize(_ h: Int, _ w: Int) -> (Int, Int) {
-        (convOutputSize(h, kernel: kernelSize.0, stride: stride.0, padding: padding.0, dilation: dilation.0),
+        if samePadding { return ((h + stride.0 - 1) / stride.0, (w + stride.1 - 1) / stride.1) }
+        return (convOutputSize(h, kernel: kernelSize.0, stride: stride.0, padding: padding.0, dilation: dilation.0),
          convOutputSize(w, kernel: kernelSize.1, stride: stride.1, padding: padding.1, dilation: dilation.1))
     }
 

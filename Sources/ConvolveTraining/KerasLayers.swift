@@ -77,9 +77,18 @@ public final class Conv2D: KerasLayer {
     public override var nameStem: String { "conv2d" }
     public override func build(_ s: [Int]) -> [Int] {
         precondition(s.count == 3, "Conv2D expects (height, width, channels) input, got \(s)")
-        let pad = padding == .same ? ((kernelSize.0 - 1) / 2, (kernelSize.1 - 1) / 2) : (0, 0)
-        let c = Conv2d(s[2], filters, kernelSize: IntOrPair(kernelSize), stride: IntOrPair(strides), padding: IntOrPair(pad), bias: useBias,
+        // Keras' "same" is TensorFlow's: one more zero after than before when the total is odd (a
+        // strided or even kernel). Symmetric totals keep explicit padding (and the fused ReLU path).
+        let (h, w) = (samePadding(s[0], kernel: kernelSize.0, stride: strides.0), samePadding(s[1], kernel: kernelSize.1, stride: strides.1))
+        let c: Conv2d
+        if padding == .same && (h.before != h.after || w.before != w.after) {
+            c = Conv2d(s[2], filters, kernelSize: IntOrPair(kernelSize), stride: IntOrPair(strides), padding: .same, bias: useBias,
                        initialization: .keras)
+        } else {
+            let pad = padding == .same ? (h.before, w.before) : (0, 0)
+            c = Conv2d(s[2], filters, kernelSize: IntOrPair(kernelSize), stride: IntOrPair(strides), padding: IntOrPair(pad),
+                       bias: useBias, initialization: .keras)
+        }
         conv = c
         let (oh, ow) = c.outputSize(s[0], s[1])
         return [oh, ow, filters]

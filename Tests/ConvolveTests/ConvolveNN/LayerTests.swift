@@ -68,6 +68,14 @@ func keras(_ inputShape: [Int], _ layer: @escaping @Sendable () -> any Layer) ->
     static let pytorchStyle: [LayerCase] = [
         LayerCase(name: "Conv2d", make: { Conv2d(2, 3, kernelSize: 3, padding: 1) }, input: [2, 2, 5, 4], output: [2, 3, 5, 4],
                   parameters: 2, scalars: 57, buffers: 0),
+        LayerCase(name: "Conv2d same, strided (TF: 0 before, 1 after)", make: { Conv2d(2, 3, kernelSize: 3, stride: 2, padding: .same) },
+                  input: [2, 2, 6, 5], output: [2, 3, 3, 3], parameters: 2, scalars: 57, buffers: 0),
+        LayerCase(name: "Conv2d depthwise same", make: { Conv2d(4, 4, kernelSize: 5, padding: .same, groups: 4, bias: false) },
+                  input: [2, 4, 5, 5], output: [2, 4, 5, 5], parameters: 1, scalars: 100, buffers: 0),
+        LayerCase(name: "ReLU6", make: { ReLU6() }, input: [2, 3, 4], output: [2, 3, 4], parameters: 0, scalars: 0, buffers: 0, kinks: true),
+        LayerCase(name: "SiLU", make: { SiLU() }, input: [2, 3, 4], output: [2, 3, 4], parameters: 0, scalars: 0, buffers: 0),
+        LayerCase(name: "Hardswish", make: { Hardswish() }, input: [2, 3, 4], output: [2, 3, 4], parameters: 0, scalars: 0, buffers: 0),
+        LayerCase(name: "Hardsigmoid", make: { Hardsigmoid() }, input: [2, 3, 4], output: [2, 3, 4], parameters: 0, scalars: 0, buffers: 0),
         LayerCase(name: "Conv2d strided, no bias", make: { Conv2d(2, 4, kernelSize: 3, stride: 2, bias: false) },
                   input: [1, 2, 7, 7], output: [1, 4, 3, 3], parameters: 1, scalars: 72, buffers: 0),
         LayerCase(name: "Linear", make: { Linear(4, 3) }, input: [5, 4], output: [5, 3], parameters: 2, scalars: 15, buffers: 0),
@@ -104,6 +112,8 @@ func keras(_ inputShape: [Int], _ layer: @escaping @Sendable () -> any Layer) ->
     static let kerasStyle: [LayerCase] = [
         LayerCase(name: "Conv2D", make: keras([6, 6, 2]) { Conv2D(3, 3) }, input: [2, 6, 6, 2], output: [2, 3, 4, 4],
                   parameters: 2, scalars: 57, buffers: 0),
+        LayerCase(name: "Conv2D same, strided", make: keras([6, 5, 2]) { Conv2D(3, 3, strides: 2, padding: .same) }, input: [2, 6, 5, 2],
+                  output: [2, 3, 3, 3], parameters: 2, scalars: 57, buffers: 0),
         LayerCase(name: "Dense", make: keras([4]) { Dense(3, activation: .softmax) }, input: [5, 4], output: [5, 3],
                   parameters: 2, scalars: 15, buffers: 0),
         LayerCase(name: "MaxPooling2D", make: keras([4, 6, 2]) { MaxPooling2D(2) }, input: [2, 4, 6, 2], output: [2, 2, 2, 3],
@@ -144,5 +154,17 @@ func keras(_ inputShape: [Int], _ layer: @escaping @Sendable () -> any Layer) ->
         for (a, b) in zip(fused.1, layered.1) {
             #expect(zip(a, b).allSatisfy { abs($0 - $1) <= 1e-5 })
         }
+    }
+
+    /// Keras' (TensorFlow's) "same" for a strided 3×3 convolution on an even side pads nothing before and
+    /// one row and column after: the same values as padding the input that way, then a valid convolution.
+    @Test func sameConvolutionPadsAfterLikeTensorFlow() {
+        let conv = RandomGenerator.global.exclusively { manualSeed(3); return Conv2d(2, 3, kernelSize: 3, stride: 2, padding: .same) }
+        let x = Tensor.uniform([1, 2, 6, 6], generator: RandomGenerator(seed: 4))
+        let expected = conv2d(pad2d(x, top: 0, left: 0, bottom: 1, right: 1), weight: conv.weight, bias: conv.bias, stride: (2, 2))
+        #expect(conv(x).scalars == expected.scalars)
+        #expect(samePadding(6, kernel: 3, stride: 2) == (0, 1) && samePadding(7, kernel: 3, stride: 2) == (1, 1)
+                && samePadding(5, kernel: 5, stride: 1) == (2, 2) && samePadding(4, kernel: 2, stride: 1) == (0, 1))
+        #expect("\(conv)".contains("padding=same"))
     }
 }
