@@ -62,7 +62,16 @@ def T(t):
     return {"shape": list(t.shape), "data": [float("%.9g" % v) for v in t.reshape(-1).tolist()]}
 
 
-def case(model, shape, grad_keys):
+def summary(t):
+    """A tensor in two numbers: its norm and its projection on the formula's u(i, 7) (a wrong element
+    moves the projection unless it happens to be orthogonal to a pseudo-random vector)."""
+    v = t.detach().double().reshape(-1)
+    r = torch.tensor([u(i, 7) for i in range(v.numel())], dtype=torch.float64)
+    return [float(v.norm()), float((v * r).sum())]
+
+
+
+def case(model, shape, grad_keys, running_key="_bn1.running_mean", full_grads=True):
     """Eval and train logits, loss, gradients and running mean, in float64 (the exact values a float32
     implementation approximates; PyTorch's own float32 error is recorded beside them)."""
     def run(dtype):
@@ -81,7 +90,7 @@ def case(model, shape, grad_keys):
         loss.backward()
         params = dict(model.named_parameters())
         return dict(eval_logits=eval_logits, train_logits=train_logits.detach(), labels=labels.tolist(), loss=float(loss),
-                    grads={k: params[k].grad for k in grad_keys}, running_mean=model.state_dict()["_bn1.running_mean"])
+                    grads={k: params[k].grad for k in grad_keys}, running_mean=model.state_dict()[running_key])
     single, double = run(torch.float32), run(torch.float64)
     model.float()
 
@@ -89,8 +98,9 @@ def case(model, shape, grad_keys):
         return float((a.double() - b).abs().max() / b.abs().max())
     return dict(shape=list(shape), keys=list(model.state_dict().keys()), eval_logits=T(double["eval_logits"]),
                 train_logits=T(double["train_logits"]), labels=double["labels"], loss=double["loss"],
-                grads={k: T(v) for k, v in double["grads"].items()},
-                running_mean_after={"_bn1.running_mean": T(double["running_mean"])},
+                grads={k: T(v) for k, v in double["grads"].items()} if full_grads else {},
+                grad_summaries={k: summary(v) for k, v in double["grads"].items()},
+                running_mean_after={running_key: T(double["running_mean"])},
                 pytorch_float32_error={"eval_logits": error(single["eval_logits"], double["eval_logits"]),
                                        "train_logits": error(single["train_logits"], double["train_logits"]),
                                        **{k: error(single["grads"][k], double["grads"][k]) for k in grad_keys}})
@@ -104,14 +114,6 @@ lite0 = EfficientNet.from_name("efficientnet-lite0", image_size=size, dropout_ra
 fixture = {"lite0": case(lite0, (2, 3, size, size),
                          ["_conv_stem.weight", "_blocks.0._depthwise_conv.weight", "_blocks.9._bn1.weight", "_bn1.weight", "_fc.bias"])}
 fixture["lite0"]["parameter_count"] = sum(p.numel() for p in lite0.parameters())
-
-
-def summary(t):
-    """A tensor in two numbers: its norm and its projection on the formula's u(i, 7) (a wrong element
-    moves the projection unless it happens to be orthogonal to a pseudo-random vector)."""
-    v = t.detach().double().reshape(-1)
-    r = torch.tensor([u(i, 7) for i in range(v.numel())], dtype=torch.float64)
-    return [float(v.norm()), float((v * r).sum())]
 
 
 # Single MBConv blocks, float64, train mode (batch statistics), with the residual where the shape allows:
@@ -132,6 +134,42 @@ for (i, o, k, s, n) in [(40, 40, 5, 1, 6), (24, 40, 5, 2, 12), (80, 80, 3, 1, 3)
     blocks.append(dict(input=i, output=o, kernel=k, stride=s, size=n, keys=list(block.state_dict().keys()), y=summary(y), dx=summary(x.grad),
                        grads={kk: summary(p.grad) for kk, p in block.named_parameters()}))
 fixture["mbconv_blocks"] = blocks
+
+# torchvision's ResNets (0.28.0; its compiled ops do not load, its model code does with an empty
+# torchvision._meta_registrations module).
+import types  # noqa: E402
+sys.modules["torchvision._meta_registrations"] = types.ModuleType("torchvision._meta_registrations")
+import torchvision  # noqa: E402
+
+for name in ("resnet18", "resnet50"):
+    net = getattr(torchvision.models, name)()
+    last = "layer4.1.bn2.weight" if name == "resnet18" else "layer4.2.bn3.weight"
+    fixture[name] = case(net, (2, 3, 64, 64) if name == "resnet18" else (4, 3, 96, 96), ["conv1.weight", "layer1.0.conv1.weight", last, "fc.bias"],
+                         running_key="layer4.0.bn1.running_mean", full_grads=False)
+    fixture[name]["parameter_count"] = sum(p.numel() for p in net.parameters())
+    print(name, fixture[name]["parameter_count"], fixture[name]["pytorch_float32_error"])
+
+# torchvision's residual blocks alone, float64, train mode: Bottleneck with and without the projection
+# shortcut, strided, and BasicBlock with one (the whole networks' early gradients are dominated by ReLU
+# kinks: PyTorch's own float32 gradient of ResNet-50's layer1 is 9% off its float64 one).
+from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1  # noqa: E402
+
+residual = []
+for kind, inp, width, stride, n in [("bottleneck", 64, 16, 1, 6), ("bottleneck", 128, 32, 2, 8), ("bottleneck", 256, 64, 1, 3),
+                                    ("basic", 32, 64, 2, 8)]:
+    out_channels = width * (4 if kind == "bottleneck" else 1)
+    down = None
+    if stride != 1 or inp != out_channels:
+        down = torch.nn.Sequential(conv1x1(inp, out_channels, stride), torch.nn.BatchNorm2d(out_channels))
+    block = (Bottleneck(inp, width, stride, down) if kind == "bottleneck" else BasicBlock(inp, width, stride, down)).double()
+    block.load_state_dict({kk: v.double() if v.is_floating_point() else v for kk, v in formula_state(block).items()})
+    block.train()
+    x = formula_input((2, inp, n, n)).double().requires_grad_()
+    y = block(x)
+    (y * formula_input(tuple(y.shape)).double()).sum().backward()
+    residual.append(dict(kind=kind, input=inp, width=width, stride=stride, size=n, keys=list(block.state_dict().keys()),
+                         y=summary(y), dx=summary(x.grad), grads={kk: summary(p.grad) for kk, p in block.named_parameters()}))
+fixture["resnet_blocks"] = residual
 with open(os.path.join(out, "models.json"), "w") as f:
     json.dump(fixture, f, separators=(",", ":"))
 print("lite0 params", fixture["lite0"]["parameter_count"], "loss", fixture["lite0"]["loss"], fixture["lite0"]["pytorch_float32_error"])

@@ -270,7 +270,7 @@ struct Unpickler {
     }
 
     /// A tensor's view, checked: dimensions and strides non-negative, every element inside its storage.
-    private func view(_ storage: PickleStorage, _ offset: Int, _ shape: [Int], _ strides: [Int], at at: Int) throws -> PickleTensor {
+    private func view(_ storage: PickleStorage, _ offset: Int, _ shape: [Int], _ strides: [Int], at: Int) throws -> PickleTensor {
         guard shape.count == strides.count, shape.count <= 16 else {
             throw fail("a tensor of \(shape.count) dimensions with \(strides.count) strides at byte \(at)")
         }

@@ -3,15 +3,29 @@ import Convolve
 import ConvolveNN
 import ConvolveData
 
-/// A CIFAR-style ResNet (He et al. 2016, depth 6n + 2 with n = 1): a 3×3 convolution to 16 channels,
-/// three stages of `BasicBlock`s at 16, 32 and 64 channels (the last two halve the image), global
-/// average pooling and one linear layer. 78,042 parameters for 3 channels and 10 classes; any input
-/// size of at least 8×8 (the pooling adapts), any channels and classes.
+/// ResNet (He et al. 2016) in torchvision's layout and `state_dict` keys, in two shapes:
+///
+/// - **ImageNet** (`resnet18()`, `resnet34()`, `resnet50()`: torchvision's `resnet18` … with the same
+///   keys, so its weight files load): a 7×7 stride-2 convolution to 64 channels, a 3×3 stride-2 max
+///   pool, four stages of `BasicBlock`s or `Bottleneck`s at 64, 128, 256 and 512 (× 4) channels, global
+///   average pooling and one linear layer. Input RGB 224×224 normalized with ImageNet's mean and std.
+/// - **CIFAR** (`init(channels:classes:blocksPerStage:width:)`, depth 6n + 2): a 3×3 convolution to 16
+///   channels and three stages of `BasicBlock`s at 16, 32 and 64; 78,042 parameters for 3 channels and
+///   10 classes, any input of at least 8×8.
 public final class ResNet: Module, Layer {
+    /// The residual block of the ImageNet networks.
+    public enum Block: Sendable { case basic, bottleneck }
     public let conv1: Conv2d, bn1: BatchNorm2d
+    /// The stem's 3×3 stride-2 max pool (ImageNet), or nil (CIFAR).
+    public let maxpool: MaxPool2d?
     public let layer1: Sequential, layer2: Sequential, layer3: Sequential
+    /// The fourth stage (ImageNet), or nil (CIFAR).
+    public let layer4: Sequential?
     public let avgpool = AdaptiveAvgPool2d(1)
     public let fc: Linear
+
+    /// The CIFAR-style ResNet of depth 6n + 2.
+    ///
     /// - Parameters:
     ///   - channels: input channels.
     ///   - classes: output classes.
@@ -20,16 +34,63 @@ public final class ResNet: Module, Layer {
     public init(channels: Int = 3, classes: Int = 10, blocksPerStage: Int = 1, width: Int = 16) {
         conv1 = Conv2d(channels, width, kernelSize: 3, padding: 1, bias: false)
         bn1 = BatchNorm2d(width)
+        maxpool = nil
         func stage(_ input: Int, _ output: Int, stride: Int) -> Sequential {
             Sequential((0..<blocksPerStage).map { i in BasicBlock(i == 0 ? input : output, output, stride: i == 0 ? stride : 1) })
         }
         layer1 = stage(width, width, stride: 1)
         layer2 = stage(width, 2 * width, stride: 2)
         layer3 = stage(2 * width, 4 * width, stride: 2)
+        layer4 = nil
         fc = Linear(4 * width, classes)
     }
+
+    /// torchvision's ImageNet ResNet (`torchvision.models.ResNet(block, layers)`).
+    ///
+    /// - Parameters:
+    ///   - block: `.basic` (ResNet-18, -34) or `.bottleneck` (ResNet-50 and deeper).
+    ///   - layers: blocks in each of the four stages (`[2, 2, 2, 2]` for ResNet-18).
+    ///   - channels: input channels (3: RGB).
+    ///   - classes: outputs of the classifier (1000: ImageNet's).
+    ///
+    /// ### See Also
+    /// - ``resnet18(classes:)``, ``resnet34(classes:)``, ``resnet50(classes:)``, ``BasicBlock``, ``Bottleneck``
+    public init(block: Block, layers: [Int], channels: Int = 3, classes: Int = 1000) {
+        precondition(layers.count == 4 && layers.allSatisfy { $0 >= 1 }, "an ImageNet ResNet has four stages of at least one block")
+        conv1 = Conv2d(channels, 64, kernelSize: 7, stride: 2, padding: 3, bias: false)
+        bn1 = BatchNorm2d(64)
+        maxpool = MaxPool2d(kernelSize: 3, stride: 2, padding: 1)
+        let expansion = block == .basic ? 1 : Bottleneck.expansion
+        var inChannels = 64
+        func stage(_ width: Int, _ blocks: Int, stride: Int) -> Sequential {
+            Sequential((0..<blocks).map { i -> Module & Layer in
+                defer { inChannels = width * expansion }
+                let s = i == 0 ? stride : 1
+                return block == .basic ? BasicBlock(inChannels, width, stride: s) : Bottleneck(inChannels, width: width, stride: s)
+            })
+        }
+        layer1 = stage(64, layers[0], stride: 1)
+        layer2 = stage(128, layers[1], stride: 2)
+        layer3 = stage(256, layers[2], stride: 2)
+        layer4 = stage(512, layers[3], stride: 2)
+        fc = Linear(512 * expansion, classes)
+    }
+
+    /// ResNet-18 (torchvision's `resnet18`: 11,689,512 parameters for 1000 classes).
+    /// - Parameter classes: outputs of the classifier.
+    public static func resnet18(classes: Int = 1000) -> ResNet { ResNet(block: .basic, layers: [2, 2, 2, 2], classes: classes) }
+    /// ResNet-34 (torchvision's `resnet34`).
+    /// - Parameter classes: outputs of the classifier.
+    public static func resnet34(classes: Int = 1000) -> ResNet { ResNet(block: .basic, layers: [3, 4, 6, 3], classes: classes) }
+    /// ResNet-50 (torchvision's `resnet50`, v1.5: stride on the 3×3 convolutions).
+    /// - Parameter classes: outputs of the classifier.
+    public static func resnet50(classes: Int = 1000) -> ResNet { ResNet(block: .bottleneck, layers: [3, 4, 6, 3], classes: classes) }
+
     public func callAsFunction(_ input: Tensor) -> Tensor {
-        let h = layer3(layer2(layer1(bn1(conv1(input), fusedReLU: true))))
+        var h = bn1(conv1(input), fusedReLU: true)
+        if let maxpool { h = maxpool(h) }
+        h = layer3(layer2(layer1(h)))
+        if let layer4 { h = layer4(h) }
         return fc(avgpool(h).flatten(startDim: 1))
     }
 }
