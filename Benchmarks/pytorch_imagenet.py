@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch eager inference of the ImageNet architectures at batch 32, 224×224 (the baseline of
 `convolve-bench imagenet`): images/s, median of 5 timed batches after one warm-up, on the threads
-given by OMP_NUM_THREADS / torch's default. Needs torch (2.13.0+cpu) and, for EfficientNet-Lite0, the
-efficientnet-lite-pytorch package on PYTHONPATH."""
+given by OMP_NUM_THREADS / torch's default. Needs torch (2.13.0+cpu), torchvision 0.28.0 (its model code;
+an empty torchvision._meta_registrations module stands in for its compiled ops) and, for
+EfficientNet-Lite0, the efficientnet-lite-pytorch package on PYTHONPATH."""
 import time
 
 import torch
@@ -10,6 +11,15 @@ import torch
 torch.manual_seed(1)
 x = torch.rand(32, 3, 224, 224) * 4 - 2
 models = {}
+try:
+    import sys
+    import types
+    sys.modules["torchvision._meta_registrations"] = types.ModuleType("torchvision._meta_registrations")
+    import torchvision
+    models["resnet18"] = torchvision.models.resnet18()
+    models["resnet50"] = torchvision.models.resnet50()
+except ImportError:
+    print("torchvision not importable: ResNets skipped")
 try:
     from efficientnet_lite_pytorch import EfficientNet
     models["efficientnet-lite0"] = EfficientNet.from_name("efficientnet-lite0")

@@ -152,7 +152,9 @@ if which == "imagenet" {
     // Inference images/s of each ImageNet architecture at batch 32, 224×224, eval mode (random weights:
     // speed does not depend on them), median of 5 timed batches after one warm-up.
     let x = Tensor.uniform([32, 3, 224, 224], low: -2, high: 2, generator: RandomGenerator(seed: 1))
-    for (name, make) in [("efficientnet-lite0", { EfficientNetLite(.lite0) as Module & Layer })] {
+    let models: [(String, () -> Module & Layer)] = [("resnet18", { ResNet.resnet18() }), ("resnet50", { ResNet.resnet50() }),
+                                                     ("efficientnet-lite0", { EfficientNetLite(.lite0) })]
+    for (name, make) in models {
         let model = make()
         model.eval()
         _ = withNoGrad { model(x) }
