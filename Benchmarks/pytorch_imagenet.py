@@ -18,6 +18,7 @@ try:
     import torchvision
     models["resnet18"] = torchvision.models.resnet18()
     models["resnet50"] = torchvision.models.resnet50()
+    models["mobilenet_v2"] = torchvision.models.mobilenet_v2()
 except ImportError:
     print("torchvision not importable: ResNets skipped")
 try:

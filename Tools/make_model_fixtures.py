@@ -71,6 +71,18 @@ def summary(t):
 
 
 
+def block_case(block, input_channels, size, **fields):
+    """One block's train-mode step in float64 on formula weights and input, summarized."""
+    block = block.double()
+    block.load_state_dict({kk: v.double() if v.is_floating_point() else v for kk, v in formula_state(block).items()})
+    block.train()
+    x = formula_input((2, input_channels, size, size)).double().requires_grad_()
+    y = block(x)
+    (y * formula_input(tuple(y.shape)).double()).sum().backward()
+    return dict(**fields, size=size, keys=list(block.state_dict().keys()), y=summary(y), dx=summary(x.grad),
+                grads={kk: summary(p.grad) for kk, p in block.named_parameters()})
+
+
 def case(model, shape, grad_keys, running_key="_bn1.running_mean", full_grads=True):
     """Eval and train logits, loss, gradients and running mean, in float64 (the exact values a float32
     implementation approximates; PyTorch's own float32 error is recorded beside them)."""
@@ -125,14 +137,7 @@ blocks = []
 for (i, o, k, s, n) in [(40, 40, 5, 1, 6), (24, 40, 5, 2, 12), (80, 80, 3, 1, 3), (16, 24, 3, 2, 7)]:
     _, params = efficientnet_lite(1.0, 1.0, n, 0.0, 0.0)
     args = BlockArgs(num_repeat=1, kernel_size=k, stride=s, expand_ratio=6, input_filters=i, output_filters=o, se_ratio=None, id_skip=True)
-    block = MBConvBlock(args, params, image_size=n).double()
-    block.load_state_dict({kk: v.double() if v.is_floating_point() else v for kk, v in formula_state(block).items()})
-    block.train()
-    x = formula_input((2, i, n, n)).double().requires_grad_()
-    y = block(x)
-    (y * formula_input(tuple(y.shape)).double()).sum().backward()
-    blocks.append(dict(input=i, output=o, kernel=k, stride=s, size=n, keys=list(block.state_dict().keys()), y=summary(y), dx=summary(x.grad),
-                       grads={kk: summary(p.grad) for kk, p in block.named_parameters()}))
+    blocks.append(block_case(MBConvBlock(args, params, image_size=n), i, n, input=i, output=o, kernel=k, stride=s))
 fixture["mbconv_blocks"] = blocks
 
 # torchvision's ResNets (0.28.0; its compiled ops do not load, its model code does with an empty
@@ -149,6 +154,20 @@ for name in ("resnet18", "resnet50"):
     fixture[name]["parameter_count"] = sum(p.numel() for p in net.parameters())
     print(name, fixture[name]["parameter_count"], fixture[name]["pytorch_float32_error"])
 
+mnv2 = torchvision.models.mobilenet_v2()
+fixture["mobilenet_v2"] = case(mnv2, (2, 3, 64, 64), ["features.0.0.weight", "features.1.conv.0.0.weight", "features.17.conv.2.weight",
+                                                      "classifier.1.bias"], running_key="features.18.1.running_mean", full_grads=False)
+fixture["mobilenet_v2"]["parameter_count"] = sum(p.numel() for p in mnv2.parameters())
+print("mobilenet_v2", fixture["mobilenet_v2"]["parameter_count"], fixture["mobilenet_v2"]["pytorch_float32_error"])
+# Its inverted residual blocks alone (train mode, float64): the whole network's train-mode step under
+# formula weights is too ill-conditioned to compare (PyTorch's own float32 logits are ~50% off float64).
+from torchvision.models.mobilenetv2 import InvertedResidual  # noqa: E402
+
+inverted = []
+for inp, oup, stride, t, n in [(32, 16, 1, 1, 8), (16, 24, 2, 6, 8), (24, 24, 1, 6, 6), (64, 96, 1, 6, 3)]:
+    inverted.append(block_case(InvertedResidual(inp, oup, stride, t), inp, n, input=inp, output=oup, stride=stride, expansion=t))
+fixture["inverted_residual_blocks"] = inverted
+
 # torchvision's residual blocks alone, float64, train mode: Bottleneck with and without the projection
 # shortcut, strided, and BasicBlock with one (the whole networks' early gradients are dominated by ReLU
 # kinks: PyTorch's own float32 gradient of ResNet-50's layer1 is 9% off its float64 one).
@@ -161,14 +180,8 @@ for kind, inp, width, stride, n in [("bottleneck", 64, 16, 1, 6), ("bottleneck",
     down = None
     if stride != 1 or inp != out_channels:
         down = torch.nn.Sequential(conv1x1(inp, out_channels, stride), torch.nn.BatchNorm2d(out_channels))
-    block = (Bottleneck(inp, width, stride, down) if kind == "bottleneck" else BasicBlock(inp, width, stride, down)).double()
-    block.load_state_dict({kk: v.double() if v.is_floating_point() else v for kk, v in formula_state(block).items()})
-    block.train()
-    x = formula_input((2, inp, n, n)).double().requires_grad_()
-    y = block(x)
-    (y * formula_input(tuple(y.shape)).double()).sum().backward()
-    residual.append(dict(kind=kind, input=inp, width=width, stride=stride, size=n, keys=list(block.state_dict().keys()),
-                         y=summary(y), dx=summary(x.grad), grads={kk: summary(p.grad) for kk, p in block.named_parameters()}))
+    block = Bottleneck(inp, width, stride, down) if kind == "bottleneck" else BasicBlock(inp, width, stride, down)
+    residual.append(block_case(block, inp, n, kind=kind, input=inp, width=width, stride=stride))
 fixture["resnet_blocks"] = residual
 with open(os.path.join(out, "models.json"), "w") as f:
     json.dump(fixture, f, separators=(",", ":"))

@@ -153,7 +153,7 @@ if which == "imagenet" {
     // speed does not depend on them), median of 5 timed batches after one warm-up.
     let x = Tensor.uniform([32, 3, 224, 224], low: -2, high: 2, generator: RandomGenerator(seed: 1))
     let models: [(String, () -> Module & Layer)] = [("resnet18", { ResNet.resnet18() }), ("resnet50", { ResNet.resnet50() }),
-                                                     ("efficientnet-lite0", { EfficientNetLite(.lite0) })]
+                                                     ("mobilenet_v2", { MobileNetV2() }), ("efficientnet-lite0", { EfficientNetLite(.lite0) })]
     for (name, make) in models {
         let model = make()
         model.eval()

@@ -54,6 +54,32 @@ func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
     return a.shape == b.shape ? worst / max(scale, 1e-30) : .infinity
 }
 
+/// A tensor against the fixture's (norm, projection on u(i, 7)) summary of its float64 value, to 10⁻⁵.
+func checkSummary(_ t: Tensor, _ want: Any?, _ what: String, tolerance: Double = 1e-5,
+                  sourceLocation: SourceLocation = #_sourceLocation) {
+    let w = (want as! [NSNumber]).map(\.doubleValue)
+    let v = t.scalars.map(Double.init)
+    let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+    let projection = v.enumerated().reduce(0) { $0 + $1.element * formulaUniform($1.offset, 7) }
+    #expect(abs(norm - w[0]) <= tolerance * w[0], "\(what) norm \(norm) vs \(w[0])", sourceLocation: sourceLocation)
+    #expect(abs(projection - w[1]) <= tolerance * w[0], "\(what) projection \(projection) vs \(w[1])", sourceLocation: sourceLocation)
+}
+
+/// One block's train-mode step on formula weights and input against the fixture's float64 summaries:
+/// keys, output, input gradient and every parameter's gradient.
+func checkBlockStep(_ block: Module & Layer, input shape: [Int], against c: [String: Any], _ name: String) throws {
+    #expect(block.stateDict().map(\.0) == c["keys"] as! [String], "\(name) keys")
+    try block.loadStateDict(formulaStateDict(block))
+    block.train()
+    let x = formulaInput(shape).requiringGrad()
+    let y = block(x)
+    (y * formulaInput(y.shape)).sum().backward()
+    checkSummary(y, c["y"], "\(name) output")
+    checkSummary(try #require(x.grad), c["dx"], "\(name) input gradient")
+    let grads = c["grads"] as! [String: Any]
+    for (key, p) in block.namedParameters() { checkSummary(try #require(p.grad), grads[key], "\(name) \(key)") }
+}
+
 /// Each ImageNet architecture against its reference PyTorch implementation run in float64
 /// (`Tools/make_model_fixtures.py`): the same state_dict keys in the same order, the same parameter
 /// count, and on formula weights the same logits in eval and train mode (1e-4 relative), loss,
@@ -98,29 +124,12 @@ func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
     @Test func mbConvBlocksMatchThePackage() throws {
         let cases = (try fixture("models") as! [String: Any])["mbconv_blocks"] as! [[String: Any]]
         #expect(cases.count == 4)
-        func check(_ t: Tensor, _ want: Any?, _ what: String) {
-            let w = (want as! [NSNumber]).map(\.doubleValue)
-            let v = t.scalars.map(Double.init)
-            let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            let projection = v.enumerated().reduce(0) { $0 + $1.element * formulaUniform($1.offset, 7) }
-            #expect(abs(norm - w[0]) <= 1e-5 * w[0], "\(what) norm \(norm) vs \(w[0])")
-            #expect(abs(projection - w[1]) <= 1e-5 * w[0], "\(what) projection \(projection) vs \(w[1])")
-        }
         for c in cases {
             let (i, o, n) = ((c["input"] as! NSNumber).intValue, (c["output"] as! NSNumber).intValue, (c["size"] as! NSNumber).intValue)
             let block = MBConvBlock(input: i, output: o, kernel: (c["kernel"] as! NSNumber).intValue,
                                     stride: (c["stride"] as! NSNumber).intValue, expansion: 6, dropConnect: 0)
             let name = "block \(i)→\(o) k\(c["kernel"]!) s\(c["stride"]!) \(n)×\(n)"
-            #expect(block.stateDict().map(\.0) == c["keys"] as! [String], "\(name) keys")
-            try block.loadStateDict(formulaStateDict(block))
-            block.train()
-            let x = formulaInput([2, i, n, n]).requiringGrad()
-            let y = block(x)
-            (y * formulaInput(y.shape)).sum().backward()
-            check(y, c["y"], "\(name) output")
-            check(try #require(x.grad), c["dx"], "\(name) input gradient")
-            let grads = c["grads"] as! [String: Any]
-            for (key, p) in block.namedParameters() { check(try #require(p.grad), grads[key], "\(name) \(key)") }
+            try checkBlockStep(block, input: [2, i, n, n], against: c, name)
         }
     }
 
@@ -170,14 +179,9 @@ func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
         loss.backward()
         let params = Dictionary(uniqueKeysWithValues: model.namedParameters())
         for (key, want) in f["grad_summaries"] as! [String: [NSNumber]] {
-            let v = try #require(params[key]?.grad, "\(key) has a gradient").scalars.map(Double.init)
-            let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            let projection = v.enumerated().reduce(0) { $0 + $1.element * formulaUniform($1.offset, 7) }
-            let (wantNorm, wantProjection) = (want[0].doubleValue, want[1].doubleValue)
             let pytorchError = (f["pytorch_float32_error"] as! [String: NSNumber])[key]!.doubleValue
-            let tolerance = key == "fc.bias" ? 1e-5 : max(2e-2, 3 * pytorchError)
-            #expect(abs(norm - wantNorm) <= tolerance * wantNorm, "\(name) \(key) norm \(norm) vs \(wantNorm)")
-            #expect(abs(projection - wantProjection) <= tolerance * wantNorm, "\(name) \(key) projection \(projection) vs \(wantProjection)")
+            checkSummary(try #require(params[key]?.grad, "\(key) has a gradient"), want, "\(name) \(key)",
+                         tolerance: key == "fc.bias" ? 1e-5 : max(2e-2, 3 * pytorchError))
         }
         let buffers = Dictionary(uniqueKeysWithValues: model.namedBuffers())
         for (key, want) in f["running_mean_after"] as! [String: Any] {
@@ -190,29 +194,42 @@ func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
     @Test func torchvisionResidualBlocksMatch() throws {
         let cases = (try fixture("models") as! [String: Any])["resnet_blocks"] as! [[String: Any]]
         #expect(cases.count == 4)
-        func check(_ t: Tensor, _ want: Any?, _ what: String) {
-            let w = (want as! [NSNumber]).map(\.doubleValue)
-            let v = t.scalars.map(Double.init)
-            let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            let projection = v.enumerated().reduce(0) { $0 + $1.element * formulaUniform($1.offset, 7) }
-            #expect(abs(norm - w[0]) <= 1e-5 * w[0], "\(what) norm \(norm) vs \(w[0])")
-            #expect(abs(projection - w[1]) <= 1e-5 * w[0], "\(what) projection \(projection) vs \(w[1])")
-        }
         for c in cases {
             let (kind, i, width, stride, n) = (c["kind"] as! String, (c["input"] as! NSNumber).intValue, (c["width"] as! NSNumber).intValue,
                                                (c["stride"] as! NSNumber).intValue, (c["size"] as! NSNumber).intValue)
             let block: Module & Layer = kind == "bottleneck" ? Bottleneck(i, width: width, stride: stride) : BasicBlock(i, width, stride: stride)
             let name = "\(kind) \(i) width \(width) stride \(stride) \(n)×\(n)"
-            #expect(block.stateDict().map(\.0) == c["keys"] as! [String], "\(name) keys")
-            try block.loadStateDict(formulaStateDict(block))
-            block.train()
-            let x = formulaInput([2, i, n, n]).requiringGrad()
-            let y = block(x)
-            (y * formulaInput(y.shape)).sum().backward()
-            check(y, c["y"], "\(name) output")
-            check(try #require(x.grad), c["dx"], "\(name) input gradient")
-            let grads = c["grads"] as! [String: Any]
-            for (key, p) in block.namedParameters() { check(try #require(p.grad), grads[key], "\(name) \(key)") }
+            try checkBlockStep(block, input: [2, i, n, n], against: c, name)
+        }
+    }
+
+    /// torchvision's MobileNetV2 on formula weights: the same keys in the same order, 3,504,872
+    /// parameters, and eval-mode logits to 10⁻⁴. (Its train-mode step under formula weights is too
+    /// ill-conditioned to compare — PyTorch's own float32 logits are ~50% off its float64 ones, recorded
+    /// in the fixture — so the backward is held per block, `invertedResidualBlocksMatch`.)
+    @Test func torchvisionMobileNetV2Matches() throws {
+        let f = (try fixture("models") as! [String: Any])["mobilenet_v2"] as! [String: Any]
+        let model = MobileNetV2()
+        #expect(model.stateDict().map(\.0) == f["keys"] as! [String])
+        #expect(model.parameterCount == (f["parameter_count"] as! NSNumber).intValue && model.parameterCount == 3_504_872)
+        try model.loadStateDict(formulaStateDict(model))
+        model.eval()
+        let evalLogits = withNoGrad { model(formulaInput(ints(f["shape"]))) }
+        #expect(relativeError(evalLogits, tensor(f["eval_logits"])) < 1e-4, "eval logits")
+        #expect((f["pytorch_float32_error"] as! [String: NSNumber])["train_logits"]!.doubleValue > 0.1,
+                "the train-mode step became comparable: compare it here as for the ResNets")
+    }
+
+    /// torchvision's `InvertedResidual` (without expansion, strided, with the residual, widening) alone in
+    /// train mode against float64: output, input gradient and every parameter's gradient to 10⁻⁵.
+    @Test func invertedResidualBlocksMatch() throws {
+        let cases = (try fixture("models") as! [String: Any])["inverted_residual_blocks"] as! [[String: Any]]
+        #expect(cases.count == 4)
+        for c in cases {
+            let v = ["input", "output", "stride", "expansion", "size"].map { (c[$0] as! NSNumber).intValue }
+            let block = InvertedResidual(v[0], v[1], stride: v[2], expansion: v[3])
+            let name = "inverted residual \(v[0])→\(v[1]) stride \(v[2]) t\(v[3]) \(v[4])×\(v[4])"
+            try checkBlockStep(block, input: [2, v[0], v[4], v[4]], against: c, name)
         }
     }
 }
