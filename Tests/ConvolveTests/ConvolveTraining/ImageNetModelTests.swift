@@ -80,6 +80,31 @@ func checkBlockStep(_ block: Module & Layer, input shape: [Int], against c: [Str
     for (key, p) in block.namedParameters() { checkSummary(try #require(p.grad), grads[key], "\(name) \(key)") }
 }
 
+/// A network's training step on formula weights and input against the fixture's float64 run: keys
+/// in order, parameter count, eval and train logits (10⁻⁴), loss and the updated running mean it
+/// records; returns the parameters by key, their gradients filled.
+func checkNetworkStep(_ model: Module & Layer, against f: [String: Any],
+                      sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Tensor] {
+    #expect(model.stateDict().map(\.0) == f["keys"] as! [String], sourceLocation: sourceLocation)
+    #expect(model.parameterCount == (f["parameter_count"] as! NSNumber).intValue, sourceLocation: sourceLocation)
+    try model.loadStateDict(formulaStateDict(model))
+    let x = formulaInput(ints(f["shape"]))
+    model.eval()
+    let evalLogits = withNoGrad { model(x) }
+    #expect(relativeError(evalLogits, tensor(f["eval_logits"])) < 1e-4, "eval logits", sourceLocation: sourceLocation)
+    model.train()
+    let trainLogits = model(x)
+    #expect(relativeError(trainLogits, tensor(f["train_logits"])) < 1e-4, "train logits", sourceLocation: sourceLocation)
+    let loss = crossEntropy(trainLogits, ints(f["labels"]))
+    #expect(abs(Double(loss.item) - (f["loss"] as! NSNumber).doubleValue) < 1e-4, "loss", sourceLocation: sourceLocation)
+    loss.backward()
+    let buffers = Dictionary(uniqueKeysWithValues: model.namedBuffers())
+    for (key, want) in f["running_mean_after"] as! [String: Any] {
+        #expect(relativeError(buffers[key]!, tensor(want)) < 1e-4, "\(key)", sourceLocation: sourceLocation)
+    }
+    return Dictionary(uniqueKeysWithValues: model.namedParameters())
+}
+
 /// Each ImageNet architecture against its reference PyTorch implementation run in float64
 /// (`Tools/make_model_fixtures.py`): the same state_dict keys in the same order, the same parameter
 /// count, and on formula weights the same logits in eval and train mode (1e-4 relative), loss,
@@ -93,28 +118,11 @@ func checkBlockStep(_ block: Module & Layer, input shape: [Int], against c: [Str
         let f = (try fixture("models") as! [String: Any])["lite0"] as! [String: Any]
         let pytorchError = (f["pytorch_float32_error"] as! [String: NSNumber]).mapValues(\.doubleValue)
         let model = EfficientNetLite(.lite0, dropConnectRate: 0, dropout: 0)
-        #expect(model.stateDict().map(\.0) == f["keys"] as! [String])
-        #expect(model.parameterCount == (f["parameter_count"] as! NSNumber).intValue)
-        try model.loadStateDict(formulaStateDict(model))
-        let x = formulaInput(ints(f["shape"]))
-        model.eval()
-        let evalLogits = withNoGrad { model(x) }
-        #expect(relativeError(evalLogits, tensor(f["eval_logits"])) < 1e-4, "eval logits")
-        model.train()
-        let trainLogits = model(x)
-        #expect(relativeError(trainLogits, tensor(f["train_logits"])) < 1e-4, "train logits")
-        let loss = crossEntropy(trainLogits, ints(f["labels"]))
-        #expect(abs(Double(loss.item) - (f["loss"] as! NSNumber).doubleValue) < 1e-4)
-        loss.backward()
-        let params = Dictionary(uniqueKeysWithValues: model.namedParameters())
+        let params = try checkNetworkStep(model, against: f)
         for (key, want) in f["grads"] as! [String: Any] {
             let grad = try #require(params[key]?.grad, "\(key) has a gradient")
             let error = normError(grad, tensor(want))
             #expect(error < (key == "_fc.bias" ? 1e-6 : 2e-2), "grad \(key): \(error) in norm (PyTorch float32's largest error \(pytorchError[key]!))")
-        }
-        let buffers = Dictionary(uniqueKeysWithValues: model.namedBuffers())
-        for (key, want) in f["running_mean_after"] as! [String: Any] {
-            #expect(relativeError(buffers[key]!, tensor(want)) < 1e-4, "\(key)")
         }
     }
 
@@ -164,28 +172,11 @@ func checkBlockStep(_ block: Module & Layer, input shape: [Int], against c: [Str
     func torchvisionResNetsMatch(_ name: String) throws {
         let f = (try fixture("models") as! [String: Any])[name] as! [String: Any]
         let model = name == "resnet18" ? ResNet.resnet18() : ResNet.resnet50()
-        #expect(model.stateDict().map(\.0) == f["keys"] as! [String])
-        #expect(model.parameterCount == (f["parameter_count"] as! NSNumber).intValue)
-        try model.loadStateDict(formulaStateDict(model))
-        let x = formulaInput(ints(f["shape"]))
-        model.eval()
-        let evalLogits = withNoGrad { model(x) }
-        #expect(relativeError(evalLogits, tensor(f["eval_logits"])) < 1e-4, "eval logits")
-        model.train()
-        let trainLogits = model(x)
-        #expect(relativeError(trainLogits, tensor(f["train_logits"])) < 1e-4, "train logits")
-        let loss = crossEntropy(trainLogits, ints(f["labels"]))
-        #expect(abs(Double(loss.item) - (f["loss"] as! NSNumber).doubleValue) < 1e-4)
-        loss.backward()
-        let params = Dictionary(uniqueKeysWithValues: model.namedParameters())
+        let params = try checkNetworkStep(model, against: f)
         for (key, want) in f["grad_summaries"] as! [String: [NSNumber]] {
             let pytorchError = (f["pytorch_float32_error"] as! [String: NSNumber])[key]!.doubleValue
             checkSummary(try #require(params[key]?.grad, "\(key) has a gradient"), want, "\(name) \(key)",
                          tolerance: key == "fc.bias" ? 1e-5 : max(2e-2, 3 * pytorchError))
-        }
-        let buffers = Dictionary(uniqueKeysWithValues: model.namedBuffers())
-        for (key, want) in f["running_mean_after"] as! [String: Any] {
-            #expect(relativeError(buffers[key]!, tensor(want)) < 1e-4, "\(key)")
         }
     }
 
