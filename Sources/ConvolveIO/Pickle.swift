@@ -12,7 +12,7 @@ indirect enum PickleValue {
     /// An allowed global (`module.name`), called by REDUCE or named in a storage's persistent id.
     case global(String)
     /// A storage named by a persistent id: its element type, key and element count.
-    case storage(PickleStorage)
+    case storageReference(PickleStorage)
     /// A tensor view of a storage (`torch._utils._rebuild_tensor_v2`).
     case tensor(PickleTensor)
 
@@ -29,7 +29,7 @@ indirect enum PickleValue {
         case .list: "a list"
         case .dict: "a dict"
         case let .global(name): name
-        case .storage: "a storage"
+        case .storageReference: "a storage"
         case .tensor: "a tensor"
         }
     }
@@ -57,7 +57,8 @@ struct PickleStorage {
 }
 
 struct PickleTensor {
-    let storage: PickleStorage
+    /// The storage it views.
+    let source: PickleStorage
     let offset: Int
     let shape: [Int]
     let strides: [Int]
@@ -250,11 +251,11 @@ struct Unpickler {
             guard a.isEmpty else { throw fail("OrderedDict with arguments at byte \(offset)") }
             return .dict(containers.dict())
         case "torch._utils._rebuild_tensor_v2":
-            guard a.count >= 4, case let .storage(storage) = a[0], case let .int(storageOffset) = a[1],
+            guard a.count >= 4, case let .storageReference(source) = a[0], case let .int(elementOffset) = a[1],
                   let shape = Self.ints(a[2]), let strides = Self.ints(a[3]) else {
                 throw fail("_rebuild_tensor_v2 without (storage, offset, size, stride) at byte \(offset)")
             }
-            return .tensor(try view(storage, storageOffset, shape, strides, at: offset))
+            return .tensor(try view(source, elementOffset, shape, strides, at: offset))
         case "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state":
             guard let first = a.first, case .tensor = first else { throw fail("\(name) without a tensor at byte \(offset)") }
             return first
@@ -270,14 +271,14 @@ struct Unpickler {
     }
 
     /// A tensor's view, checked: dimensions and strides non-negative, every element inside its storage.
-    private func view(_ storage: PickleStorage, _ offset: Int, _ shape: [Int], _ strides: [Int], at: Int) throws -> PickleTensor {
+    private func view(_ source: PickleStorage, _ offset: Int, _ shape: [Int], _ strides: [Int], at: Int) throws -> PickleTensor {
         guard shape.count == strides.count, shape.count <= 16 else {
             throw fail("a tensor of \(shape.count) dimensions with \(strides.count) strides at byte \(at)")
         }
         guard offset >= 0, shape.allSatisfy({ $0 >= 0 }), strides.allSatisfy({ $0 >= 0 }) else {
             throw fail("a tensor with a negative offset, size or stride (\(offset), \(shape), \(strides)) at byte \(at)")
         }
-        if shape.contains(0) { return PickleTensor(storage: storage, offset: 0, shape: shape, strides: strides) }
+        if shape.contains(0) { return PickleTensor(source: source, offset: 0, shape: shape, strides: strides) }
         var last = offset   // the last element's position in the storage
         for (n, s) in zip(shape, strides) {
             let (step, o1) = (n - 1).multipliedReportingOverflow(by: s)
@@ -285,10 +286,10 @@ struct Unpickler {
             guard !o1, !o2 else { throw fail("a tensor of size \(shape) and stride \(strides) overflows at byte \(at)") }
             last = sum
         }
-        guard last < storage.count else {
-            throw fail("a tensor of size \(shape), stride \(strides) at offset \(offset) reaches element \(last) of a \(storage.count)-element storage (key \(storage.key))")
+        guard last < source.count else {
+            throw fail("a tensor of size \(shape), stride \(strides) at offset \(offset) reaches element \(last) of a \(source.count)-element storage (key \(source.key))")
         }
-        return PickleTensor(storage: storage, offset: offset, shape: shape, strides: strides)
+        return PickleTensor(source: source, offset: offset, shape: shape, strides: strides)
     }
 
     private func persistent(_ pid: PickleValue, at offset: Int) throws -> PickleValue {
@@ -299,7 +300,7 @@ struct Unpickler {
         guard let type = ElementType.storageClasses[String(typeName.dropFirst("torch.".count))], typeName.hasPrefix("torch.") else {
             throw fail("storage type \(typeName) is not a tensor storage at byte \(offset)")
         }
-        return .storage(try loadStorage(type, key, count, Array(p.dropFirst(5))))
+        return .storageReference(try loadStorage(type, key, count, Array(p.dropFirst(5))))
     }
 
     static func ints(_ v: PickleValue) -> [Int]? {

@@ -77,7 +77,7 @@ public enum PyTorchFile {
         let root = try unpickler.load()
         // The unpickler's containers are emptied when it goes: it must outlive the walk over them.
         return try withExtendedLifetime(unpickler) {
-            try tensors(of: root, fileSize: raw.count) { storage in raw.baseAddress! + entries[prefix + "data/" + storage.key]!.lowerBound }
+            try tensors(of: root, fileSize: raw.count) { source in raw.baseAddress! + entries[prefix + "data/" + source.key]!.lowerBound }
         }
     }
 
@@ -130,7 +130,7 @@ public enum PyTorchFile {
             throw Unpickler.Failure(reason: "storage \(key) is used but not stored")
         }
         return try withExtendedLifetime(unpickler) {
-            try tensors(of: root, fileSize: raw.count) { storage in raw.baseAddress! + starts[storage.key]! }
+            try tensors(of: root, fileSize: raw.count) { source in raw.baseAddress! + starts[source.key]! }
         }
     }
 
@@ -183,16 +183,16 @@ public enum PyTorchFile {
                 throw Unpickler.Failure(reason: "the tensors (up to \(key)) describe more elements than a \(fileSize)-byte file holds")
             }
         }
-        return found.map { key, t in (key, materialize(t, base: storageBase(t.storage))) }
+        return found.map { key, t in (key, materialize(t, base: storageBase(t.source))) }
     }
 
     /// The tensor's elements gathered row-major from its storage by size, stride and offset.
     private static func materialize(_ t: PickleTensor, base: UnsafeRawPointer) -> Tensor {
         let count = t.shape.reduce(1, *)
-        let raw = UnsafeRawBufferPointer(start: base, count: t.storage.count * t.storage.type.size)
+        let raw = UnsafeRawBufferPointer(start: base, count: t.source.count * t.source.type.size)
         var values = [Float](repeating: 0, count: count)
         guard count > 0 else { return Tensor(values, shape: t.shape) }
-        let type = t.storage.type
+        let type = t.source.type
         var index = [Int](repeating: 0, count: t.shape.count)
         var element = t.offset
         for i in 0..<count {
