@@ -202,3 +202,33 @@ if lite0_path:
     with open(os.path.join(out, "lite0_real.json"), "w") as f:
         json.dump(dict(top5=top.indices.tolist(), probabilities=top.values.tolist(), logits=summary(logits)), f)
     print("lite0 real top5", top.indices.tolist(), top.values.tolist())
+
+# Real photographs (PHOTOS_DIR: scikit-image's sample images, never committed) through the real
+# weights, preprocessed as torchvision's evaluation transform does it on a PIL image (the shorter side
+# resized to 256 by Pillow's bilinear, the centre 224x224 cropped, then mean and std): the cropped
+# bytes' digest (Convolve's resize and crop must equal Pillow's byte for byte) and the top-5 classes.
+photos_dir = os.environ.get("PHOTOS_DIR")
+if lite0_path and photos_dir:
+    import hashlib
+    import numpy as np
+    from PIL import Image
+    photos = {}
+    for name in ["chelsea.png", "coffee.png", "rocket.jpg", "astronaut.png", "motorcycle_left.png"]:
+        image = Image.open(os.path.join(photos_dir, name)).convert("RGB")
+        w, h = image.size
+        short, long = min(w, h), max(w, h)
+        size = (256, int(256 * long / short)) if w <= h else (int(256 * long / short), 256)
+        image = image.resize(size, Image.BILINEAR)
+        left, top = int(round((size[0] - 224) / 2.0)), int(round((size[1] - 224) / 2.0))
+        crop = np.asarray(image.crop((left, top, left + 224, top + 224)))
+        chw = np.ascontiguousarray(crop.transpose(2, 0, 1))
+        x = torch.from_numpy(chw.astype(np.float32) / 255).unsqueeze(0)
+        x = (x - 127 / 255) / (128 / 255)
+        with torch.no_grad():
+            p = real(x).softmax(dim=1)[0]
+        top = p.topk(5)
+        photos[name] = dict(crop_sha256=hashlib.sha256(chw.tobytes()).hexdigest(), top5=top.indices.tolist(),
+                            probabilities=top.values.tolist())
+        print(name, top.indices.tolist(), [round(v, 4) for v in top.values.tolist()])
+    with open(os.path.join(out, "lite0_photos.json"), "w") as f:
+        json.dump(photos, f, indent=1)

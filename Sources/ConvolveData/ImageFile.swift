@@ -113,49 +113,93 @@ extension Image {
         return Image(width: cw, height: ch, channels: channels, pixels: out)
     }
 
-    /// Resized with a triangle (bilinear) filter that widens when shrinking, so downscaling averages
-    /// every source pixel instead of skipping rows — what Pillow's `resize(..., BILINEAR)` does.
+    /// Resized with Pillow's `resize(..., BILINEAR)`, byte for byte: a triangle filter that widens when
+    /// shrinking (so downscaling averages every source pixel), coefficients in Pillow's 22-bit fixed
+    /// point, a horizontal pass rounded to bytes, then a vertical one — what torchvision's `Resize`
+    /// does to a PIL image, so a pretrained model sees the pixels it was trained on.
     /// - Parameters:
     ///   - newWidth: output width.
     ///   - newHeight: output height.
     public func resized(width newWidth: Int, height newHeight: Int) -> Image {
-        if newWidth == width && newHeight == height { return self }
-        // Separable: horizontal pass into floats, then vertical pass into bytes.
-        let horizontal = Self.filterWeights(source: width, target: newWidth)
-        let vertical = Self.filterWeights(source: height, target: newHeight)
-        var rows = [Float](repeating: 0, count: height * newWidth * channels)
-        for y in 0..<height { for x in 0..<newWidth {
-            let (first, weights) = horizontal[x]
-            for c in 0..<channels {
-                var acc: Float = 0
-                for (k, wt) in weights.enumerated() { acc += wt * Float(pixels[(y * width + first + k) * channels + c]) }
-                rows[(y * newWidth + x) * channels + c] = acc
-            }
-        } }
-        var out = [UInt8](repeating: 0, count: newHeight * newWidth * channels)
-        for y in 0..<newHeight {
-            let (first, weights) = vertical[y]
-            for i in 0..<(newWidth * channels) {
-                var acc: Float = 0
-                for (k, wt) in weights.enumerated() { acc += wt * rows[(first + k) * newWidth * channels + i] }
-                out[y * newWidth * channels + i] = UInt8(Swift.max(0, Swift.min(255, acc.rounded())))
-            }
+        var image = self
+        if newWidth != width {
+            let taps = Self.bilinearTaps(source: width, target: newWidth)
+            var out = [UInt8](repeating: 0, count: height * newWidth * channels)
+            for y in 0..<height { for x in 0..<newWidth {
+                let (first, weights) = taps[x]
+                for c in 0..<channels {
+                    var sum = Self.half
+                    for (k, weight) in weights.enumerated() { sum += weight * Int(pixels[(y * width + first + k) * channels + c]) }
+                    out[(y * newWidth + x) * channels + c] = Self.clip(sum)
+                }
+            } }
+            image = Image(width: newWidth, height: height, channels: channels, pixels: out)
         }
-        return Image(width: newWidth, height: newHeight, channels: channels, pixels: out)
+        if newHeight != height {
+            let taps = Self.bilinearTaps(source: height, target: newHeight)
+            let row = newWidth * channels
+            var out = [UInt8](repeating: 0, count: newHeight * row)
+            for y in 0..<newHeight {
+                let (first, weights) = taps[y]
+                for i in 0..<row {
+                    var sum = Self.half
+                    for (k, weight) in weights.enumerated() { sum += weight * Int(image.pixels[(first + k) * row + i]) }
+                    out[y * row + i] = Self.clip(sum)
+                }
+            }
+            image = Image(width: newWidth, height: newHeight, channels: channels, pixels: out)
+        }
+        return image
     }
 
-    /// For each output position, the first source index and the normalized triangle-filter weights.
-    static func filterWeights(source: Int, target: Int) -> [(Int, [Float])] {
+    /// Pillow's fixed point: coefficients carry 22 fractional bits (`PRECISION_BITS`).
+    static let precisionBits = 22
+    static let half = 1 << (precisionBits - 1)
+    static func clip(_ sum: Int) -> UInt8 { UInt8(Swift.max(0, Swift.min(255, sum >> precisionBits))) }
+
+    /// For each output position, the first source index and its fixed-point triangle-filter weights,
+    /// as Pillow's `precompute_coeffs` and `normalize_coeffs_8bpc` compute them.
+    static func bilinearTaps(source: Int, target: Int) -> [(Int, [Int])] {
         let scale = Double(source) / Double(target)
-        let support = Swift.max(scale, 1)   // the filter widens when shrinking (antialiasing)
+        let filterScale = Swift.max(scale, 1)   // the filter widens when shrinking (antialiasing)
+        let support = filterScale               // the triangle's support is 1
         return (0..<target).map { i in
             let center = (Double(i) + 0.5) * scale
-            let lo = Swift.max(0, Int((center - support).rounded(.down)))
-            let hi = Swift.min(source, Int((center + support).rounded(.up)))
-            var weights: [Double] = (lo..<hi).map { j in Swift.max(0, 1 - Swift.abs((Double(j) + 0.5 - center) / support)) }
+            let lo = Swift.max(0, Int(center - support + 0.5))
+            let hi = Swift.min(source, Int(center + support + 0.5))
+            var weights: [Double] = (lo..<Swift.max(lo, hi)).map { j in
+                Swift.max(0, 1 - Swift.abs((Double(j) - center + 0.5) / filterScale))
+            }
             let total = weights.reduce(0, +)
-            if total > 0 { weights = weights.map { $0 / total } }
-            return (lo, weights.map(Float.init))
+            if total != 0 { weights = weights.map { $0 / total } }
+            let one = Double(1 << precisionBits)
+            return (lo, weights.map { $0 < 0 ? Int(-0.5 + $0 * one) : Int(0.5 + $0 * one) })
         }
+    }
+
+    /// torchvision's `Resize(size)` of a PIL image: the shorter side becomes `size`, the longer
+    /// `Int(size × longer / shorter)` (truncated), resized as ``resized(width:height:)``.
+    /// - Parameter size: the shorter side after resizing.
+    public func resized(shorterSide size: Int) -> Image {
+        let (short, long) = width <= height ? (width, height) : (height, width)
+        let newLong = Int(Double(size) * Double(long) / Double(short))
+        return width <= height ? resized(width: size, height: newLong) : resized(width: newLong, height: size)
+    }
+
+    /// The centred `width × height` region, placed as torchvision's `CenterCrop` places it (offsets
+    /// `round((side − crop) / 2)`, halves rounded to even, as Python rounds); the image must be at
+    /// least that large.
+    /// - Parameters:
+    ///   - cropWidth: the region's width (at most the image's).
+    ///   - cropHeight: the region's height (at most the image's).
+    public func centerCropped(width cropWidth: Int, height cropHeight: Int) -> Image {
+        let x0 = Int((Double(width - cropWidth) / 2).rounded(.toNearestOrEven))
+        let y0 = Int((Double(height - cropHeight) / 2).rounded(.toNearestOrEven))
+        var out = [UInt8](repeating: 0, count: cropWidth * cropHeight * channels)
+        for y in 0..<cropHeight {
+            let src = ((y0 + y) * width + x0) * channels
+            out[(y * cropWidth * channels)..<((y + 1) * cropWidth * channels)] = pixels[src..<(src + cropWidth * channels)]
+        }
+        return Image(width: cropWidth, height: cropHeight, channels: channels, pixels: out)
     }
 }

@@ -73,3 +73,30 @@ public final class Bottleneck: Module, Layer {
         return bn3(conv3(bn2(h, fusedReLU: true)), addingReLU: downsample.map { $0(input) } ?? input)
     }
 }
+
+/// Squeeze-and-excitation (Hu et al. 2018; torchvision's `ops.SqueezeExcitation`, keys `fc1`, `fc2`):
+/// each channel of the input scaled by a gate computed from the whole image —
+/// `x · σ(fc2(δ(fc1(avgpool(x)))))` with 1×1 convolutions (with bias) down to `squeezeChannels` and
+/// back. MobileNetV3 gates with hard-sigmoid after ReLU, EfficientNet with the sigmoid after SiLU.
+public final class SqueezeExcitation: Module, Layer {
+    let avgpool = AdaptiveAvgPool2d(1)
+    public let fc1: Conv2d, fc2: Conv2d
+    let activation: any Layer, scaleActivation: any Layer
+
+    /// - Parameters:
+    ///   - inputChannels: channels of the input (and of the gate).
+    ///   - squeezeChannels: channels of the bottleneck between the two 1×1 convolutions.
+    ///   - activation: δ, after the first convolution (ReLU by default, as torchvision's).
+    ///   - scaleActivation: σ, making the gate (the sigmoid by default).
+    public init(_ inputChannels: Int, _ squeezeChannels: Int, activation: any Layer = ReLU(), scaleActivation: any Layer = Sigmoid()) {
+        fc1 = Conv2d(inputChannels, squeezeChannels, kernelSize: 1)
+        fc2 = Conv2d(squeezeChannels, inputChannels, kernelSize: 1)
+        self.activation = activation
+        self.scaleActivation = scaleActivation
+        super.init()
+    }
+
+    public func callAsFunction(_ input: Tensor) -> Tensor {
+        input * scaleActivation(fc2(activation(fc1(avgpool(input)))))
+    }
+}

@@ -37,3 +37,16 @@ public enum ONNXExport {
         try writeAtomically(Data(export(model, inputShape: inputShape, metadata: metadata)), to: path)
     }
 }
+
+/// The multiply-adds of one forward pass of `model` on one sample of `input` (`[C, H, W]`), counted
+/// by tracing it in eval mode: what torchvision's model tables call FLOPs.
+/// - Parameters:
+///   - model: the model.
+///   - input: one sample's shape.
+public func multiplyAdds(of model: Module & Layer, input: [Int]) -> Int {
+    let wasTraining = model.training
+    model.eval()
+    defer { if wasTraining { model.train() } }
+    let (_, trace) = withNoGrad { OpTrace.recording { model(Tensor.zeros([1] + input)) } }
+    return trace.multiplyAdds
+}

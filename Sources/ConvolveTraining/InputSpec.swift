@@ -15,6 +15,10 @@ public struct InputSpec: Codable, Sendable, Equatable {
     public var mean: [Double]?, std: [Double]?
     /// Images of another size are centre-cropped to the aspect ratio before resizing (else stretched).
     public var centerCrop: Bool
+    /// Pretrained models' evaluation transform: the shorter side resized to this (Pillow's bilinear),
+    /// then the centre `height × width` cropped (torchvision's `Resize(256)` + `CenterCrop(224)`);
+    /// nil: the image is fitted as `centerCrop` says.
+    public var resize: Int?
 
     /// - Parameters:
     ///   - dataset: the dataset's name or folder path.
@@ -25,10 +29,12 @@ public struct InputSpec: Codable, Sendable, Equatable {
     ///   - mean: channel means for `Normalize` (after / 255), or nil.
     ///   - std: channel standard deviations, or nil.
     ///   - centerCrop: crop other-sized images to the aspect ratio before resizing.
+    ///   - resize: resize the shorter side to this, then crop the centre (pretrained models' evaluation).
     public init(dataset: String, channels: Int, height: Int, width: Int, classNames: [String],
-                mean: [Double]?, std: [Double]?, centerCrop: Bool = false) {
+                mean: [Double]?, std: [Double]?, centerCrop: Bool = false, resize: Int? = nil) {
         self.dataset = dataset; self.channels = channels; self.height = height; self.width = width
         self.classNames = classNames; self.mean = mean; self.std = std; self.centerCrop = centerCrop
+        self.resize = resize
     }
 
     /// The spec of a training set under a recipe: the dataset's shape and classes, and the recipe's
@@ -64,6 +70,20 @@ public struct InputSpec: Codable, Sendable, Equatable {
                   mean: mean, std: std)
     }
 
+    /// The input of ImageNet weights: RGB `size × size` cut from the centre of the image resized to
+    /// `resize` on its shorter side (torchvision's evaluation transform), normalized by `mean` and
+    /// `std`, the 1000 ImageNet classes.
+    /// - Parameters:
+    ///   - size: the crop's side (224).
+    ///   - resize: the shorter side before cropping (256).
+    ///   - mean: per-channel means (ImageNet's).
+    ///   - std: per-channel standard deviations (ImageNet's).
+    public static func imageNet(size: Int = 224, resize: Int = 256, mean: [Double] = ImageNet.mean,
+                                std: [Double] = ImageNet.std) -> InputSpec {
+        InputSpec(dataset: "imagenet", channels: 3, height: size, width: size, classNames: ImageNet.classNames,
+                  mean: mean, std: std, resize: resize)
+    }
+
     /// `[channels, height, width]`.
     public var sampleShape: [Int] { [channels, height, width] }
 
@@ -83,12 +103,24 @@ public struct InputSpec: Codable, Sendable, Equatable {
         return Tensor(values, shape: shape)
     }
 
-    /// An image file's pixels as one sample: converted to the spec's channels, centre-cropped if the
-    /// spec says so, resized (bilinear) to its size; CHW bytes.
-    /// - Parameter image: a decoded image of any size.
-    public func sample(from image: Image) -> [UInt8] {
+    /// An image file's pixels as one sample: converted to the spec's channels, then — with `resize` —
+    /// its shorter side resized and the centre cropped as torchvision's evaluation transform does, or
+    /// else centre-cropped to the aspect ratio if the spec says so and resized (bilinear) to its size;
+    /// CHW bytes. Throws when the resized image would exceed ``Limits/maxImagePixels``.
+    /// - Parameters:
+    ///   - image: a decoded image of any size.
+    ///   - path: the image's file, for messages.
+    public func sample(from image: Image, path: String) throws -> [UInt8] {
         var img = image.converted(channels: channels)
-        if img.width != width || img.height != height {
+        if let resize, img.width != width || img.height != height {
+            let (short, long) = (Swift.min(img.width, img.height), Swift.max(img.width, img.height))
+            let pixels = Double(resize) * (Double(resize) * Double(long) / Double(short))
+            guard pixels <= Double(Limits.maxImagePixels) else {
+                throw DataError.badImage(path: path, reason: "\(img.width)x\(img.height) resized to \(resize) on its shorter side "
+                    + "would have more than \(Limits.maxImagePixels) pixels (--max-image-pixels)")
+            }
+            img = img.resized(shorterSide: resize).centerCropped(width: width, height: height)
+        } else if img.width != width || img.height != height {
             if centerCrop { img = img.centerCropped(aspectWidth: width, aspectHeight: height) }
             img = img.resized(width: width, height: height)
         }

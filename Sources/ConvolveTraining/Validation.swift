@@ -47,6 +47,9 @@ extension InputSpec {
                 throw bad("class \(i)'s name contains a control character")
             }
         }
+        if let resize, !(Swift.max(height, width)...Bounds.imageSide.upperBound).contains(resize) {
+            throw bad("resize is \(resize) (from the larger side of \(height)x\(width) to \(Bounds.imageSide.upperBound))")
+        }
         guard (mean == nil) == (std == nil) else { throw bad("mean and std must both be given or both be absent") }
         if let mean, let std {
             guard mean.count == 1 || mean.count == channels, std.count == mean.count else {

@@ -66,7 +66,7 @@ struct ConvolveCLI: ParsableCommand {
         commandName: "convolve",
         abstract: "Train and run convolutional image classifiers (PyTorch- and Keras-style) in Swift.",
         version: convolveVersion,
-        subcommands: [Train.self, Evaluate.self, Predict.self, Summary.self, Show.self, Plot.self, Export.self, Models.self, Datasets.self,
+        subcommands: [Train.self, Evaluate.self, Predict.self, Import.self, Summary.self, Show.self, Plot.self, Export.self, Models.self, Datasets.self,
                       Download.self])
 }
 
@@ -242,24 +242,40 @@ struct Evaluate: ParsableCommand {
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Classify image files (PNG or JPEG, any size, converted to the model's input) or IDX image files.")
-    @Argument(help: "A .safetensors checkpoint.") var checkpoint: String
-    @Argument(help: "PNG or JPEG files (any size, grey or colour) or IDX image files ([N, H, W] bytes of the model's size).") var images: [String]
-    @Option(help: "Model name, if the file has no Convolve metadata.", transform: parseModel) var model: ZooModel?
+        abstract: "Classify image files (PNG or JPEG, any size, converted to the model's input) or IDX image files.",
+        discussion: """
+            convolve predict runs/resnet8/model.safetensors cat.jpg dog.png
+            convolve predict resnet50.safetensors photos/*.jpg --top-k 5        # after `convolve import`
+            convolve predict --model efficientnet_lite0 --weights efficientnet-lite0-57934424.pth cat.jpg
+            """)
+    @Argument(help: "A .safetensors checkpoint, then the images: PNG or JPEG files (any size, grey or colour) or IDX image files ([N, H, W] bytes of the model's size). With --weights, only the images.")
+    var files: [String]
+    @Option(help: "Model name, if the file has no Convolve metadata (and with --weights).", transform: parseModel) var model: ZooModel?
+    @Option(help: "Pretrained weights for --model (a PyTorch .pth or a safetensors file with its state_dict keys), read with the input its published weights expect, instead of a checkpoint.")
+    var weights: String?
     @Option(help: "How many classes to show.") var topK: Int = 3
     @Flag(help: "Images are dark ink on a light background (invert them first).") var invert = false
     @Flag(help: "Print JSON.") var json = false
     @OptionGroup var limits: LimitOptions
 
+    var images: [String] { weights == nil ? Array(files.dropFirst()) : files }
+
     func validate() throws {
-        if images.isEmpty { throw ValidationError("give at least one image") }
+        if weights != nil && model == nil { throw ValidationError("--weights needs --model (the architecture the weights are for)") }
+        if images.isEmpty { throw ValidationError(weights == nil ? "give a checkpoint and at least one image" : "give at least one image") }
         try check("--top-k", topK, in: 1...Bounds.classes.upperBound)
     }
 
     func run() throws {
         limits.apply()
         try guarded {
-            let (zoo, net, _, spec) = try loadCheckpointWithInput(checkpoint, model: model?.rawValue)
+            let zoo: ZooModel, net: Module & Layer, spec: InputSpec
+            if let weights, let model {
+                zoo = model
+                (net, spec) = try model.loadPretrained(weights)
+            } else {
+                (zoo, net, _, spec) = try loadCheckpointWithInput(files[0], model: model?.rawValue)
+            }
             try zoo.checkMemory(input: spec.sampleShape, classes: spec.classNames.count,
                                 batch: Swift.min(images.count, 64 * Parallel.threads), training: false, lower: "--threads")
             let per = spec.channels * spec.height * spec.width
@@ -280,7 +296,7 @@ struct Predict: ParsableCommand {
             for path in images {
                 // PNG and JPEG by their first bytes; anything else is read as IDX (raw or gzip), which names
                 // the file and what it found when it is neither.
-                let head: [UInt8] = leadingBytes(path, 4)
+                let head: [UInt8] = leadingBytes(of: path, 4)
                 let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47], jpeg: [UInt8] = [0xFF, 0xD8, 0xFF]
                 if head.starts(with: png) || head.starts(with: jpeg) || (head.isEmpty && ImageFile.hasImageExtension(path)) {
                     let image = try ImageFile.read(path)
@@ -288,7 +304,7 @@ struct Predict: ParsableCommand {
                     if digits {
                         items.append((path, image.mnistStyle(invert: invert).pixels))
                     } else {
-                        var px = spec.sample(from: image)
+                        var px = try spec.sample(from: image, path: path)
                         if invert { px = px.map { 255 - $0 } }
                         items.append((path, px))
                     }
@@ -337,7 +353,7 @@ struct Predict: ParsableCommand {
 
 struct Summary: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show a model: Keras' summary table for Keras-style models, the PyTorch module tree otherwise.")
+        abstract: "Show a model: Keras' summary table for Keras-style models, the PyTorch module tree otherwise; its parameters and multiply-adds at its default input.")
     @Option(help: "Model: \(ZooModel.allCases.map(\.rawValue).joined(separator: ", ")).", transform: parseModel) var model: ZooModel
 
     func run() throws {
@@ -345,6 +361,53 @@ struct Summary: ParsableCommand {
         if let keras = net as? Model { print(keras.summary()) } else {
             print(net)
             print("Trainable params: \(net.parameterCount.formatted())")
+        }
+        let input = model.inputShape
+        let macs = Double(multiplyAdds(of: net, input: input))
+        print("Multiply-adds (FLOPs as torchvision counts them) for one \(input[0])x\(input[1])x\(input[2]) image: "
+              + (macs >= 1e9 ? String(format: "%.2f G", macs / 1e9) : String(format: "%.2f M", macs / 1e6)))
+    }
+}
+
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Turn pretrained weights (a PyTorch .pth or a safetensors file with torchvision's keys) into a Convolve checkpoint that predict, evaluate and export use without flags.",
+        discussion: """
+            convolve import resnet50.pth --model resnet50 --output resnet50.safetensors
+            convolve predict resnet50.safetensors cat.jpg
+
+            The weights load strictly (every key present, none left over, every shape right); the checkpoint
+            records the model, its 1000 ImageNet class names (or --class-names) and the preprocessing its
+            weights expect (resize the shorter side, centre crop, mean and std).
+            """)
+    @Argument(help: "The weight file: torch.save's zip or legacy format (a state_dict or a checkpoint holding one), or safetensors.")
+    var weights: String
+    @Option(help: "The architecture: \(ZooModel.allCases.filter { $0.pretrained != nil }.map(\.rawValue).joined(separator: ", ")).",
+            transform: parseModel) var model: ZooModel
+    @Option(help: "The checkpoint to write (.safetensors).") var output: String
+    @Option(help: "A text file with one class name per line, for weights fine-tuned to other classes (default: ImageNet's names for 1000 outputs, else the class numbers).")
+    var classNames: String?
+
+    func run() throws {
+        try guarded {
+            var names: [String]?
+            if let classNames {
+                let text: Data
+                do { text = try readRegularFile(classNames, maxBytes: 8 << 20, what: "a class-name list") }
+                catch let e as IOError { throw RunError("\(classNames): \(e.reason)") }
+                names = String(decoding: text, as: UTF8.self).split(whereSeparator: \.isNewline).map(String.init)
+            }
+            let (net, spec) = try model.loadPretrained(weights, classNames: names)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let metadata = ["model": model.rawValue, "input": String(decoding: try encoder.encode(spec), as: UTF8.self),
+                            "source": URL(fileURLWithPath: weights).lastPathComponent, "format": "pt"]
+            try SafeTensors.write(net.stateDict(), metadata: metadata, to: output)
+            print("\(model.rawValue): \(net.stateDict().count) tensors, \(net.parameterCount.formatted()) parameters from \(weights)")
+            print("input: \(spec.height)x\(spec.width) RGB cut from the centre after resizing the shorter side to \(spec.resize ?? spec.height), "
+                  + "mean \(spec.mean ?? []), std \(spec.std ?? []); \(spec.classNames.count) classes (\(spec.classNames.prefix(3).joined(separator: ", ")), …)")
+            print("wrote \(output)")
         }
     }
 }
@@ -394,15 +457,6 @@ struct Show: ParsableCommand {
             }
         }
     }
-}
-
-/// The first `count` bytes of a file (fewer if it is shorter; none if it cannot be read).
-func leadingBytes(_ path: String, _ count: Int) -> [UInt8] {
-    guard let fd = try? openRegularFile(path) else { return [] }   // the reader then names what is wrong
-    defer { close(fd) }
-    var bytes = [UInt8](repeating: 0, count: count)
-    let n = read(fd, &bytes, count)
-    return Array(bytes.prefix(Swift.max(0, n)))
 }
 
 /// Unicode half-block rendering of one image's luminance (two pixel rows per text line).

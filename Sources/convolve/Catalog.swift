@@ -9,18 +9,22 @@ struct Models: ParsableCommand {
         abstract: "List the model zoo: parameters, what each recipe reaches and in how long, which inputs fit.")
 
     func run() throws {
-        print("model       parameters  test accuracy (defaults)                            time (2 cores)            recipe")
+        let width = (ZooModel.allCases.map(\.rawValue.count).max() ?? 10) + 1
+        print("model".padding(toLength: width, withPad: " ", startingAt: 0)
+              + "parameters  test accuracy (defaults)                            time (2 cores)            recipe")
         for zoo in ZooModel.allCases {
             let r = zoo.defaults
             let recipe = "\(r.epochs) epoch\(r.epochs == 1 ? "" : "s"), batch \(r.batchSize), \(r.optimizer) lr \(r.lr)"
                 + (r.weightDecay.map { ", weight decay \($0)" } ?? "")
                 + (r.stepLRGamma.map { ", StepLR \($0)" } ?? "") + (r.oneCycle ? ", one-cycle schedule" : r.cosine ? ", cosine schedule" : "")
             let params = zoo.make().parameterCount.formatted()
-            print(zoo.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)
+            print(zoo.rawValue.padding(toLength: width, withPad: " ", startingAt: 0)
                   + params.leftPadded(10) + "  " + zoo.expected.accuracy.padding(toLength: 52, withPad: " ", startingAt: 0)
                   + zoo.expected.time.padding(toLength: 26, withPad: " ", startingAt: 0) + recipe)
-            print("            \(zoo.about); any dataset with images of at least \(zoo.minimumSize)x\(zoo.minimumSize), "
-                  + "any channels and classes (parameters above: MNIST)")
+            let input = zoo.inputShape
+            print(String(repeating: " ", count: width) + "\(zoo.about); any dataset with images of at least \(zoo.minimumSize)x\(zoo.minimumSize), "
+                  + "any channels and classes (parameters above: \(input[0])x\(input[1])x\(input[2]), \(zoo.defaultClasses) classes)"
+                  + (zoo.pretrained != nil ? "; pretrained weights: `convolve import`" : ""))
         }
     }
 }

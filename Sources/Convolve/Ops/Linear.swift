@@ -45,6 +45,7 @@ func linearUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil) -> Ten
 /// - Returns: `[..., out]`.
 public func linear(_ input: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
     let y = OpTrace.suppressed { linearUntraced(input, weight: weight, bias: bias) }
+    OpTrace.current?.count(multiplyAdds: y.count * weight.shape[1])
     if input.rank == 2 {
         OpTrace.record("Gemm", [input, weight, bias], output: y, [("transB", .int(1))])
     }

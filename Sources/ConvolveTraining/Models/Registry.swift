@@ -25,6 +25,12 @@ public struct ModelEntry: Sendable {
     let size: @Sendable (Double, Double, Double, Double) -> (Double, Double)
     /// The smallest plane its batch norm normalizes, for `(height, width)`; nil without batch norm.
     let normalizedPlane: (@Sendable (Int, Int) -> Int?)?
+    /// The sample shape `[channels, height, width]` and classes it is built for by default (MNIST's
+    /// for the small CNNs, ImageNet's for the ImageNet architectures).
+    public let defaultInput: (shape: [Int], classes: Int)
+    /// The input its published pretrained weights expect (size, resize and crop, mean and std, the
+    /// class names), recorded in the checkpoint `convolve import` writes; nil when none are published.
+    public let pretrained: InputSpec?
 
     /// - Parameters:
     ///   - name: the registry name.
@@ -35,12 +41,39 @@ public struct ModelEntry: Sendable {
     ///   - build: builds it for `(channels, height, width, classes)`.
     ///   - size: parameters and activations per training sample for `(channels, height, width, classes)`.
     ///   - normalizedPlane: the smallest plane its batch norm normalizes for `(height, width)`, or nil.
+    ///   - defaultInput: the sample shape and classes it is built for by default.
+    ///   - pretrained: the input its published weights expect, or nil.
     public init(name: String, about: String, defaults: Recipe, expected: (accuracy: String, time: String), minimumSize: Int,
                 build: @escaping @Sendable (Int, Int, Int, Int) -> Module & Layer,
                 size: @escaping @Sendable (Double, Double, Double, Double) -> (Double, Double),
-                normalizedPlane: (@Sendable (Int, Int) -> Int?)? = nil) {
+                normalizedPlane: (@Sendable (Int, Int) -> Int?)? = nil,
+                defaultInput: (shape: [Int], classes: Int) = ([1, 28, 28], 10), pretrained: InputSpec? = nil) {
         self.name = name; self.about = about; self.defaults = defaults; self.expected = expected
         self.minimumSize = minimumSize; self.build = build; self.size = size; self.normalizedPlane = normalizedPlane
+        self.defaultInput = defaultInput; self.pretrained = pretrained
+    }
+
+    /// The training recipe of the ImageNet architectures: torchvision's reference recipe (SGD with
+    /// momentum 0.9, weight decay 10⁻⁴, a cosine schedule) at batch 32 with its rate scaled to match
+    /// (0.1 × 32 / 256); normalization by the dataset's own channel statistics.
+    static let imageNetRecipe = Recipe(epochs: 90, batchSize: 32, lr: 0.0125, optimizer: "sgd", normalization: .dataset,
+                                       weightDecay: 1e-4, cosine: true)
+
+    /// An ImageNet architecture's entry: RGB 224×224 and 1000 classes by default, any input of at
+    /// least 32×32 (five stride-2 stages), its parameters exact from those of the 1000-class RGB
+    /// network (`parameters`), its stem's weights per input channel (`stemPerChannel`) and the
+    /// classifier's input features, and its activations per sample as `activationsPerPixel × h × w`
+    /// (counted at 224×224, ``RegistryTests``).
+    static func imageNet(name: String, about: String, expected: (accuracy: String, time: String), pretrained: InputSpec,
+                         parameters: Double, stemPerChannel: Double, features: Double, activationsPerPixel: Double,
+                         build: @escaping @Sendable (Int, Int) -> Module & Layer) -> ModelEntry {
+        ModelEntry(name: name, about: about, defaults: imageNetRecipe, expected: expected, minimumSize: 32,
+                   build: { c, _, _, k in build(c, k) },
+                   size: { c, h, w, k in
+                       (parameters + stemPerChannel * (c - 3) + (features + 1) * (k - 1000), activationsPerPixel * h * w)
+                   },
+                   normalizedPlane: { h, w in ((h + 31) / 32) * ((w + 31) / 32) },
+                   defaultInput: ([3, 224, 224], 1000), pretrained: pretrained)
     }
 }
 
@@ -53,8 +86,11 @@ public struct ZooModel: RawRepresentable, Hashable, Sendable, CaseIterable, Cust
     /// Every registered model, in the order `convolve models` lists them: one line per model.
     public static let registry: [ModelEntry] = [
         .torchSeed, .kerasSeed, .lenet5, .fastCNN, .mnistCNN, .resnet8, .resnet20,
+        .resnet18, .resnet34, .resnet50, .mobilenetV2, .efficientnetLite0,
     ]
-    private static let byName = Dictionary(uniqueKeysWithValues: registry.map { ($0.name, $0) })
+    /// Names are found with `-` and `_` alike (`efficientnet-lite0`, `mobilenet-v2`, `fast_cnn`).
+    private static let byName = Dictionary(uniqueKeysWithValues: registry.map { (key($0.name), $0) })
+    private static func key(_ name: String) -> String { name.lowercased().replacingOccurrences(of: "_", with: "-") }
 
     public static let torchSeed = ZooModel(ModelEntry.torchSeed)
     public static let kerasSeed = ZooModel(ModelEntry.kerasSeed)
@@ -63,6 +99,11 @@ public struct ZooModel: RawRepresentable, Hashable, Sendable, CaseIterable, Cust
     public static let mnistCNN = ZooModel(ModelEntry.mnistCNN)
     public static let resnet8 = ZooModel(ModelEntry.resnet8)
     public static let resnet20 = ZooModel(ModelEntry.resnet20)
+    public static let resnet18 = ZooModel(ModelEntry.resnet18)
+    public static let resnet34 = ZooModel(ModelEntry.resnet34)
+    public static let resnet50 = ZooModel(ModelEntry.resnet50)
+    public static let mobilenetV2 = ZooModel(ModelEntry.mobilenetV2)
+    public static let efficientnetLite0 = ZooModel(ModelEntry.efficientnetLite0)
 
     /// The registered models.
     public static var allCases: [ZooModel] { registry.map(ZooModel.init) }
@@ -77,7 +118,7 @@ public struct ZooModel: RawRepresentable, Hashable, Sendable, CaseIterable, Cust
     /// The registered model of this name, or nil.
     /// - Parameter rawValue: a registry name (`lenet5`).
     public init?(rawValue: String) {
-        guard let entry = Self.byName[rawValue] else { return nil }
+        guard let entry = Self.byName[Self.key(rawValue)] else { return nil }
         self.entry = entry
     }
     public static func == (a: ZooModel, b: ZooModel) -> Bool { a.rawValue == b.rawValue }
@@ -90,13 +131,21 @@ public struct ZooModel: RawRepresentable, Hashable, Sendable, CaseIterable, Cust
     public var expected: (accuracy: String, time: String) { entry.expected }
     /// One line on what the model is.
     public var about: String { entry.about }
-    /// The input one sample must have by default (MNIST's), `[channels, height, width]`.
-    public var inputShape: [Int] { [1, 28, 28] }
+    /// The input one sample has by default (MNIST's, or ImageNet's for the ImageNet architectures),
+    /// `[channels, height, width]`.
+    public var inputShape: [Int] { entry.defaultInput.shape }
+    /// The classes it has by default (10, or ImageNet's 1000).
+    public var defaultClasses: Int { entry.defaultInput.classes }
+    /// The input its published pretrained weights expect, or nil.
+    public var pretrained: InputSpec? { entry.pretrained }
     /// The smallest image side the architecture takes.
     public var minimumSize: Int { entry.minimumSize }
 
-    /// A new, randomly initialized instance for MNIST-shaped input (uses the global generator: seed it first).
-    public func make() -> Module & Layer { entry.build(1, 28, 28, 10) }
+    /// A new, randomly initialized instance for its default input (``inputShape``, ``defaultClasses``;
+    /// uses the global generator: seed it first).
+    public func make() -> Module & Layer {
+        entry.build(inputShape[0], inputShape[1], inputShape[2], defaultClasses)
+    }
 
     /// A new, randomly initialized instance for samples of `input` (`[C, H, W]`) and `classes` classes
     /// (uses the global generator: seed it first).

@@ -119,3 +119,26 @@ extension ModelEntry {
         minimumSize: 8, build: { c, _, _, k in ResNet(channels: c, classes: k, blocksPerStage: 3) }, size: resNetSize(blocksPerStage: 3),
         normalizedPlane: { h, w in ((h + 3) / 4) * ((w + 3) / 4) })
 }
+
+extension ModelEntry {
+    /// ResNet-18 (`resnet18`, torchvision's).
+    static let resnet18 = imageNet(
+        name: "resnet18", about: "ResNet-18 (torchvision's layout and keys: 8 basic blocks, 64-512 channels, 224x224 ImageNet)",
+        expected: ("69.76% ImageNet top-1 (torchvision's weights)", "n/a: `convolve import` weights"),
+        pretrained: .imageNet(), parameters: 11_689_512, stemPerChannel: 3_136, features: 512, activationsPerPixel: 100,
+        build: { c, k in ResNet(block: .basic, layers: [2, 2, 2, 2], channels: c, classes: k) })
+
+    /// ResNet-34 (`resnet34`, torchvision's).
+    static let resnet34 = imageNet(
+        name: "resnet34", about: "ResNet-34 (torchvision's layout and keys: 16 basic blocks, 224x224 ImageNet)",
+        expected: ("73.31% ImageNet top-1 (torchvision's weights)", "n/a: `convolve import` weights"),
+        pretrained: .imageNet(), parameters: 21_797_672, stemPerChannel: 3_136, features: 512, activationsPerPixel: 150,
+        build: { c, k in ResNet(block: .basic, layers: [3, 4, 6, 3], channels: c, classes: k) })
+
+    /// ResNet-50 (`resnet50`, torchvision's v1.5).
+    static let resnet50 = imageNet(
+        name: "resnet50", about: "ResNet-50 v1.5 (torchvision's layout and keys: 16 bottlenecks, 224x224 ImageNet)",
+        expected: ("76.13% ImageNet top-1 (torchvision's V1 weights)", "n/a: `convolve import` weights"),
+        pretrained: .imageNet(), parameters: 25_557_032, stemPerChannel: 3_136, features: 2_048, activationsPerPixel: 420,
+        build: { c, k in ResNet(block: .bottleneck, layers: [3, 4, 6, 3], channels: c, classes: k) })
+}

@@ -41,7 +41,7 @@ let imageReference: [String: Any] = (try? fixture("jpeg/reference")) as? [String
             let ours = image.resized(width: w, height: h)
             let expected = (r["pixels"] as! [NSNumber]).map(\.intValue)
             let worst = zip(ours.pixels, expected).map { abs(Int($0) - $1) }.max() ?? 0
-            #expect(ours.pixels.count == expected.count && worst <= 1, "\(w)x\(h): largest difference from Pillow is \(worst)")
+            #expect(ours.pixels.count == expected.count && worst == 0, "\(w)x\(h): largest difference from Pillow is \(worst)")
         }
     }
 

@@ -127,6 +127,7 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
         let attributes: [(String, OpTrace.Attribute)] = [("kernel_shape", .ints([weight.shape[2], weight.shape[3]])),
             ("strides", .pair(stride)), ("pads", .pads(padding)), ("dilations", .pair(dilation)), ("group", .int(groups))]
         let ins = [trace.id(input), trace.id(weight), bias.map { trace.id($0) }]
+        trace.count(multiplyAdds: y.count * (weight.count / weight.shape[0]))
         if fusedReLU {
             let c = trace.add("Conv", ins, attributes)
             trace.add("Relu", [c], output: y)
@@ -163,6 +164,7 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor? = nil, stride:
                        fusedReLU: false)
     }
     if let trace = OpTrace.current {
+        trace.count(multiplyAdds: y.count * (weight.count / weight.shape[0]))
         trace.add("Conv", [trace.id(input), trace.id(weight), bias.map { trace.id($0) }], output: y,
                   [("kernel_shape", .ints([weight.shape[2], weight.shape[3]])), ("strides", .pair(stride)),
                    ("pads", .ints([padding.top, padding.left, padding.bottom, padding.right])),

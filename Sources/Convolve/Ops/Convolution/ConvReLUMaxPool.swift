@@ -17,6 +17,8 @@ public func conv2dReLUMaxPool2x2(_ input: Tensor, weight: Tensor, bias: Tensor? 
                                  padding: (Int, Int) = (0, 0), groups: Int = 1) -> Tensor {
     let y = OpTrace.suppressed { conv2dReLUMaxPool2x2Untraced(input, weight: weight, bias: bias, padding: padding, groups: groups) }
     if let trace = OpTrace.current {
+        let rows = input.shape[2] + 2 * padding.0 - weight.shape[2] + 1, columns = input.shape[3] + 2 * padding.1 - weight.shape[3] + 1
+        trace.count(multiplyAdds: input.shape[0] * weight.count * rows * columns)
         let c = trace.add("Conv", [trace.id(input), trace.id(weight), bias.map { trace.id($0) }],
                           [("kernel_shape", .ints([weight.shape[2], weight.shape[3]])), ("strides", .ints([1, 1])),
                            ("pads", .pads(padding)), ("dilations", .ints([1, 1])), ("group", .int(groups))])
