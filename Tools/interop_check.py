@@ -147,6 +147,69 @@ for name in ["torch-seed", "keras-seed", "lenet5", "fast-cnn", "mnist-cnn", "res
     check(out.shape == (100, 10) and worst < 1e-4,
           "ONNX Runtime's %s on 100 test images equals Convolve's (%s, max difference %.1e)" % (name, meta["output"], worst))
 
+# 4b. The ImageNet architectures (every new op: depthwise and "same"-padded convolutions, ReLU6, SiLU,
+#     hard-swish, hard-sigmoid, squeeze-and-excitation): each trained one epoch on a small folder of
+#     64x64 colour images (running statistics move), exported, checked, and run by ONNX Runtime on those
+#     images: its outputs equal Convolve's within 1e-4 of their scale.
+rng = np.random.default_rng(11)
+shapes = tmp + "/shapes64"
+files = []
+for c in ("a", "b"):
+    os.makedirs(os.path.join(shapes, c))
+    for i in range(8):
+        pixels = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        pixels[:, :, "ab".index(c)] //= 4   # a class signal
+        path = os.path.join(shapes, c, "%d.png" % i)
+        Image.fromarray(pixels).save(path)
+        files.append(path)
+batch = np.stack([np.asarray(Image.open(f)).transpose(2, 0, 1) for f in files]).astype(np.float32) / 255
+for name in ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0",
+             "efficientnet_lite0"]:
+    run_dir = tmp + "/zoo-" + name
+    r = run("train", "--model", name, "--dataset", shapes, "--epochs", "1", "--batch-size", "8", "--val-split", "0.5",
+            "--output", run_dir, "--quiet", "--no-tensorboard")
+    check(r.returncode == 0, "convolve train %s on a 64x64 image folder %s" % (name, r.stderr.strip()[:200]))
+    onnx_path = run_dir + "/model.onnx"
+    r = run("export", run_dir + "/model.safetensors", "--output", onnx_path)
+    check(r.returncode == 0, "convolve export %s %s" % (name, r.stderr.strip()[:200]))
+    model = onnx.load(onnx_path)
+    onnx.checker.check_model(model, full_check=True)
+    meta = {p.key: p.value for p in model.metadata_props}
+    mean = np.array([float(v) for v in meta["normalize_mean"].split(",")], np.float32).reshape(1, -1, 1, 1)
+    std = np.array([float(v) for v in meta["normalize_std"].split(",")], np.float32).reshape(1, -1, 1, 1)
+    out = ort.InferenceSession(onnx_path).run(None, {"input": (batch - mean) / std})[0]
+    r = run("predict", run_dir + "/model.safetensors", *files, "--json")
+    ref = np.array([p["outputs"] for p in json.loads(r.stdout)])
+    worst = float(np.abs(out - ref).max() / max(np.abs(ref).max(), 1e-6))
+    check(out.shape == (16, 2) and worst < 1e-4,
+          "ONNX Runtime's %s on 16 images equals Convolve's (relative difference %.1e)" % (name, worst))
+
+# 4c. The real EfficientNet-Lite0 weights (CONVOLVE_WEIGHTS_DIR, when set): imported, exported, and run by
+#     ONNX Runtime on a real photograph preprocessed by Pillow as torchvision does (shorter side 256,
+#     bilinear; centre 224): the same logits as `convolve predict`, which does that preprocessing itself.
+weights_dir = os.environ.get("CONVOLVE_WEIGHTS_DIR")
+if weights_dir and os.path.exists(os.path.join(weights_dir, "photos", "chelsea.png")):
+    ckpt = tmp + "/lite0.safetensors"
+    r = run("import", os.path.join(weights_dir, "efficientnet-lite0-57934424.pth"), "--model", "efficientnet_lite0", "--output", ckpt)
+    check(r.returncode == 0, "convolve import of the real Lite0 weights " + r.stderr.strip()[:200])
+    r = run("export", ckpt, "--output", tmp + "/lite0.onnx")
+    check(r.returncode == 0, "convolve export of the real Lite0 " + r.stderr.strip()[:200])
+    photo = os.path.join(weights_dir, "photos", "chelsea.png")
+    image = Image.open(photo).convert("RGB")
+    w, h = image.size
+    size = (256, int(256 * h / w)) if w <= h else (int(256 * w / h), 256)
+    image = image.resize(size, Image.BILINEAR)
+    left, top = int(round((size[0] - 224) / 2.0)), int(round((size[1] - 224) / 2.0))
+    x = np.asarray(image.crop((left, top, left + 224, top + 224))).transpose(2, 0, 1)[None].astype(np.float32) / 255
+    out = ort.InferenceSession(tmp + "/lite0.onnx").run(None, {"input": (x - 127 / 255) / (128 / 255)})[0][0]
+    r = run("predict", ckpt, photo, "--json", "--top-k", "5")
+    ref = np.array(json.loads(r.stdout)[0]["outputs"])
+    worst = float(np.abs(out - ref).max() / np.abs(ref).max())
+    check(worst < 1e-4 and int(out.argmax()) == int(ref.argmax()) == 282,
+          "ONNX Runtime's real Lite0 on chelsea.png equals Convolve's (tiger cat; relative difference %.1e)" % worst)
+else:
+    print("skip the real Lite0 ONNX check: CONVOLVE_WEIGHTS_DIR has no weights and photos")
+
 # 5. CIFAR-10's binary archive as Python's tarfile and gzip write it (the real layout's producer tools):
 #    `convolve show` reads it, with the class names of batches.meta.txt and the records' pixels.
 import tarfile

@@ -183,6 +183,42 @@ for kind, inp, width, stride, n in [("bottleneck", 64, 16, 1, 6), ("bottleneck",
     block = Bottleneck(inp, width, stride, down) if kind == "bottleneck" else BasicBlock(inp, width, stride, down)
     residual.append(block_case(block, inp, n, kind=kind, input=inp, width=width, stride=stride))
 fixture["resnet_blocks"] = residual
+
+# MobileNetV3 (Large, Small) and EfficientNet-B0: squeeze-and-excitation, hard-swish, SiLU. Dropout and
+# stochastic depth off so train mode is deterministic; each network's eval and train logits, and each
+# kind of block's train-mode step alone (the whole networks' gradients are as ill-conditioned under
+# formula weights as MobileNetV2's: recorded in pytorch_float32_error).
+from torchvision.models.mobilenetv3 import InvertedResidual as InvertedResidualV3, InvertedResidualConfig  # noqa: E402
+from torchvision.models.efficientnet import MBConv, MBConvConfig  # noqa: E402
+from functools import partial  # noqa: E402
+
+for name, net, grads, running in [
+        ("mobilenet_v3_large", torchvision.models.mobilenet_v3_large(dropout=0.0),
+         ["features.0.0.weight", "features.4.block.2.fc1.weight", "classifier.3.bias"], "features.16.1.running_mean"),
+        ("mobilenet_v3_small", torchvision.models.mobilenet_v3_small(dropout=0.0),
+         ["features.0.0.weight", "features.1.block.1.fc2.bias", "classifier.3.bias"], "features.12.1.running_mean"),
+        ("efficientnet_b0", torchvision.models.efficientnet_b0(dropout=0.0, stochastic_depth_prob=0.0),
+         ["features.0.0.weight", "features.2.0.block.2.fc1.weight", "classifier.1.bias"], "features.8.1.running_mean")]:
+    fixture[name] = case(net, (2, 3, 64, 64), grads, running_key=running, full_grads=False)
+    fixture[name]["parameter_count"] = sum(p.numel() for p in net.parameters())
+    print(name, fixture[name]["parameter_count"], fixture[name]["pytorch_float32_error"])
+
+norm = partial(torch.nn.BatchNorm2d, eps=0.001, momentum=0.01)
+v3_blocks = []
+for (inp, k, exp, oup, se, act, stride, n) in [(16, 3, 16, 16, True, "RE", 2, 8), (24, 5, 72, 40, True, "RE", 2, 8),
+                                               (40, 5, 120, 40, True, "HS", 1, 5), (80, 3, 184, 80, False, "HS", 1, 4)]:
+    cnf = InvertedResidualConfig(inp, k, exp, oup, se, act, stride, 1, 1.0)
+    v3_blocks.append(block_case(InvertedResidualV3(cnf, norm), inp, n, input=inp, kernel=k, expanded=exp, output=oup,
+                                se=se, hardswish=act == "HS", stride=stride))
+fixture["inverted_residual_v3_blocks"] = v3_blocks
+
+mb_blocks = []
+for (t, k, stride, inp, oup, n) in [(1, 3, 1, 32, 16, 8), (6, 3, 2, 16, 24, 8), (6, 5, 1, 40, 40, 5), (6, 5, 2, 112, 192, 4)]:
+    cnf = MBConvConfig(t, k, stride, inp, oup, 1)
+    mb_blocks.append(block_case(MBConv(cnf, 0.0, torch.nn.BatchNorm2d), inp, n, expansion=t, kernel=k, stride=stride,
+                                input=inp, output=oup))
+fixture["mbconv_se_blocks"] = mb_blocks
+
 with open(os.path.join(out, "models.json"), "w") as f:
     json.dump(fixture, f, separators=(",", ":"))
 print("lite0 params", fixture["lite0"]["parameter_count"], "loss", fixture["lite0"]["loss"], fixture["lite0"]["pytorch_float32_error"])
@@ -218,8 +254,10 @@ if lite0_path and photos_dir:
         w, h = image.size
         short, long = min(w, h), max(w, h)
         size = (256, int(256 * long / short)) if w <= h else (int(256 * long / short), 256)
-        image = image.resize(size, Image.BILINEAR)
         left, top = int(round((size[0] - 224) / 2.0)), int(round((size[1] - 224) / 2.0))
+        # torchvision's EfficientNet weights resize with Pillow's bicubic filter: its bytes too.
+        bicubic = np.asarray(image.resize(size, Image.BICUBIC).crop((left, top, left + 224, top + 224)))
+        image = image.resize(size, Image.BILINEAR)
         crop = np.asarray(image.crop((left, top, left + 224, top + 224)))
         chw = np.ascontiguousarray(crop.transpose(2, 0, 1))
         x = torch.from_numpy(chw.astype(np.float32) / 255).unsqueeze(0)
@@ -227,7 +265,9 @@ if lite0_path and photos_dir:
         with torch.no_grad():
             p = real(x).softmax(dim=1)[0]
         top = p.topk(5)
-        photos[name] = dict(crop_sha256=hashlib.sha256(chw.tobytes()).hexdigest(), top5=top.indices.tolist(),
+        bicubic_chw = np.ascontiguousarray(bicubic.transpose(2, 0, 1))
+        photos[name] = dict(crop_sha256=hashlib.sha256(chw.tobytes()).hexdigest(),
+                            bicubic_crop_sha256=hashlib.sha256(bicubic_chw.tobytes()).hexdigest(), top5=top.indices.tolist(),
                             probabilities=top.values.tolist())
         print(name, top.indices.tolist(), [round(v, 4) for v in top.values.tolist()])
     with open(os.path.join(out, "lite0_photos.json"), "w") as f:

@@ -113,17 +113,19 @@ extension Image {
         return Image(width: cw, height: ch, channels: channels, pixels: out)
     }
 
-    /// Resized with Pillow's `resize(..., BILINEAR)`, byte for byte: a triangle filter that widens when
-    /// shrinking (so downscaling averages every source pixel), coefficients in Pillow's 22-bit fixed
-    /// point, a horizontal pass rounded to bytes, then a vertical one — what torchvision's `Resize`
-    /// does to a PIL image, so a pretrained model sees the pixels it was trained on.
+    /// Resized with Pillow's `resize(..., BILINEAR)` (or `BICUBIC`), byte for byte: a triangle (or
+    /// Keys cubic, a = −0.5) filter that widens when shrinking (so downscaling averages every source
+    /// pixel), coefficients in Pillow's 22-bit fixed point, a horizontal pass rounded to bytes, then a
+    /// vertical one — what torchvision's `Resize` does to a PIL image, so a pretrained model sees the
+    /// pixels it was trained on.
     /// - Parameters:
     ///   - newWidth: output width.
     ///   - newHeight: output height.
-    public func resized(width newWidth: Int, height newHeight: Int) -> Image {
+    ///   - filter: `.bilinear` (default) or `.bicubic`.
+    public func resized(width newWidth: Int, height newHeight: Int, filter: ResizeFilter = .bilinear) -> Image {
         var image = self
         if newWidth != width {
-            let taps = Self.bilinearTaps(source: width, target: newWidth)
+            let taps = Self.taps(source: width, target: newWidth, filter: filter)
             var out = [UInt8](repeating: 0, count: height * newWidth * channels)
             for y in 0..<height { for x in 0..<newWidth {
                 let (first, weights) = taps[x]
@@ -136,7 +138,7 @@ extension Image {
             image = Image(width: newWidth, height: height, channels: channels, pixels: out)
         }
         if newHeight != height {
-            let taps = Self.bilinearTaps(source: height, target: newHeight)
+            let taps = Self.taps(source: height, target: newHeight, filter: filter)
             let row = newWidth * channels
             var out = [UInt8](repeating: 0, count: newHeight * row)
             for y in 0..<newHeight {
@@ -157,19 +159,17 @@ extension Image {
     static let half = 1 << (precisionBits - 1)
     static func clip(_ sum: Int) -> UInt8 { UInt8(Swift.max(0, Swift.min(255, sum >> precisionBits))) }
 
-    /// For each output position, the first source index and its fixed-point triangle-filter weights,
-    /// as Pillow's `precompute_coeffs` and `normalize_coeffs_8bpc` compute them.
-    static func bilinearTaps(source: Int, target: Int) -> [(Int, [Int])] {
+    /// For each output position, the first source index and its fixed-point filter weights, as
+    /// Pillow's `precompute_coeffs` and `normalize_coeffs_8bpc` compute them.
+    static func taps(source: Int, target: Int, filter: ResizeFilter) -> [(Int, [Int])] {
         let scale = Double(source) / Double(target)
         let filterScale = Swift.max(scale, 1)   // the filter widens when shrinking (antialiasing)
-        let support = filterScale               // the triangle's support is 1
+        let support = filter.support * filterScale
         return (0..<target).map { i in
             let center = (Double(i) + 0.5) * scale
             let lo = Swift.max(0, Int(center - support + 0.5))
             let hi = Swift.min(source, Int(center + support + 0.5))
-            var weights: [Double] = (lo..<Swift.max(lo, hi)).map { j in
-                Swift.max(0, 1 - Swift.abs((Double(j) - center + 0.5) / filterScale))
-            }
+            var weights: [Double] = (lo..<Swift.max(lo, hi)).map { j in filter.weight((Double(j) - center + 0.5) / filterScale) }
             let total = weights.reduce(0, +)
             if total != 0 { weights = weights.map { $0 / total } }
             let one = Double(1 << precisionBits)
@@ -178,12 +178,14 @@ extension Image {
     }
 
     /// torchvision's `Resize(size)` of a PIL image: the shorter side becomes `size`, the longer
-    /// `Int(size × longer / shorter)` (truncated), resized as ``resized(width:height:)``.
-    /// - Parameter size: the shorter side after resizing.
-    public func resized(shorterSide size: Int) -> Image {
+    /// `Int(size × longer / shorter)` (truncated), resized as ``resized(width:height:filter:)``.
+    /// - Parameters:
+    ///   - size: the shorter side after resizing.
+    ///   - filter: `.bilinear` (default) or `.bicubic`.
+    public func resized(shorterSide size: Int, filter: ResizeFilter = .bilinear) -> Image {
         let (short, long) = width <= height ? (width, height) : (height, width)
         let newLong = Int(Double(size) * Double(long) / Double(short))
-        return width <= height ? resized(width: size, height: newLong) : resized(width: newLong, height: size)
+        return width <= height ? resized(width: size, height: newLong, filter: filter) : resized(width: newLong, height: size, filter: filter)
     }
 
     /// The centred `width × height` region, placed as torchvision's `CenterCrop` places it (offsets
@@ -201,5 +203,29 @@ extension Image {
             out[(y * cropWidth * channels)..<((y + 1) * cropWidth * channels)] = pixels[src..<(src + cropWidth * channels)]
         }
         return Image(width: cropWidth, height: cropHeight, channels: channels, pixels: out)
+    }
+}
+
+/// The resampling filters of ``Image/resized(width:height:filter:)``, Pillow's.
+public enum ResizeFilter: String, Codable, Sendable {
+    /// The triangle filter (`Image.BILINEAR`, torchvision's default).
+    case bilinear
+    /// Keys' cubic convolution with a = −0.5 (`Image.BICUBIC`: torchvision's EfficientNet weights).
+    case bicubic
+
+    /// Half the filter's width at scale 1.
+    var support: Double { self == .bilinear ? 1 : 2 }
+
+    /// The filter's value at `x`.
+    func weight(_ x: Double) -> Double {
+        let x = Swift.abs(x)
+        switch self {
+        case .bilinear: return x < 1 ? 1 - x : 0
+        case .bicubic:
+            let a = -0.5
+            if x < 1 { return ((a + 2) * x - (a + 3)) * x * x + 1 }
+            if x < 2 { return (((x - 5) * x + 8) * x - 4) * a }
+            return 0
+        }
     }
 }

@@ -19,6 +19,8 @@ public struct InputSpec: Codable, Sendable, Equatable {
     /// then the centre `height × width` cropped (torchvision's `Resize(256)` + `CenterCrop(224)`);
     /// nil: the image is fitted as `centerCrop` says.
     public var resize: Int?
+    /// The filter of that resize (nil: bilinear; torchvision's EfficientNet weights want bicubic).
+    public var filter: ResizeFilter?
 
     /// - Parameters:
     ///   - dataset: the dataset's name or folder path.
@@ -30,11 +32,12 @@ public struct InputSpec: Codable, Sendable, Equatable {
     ///   - std: channel standard deviations, or nil.
     ///   - centerCrop: crop other-sized images to the aspect ratio before resizing.
     ///   - resize: resize the shorter side to this, then crop the centre (pretrained models' evaluation).
+    ///   - filter: the filter of that resize (nil: bilinear).
     public init(dataset: String, channels: Int, height: Int, width: Int, classNames: [String],
-                mean: [Double]?, std: [Double]?, centerCrop: Bool = false, resize: Int? = nil) {
+                mean: [Double]?, std: [Double]?, centerCrop: Bool = false, resize: Int? = nil, filter: ResizeFilter? = nil) {
         self.dataset = dataset; self.channels = channels; self.height = height; self.width = width
         self.classNames = classNames; self.mean = mean; self.std = std; self.centerCrop = centerCrop
-        self.resize = resize
+        self.resize = resize; self.filter = filter
     }
 
     /// The spec of a training set under a recipe: the dataset's shape and classes, and the recipe's
@@ -78,10 +81,11 @@ public struct InputSpec: Codable, Sendable, Equatable {
     ///   - resize: the shorter side before cropping (256).
     ///   - mean: per-channel means (ImageNet's).
     ///   - std: per-channel standard deviations (ImageNet's).
+    ///   - filter: the resize's filter (bilinear; torchvision's EfficientNet weights: bicubic).
     public static func imageNet(size: Int = 224, resize: Int = 256, mean: [Double] = ImageNet.mean,
-                                std: [Double] = ImageNet.std) -> InputSpec {
+                                std: [Double] = ImageNet.std, filter: ResizeFilter = .bilinear) -> InputSpec {
         InputSpec(dataset: "imagenet", channels: 3, height: size, width: size, classNames: ImageNet.classNames,
-                  mean: mean, std: std, resize: resize)
+                  mean: mean, std: std, resize: resize, filter: filter == .bilinear ? nil : filter)
     }
 
     /// `[channels, height, width]`.
@@ -119,7 +123,7 @@ public struct InputSpec: Codable, Sendable, Equatable {
                 throw DataError.badImage(path: path, reason: "\(img.width)x\(img.height) resized to \(resize) on its shorter side "
                     + "would have more than \(Limits.maxImagePixels) pixels (--max-image-pixels)")
             }
-            img = img.resized(shorterSide: resize).centerCropped(width: width, height: height)
+            img = img.resized(shorterSide: resize, filter: filter ?? .bilinear).centerCropped(width: width, height: height)
         } else if img.width != width || img.height != height {
             if centerCrop { img = img.centerCropped(aspectWidth: width, aspectHeight: height) }
             img = img.resized(width: width, height: height)

@@ -244,3 +244,13 @@ public final class MBConv: Module, Layer, StochasticLayer {
         return stochasticDepth(x, p: Float(skipProbability), training: training, generator: generator) + input
     }
 }
+
+extension ModelEntry {
+    /// EfficientNet-B0 (`efficientnet_b0`, torchvision's).
+    static let efficientnetB0 = imageNet(
+        name: "efficientnet_b0", about: "EfficientNet-B0 (torchvision's layout and keys: 16 MBConv blocks with SE, SiLU, 224x224 ImageNet)",
+        expected: ("77.69% ImageNet top-1 (torchvision's weights)", "n/a: `convolve import` weights"),
+        // torchvision's weights: the shorter side to 256 by bicubic interpolation, then the centre 224.
+        pretrained: .imageNet(filter: .bicubic), parameters: 5_288_548, stemPerChannel: 288, features: 1_280,
+        activationsPerPixel: 455, build: { c, k in EfficientNet(channels: c, classes: k) })
+}

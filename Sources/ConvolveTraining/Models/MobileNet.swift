@@ -211,3 +211,19 @@ public final class InvertedResidualV3: Module, Layer {
         residual ? block(input) + input : block(input)
     }
 }
+
+extension ModelEntry {
+    /// MobileNetV3-Large (`mobilenet_v3_large`, torchvision's).
+    static let mobilenetV3Large = imageNet(
+        name: "mobilenet_v3_large", about: "MobileNetV3-Large (torchvision's layout and keys: 15 blocks, SE, hard-swish, 224x224 ImageNet)",
+        expected: ("74.04% ImageNet top-1 (torchvision's V1 weights)", "n/a: `convolve import` weights"),
+        pretrained: .imageNet(), parameters: 5_483_032, stemPerChannel: 144, features: 1_280, activationsPerPixel: 231,
+        build: { c, k in MobileNetV3(.large, channels: c, classes: k) })
+
+    /// MobileNetV3-Small (`mobilenet_v3_small`, torchvision's).
+    static let mobilenetV3Small = imageNet(
+        name: "mobilenet_v3_small", about: "MobileNetV3-Small (torchvision's layout and keys: 11 blocks, SE, hard-swish, 224x224 ImageNet)",
+        expected: ("67.67% ImageNet top-1 (torchvision's weights)", "n/a: `convolve import` weights"),
+        pretrained: .imageNet(), parameters: 2_542_856, stemPerChannel: 144, features: 1_024, activationsPerPixel: 82,
+        build: { c, k in MobileNetV3(.small, channels: c, classes: k) })
+}

@@ -86,7 +86,7 @@ public struct ZooModel: RawRepresentable, Hashable, Sendable, CaseIterable, Cust
     /// Every registered model, in the order `convolve models` lists them: one line per model.
     public static let registry: [ModelEntry] = [
         .torchSeed, .kerasSeed, .lenet5, .fastCNN, .mnistCNN, .resnet8, .resnet20,
-        .resnet18, .resnet34, .resnet50, .mobilenetV2, .efficientnetLite0,
+        .resnet18, .resnet34, .resnet50, .mobilenetV2, .mobilenetV3Large, .mobilenetV3Small, .efficientnetB0, .efficientnetLite0,
     ]
     /// Names are found with `-` and `_` alike (`efficientnet-lite0`, `mobilenet-v2`, `fast_cnn`).
     private static let byName = Dictionary(uniqueKeysWithValues: registry.map { (key($0.name), $0) })
@@ -103,6 +103,9 @@ public struct ZooModel: RawRepresentable, Hashable, Sendable, CaseIterable, Cust
     public static let resnet34 = ZooModel(ModelEntry.resnet34)
     public static let resnet50 = ZooModel(ModelEntry.resnet50)
     public static let mobilenetV2 = ZooModel(ModelEntry.mobilenetV2)
+    public static let mobilenetV3Large = ZooModel(ModelEntry.mobilenetV3Large)
+    public static let mobilenetV3Small = ZooModel(ModelEntry.mobilenetV3Small)
+    public static let efficientnetB0 = ZooModel(ModelEntry.efficientnetB0)
     public static let efficientnetLite0 = ZooModel(ModelEntry.efficientnetLite0)
 
     /// The registered models.

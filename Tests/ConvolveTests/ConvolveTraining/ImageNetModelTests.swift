@@ -223,4 +223,47 @@ func checkNetworkStep(_ model: Module & Layer, against f: [String: Any],
             try checkBlockStep(block, input: [2, v[0], v[4], v[4]], against: c, name)
         }
     }
+
+    /// torchvision's MobileNetV3-Large and -Small and EfficientNet-B0 (squeeze-and-excitation,
+    /// hard-swish, SiLU; dropout and stochastic depth off) on formula weights: keys in order, parameter
+    /// counts, eval and train logits (10⁻⁴), loss, running statistics, and the training step's gradients
+    /// by norm and projection: the classifier's to 10⁻⁵, the others within 2% or three times PyTorch's
+    /// own float32 error (each block's backward alone is held to 10⁻⁵ below).
+    @Test(arguments: ["mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0"])
+    func torchvisionSqueezeExcitationNetworksMatch(_ name: String) throws {
+        let f = (try fixture("models") as! [String: Any])[name] as! [String: Any]
+        let model: Module & Layer = switch name {
+        case "mobilenet_v3_large": MobileNetV3(.large, dropout: 0)
+        case "mobilenet_v3_small": MobileNetV3(.small, dropout: 0)
+        default: EfficientNet(stochasticDepth: 0, dropout: 0)
+        }
+        let params = try checkNetworkStep(model, against: f)
+        let pytorchErrors = f["pytorch_float32_error"] as! [String: NSNumber]
+        for (key, want) in f["grad_summaries"] as! [String: [NSNumber]] {
+            let classifier = key.hasPrefix("classifier")
+            checkSummary(try #require(params[key]?.grad, "\(key) has a gradient"), want, "\(name) \(key)",
+                         tolerance: classifier ? 1e-5 : max(2e-2, 3 * pytorchErrors[key]!.doubleValue))
+        }
+    }
+
+    /// torchvision's MobileNetV3 `InvertedResidual` (with and without squeeze-and-excitation, ReLU and
+    /// hard-swish, strided, widening) and EfficientNet's `MBConv` (without expansion, strided, kernels 3
+    /// and 5, with the residual) alone in train mode against float64: output, input gradient and every
+    /// parameter's gradient to 10⁻⁵.
+    @Test func squeezeExcitationBlocksMatch() throws {
+        let all = try fixture("models") as! [String: Any]
+        let v3 = all["inverted_residual_v3_blocks"] as! [[String: Any]], mb = all["mbconv_se_blocks"] as! [[String: Any]]
+        #expect(v3.count == 4 && mb.count == 4)
+        for c in v3 {
+            let v = ["input", "expanded", "output", "kernel", "stride", "size"].map { (c[$0] as! NSNumber).intValue }
+            let (se, hs) = ((c["se"] as! NSNumber).boolValue, (c["hardswish"] as! NSNumber).boolValue)
+            let block = InvertedResidualV3(v[0], v[1], v[2], kernel: v[3], stride: v[4], squeezeExcitation: se, hardswish: hs)
+            try checkBlockStep(block, input: [2, v[0], v[5], v[5]], against: c, "V3 block \(v) se \(se) hs \(hs)")
+        }
+        for c in mb {
+            let v = ["input", "output", "kernel", "stride", "expansion", "size"].map { (c[$0] as! NSNumber).intValue }
+            let block = MBConv(v[0], v[1], kernel: v[2], stride: v[3], expansion: v[4], stochasticDepth: 0)
+            try checkBlockStep(block, input: [2, v[0], v[5], v[5]], against: c, "MBConv \(v)")
+        }
+    }
 }

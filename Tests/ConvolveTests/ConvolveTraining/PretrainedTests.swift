@@ -34,6 +34,11 @@ let needsLite0AndPhotos: ConditionTrait = .enabled(
             var digest = SHA256()
             digest.update(pixels)
             #expect(digest.hexDigest() == reference["crop_sha256"] as? String, "\(name): resized and cropped bytes differ from Pillow's")
+            // torchvision's EfficientNet-B0 weights resize with Pillow's bicubic filter: the same, byte for byte.
+            let bicubic = try #require(ZooModel.efficientnetB0.pretrained)
+            var bicubicDigest = SHA256()
+            bicubicDigest.update(try bicubic.sample(from: try ImageFile.read(photos + "/" + name), path: name))
+            #expect(bicubicDigest.hexDigest() == reference["bicubic_crop_sha256"] as? String, "\(name): bicubic bytes differ from Pillow's")
             let p = withNoGrad { model(spec.tensor(pixels: pixels, shape: [1, 3, 224, 224])).softmax(dim: 1) }.scalars
             let top = (0..<1000).sorted { p[$0] > p[$1] }.prefix(5)
             let (indices, values) = (ints(reference["top5"]), (reference["probabilities"] as! [NSNumber]).map(\.doubleValue))
@@ -96,8 +101,10 @@ let needsLite0AndPhotos: ConditionTrait = .enabled(
     }
 
     /// Multiply-adds at 224×224 as torchvision's model tables give them (GFLOPS: ResNet-18 1.814,
-    /// ResNet-34 3.664, ResNet-50 4.089, MobileNetV2 0.301), counted by tracing one forward pass.
-    @Test(arguments: [(ZooModel.resnet18, 1.814), (.resnet34, 3.664), (.resnet50, 4.089), (.mobilenetV2, 0.301)])
+    /// ResNet-34 3.664, ResNet-50 4.089, MobileNetV2 0.301, MobileNetV3-Large 0.217, -Small 0.057,
+    /// EfficientNet-B0 0.386), counted by tracing one forward pass.
+    @Test(arguments: [(ZooModel.resnet18, 1.814), (.resnet34, 3.664), (.resnet50, 4.089), (.mobilenetV2, 0.301),
+                      (.mobilenetV3Large, 0.217), (.mobilenetV3Small, 0.057), (.efficientnetB0, 0.386)])
     func multiplyAddsMatchTorchvisionsTables(_ zoo: ZooModel, _ gigaFLOPs: Double) {
         let counted = Double(multiplyAdds(of: zoo.make(), input: [3, 224, 224])) / 1e9
         #expect(abs(counted - gigaFLOPs) < 0.0015, "\(zoo): \(counted) G")
