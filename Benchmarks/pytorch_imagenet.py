@@ -17,13 +17,17 @@ try:
     sys.modules["torchvision._meta_registrations"] = types.ModuleType("torchvision._meta_registrations")
     import torchvision
     models["resnet18"] = torchvision.models.resnet18()
+    models["resnet34"] = torchvision.models.resnet34()
     models["resnet50"] = torchvision.models.resnet50()
     models["mobilenet_v2"] = torchvision.models.mobilenet_v2()
+    models["mobilenet_v3_large"] = torchvision.models.mobilenet_v3_large()
+    models["mobilenet_v3_small"] = torchvision.models.mobilenet_v3_small()
+    models["efficientnet_b0"] = torchvision.models.efficientnet_b0()
 except ImportError:
     print("torchvision not importable: ResNets skipped")
 try:
     from efficientnet_lite_pytorch import EfficientNet
-    models["efficientnet-lite0"] = EfficientNet.from_name("efficientnet-lite0")
+    models["efficientnet_lite0"] = EfficientNet.from_name("efficientnet-lite0")
 except ImportError:
     print("efficientnet-lite-pytorch not importable: skipped")
 for name, model in models.items():

@@ -149,14 +149,18 @@ func bestSecondsPerCall(_ body: () -> Void) -> Double {
     return best
 }
 if which == "imagenet" {
-    // Inference images/s of each ImageNet architecture at batch 32, 224×224, eval mode (random weights:
-    // speed does not depend on them), median of 5 timed batches after one warm-up.
+    // Inference images/s of each ImageNet architecture of the registry at batch 32, 224×224, eval mode
+    // (random weights: speed does not depend on them), median of 5 timed batches after one warm-up.
+    // With ONNX_DIR set, each is also exported there (<name>.onnx) for Benchmarks/onnxruntime_imagenet.py.
     let x = Tensor.uniform([32, 3, 224, 224], low: -2, high: 2, generator: RandomGenerator(seed: 1))
-    let models: [(String, () -> Module & Layer)] = [("resnet18", { ResNet.resnet18() }), ("resnet50", { ResNet.resnet50() }),
-                                                     ("mobilenet_v2", { MobileNetV2() }), ("efficientnet-lite0", { EfficientNetLite(.lite0) })]
-    for (name, make) in models {
-        let model = make()
+    let onnxDirectory = ProcessInfo.processInfo.environment["ONNX_DIR"]
+    let only = ProcessInfo.processInfo.environment["MODELS"].map { Set($0.split(separator: ",").map(String.init)) }
+    for zoo in ZooModel.allCases where zoo.pretrained != nil && only.map({ $0.contains(zoo.rawValue) }) ?? true {
+        let model = zoo.make()
         model.eval()
+        if let onnxDirectory {
+            try ONNXExport.export(model, inputShape: [3, 224, 224], to: onnxDirectory + "/\(zoo.rawValue).onnx")
+        }
         _ = withNoGrad { model(x) }
         var times: [Double] = []
         for _ in 0..<5 {
@@ -166,7 +170,7 @@ if which == "imagenet" {
         }
         let median = times.sorted()[2]
         print(String(format: "%@ batch 32 224x224 threads=%d: %.1f img/s (median of 5; %.3f s per batch)",
-                     name, Parallel.threads, 32 / median, median))
+                     zoo.rawValue, Parallel.threads, 32 / median, median))
     }
     exit(0)
 }
