@@ -139,19 +139,23 @@ open class Module: CustomStringConvertible {
     public func loadStateDict(_ state: [String: Tensor], strict: Bool = true) throws {
         let mine = stateDict()
         let names = Set(mine.map(\.0))
+        // Every problem at once, as `load_state_dict` lists them: missing and unexpected keys, then
+        // each key whose shape differs.
+        var problems: [StateDictError] = []
         if strict {
             let missing = mine.map(\.0).filter { state[$0] == nil }
             let unexpected = state.keys.filter { !names.contains($0) }.sorted()
             if !missing.isEmpty || !unexpected.isEmpty {
-                throw StateDictError.keyMismatch(missing: missing, unexpected: unexpected)
+                problems.append(.keyMismatch(missing: missing, unexpected: unexpected))
             }
         }
         for (key, t) in mine {
-            guard let src = state[key] else { continue }
-            guard src.shape == t.shape else {
-                throw StateDictError.shapeMismatch(key: key, expected: t.shape, got: src.shape)
+            if let src = state[key], src.shape != t.shape {
+                problems.append(.shapeMismatch(key: key, expected: t.shape, got: src.shape))
             }
         }
+        if problems.count == 1 { throw problems[0] }
+        if problems.count > 1 { throw StateDictError.several(problems) }
         for (key, t) in mine { if let src = state[key] { t.copy(from: src) } }
     }
 
@@ -164,6 +168,8 @@ public enum StateDictError: Error, CustomStringConvertible, Equatable {
     case keyMismatch(missing: [String], unexpected: [String])
     case shapeMismatch(key: String, expected: [Int], got: [Int])
     case badValue(key: String, reason: String)
+    /// Several of the above, in `load_state_dict`'s order.
+    indirect case several([StateDictError])
 
     public var description: String {
         switch self {
@@ -176,6 +182,8 @@ public enum StateDictError: Error, CustomStringConvertible, Equatable {
             return "size mismatch for \(key): copying a param with shape \(got) from checkpoint, the shape in current model is \(expected)"
         case let .badValue(key, reason):
             return "bad value for \(key): \(reason)"
+        case let .several(problems):
+            return problems.map(\.description).joined(separator: "; ")
         }
     }
 }

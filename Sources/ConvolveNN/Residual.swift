@@ -97,6 +97,6 @@ public final class SqueezeExcitation: Module, Layer {
     }
 
     public func callAsFunction(_ input: Tensor) -> Tensor {
-        input * scaleActivation(fc2(activation(fc1(avgpool(input)))))
+        input.scaledPerChannel(by: scaleActivation(fc2(activation(fc1(avgpool(input))))))
     }
 }

@@ -162,6 +162,7 @@ if which == "imagenet" {
             try ONNXExport.export(model, inputShape: [3, 224, 224], to: onnxDirectory + "/\(zoo.rawValue).onnx")
         }
         _ = withNoGrad { model(x) }
+        if profile { Profiler.enabled = true; Profiler.reset() }
         var times: [Double] = []
         for _ in 0..<5 {
             let t0 = Date()
@@ -171,6 +172,7 @@ if which == "imagenet" {
         let median = times.sorted()[2]
         print(String(format: "%@ batch 32 224x224 threads=%d: %.1f img/s (median of 5; %.3f s per batch)",
                      zoo.rawValue, Parallel.threads, 32 / median, median))
+        if profile { print(Profiler.report(steps: 5)); Profiler.enabled = false }
     }
     exit(0)
 }

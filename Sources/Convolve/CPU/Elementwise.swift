@@ -114,3 +114,50 @@ struct ReLUMaskFromInput {
         dst[i] = a * gi + k * (x[i] - center) + b; i += 1
     }
 }
+
+/// `e^x` on 16 lanes (Cephes' `expf`: `x = n·ln 2 + r` with |r| ≤ ln 2 / 2 and ln 2 split in two,
+/// a degree-6 polynomial in r, `2^n` built in the exponent bits): within 2 ulp of `Float.exp` from
+/// −87.3 to 88.37; below it gives 0, above infinity (a little early: e^88.72 is the largest float,
+/// and SiLU and the sigmoid only divide by it), NaN stays NaN.
+@inline(__always) func vexp(_ x: V16) -> V16 {
+    let clamped = x.replacing(with: -87.3, where: x .< -87.3).replacing(with: 88.37, where: x .> 88.37)
+    // n = round(x / ln 2) by the 1.5·2²³ trick: adding it leaves n in the low mantissa bits (no
+    // conversion instructions; Swift's lane-wise rounding and Int32 conversion do not vectorize).
+    let magic = V16(repeating: 12_582_912)
+    let shifted = clamped * 1.44269504088896341 + magic
+    let n = shifted - magic
+    let r = clamped - n * 0.693359375 + n * 2.12194440e-4
+    var p = V16(repeating: 1.9875691500e-4)
+    p = p * r + 1.3981999507e-3
+    p = p * r + 8.3334519073e-3
+    p = p * r + 4.1665795894e-2
+    p = p * r + 1.6666665459e-1
+    p = p * r + 5.0000001201e-1
+    p = p * r * r + r + 1
+    let bits = (unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
+    var e = p * unsafeBitCast(bits, to: V16.self)
+    e = e.replacing(with: 0, where: x .< -87.3).replacing(with: .infinity, where: x .> 88.37)
+    return e.replacing(with: x, where: x .!= x)
+}
+
+/// SiLU's forward pass, `y = x / (1 + e^−x)`, 16 lanes at a time (the tail through `Float.exp`).
+func siluForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int) {
+    var i = 0
+    while i + 16 <= count { let v = ld(x + i); st(v / (1 + vexp(-v)), y + i); i += 16 }
+    while i < count { y[i] = x[i] / (1 + Float.exp(-x[i])); i += 1 }
+}
+
+/// SiLU's input gradient added into `dx`: `g · σ(x) · (1 + x · (1 − σ(x)))`.
+func siluBackward(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ count: Int) {
+    var i = 0
+    while i + 16 <= count {
+        let v = ld(x + i), s = 1 / (1 + vexp(-v))
+        st(ld(dx + i) + ld(g + i) * s * (1 + v * (1 - s)), dx + i)
+        i += 16
+    }
+    while i < count {
+        let s = 1 / (1 + Float.exp(-x[i]))
+        dx[i] += g[i] * s * (1 + x[i] * (1 - s))
+        i += 1
+    }
+}

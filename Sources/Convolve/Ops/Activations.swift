@@ -16,10 +16,26 @@ extension Tensor {
     }
 
     /// `x · σ(x)` (`torch.nn.functional.silu`, also called swish); derivative `σ(x)(1 + x(1 − σ(x)))`.
+    /// Both passes 16 lanes at a time with a vector `exp` (`siluForward` / `siluBackward`), on every thread.
     public func silu() -> Tensor {
-        let y = unary({ $0 / (1 + Float.exp(-$0)) }, op: "silu") { g, x, _ in
-            let s = 1 / (1 + Float.exp(-x))
-            return g * s * (1 + x * (1 - s))
+        let input = self
+        let out = uninitializedFloats(count) { y in
+            storage.withUnsafeBufferPointer { x in
+                let (xp, yp) = (x.baseAddress!, y.baseAddress!)
+                Parallel.forChunks(y.count, work: 16 * y.count, streaming: true) { r in
+                    siluForward(xp + r.lowerBound, yp + r.lowerBound, r.count)
+                }
+            }
+        }
+        let y = Tensor.result(out, shape, [self], op: "silu") { g in
+            input.accumulate { d in
+                input.storage.withUnsafeBufferPointer { x in g.withUnsafeBufferPointer { gb in
+                    let (dp, xp, gp) = (d.baseAddress!, x.baseAddress!, gb.baseAddress!)
+                    Parallel.forChunks(d.count, work: 16 * d.count, streaming: true) { r in
+                        siluBackward(gp + r.lowerBound, xp + r.lowerBound, dp + r.lowerBound, r.count)
+                    }
+                } }
+            }
         }
         if let trace = OpTrace.current {
             let s = trace.add("Sigmoid", [trace.id(self)])

@@ -4,9 +4,23 @@ import RealModule
 // MARK: - Elementwise binary operations
 
 extension Tensor {
+    /// `f` elementwise with broadcasting; operands of one shape (a residual block's sum) run on every
+    /// thread in streaming chunks.
+    @inline(__always)
     static func binary(_ op: StaticString, _ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float,
                        _ grads: @escaping (_ g: [Float], _ shape: [Int]) -> ([Float]?, [Float]?)) -> Tensor {
-        let (data, shape) = broadcastMap(a.storage, a.shape, b.storage, b.shape, f)
+        let (data, shape): ([Float], [Int])
+        if a.shape == b.shape {
+            shape = a.shape
+            data = uninitializedFloats(a.count) { y in
+                a.storage.withUnsafeBufferPointer { pa in b.storage.withUnsafeBufferPointer { pb in
+                    let (yp, ap, bp) = (y.baseAddress!, pa.baseAddress!, pb.baseAddress!)
+                    Parallel.forChunks(y.count, work: y.count, streaming: true) { r in for i in r { yp[i] = f(ap[i], bp[i]) } }
+                } }
+            }
+        } else {
+            (data, shape) = broadcastMap(a.storage, a.shape, b.storage, b.shape, f)
+        }
         let y = result(data, shape, [a, b], op: op) { g in
             let (ga, gb) = grads(g, shape)
             if let ga { a.accumulate(sumTo(ga, from: shape, to: a.shape)) }
@@ -157,5 +171,60 @@ extension Tensor {
     ///   - high: the largest value kept.
     public func clamp(min low: Float, max high: Float) -> Tensor {
         unary({ Swift.min(Swift.max($0, low), high) }, op: "clamp") { g, x, _ in (x >= low && x <= high) ? g : 0 }
+    }
+}
+
+// MARK: - Per-channel scale (squeeze-and-excitation)
+
+extension Tensor {
+    /// `x · s` with `s` of shape `[N, C, 1, 1]` scaling each channel plane of `x` (`[N, C, H, W]`):
+    /// squeeze-and-excitation's gate. The same values as the broadcast product, one plane per step on
+    /// every thread; its gradients `g · s` and `Σ_plane g · x`. Exported as ONNX `Mul` (broadcasting).
+    ///
+    /// - Parameter scale: `[N, C, 1, 1]`.
+    public func scaledPerChannel(by scale: Tensor) -> Tensor {
+        precondition(rank == 4 && scale.shape == [shape[0], shape[1], 1, 1],
+                     "scaledPerChannel: \(scale.shape) does not scale the channels of \(shape)")
+        let input = self, plane = shape[2] * shape[3], planes = shape[0] * shape[1]
+        let out = uninitializedFloats(count) { y in
+            storage.withUnsafeBufferPointer { x in scale.storage.withUnsafeBufferPointer { s in
+                let (xp, yp, sp) = (x.baseAddress!, y.baseAddress!, s.baseAddress!)
+                Parallel.forChunks(planes, work: count, streaming: true) { r in
+                    for p in r { for i in (p * plane)..<((p + 1) * plane) { yp[i] = xp[i] * sp[p] } }
+                }
+            } }
+        }
+        let y = Tensor.result(out, shape, [self, scale], op: "scaledPerChannel") { g in
+            input.storage.withUnsafeBufferPointer { x in scale.storage.withUnsafeBufferPointer { s in
+            g.withUnsafeBufferPointer { gb in
+                let (xp, sp, gp) = (x.baseAddress!, s.baseAddress!, gb.baseAddress!)
+                if input.requiresGrad {
+                    input.accumulate { d in
+                        let dp = d.baseAddress!
+                        Parallel.forChunks(planes, work: input.count, streaming: true) { r in
+                            for p in r { for i in (p * plane)..<((p + 1) * plane) { dp[i] += gp[i] * sp[p] } }
+                        }
+                    }
+                }
+                if scale.requiresGrad {
+                    let sums = uninitializedFloats(planes) { ds in
+                        let dsp = ds.baseAddress!
+                        Parallel.forChunks(planes, work: input.count, streaming: true) { r in
+                            for p in r {
+                                var acc = V16(), i = p * plane
+                                let end = (p + 1) * plane
+                                while i + 16 <= end { acc.addProduct(ld(gp + i), ld(xp + i)); i += 16 }
+                                var total = acc.sum()
+                                while i < end { total += gp[i] * xp[i]; i += 1 }
+                                dsp[p] = total
+                            }
+                        }
+                    }
+                    scale.accumulate(sums)
+                }
+            } } }
+        }
+        OpTrace.record("Mul", [self, scale], output: y)
+        return y
     }
 }

@@ -5,7 +5,7 @@ import Testing
 /// Every algorithm path of the convolution and pooling ops over random shapes: a seeded generator draws
 /// geometries across every boundary where `ConvAlgorithm` changes its choice (direct / shifted rows /
 /// Winograd F(2×2) and F(4×4) forward and input gradient, F(2×2) weight gradient / channels-last
-/// weight gradient / strided layers on the polyphase layout / im2col / pointwise),
+/// weight gradient / strided layers on the polyphase layout / im2col / pointwise / depthwise),
 /// and each case is compared, values and all gradients, with a plain float64 reference written here.
 /// The test also counts how often each path was taken, so it cannot silently stop covering one.
 @Suite struct ConvolutionPathTests {
@@ -13,6 +13,19 @@ import Testing
     /// channels-last (multiple of 16 / 32) boundaries, kernels run 1…5 with 3×3 drawn often.
     static func draw(_ rng: RandomGenerator) -> ConvCase {
         func pick<T>(_ options: [T]) -> T { options[rng.nextInt(options.count)] }
+        // One in six: a depthwise layer (one channel in and out per group), kernels 1…5 with 3×3 and 5×5
+        // drawn often, strides 1 or 2, rows wider than one 16-lane chunk.
+        if rng.nextInt(6) == 0 {
+            while true {
+                let channels = 1 + rng.nextInt(12)
+                let k = pick([(3, 3), (5, 5), (3, 3), (5, 5), (1 + rng.nextInt(5), 1 + rng.nextInt(5))])
+                let s = (1 + rng.nextInt(2), 1 + rng.nextInt(2))
+                let p = (rng.nextInt(3), rng.nextInt(3))
+                let g = ConvCase(n: 1 + rng.nextInt(3), c: channels, h: 1 + rng.nextInt(20), w: 1 + rng.nextInt(40),
+                                 oc: channels, groups: channels, k: k, s: s, p: p, d: (1, 1), bias: rng.nextInt(3) != 0)
+                if g.oh > 0 && g.ow > 0 { return g }
+            }
+        }
         while true {
             let groups = pick([1, 1, 1, 1, 2, 3])
             let cg = pick([1, 2, 3, 5, 8, 15, 16, 16, 17, 24, 32, 32])
@@ -86,6 +99,10 @@ import Testing
         }
         if a.weightGradientWinograd != nil { names.append("winograd dW") }
         if a.weightGradientChannelsLast { names.append("channels-last dW") }
+        if a.family == .depthwise {
+            if g.s != (1, 1) { names.append("strided depthwise") }
+            if g.ow >= 16 { names.append("depthwise full chunks") }
+        }
         if a.family == .shiftedRows && g.s != (1, 1) {
             names.append("strided shifted rows")   // the polyphase layout
             if a.weightGradientChannelsLast { names.append("strided channels-last dW") }
@@ -162,7 +179,7 @@ import Testing
         Winograd.$override.withValue(false) {
             for i in 0..<200 { Self.check(Self.draw(rng), seed: 1000 + UInt64(i)) }
         }
-        for name in ["direct", "shiftedRows", "im2col", "pointwise", "winograd forward", "winograd dX",
+        for name in ["direct", "shiftedRows", "im2col", "depthwise", "strided depthwise", "depthwise full chunks", "pointwise", "winograd forward", "winograd dX",
                      "winograd4 forward", "winograd4 dX", "winograd4 dW", "winograd dW", "channels-last dW", "non-3x3 wide",
                      "strided shifted rows", "strided channels-last dW", "unread phases"] {
             #expect(seen[name, default: 0] >= 3, "path \(name) drawn \(seen[name, default: 0]) times: \(seen)")

@@ -94,6 +94,19 @@ let needsLite0AndPhotos: ConditionTrait = .enabled(
         let (_, loaded, meta, spec) = try loadCheckpointWithInput(dir.path + "/out.safetensors")
         #expect(meta["model"] == "resnet18" && spec.classNames.last == "class 9" && spec.resize == 256)
         #expect(loaded.stateDict().map(\.1.scalars) == resnet18.stateDict().map(\.1.scalars))
+        // Every problem at once, as load_state_dict lists them: a missing key and a mis-shaped one.
+        var broken = resnet18.stateDict().filter { $0.0 != "bn1.running_var" }
+        let index = try #require(broken.firstIndex { $0.0 == "layer1.0.conv1.weight" })
+        broken[index].1 = Tensor.zeros([64, 64, 1, 1])
+        try SafeTensors.write(broken, to: file)
+        #expect {
+            try ResNet.resnet18(classes: 10).load(.file(file))
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("r18.safetensors") && text.contains("missing key(s): \"bn1.running_var\"")
+                && text.contains("size mismatch for layer1.0.conv1.weight")
+        }
+        try SafeTensors.write(resnet18.stateDict(), to: file)
         // Too few names for the classifier.
         r = try runCLI(["import", file, "--model", "resnet18", "--output", dir.path + "/x.safetensors",
                         "--class-names", dir.write("few.txt", Array("a\nb\n".utf8))])
@@ -120,5 +133,34 @@ let needsLite0AndPhotos: ConditionTrait = .enabled(
         #expect(!model.training && model.stateDict().map(\.1.scalars) == source.stateDict().map(\.1.scalars))
         #expect(throws: (any Error).self) { try MobileNetV2(weights: .file(file)) }   // 1000 classes: fc shape differs
         #expect(throws: (any Error).self) { try ResNet.resnet18(weights: .file(file)) }
+    }
+
+    /// Keras style on a pretrained backbone (`keras.applications.MobileNetV2(include_top=False,
+    /// weights=...)`): the backbone's weights load, its classifier is left out of the model's
+    /// parameters, its output is the network's last feature map, and the model on top of it fits.
+    @Test func kerasModelOnAPretrainedBackbone() throws {
+        let dir = TempDir()
+        let source = MobileNetV2()
+        let file = dir.path + "/mobilenet_v2.safetensors"
+        try SafeTensors.write(source.stateDict(), to: file)
+        let base = try KerasApplication(.mobilenetV2, weights: .file(file), inputShape: [64, 64, 3])
+        let model = Model { base; GlobalAveragePooling2D(); Dense(3, activation: .softmax) }
+        let keys = model.stateDict().map(\.0)
+        #expect(keys.filter { $0.hasPrefix("mobilenet_v2.") }.count == source.stateDict().count - 2)
+        #expect(keys.contains("mobilenet_v2.features.0.0.weight") && !keys.contains { $0.contains("classifier") })
+        #expect(base.outputShape == [2, 2, 1280] && model.layers[2].outputShape == [3])
+        #expect(model.parameterCount == source.parameterCount - 1_281_000 + 1280 * 3 + 3)
+        source.eval(); model.eval()
+        let x = formulaInput([2, 3, 64, 64])
+        let (mine, theirs) = withNoGrad { (base(x), source.features(x)) }
+        #expect(mine.shape == [2, 1280, 2, 2] && mine.scalars == theirs.scalars)
+        #expect(model.summary().contains("Functional"))
+        // With the top: ImageNet probabilities.
+        let whole = try KerasApplication(.mobilenetV2, weights: .file(file), includeTop: true, inputShape: [64, 64, 3])
+        whole.eval()
+        let p = withNoGrad { whole(x) }
+        #expect(p.shape == [2, 1000] && abs(p.sum().item - 2) < 1e-4)
+        // Not an ImageNet architecture: one clear error.
+        #expect(throws: RunError.self) { try KerasApplication(.lenet5) }
     }
 }

@@ -51,8 +51,10 @@ func convGeometry(_ input: Tensor, _ weight: Tensor, _ bias: Tensor?, _ stride: 
 ///   predicates allow; the weight gradient without Winograd reads a channels-last image when a
 ///   group's channels fill 32-wide panels.
 /// * `im2col` — dilated or pointwise layers: im2col (skipped for 1×1) + GEMM per image, both passes.
+/// * `depthwise` — one input and one output channel per group (MobileNet's and EfficientNet's k×k
+///   layers), strides 1 or 2, undilated: `DepthwisePlan`'s plane kernels (`CPU/DepthwiseConvolution.swift`), all passes.
 struct ConvAlgorithm {
-    enum Family { case direct, shiftedRows, im2col }
+    enum Family { case direct, shiftedRows, im2col, depthwise }
     let family: Family
     /// F(2×2, 3×3) plans for the forward pass, the input gradient and the weight gradient (nil: GEMM,
     /// or the F(4×4, 3×3) plan below).
@@ -74,7 +76,9 @@ struct ConvAlgorithm {
 
     init(_ geo: ConvGeometry, outChannels: Int) {
         let undilated = geo.dh == 1 && geo.dw == 1, unit = undilated && geo.sh == 1 && geo.sw == 1
-        if unit && outChannels * geo.kSize <= 512 {
+        if geo.c == 1 && outChannels == 1 && !geo.isPointwise && DepthwisePlan.handles(geo) {
+            family = .depthwise
+        } else if unit && outChannels * geo.kSize <= 512 {
             family = .direct
         } else if undilated && !geo.isPointwise {
             family = .shiftedRows
@@ -183,10 +187,13 @@ func conv2dUntraced(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
     let ocg = cout / groups
     let ohw = geo.ohw, kSize = geo.kSize
     let inPer = cin * h * w, outPer = cout * ohw
+    let algorithm = ConvAlgorithm(geo, outChannels: ocg)
+    if algorithm.family == .depthwise {
+        return depthwiseConv2d(input, weight: weight, bias: bias, geo: geo, fusedReLU: fusedReLU)
+    }
     // Every output element is written below (bias fill or beta-0 GEMM, or the direct kernel's rows).
     var out = n * outPer == 0 ? [] : [Float](unsafeUninitializedCapacity: n * outPer) { _, count in count = n * outPer }
     let work = n * cout * ohw * kSize
-    let algorithm = ConvAlgorithm(geo, outChannels: ocg)
     let direct = algorithm.family == .direct, shifted = algorithm.family == .shiftedRows
     let shiftedForward = shifted && !algorithm.forwardIm2col
     let taps = shifted ? geo.tapOffsets() : []
