@@ -69,6 +69,8 @@ struct Export: ParsableCommand {
                             ("normalize_mean", (spec.mean ?? [0]).map { String($0) }.joined(separator: ",")),
                             ("normalize_std", (spec.std ?? [1]).map { String($0) }.joined(separator: ",")),
                             ("class_names", String(decoding: try JSONEncoder().encode(spec.classNames), as: UTF8.self))]
+                + (spec.resize.map { [("resize", "shorter side to \($0) (\((spec.filter ?? .bilinear).rawValue), then the centre "
+                                       + "\(spec.height)x\(spec.width) cropped")] } ?? [])
             do { try ONNXExport.export(net, inputShape: spec.sampleShape, metadata: metadata, to: output) }
             catch let e as ONNX.ExportError { throw RunError("\(checkpoint): \(e)") }
             print("wrote \(output): input [batch, \(shape)], "
