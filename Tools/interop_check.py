@@ -124,23 +124,31 @@ raw = gzip.open(os.path.join(data, "t10k-images-idx3-ubyte.gz")).read()
 images = np.frombuffer(raw[16:16 + 100 * 784], dtype=np.uint8).reshape(100, 1, 28, 28)
 with open(tmp + "/hundred.idx", "wb") as f:
     f.write(bytes([0, 0, 8, 3]) + (100).to_bytes(4, "big") + (28).to_bytes(4, "big") + (28).to_bytes(4, "big") + images.tobytes())
-for name in ["torch-seed", "keras-seed", "lenet5", "fast-cnn", "mnist-cnn", "resnet8"]:
-    run_dir = tmp + "/zoo-" + name
-    r = run("train", "--model", name, "--epochs", "1", "--train-limit", "640", "--test-limit", "100",
-            "--data-dir", data, "--output", run_dir, "--quiet", "--no-tensorboard")
-    check(r.returncode == 0, "convolve train %s" % name)
+def exported(name, run_dir):
+    """`convolve export` of a run's model, checked by ONNX's checker; the model, its metadata and a
+    function normalizing pixels in [0, 1] as the metadata says."""
     onnx_path = run_dir + "/model.onnx"
     r = run("export", run_dir + "/model.safetensors", "--output", onnx_path)
     check(r.returncode == 0, "convolve export %s %s" % (name, r.stderr.strip()[:200]))
     model = onnx.load(onnx_path)
     onnx.checker.check_model(model, full_check=True)
     meta = {p.key: p.value for p in model.metadata_props}
+    mean = np.array([float(v) for v in meta["normalize_mean"].split(",")], np.float32).reshape(1, -1, 1, 1)
+    std = np.array([float(v) for v in meta["normalize_std"].split(",")], np.float32).reshape(1, -1, 1, 1)
+    session = ort.InferenceSession(onnx_path)
+    return model, meta, lambda pixels: session.run(None, {"input": (pixels - mean) / std})[0]
+
+
+for name in ["torch-seed", "keras-seed", "lenet5", "fast-cnn", "mnist-cnn", "resnet8"]:
+    run_dir = tmp + "/zoo-" + name
+    r = run("train", "--model", name, "--epochs", "1", "--train-limit", "640", "--test-limit", "100",
+            "--data-dir", data, "--output", run_dir, "--quiet", "--no-tensorboard")
+    check(r.returncode == 0, "convolve train %s" % name)
+    model, meta, infer = exported(name, run_dir)
     check(model.ir_version == 8 and model.opset_import[0].version == 17 and meta.get("model") == name
           and len(json.loads(meta.get("class_names", "[]"))) == 10,
           "%s: IR 8, opset 17, metadata %s" % (name, sorted(meta)))
-    mean = np.array([float(v) for v in meta["normalize_mean"].split(",")], np.float32).reshape(1, -1, 1, 1)
-    std = np.array([float(v) for v in meta["normalize_std"].split(",")], np.float32).reshape(1, -1, 1, 1)
-    out = ort.InferenceSession(onnx_path).run(None, {"input": (images.astype(np.float32) / 255 - mean) / std})[0]
+    out = infer(images.astype(np.float32) / 255)
     r = run("predict", run_dir + "/model.safetensors", tmp + "/hundred.idx", "--json")
     ref = np.array([p["outputs"] for p in json.loads(r.stdout)])
     worst = float(np.abs(out - ref).max())
@@ -169,15 +177,8 @@ for name in ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "mobi
     r = run("train", "--model", name, "--dataset", shapes, "--epochs", "1", "--batch-size", "8", "--val-split", "0.5",
             "--output", run_dir, "--quiet", "--no-tensorboard")
     check(r.returncode == 0, "convolve train %s on a 64x64 image folder %s" % (name, r.stderr.strip()[:200]))
-    onnx_path = run_dir + "/model.onnx"
-    r = run("export", run_dir + "/model.safetensors", "--output", onnx_path)
-    check(r.returncode == 0, "convolve export %s %s" % (name, r.stderr.strip()[:200]))
-    model = onnx.load(onnx_path)
-    onnx.checker.check_model(model, full_check=True)
-    meta = {p.key: p.value for p in model.metadata_props}
-    mean = np.array([float(v) for v in meta["normalize_mean"].split(",")], np.float32).reshape(1, -1, 1, 1)
-    std = np.array([float(v) for v in meta["normalize_std"].split(",")], np.float32).reshape(1, -1, 1, 1)
-    out = ort.InferenceSession(onnx_path).run(None, {"input": (batch - mean) / std})[0]
+    _, _, infer = exported(name, run_dir)
+    out = infer(batch)
     r = run("predict", run_dir + "/model.safetensors", *files, "--json")
     ref = np.array([p["outputs"] for p in json.loads(r.stdout)])
     worst = float(np.abs(out - ref).max() / max(np.abs(ref).max(), 1e-6))
