@@ -76,12 +76,34 @@ open class Module: CustomStringConvertible {
         return "\(typeName)(\n  " + lines.joined(separator: "\n  ") + "\n)"
     }
 
-    /// Sets training mode on this module and all descendants.
+    /// Sets training mode on this module and all descendants; a frozen module and everything below it
+    /// stay in inference mode (batch norm on its running statistics, no dropout), as Keras runs a
+    /// layer whose `trainable` is false.
     ///
     /// - Parameter mode: training (true) or eval (false), for this module and its children.
     open func train(_ mode: Bool = true) {
-        training = mode
-        for (_, c) in children { c.train(mode) }
+        training = mode && !isFrozen
+        for (_, c) in children { c.train(training) }
+    }
+
+    /// Whether ``freeze()`` froze this module (its descendants are frozen with it).
+    public private(set) var isFrozen = false
+
+    /// Freezes the module (fastai's `freeze`, Keras' `trainable = False`, PyTorch's
+    /// `requires_grad_(False)`): every parameter below it stops requiring a gradient — so backward
+    /// computes none for it, the optimizer keeps no state for it and never moves it — and the module
+    /// runs in inference mode from the next ``train(_:)`` on, its batch norm's running statistics fixed.
+    public func freeze() {
+        for p in parameters() { p.requiresGrad = false }
+        isFrozen = true
+        train(false)
+    }
+
+    /// Undoes ``freeze()`` (on this module and every module below it): every parameter below it
+    /// requires a gradient again; training mode returns with the next ``train(_:)``.
+    public func unfreeze() {
+        for p in parameters() { p.requiresGrad = true }
+        for (_, m) in namedModules() { m.isFrozen = false }
     }
     /// Sets evaluation mode (`train(false)`).
     public func eval() { train(false) }

@@ -171,6 +171,8 @@ public final class GradientAllReduce {
     /// - Parameter localCount: samples in this rank's batch.
     public func callAsFunction(localCount: Int) throws {
         let floatsPerBucket = bucketBytes / 4
+        // Frozen parameters take no part: every rank froze the same ones, and they get no gradient.
+        let parameters = self.parameters.filter(\.requiresGrad)
         var start = 0
         var total = 0.0
         // Buckets of whole parameters (the last slot of the first bucket carries the sample count).

@@ -47,6 +47,14 @@ open class KerasLayer: Module, Layer {
 
     /// Trainable parameter count.
     public var paramCount: Int { parameterCount }
+
+    /// Keras' `layer.trainable`: false freezes the layer (``Module/freeze()``: no gradients, no
+    /// optimizer state, inference mode — batch norm on its moving statistics); true unfreezes it.
+    /// Compile again after changing it, as Keras asks.
+    public var trainable: Bool {
+        get { !isFrozen }
+        set { if newValue { unfreeze() } else { freeze() } }
+    }
 }
 
 /// 2-D convolution (`keras.layers.Conv2D`): `filters` output channels, optional activation.

@@ -334,8 +334,8 @@ public final class Model: Module, Layer {
             lines.append(String(repeating: i == layers.count - 1 ? "=" : "_", count: 65))
         }
         if layers.isEmpty { lines.append(String(repeating: "=", count: 65)) }
-        let total = parameterCount
-        lines += ["Total params: \(fmt(total))", "Trainable params: \(fmt(total))", "Non-trainable params: 0",
+        let total = parameterCount, trainable = parameters().filter(\.requiresGrad).reduce(0) { $0 + $1.count }
+        lines += ["Total params: \(fmt(total))", "Trainable params: \(fmt(trainable))", "Non-trainable params: \(fmt(total - trainable))",
                   String(repeating: "_", count: 65)]
         return lines.joined(separator: "\n")
     }
