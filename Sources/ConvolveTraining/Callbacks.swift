@@ -121,3 +121,27 @@ public final class LRSchedule: Callback {
     public func onBatchEnd(_ batch: Int, logs: Logs, trainer: Trainer) { if perBatch { scheduler.step() } }
     public func onEpochEnd(_ epoch: Int, logs: Logs, trainer: Trainer) { if !perBatch { scheduler.step() } }
 }
+
+/// Fine-tuning's schedule (fastai's `fine_tune`): the backbone of an ImageNet architecture (every
+/// child but its top) frozen for the first `epochs` epochs — no gradients, no optimizer state,
+/// inference mode, so only the new head trains — then unfrozen; `Int.max` epochs is a linear probe.
+/// Decided at each epoch's start from the epoch number, so a resumed run freezes as the original did.
+public final class FreezeBackbone: Callback {
+    let parts: [Module]
+    let epochs: Int
+
+    /// - Parameters:
+    ///   - model: an ImageNet architecture (``FeatureExtractor``).
+    ///   - epochs: how many epochs the backbone stays frozen.
+    public init(_ model: Module & Layer, epochs: Int) throws {
+        guard let network = model as? any FeatureExtractor else {
+            throw RunError("only the ImageNet architectures have a backbone to freeze")
+        }
+        parts = network.children.filter { !network.topKeys.contains($0.0) }.map(\.1)
+        self.epochs = epochs
+    }
+
+    public func onEpochBegin(_ epoch: Int, trainer: Trainer) {
+        for part in parts { if epoch < epochs { part.freeze() } else { part.unfreeze() } }
+    }
+}

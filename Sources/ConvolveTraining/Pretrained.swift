@@ -145,3 +145,29 @@ func loaded<M: Module>(_ model: M, _ weights: Weights) throws -> M {
     model.eval()
     return model
 }
+
+/// Loads pretrained weights into a network built for another dataset — fine-tuning's start: every
+/// backbone tensor (all but the top, ``FeatureExtractor/topKeys``) from the file, strictly (missing,
+/// unexpected and mis-shaped backbone keys listed; the stem's shape names a channel mismatch), the
+/// file's top left out so the network keeps its new head for the dataset's classes.
+/// - Parameters:
+///   - model: an ImageNet architecture built for the dataset (``FeatureExtractor``).
+///   - path: the weight file (`.pth` or `.safetensors`).
+public func loadBackbone(_ model: Module & Layer, from path: String) throws {
+    guard let network = model as? any FeatureExtractor else {
+        throw RunError("\(path): pretrained weights load into the ImageNet architectures only (\(ZooModel.allCases.filter { $0.pretrained != nil }.map(\.rawValue).joined(separator: ", ")))")
+    }
+    func isTop(_ key: String) -> Bool { network.topKeys.contains { key == $0 || key.hasPrefix($0 + ".") } }
+    let file = Dictionary(try readWeights(path).filter { !isTop($0.0) }, uniquingKeysWith: { first, _ in first })
+    try checkFinite(file, path: path)
+    let backbone = model.stateDict().filter { !isTop($0.0) }
+    let names = Set(backbone.map(\.0))
+    var problems: [StateDictError] = []
+    let missing = backbone.map(\.0).filter { file[$0] == nil }, unexpected = file.keys.filter { !names.contains($0) }.sorted()
+    if !missing.isEmpty || !unexpected.isEmpty { problems.append(.keyMismatch(missing: missing, unexpected: unexpected)) }
+    for (key, t) in backbone { if let stored = file[key], stored.shape != t.shape { problems.append(.shapeMismatch(key: key, expected: t.shape, got: stored.shape)) } }
+    guard problems.isEmpty else {
+        throw RunError("\(path): not the backbone of this \(type(of: model)): \(problems.count == 1 ? problems[0] : .several(problems))")
+    }
+    for (key, t) in backbone { t.copy(from: file[key]!) }
+}

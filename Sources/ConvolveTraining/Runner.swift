@@ -22,6 +22,13 @@ public struct RunConfig: Codable, Sendable, Equatable {
     public var validationSplit: Double?
     /// Processes of a data-parallel run (nil: one); `recipe.batchSize` is per process.
     public var ranks: Int?
+    /// Fine-tuning: the pretrained weights the backbone starts from (a new head is made for the
+    /// dataset's classes; inputs are normalized as the weights expect).
+    public var pretrained: String?
+    /// Fine-tuning: epochs with the backbone frozen before everything trains (fastai's `fine_tune`).
+    public var freezeEpochs: Int?
+    /// Fine-tuning: the backbone stays frozen throughout (a linear probe).
+    public var linearProbe: Bool?
 
     /// - Parameters:
     ///   - model: the zoo model to train.
@@ -230,7 +237,11 @@ public final class TrainingRun {
         guard test.count > 0 else {
             throw RunError("\(provider.displayName): the test (validation) set is empty; add a val/ folder or a --val-split above 0")
         }
-        let spec = InputSpec(provider: provider, train: train, recipe: config.recipe, centerCrop: config.centerCrop ?? false)
+        var spec = InputSpec(provider: provider, train: train, recipe: config.recipe, centerCrop: config.centerCrop ?? false)
+        if config.pretrained != nil, let weights = ZooModel(rawValue: config.model)?.pretrained {
+            // Fine-tuning feeds the backbone what its weights were trained on.
+            (spec.mean, spec.std) = (weights.mean, weights.std)
+        }
         let base = spec.transform
         let trainTransform = config.recipe.augmentation.map {
             Compose($0.transforms(height: spec.height, width: spec.width) + [base]) as any Transform
@@ -279,6 +290,7 @@ public final class TrainingRun {
         // a run was resumed, nor on other threads using the default generator.
         let dropoutGenerator = RandomGenerator(seed: epochSeed(0))
         model.useGenerator(dropoutGenerator)
+        if let pretrained = config.pretrained, !resume { try loadBackbone(model, from: pretrained) }
         let optimizer = try config.recipe.makeOptimizer(model.parameters())
         (model as? Model)?.compile(optimizer: optimizer, loss: .categoricalCrossentropy, metrics: ["accuracy"])
         let loader = DataLoader(train, batchSize: config.recipe.batchSize, shuffle: true, seed: config.seed,
@@ -321,6 +333,9 @@ public final class TrainingRun {
                                                              mistakesFromValidation: true) : nil
         if let board { callbacks.append(board) }
         if let scheduler { callbacks.append(LRSchedule(scheduler, perBatch: perBatch)) }
+        if config.pretrained != nil && (config.linearProbe == true || (config.freezeEpochs ?? 0) > 0) {
+            callbacks.append(try FreezeBackbone(model, epochs: config.linearProbe == true ? Int.max : config.freezeEpochs ?? 0))
+        }
         callbacks += self.callbacks
         callbacks.append(recorder)   // last: saves after the schedule has stepped
         if resume && isRoot && state.position == nil && state.completedEpochs > 0 {

@@ -93,6 +93,11 @@ extension RunConfig {
         if let channels, channels != 1 && channels != 3 { throw bad("channels is \(channels) (1 or 3)") }
         if let validationSplit, !(validationSplit >= 0 && validationSplit < 1) { throw bad("validationSplit is \(validationSplit) (0 ≤ v < 1)") }
         if let ranks, !Bounds.ranks.contains(ranks) { throw bad("ranks is \(ranks) (\(Bounds.ranks))") }
+        if let pretrained, pretrained.isEmpty || pretrained.utf8.count > 4096 { throw bad("the pretrained weights' path is empty or too long") }
+        if let freezeEpochs, !(0...Bounds.epochs.upperBound).contains(freezeEpochs) {
+            throw bad("freezeEpochs is \(freezeEpochs) (0...\(Bounds.epochs.upperBound))")
+        }
+        if (freezeEpochs ?? 0) > 0 || linearProbe == true, pretrained == nil { throw bad("freezing needs pretrained weights") }
         let (global, overflow) = recipe.batchSize.multipliedReportingOverflow(by: ranks ?? 1)
         guard !overflow, Bounds.batchSize.contains(global) else { throw bad("the global batch (ranks × batch size) is too large") }
     }

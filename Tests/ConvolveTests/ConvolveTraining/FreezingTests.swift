@@ -68,4 +68,75 @@ import ConvolveNN
         base.trainable = true
         #expect(model.summary().contains("Non-trainable params: 0"))
     }
+
+    /// Fine-tuning in the run driver (`convolve train --pretrained --freeze-epochs`): the backbone
+    /// starts from the file, keeps its weights and batch-norm statistics bit for bit through the
+    /// frozen epoch while the new head (the dataset's 2 classes) trains, then trains itself; with
+    /// `--linear-probe` it never moves. Inputs are normalized with the weights' mean and std. Resuming
+    /// inside the frozen epoch gives the uninterrupted run's weights.
+    @Test func fineTuningFreezesThenTrainsTheBackbone() throws {
+        let dir = TempDir()
+        let rng = RandomGenerator(seed: 21)
+        for (c, name) in ["cat", "dog"].enumerated() {
+            try FileManager.default.createDirectory(atPath: dir.path + "/photos/" + name, withIntermediateDirectories: true)
+            for i in 0..<8 {
+                var pixels = (0..<(40 * 48 * 3)).map { _ in UInt8(rng.nextInt(256)) }
+                for j in stride(from: c, to: pixels.count, by: 3) { pixels[j] /= 3 }
+                _ = dir.write("photos/\(name)/\(i).png", PNG.encode(Image(width: 48, height: 40, channels: 3, pixels: pixels)))
+            }
+        }
+        let weights = dir.path + "/pretrained.safetensors"
+        let source = MobileNetV3(.small)
+        try SafeTensors.write(source.stateDict(), to: weights)
+        let original = Dictionary(uniqueKeysWithValues: source.stateDict().map { ($0.0, $0.1.scalars) })
+        func config(freeze: Int?, probe: Bool) -> RunConfig {
+            var recipe = ZooModel.mobilenetV3Small.defaults
+            recipe.epochs = 2; recipe.batchSize = 4
+            var c = RunConfig(model: .mobilenetV3Small, dataset: dir.path + "/photos", recipe: recipe, seed: 3, threads: 1,
+                              imageSize: 32, channels: 3, centerCrop: true, validationSplit: 0.25)
+            c.pretrained = weights; c.freezeEpochs = freeze; c.linearProbe = probe ? true : nil
+            return c
+        }
+        final class Snapshot: Callback {
+            var afterFirstEpoch: [String: [Float]] = [:]
+            func onEpochEnd(_ epoch: Int, logs: Logs, trainer: Trainer) {
+                if epoch == 0 { afterFirstEpoch = Dictionary(uniqueKeysWithValues: trainer.model.stateDict().map { ($0.0, $0.1.scalars) }) }
+            }
+        }
+        let run = TrainingRun(config: config(freeze: 1, probe: false), outputDir: dir.path + "/run", progress: .silent, log: { _ in })
+        let snapshot = Snapshot()
+        run.callbacks = [snapshot]
+        try run.run()
+        let backboneKeys = original.keys.filter { !$0.hasPrefix("classifier.") && !$0.hasSuffix("num_batches_tracked") }
+        #expect(backboneKeys.count > 100)
+        for key in backboneKeys { #expect(snapshot.afterFirstEpoch[key] == original[key], "\(key) moved in the frozen epoch") }
+        #expect(snapshot.afterFirstEpoch["classifier.3.weight"]?.count == 2 * 1024)
+        let final = try SafeTensors.read(dir.path + "/run/model.safetensors")
+        #expect(backboneKeys.filter { $0.hasSuffix("weight") }.contains { final.tensors[$0]?.scalars != original[$0] }, "the backbone never trained")
+        let spec = try #require(run.inputSpec)
+        #expect(spec.mean == ImageNet.mean && spec.std == ImageNet.std && spec.classNames == ["cat", "dog"])
+
+        // Stopped inside the frozen epoch and resumed: the same weights as the uninterrupted run.
+        let split = TrainingRun(config: config(freeze: 1, probe: false), outputDir: dir.path + "/split", checkpointInterval: .batches(1),
+                                progress: .silent, log: { _ in })
+        split.callbacks = [StopAfter(epoch: 0, batch: 1)]
+        try split.run()
+        try TrainingRun(config: config(freeze: 1, probe: false), outputDir: dir.path + "/split", progress: .silent, log: { _ in })
+            .run(resume: true)
+        let resumed = try SafeTensors.read(dir.path + "/split/model.safetensors")
+        for (key, t) in final.tensors { #expect(resumed.tensors[key]?.scalars == t.scalars, "resumed: \(key) differs") }
+
+        // A linear probe: the backbone never moves.
+        try TrainingRun(config: config(freeze: nil, probe: true), outputDir: dir.path + "/probe", progress: .silent, log: { _ in }).run()
+        let probe = try SafeTensors.read(dir.path + "/probe/model.safetensors")
+        for key in backboneKeys { #expect(probe.tensors[key]?.scalars == original[key], "\(key) moved in a linear probe") }
+
+        // Weights of another architecture: refused before training, naming the file and the keys.
+        try SafeTensors.write(ResNet.resnet18().stateDict(), to: dir.path + "/r18.safetensors")
+        var wrong = config(freeze: 1, probe: false)
+        wrong.pretrained = dir.path + "/r18.safetensors"
+        #expect {
+            try TrainingRun(config: wrong, outputDir: dir.path + "/wrong", progress: .silent, log: { _ in }).run()
+        } throws: { "\($0)".contains("r18.safetensors") && "\($0)".contains("features.0.0.weight") }
+    }
 }

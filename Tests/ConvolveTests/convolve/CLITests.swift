@@ -230,6 +230,11 @@ func startCLI(_ args: [String]) throws -> Process {
             (["predict", junk, notPNG], junk),
             (["show", "--data-dir", dir.path, "--count", "2"], dir.path),
             (["show", "--split", "validation"], "--split"),
+            (["train", "--model", "lenet5", "--pretrained", junk], "not an ImageNet architecture"),
+            (["train", "--freeze-epochs", "2"], "give --pretrained"),
+            (["train", "--model", "resnet18", "--pretrained", junk, "--dataset", dir.path, "--output", dir.path + "/o"], dir.path),
+            (["import", junk, "--model", "resnet18", "--output", dir.path + "/o.safetensors"], junk),
+            (["predict", "--weights", junk, notPNG], "--model"),
         ]
         for (args, fragment) in cases {
             let r = try runCLI(args, env: ["CONVOLVE_DATA_DIR": dir.path, "XDG_CACHE_HOME": dir.path + "/cache"])
@@ -238,7 +243,8 @@ func startCLI(_ args: [String]) throws -> Process {
             #expect(!r.err.contains("Fatal error") && !r.err.contains("Stack dump"), "\(args) crashed: \(r.err)")
             #expect(r.err.split(separator: "\n").filter { $0.contains("rror") }.count <= 1, "\(args): \(r.err)")
         }
-        // A run that failed on its data leaves no output behind.
+        // A run that failed on its data leaves no output behind, nor does a failed import.
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/o"))
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/o.safetensors"))
     }
 }
