@@ -219,6 +219,21 @@ for (t, k, stride, inp, oup, n) in [(1, 3, 1, 32, 16, 8), (6, 3, 2, 16, 24, 8), 
                                 input=inp, output=oup))
 fixture["mbconv_se_blocks"] = mb_blocks
 
+# timm's EfficientNet-B0 (pip install --no-deps timm): other key names for the same tensors in the same
+# order. Its keys and its float64 eval-mode logits on formula weights (given by position, as Convolve
+# matches such a file) and the formula input.
+try:
+    import timm
+    timm_b0 = timm.create_model("efficientnet_b0", pretrained=False).double()
+    timm_b0.load_state_dict({k: v.double() if v.is_floating_point() else v for k, v in formula_state(timm_b0).items()})
+    timm_b0.eval()
+    with torch.no_grad():
+        timm_logits = timm_b0(formula_input((2, 3, 64, 64)).double())
+    fixture["timm_efficientnet_b0"] = dict(keys=list(timm_b0.state_dict().keys()), shape=[2, 3, 64, 64], eval_logits=T(timm_logits))
+    print("timm efficientnet_b0", len(fixture["timm_efficientnet_b0"]["keys"]), "keys")
+except ImportError:
+    print("timm not importable: its EfficientNet-B0 fixture skipped")
+
 with open(os.path.join(out, "models.json"), "w") as f:
     json.dump(fixture, f, separators=(",", ":"))
 print("lite0 params", fixture["lite0"]["parameter_count"], "loss", fixture["lite0"]["loss"], fixture["lite0"]["pytorch_float32_error"])

@@ -24,6 +24,27 @@ public func readWeights(_ path: String) throws -> [(String, Tensor)] {
     return order.filter { !$0.hasPrefix("optimizer.") }.compactMap { key in tensors[key].map { (key, $0) } }
 }
 
+/// A weight file's tensors under the model's own keys. Files with the model's keys pass as they are;
+/// a file that names them otherwise but holds the same tensors in the same order — timm's
+/// EfficientNet-B0 (`conv_stem`, `blocks.N.M.conv_dw`, `se.conv_reduce`, …) against torchvision's
+/// layout, as Keras loads weights by order — is matched entry by entry, each shape checked (a 1×1
+/// convolution's weight may stand for a linear layer's). Anything else is returned as read, for the
+/// strict loader to list what is missing and unexpected.
+/// - Parameters:
+///   - weights: the file's tensors in file order.
+///   - model: the model they are for.
+public func matchingKeys(_ weights: [(String, Tensor)], to model: Module) -> [(String, Tensor)] {
+    let mine = model.stateDict()
+    let names = Set(weights.map(\.0))
+    guard !mine.allSatisfy({ names.contains($0.0) }), weights.count == mine.count else { return weights }
+    var matched: [(String, Tensor)] = []
+    for ((_, theirs), (key, own)) in zip(weights, mine) {
+        guard theirs.count == own.count, theirs.shape.filter({ $0 != 1 }) == own.shape.filter({ $0 != 1 }) else { return weights }
+        matched.append((key, theirs.shape == own.shape ? theirs : theirs.reshape(own.shape)))
+    }
+    return matched
+}
+
 /// The first `count` bytes of a file (fewer if it is shorter; none if it cannot be read: the reader
 /// then names what is wrong).
 /// - Parameters:
@@ -45,7 +66,7 @@ extension Module {
     public func load(_ weights: Weights) throws {
         switch weights {
         case let .file(path):
-            let state = Dictionary(try readWeights(path), uniquingKeysWith: { first, _ in first })
+            let state = Dictionary(matchingKeys(try readWeights(path), to: self), uniquingKeysWith: { first, _ in first })
             try checkFinite(state, path: path)
             do { try loadStateDict(state) } catch { throw RunError("\(path): \(error)") }
         }
@@ -64,9 +85,9 @@ extension ZooModel {
         guard var spec = pretrained else {
             throw RunError("\(rawValue) has no published pretrained weights; train it with `convolve train`")
         }
-        let state = Dictionary(try readWeights(path), uniquingKeysWith: { first, _ in first })
-        // The classifier is the model's last two-dimensional parameter (`fc.weight`, `classifier.1.weight`).
         let probe = make()
+        let state = Dictionary(matchingKeys(try readWeights(path), to: probe), uniquingKeysWith: { first, _ in first })
+        // The classifier is the model's last two-dimensional parameter (`fc.weight`, `classifier.1.weight`).
         var classes = defaultClasses
         if let (key, _) = probe.stateDict().last(where: { $0.1.rank == 2 }), let stored = state[key], stored.rank == 2,
            Bounds.classes.contains(stored.shape[0]) {
@@ -152,13 +173,19 @@ func loaded<M: Module>(_ model: M, _ weights: Weights) throws -> M {
 /// file's top left out so the network keeps its new head for the dataset's classes.
 /// - Parameters:
 ///   - model: an ImageNet architecture built for the dataset (``FeatureExtractor``).
+///   - zoo: its registry entry.
 ///   - path: the weight file (`.pth` or `.safetensors`).
-public func loadBackbone(_ model: Module & Layer, from path: String) throws {
+public func loadBackbone(_ model: Module & Layer, of zoo: ZooModel, from path: String) throws {
     guard let network = model as? any FeatureExtractor else {
         throw RunError("\(path): pretrained weights load into the ImageNet architectures only (\(ZooModel.allCases.filter { $0.pretrained != nil }.map(\.rawValue).joined(separator: ", ")))")
     }
     func isTop(_ key: String) -> Bool { network.topKeys.contains { key == $0 || key.hasPrefix($0 + ".") } }
-    let file = Dictionary(try readWeights(path).filter { !isTop($0.0) }, uniquingKeysWith: { first, _ in first })
+    // Matched by order against the network as the file's classes would build it (its top's shapes
+    // are the file's, not the dataset's).
+    let read = try readWeights(path)
+    let fileClasses = read.last(where: { $0.1.rank == 2 }).map { $0.1.shape[0] } ?? zoo.defaultClasses
+    let reference = try zoo.make(input: zoo.inputShape, classes: Bounds.classes.contains(fileClasses) ? fileClasses : zoo.defaultClasses)
+    let file = Dictionary(matchingKeys(read, to: reference).filter { !isTop($0.0) }, uniquingKeysWith: { first, _ in first })
     try checkFinite(file, path: path)
     let backbone = model.stateDict().filter { !isTop($0.0) }
     let names = Set(backbone.map(\.0))

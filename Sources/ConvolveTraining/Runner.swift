@@ -290,7 +290,7 @@ public final class TrainingRun {
         // a run was resumed, nor on other threads using the default generator.
         let dropoutGenerator = RandomGenerator(seed: epochSeed(0))
         model.useGenerator(dropoutGenerator)
-        if let pretrained = config.pretrained, !resume { try loadBackbone(model, from: pretrained) }
+        if let pretrained = config.pretrained, !resume { try loadBackbone(model, of: zoo, from: pretrained) }
         let optimizer = try config.recipe.makeOptimizer(model.parameters())
         (model as? Model)?.compile(optimizer: optimizer, loss: .categoricalCrossentropy, metrics: ["accuracy"])
         let loader = DataLoader(train, batchSize: config.recipe.batchSize, shuffle: true, seed: config.seed,

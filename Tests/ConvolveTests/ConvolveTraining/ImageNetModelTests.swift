@@ -266,4 +266,27 @@ func checkNetworkStep(_ model: Module & Layer, against f: [String: Any],
             try checkBlockStep(block, input: [2, v[0], v[5], v[5]], against: c, "MBConv \(v)")
         }
     }
+
+    /// A file with timm's keys for EfficientNet-B0 (`conv_stem`, `blocks.1.0.conv_dw`, `se.conv_reduce`,
+    /// …: the same tensors in the same order) loads by order into torchvision's layout, and the
+    /// network then gives timm's own float64 logits (`Tools/make_model_fixtures.py`, timm's code on the
+    /// same formula weights) to 10⁻⁴.
+    @Test func timmEfficientNetB0WeightsLoadByOrder() throws {
+        let f = (try fixture("models") as! [String: Any])["timm_efficientnet_b0"] as! [String: Any]
+        let keys = f["keys"] as! [String]
+        let model = EfficientNet(stochasticDepth: 0, dropout: 0)
+        let own = model.stateDict().map(\.0)
+        #expect(keys.count == own.count && keys.first == "conv_stem.weight" && Set(keys).isDisjoint(with: own.dropLast(2)))
+        let formula = formulaStateDict(model)
+        let dir = TempDir()
+        let path = dir.path + "/timm_efficientnet_b0.safetensors"
+        try SafeTensors.write(zip(keys, own).map { ($0, formula[$1]!) }, to: path)
+        try model.load(.file(path))
+        model.eval()
+        let logits = withNoGrad { model(formulaInput(ints(f["shape"]))) }
+        #expect(relativeError(logits, tensor(f["eval_logits"])) < 1e-4, "timm's logits")
+        // A file that is neither layout is refused with the keys listed, as before.
+        try SafeTensors.write(zip(keys, own).dropLast().map { ($0, formula[$1]!) }, to: path)
+        #expect(throws: (any Error).self) { try EfficientNet().load(.file(path)) }
+    }
 }
