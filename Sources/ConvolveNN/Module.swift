@@ -158,8 +158,11 @@ open class Module: CustomStringConvertible {
     /// - Parameters:
     ///   - state: tensors by key, as `stateDict()` names them.
     ///   - strict: refuse missing and unexpected keys (PyTorch's default).
-    public func loadStateDict(_ state: [String: Tensor], strict: Bool = true) throws {
-        let mine = stateDict()
+    ///   - skipping: keys left alone on both sides (fine-tuning's new head: the file's top is not
+    ///     loaded, the model's keeps its values).
+    public func loadStateDict(_ state: [String: Tensor], strict: Bool = true, skipping: (String) -> Bool = { _ in false }) throws {
+        let state = state.filter { !skipping($0.key) }
+        let mine = stateDict().filter { !skipping($0.0) }
         let names = Set(mine.map(\.0))
         // Every problem at once, as `load_state_dict` lists them: missing and unexpected keys, then
         // each key whose shape differs.

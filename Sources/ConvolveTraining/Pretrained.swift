@@ -187,14 +187,6 @@ public func loadBackbone(_ model: Module & Layer, of zoo: ZooModel, from path: S
     let reference = try zoo.make(input: zoo.inputShape, classes: Bounds.classes.contains(fileClasses) ? fileClasses : zoo.defaultClasses)
     let file = Dictionary(matchingKeys(read, to: reference).filter { !isTop($0.0) }, uniquingKeysWith: { first, _ in first })
     try checkFinite(file, path: path)
-    let backbone = model.stateDict().filter { !isTop($0.0) }
-    let names = Set(backbone.map(\.0))
-    var problems: [StateDictError] = []
-    let missing = backbone.map(\.0).filter { file[$0] == nil }, unexpected = file.keys.filter { !names.contains($0) }.sorted()
-    if !missing.isEmpty || !unexpected.isEmpty { problems.append(.keyMismatch(missing: missing, unexpected: unexpected)) }
-    for (key, t) in backbone { if let stored = file[key], stored.shape != t.shape { problems.append(.shapeMismatch(key: key, expected: t.shape, got: stored.shape)) } }
-    guard problems.isEmpty else {
-        throw RunError("\(path): not the backbone of this \(type(of: model)): \(problems.count == 1 ? problems[0] : .several(problems))")
-    }
-    for (key, t) in backbone { t.copy(from: file[key]!) }
+    do { try model.loadStateDict(file, skipping: isTop) }
+    catch { throw RunError("\(path): not the backbone of this \(type(of: model)): \(error)") }
 }
