@@ -92,7 +92,8 @@ import ConvolveNN
         func config(freeze: Int?, probe: Bool) -> RunConfig {
             var recipe = ZooModel.mobilenetV3Small.defaults
             recipe.epochs = 2; recipe.batchSize = 4
-            var c = RunConfig(model: .mobilenetV3Small, dataset: dir.path + "/photos", recipe: recipe, seed: 3, threads: 1,
+            // The pool's own thread count: a run sets it, and other tests share the pool.
+            var c = RunConfig(model: .mobilenetV3Small, dataset: dir.path + "/photos", recipe: recipe, seed: 3, threads: Parallel.threads,
                               imageSize: 32, channels: 3, centerCrop: true, validationSplit: 0.25)
             c.pretrained = weights; c.freezeEpochs = freeze; c.linearProbe = probe ? true : nil
             return c
